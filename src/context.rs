@@ -1,0 +1,58 @@
+//! The state every connection handler may read or update: settings, static files, lifecycle,
+//! metrics and the loop's notion of "now". Owned by the loop, lent to one handler at a time.
+
+use std::time::SystemTime;
+
+use crate::config::Config;
+use crate::lifecycle::Lifecycle;
+use crate::metrics::{Metrics, OpenConnections};
+use crate::static_files::StaticFiles;
+use crate::timers::Millis;
+
+/// Shared loop state.
+#[derive(Debug)]
+pub struct Context {
+    /// Validated settings.
+    pub config: Config,
+    /// The static file cache.
+    pub files: StaticFiles,
+    /// Phase and lifecycle deadlines.
+    pub lifecycle: Lifecycle,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Connections open now, kept by the loop.
+    pub open: OpenConnections,
+    /// The name clients see.
+    pub instance_id: String,
+    /// Loop time of the current iteration.
+    pub now: Millis,
+    /// `Date` header value, refreshed once a second.
+    pub date: String,
+    date_second: Millis,
+}
+
+impl Context {
+    /// A context at time zero.
+    pub fn new(config: Config, files: StaticFiles, instance_id: String) -> Self {
+        Context {
+            config,
+            files,
+            lifecycle: Lifecycle::new(),
+            metrics: Metrics::default(),
+            open: OpenConnections::default(),
+            instance_id,
+            now: 0,
+            date: httpdate::fmt_http_date(SystemTime::now()),
+            date_second: 0,
+        }
+    }
+
+    /// Advances the loop time, refreshing the `Date` header when a second has passed.
+    pub fn tick(&mut self, now: Millis) {
+        self.now = now;
+        if now / 1000 != self.date_second {
+            self.date_second = now / 1000;
+            self.date = httpdate::fmt_http_date(SystemTime::now());
+        }
+    }
+}

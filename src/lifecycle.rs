@@ -1,0 +1,149 @@
+//! The server's phases while Kubernetes replaces its pod: `Serving → PreStop → Draining → exit`.
+//!
+//! `GET /prestop` (the kubelet's preStop hook) moves Serving to PreStop: readiness turns 503 so
+//! the load balancer stops sending new connections, but everything is still served, because
+//! endpoint removal races with the hook and new connections may still arrive. The hook's answer
+//! is a timer: every call answers at the same deadline, `PRESTOP_DELAY` after the first. Only then
+//! does the kubelet send SIGTERM, which starts Draining; SIGTERM without a preStop (`kubectl
+//! delete`, Ctrl-C) goes straight there. A second signal means "stop now".
+
+use std::time::Duration;
+
+use crate::timers::{Millis, after};
+
+/// Where the server is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Ready and serving.
+    Serving,
+    /// preStop called: not ready, still serving everything.
+    PreStop,
+    /// Signalled: public listener closed, open connections being wound down.
+    Draining,
+}
+
+impl Phase {
+    /// Lower-case name, as in logs, metrics and alive messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Serving => "serving",
+            Phase::PreStop => "prestop",
+            Phase::Draining => "draining",
+        }
+    }
+
+    /// Every phase, in order.
+    pub const ALL: [Phase; 3] = [Phase::Serving, Phase::PreStop, Phase::Draining];
+}
+
+/// What a signal asks of the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalAction {
+    /// First signal: begin the drain.
+    BeginDrain,
+    /// Signal during the drain: close everything and exit now.
+    ExitNow,
+}
+
+/// Phase and lifecycle deadlines.
+#[derive(Debug)]
+pub struct Lifecycle {
+    phase: Phase,
+    prestop_answer_at: Option<Millis>,
+    drain_started_at: Option<Millis>,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Lifecycle {
+    /// Serving, nothing scheduled.
+    pub fn new() -> Self {
+        Lifecycle {
+            phase: Phase::Serving,
+            prestop_answer_at: None,
+            drain_started_at: None,
+        }
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Whether `/readyz` says ready.
+    pub fn ready(&self) -> bool {
+        self.phase == Phase::Serving
+    }
+
+    /// A `GET /prestop` arrived: returns when it (and every other one) is answered. The first
+    /// call starts the delay and the PreStop phase; once draining, it is answered at once.
+    pub fn request_prestop(&mut self, now: Millis, delay: Duration) -> Millis {
+        if self.phase == Phase::Draining {
+            return now;
+        }
+        *self.prestop_answer_at.get_or_insert_with(|| {
+            self.phase = Phase::PreStop;
+            log::info!(
+                "prestop: readiness now 503, still serving; answering in {:.1}s",
+                delay.as_secs_f64()
+            );
+            after(now, delay)
+        })
+    }
+
+    /// When pending `/prestop` calls are answered, if any were made.
+    pub fn prestop_answer_at(&self) -> Option<Millis> {
+        self.prestop_answer_at
+    }
+
+    /// A termination signal arrived.
+    pub fn on_signal(&mut self, now: Millis) -> SignalAction {
+        if self.phase == Phase::Draining {
+            return SignalAction::ExitNow;
+        }
+        self.phase = Phase::Draining;
+        self.drain_started_at = Some(now);
+        // The kubelet only signals after preStop returned; answer any hook still waiting.
+        if let Some(at) = self.prestop_answer_at.as_mut() {
+            *at = (*at).min(now);
+        }
+        SignalAction::BeginDrain
+    }
+
+    /// When the drain began, if it has.
+    pub fn drain_started_at(&self) -> Option<Millis> {
+        self.drain_started_at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prestop_is_idempotent_and_shares_one_deadline() {
+        let mut l = Lifecycle::new();
+        assert!(l.ready());
+        let first = l.request_prestop(1_000, Duration::from_secs(15));
+        assert_eq!(first, 16_000);
+        assert_eq!(l.phase(), Phase::PreStop);
+        assert!(!l.ready());
+        assert_eq!(l.request_prestop(5_000, Duration::from_secs(15)), 16_000);
+    }
+
+    #[test]
+    fn signal_drains_then_exits_and_answers_prestop() {
+        let mut l = Lifecycle::new();
+        l.request_prestop(0, Duration::from_secs(15));
+        assert_eq!(l.on_signal(3_000), SignalAction::BeginDrain);
+        assert_eq!(l.phase(), Phase::Draining);
+        assert_eq!(l.prestop_answer_at(), Some(3_000));
+        assert_eq!(l.request_prestop(4_000, Duration::from_secs(15)), 4_000);
+        assert_eq!(l.on_signal(5_000), SignalAction::ExitNow);
+        assert_eq!(l.drain_started_at(), Some(3_000));
+    }
+}

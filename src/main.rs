@@ -1,0 +1,42 @@
+//! Entry point: reads the settings, starts logging, runs the loop. Exit codes: 0 after a clean
+//! stop, 1 when the server cannot run (e.g. a port in use), 2 for a bad setting.
+
+use std::process::ExitCode;
+
+use wsdrain::config::{self, Command, Config};
+use wsdrain::server::Server;
+
+fn main() -> ExitCode {
+    let config = match Config::from_process() {
+        Ok(Command::Run(config)) => *config,
+        Ok(Command::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("wsdrain: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = simple_logger::SimpleLogger::new()
+        .with_level(config.log_level)
+        .with_utc_timestamps()
+        .init()
+    {
+        eprintln!("wsdrain: cannot start logging: {e}");
+        return ExitCode::from(1);
+    }
+    let instance_id = config::instance_id(&config.instance_id);
+    log::info!(
+        "starting wsdrain {} instance={instance_id} pid={}",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    );
+    match Server::bind(config, instance_id).and_then(Server::run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("stopped: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

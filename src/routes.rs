@@ -1,0 +1,204 @@
+//! Routing: which endpoint a request names on which port, and what each endpoint answers.
+//!
+//! | port   | path        | methods   | answer |
+//! |--------|-------------|-----------|--------|
+//! | both   | `/healthz`  | GET, HEAD | 200 `ok` while the loop runs |
+//! | both   | `/readyz`   | GET, HEAD | 200 while serving, 503 after preStop or during drain |
+//! | admin  | `/metrics`  | GET, HEAD | Prometheus text |
+//! | admin  | `/prestop`  | GET       | 200 after `PRESTOP_DELAY` (a timer; the connection waits) |
+//! | public | anything else | GET, HEAD | a static file, 301 to add a directory's slash, or 404 |
+//!
+//! `/metrics` and `/prestop` on the public port are 404: the public port is what the internet
+//! reaches, and anyone could otherwise start the pod's shutdown.
+
+use crate::context::Context;
+use crate::http::{Body, Head, HttpError, Method, Response};
+use crate::metrics::Side;
+use crate::static_files::Lookup;
+
+/// What the connection should do with a request.
+#[derive(Debug)]
+pub enum Action {
+    /// Send this response.
+    Respond(Response),
+    /// Hold the answer until the preStop deadline.
+    AwaitPreStop,
+}
+
+/// The endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Liveness.
+    Healthz,
+    /// Readiness.
+    Readyz,
+    /// Prometheus metrics (admin only).
+    Metrics,
+    /// The preStop hook (admin only).
+    PreStop,
+    /// A file from `STATIC_DIR` (public only).
+    Static,
+    /// No such endpoint on this port.
+    NotFound,
+}
+
+impl Endpoint {
+    /// The endpoint a path names on a port.
+    pub fn of(side: Side, path: &str) -> Endpoint {
+        match (side, path) {
+            (_, "/healthz") => Endpoint::Healthz,
+            (_, "/readyz") => Endpoint::Readyz,
+            (Side::Admin, "/metrics") => Endpoint::Metrics,
+            (Side::Admin, "/prestop") => Endpoint::PreStop,
+            (Side::Public, "/metrics" | "/prestop") | (Side::Admin, _) => Endpoint::NotFound,
+            (Side::Public, _) => Endpoint::Static,
+        }
+    }
+
+    /// The `Allow` header value.
+    fn allow(self) -> &'static str {
+        match self {
+            Endpoint::PreStop => "GET",
+            _ => "GET, HEAD",
+        }
+    }
+
+    fn allows(self, method: Method) -> bool {
+        match self {
+            Endpoint::PreStop => method == Method::Get,
+            _ => matches!(method, Method::Get | Method::Head),
+        }
+    }
+}
+
+/// Answers one request.
+pub fn handle(head: &Head<'_>, side: Side, ctx: &mut Context) -> Action {
+    let endpoint = Endpoint::of(side, head.path);
+    if endpoint == Endpoint::NotFound {
+        return Action::Respond(not_found());
+    }
+    if endpoint == Endpoint::Static {
+        return Action::Respond(static_file(head, ctx));
+    }
+    if !endpoint.allows(head.method) {
+        return Action::Respond(method_not_allowed(endpoint.allow()));
+    }
+    Action::Respond(match endpoint {
+        Endpoint::Healthz => Response::text(200, "ok").header("Cache-Control", "no-store"),
+        Endpoint::Readyz => {
+            let phase = ctx.lifecycle.phase();
+            if ctx.lifecycle.ready() {
+                Response::text(200, "ready")
+            } else {
+                Response::text(503, &format!("not ready: {}", phase.as_str()))
+            }
+            .header("Cache-Control", "no-store")
+        }
+        Endpoint::Metrics => {
+            let uptime = ctx.now as f64 / 1000.0;
+            let text = ctx.metrics.render(ctx.lifecycle.phase(), ctx.open, uptime);
+            Response::new(
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                Body::Owned(text.into_bytes()),
+            )
+            .header("Cache-Control", "no-store")
+        }
+        Endpoint::PreStop => {
+            ctx.lifecycle
+                .request_prestop(ctx.now, ctx.config.prestop_delay);
+            return Action::AwaitPreStop;
+        }
+        Endpoint::Static | Endpoint::NotFound => not_found(),
+    })
+}
+
+/// The answer to `/prestop` once its deadline has come.
+pub fn prestop_done(ctx: &Context) -> Response {
+    let phase = ctx.lifecycle.phase();
+    Response::text(200, &format!("prestop done; phase {}", phase.as_str()))
+        .header("Cache-Control", "no-store")
+}
+
+fn not_found() -> Response {
+    Response::error(HttpError {
+        status: 404,
+        reason: "not found",
+    })
+}
+
+fn method_not_allowed(allow: &'static str) -> Response {
+    Response::error(HttpError {
+        status: 405,
+        reason: "method not allowed",
+    })
+    .header("Allow", allow)
+}
+
+fn static_file(head: &Head<'_>, ctx: &Context) -> Response {
+    let lookup = match ctx.files.lookup(head.path) {
+        Ok(lookup) => lookup,
+        Err(reason) => {
+            return Response::error(HttpError {
+                status: 400,
+                reason,
+            });
+        }
+    };
+    match lookup {
+        Lookup::NotFound => not_found(),
+        _ if !Endpoint::Static.allows(head.method) => method_not_allowed(Endpoint::Static.allow()),
+        Lookup::AddSlash => {
+            let location = match head.query {
+                Some(q) => format!("{}/?{q}", head.path),
+                None => format!("{}/", head.path),
+            };
+            Response::text(301, "moved").header("Location", location)
+        }
+        Lookup::File(file) => {
+            let fresh = file.not_modified(
+                head.header("if-none-match"),
+                head.header("if-modified-since"),
+            );
+            let (status, body) = if fresh {
+                (304, Body::None)
+            } else {
+                (200, Body::Shared(file.body.clone()))
+            };
+            Response::new(status, file.content_type, body)
+                .header("ETag", &file.etag)
+                .header("Last-Modified", &file.last_modified)
+                .header("Cache-Control", "no-cache")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_table() {
+        let cases = [
+            (Side::Public, "/healthz", Endpoint::Healthz),
+            (Side::Admin, "/healthz", Endpoint::Healthz),
+            (Side::Public, "/readyz", Endpoint::Readyz),
+            (Side::Admin, "/readyz", Endpoint::Readyz),
+            (Side::Admin, "/metrics", Endpoint::Metrics),
+            (Side::Admin, "/prestop", Endpoint::PreStop),
+            (Side::Public, "/metrics", Endpoint::NotFound),
+            (Side::Public, "/prestop", Endpoint::NotFound),
+            (Side::Admin, "/", Endpoint::NotFound),
+            (Side::Admin, "/index.html", Endpoint::NotFound),
+            (Side::Public, "/", Endpoint::Static),
+            (Side::Public, "/healthz/", Endpoint::Static),
+        ];
+        for (side, path, endpoint) in cases {
+            assert_eq!(Endpoint::of(side, path), endpoint, "{side:?} {path}");
+        }
+        assert!(Endpoint::PreStop.allows(Method::Get));
+        assert!(!Endpoint::PreStop.allows(Method::Head));
+        assert!(Endpoint::Healthz.allows(Method::Head));
+        assert!(!Endpoint::Metrics.allows(Method::Other));
+    }
+}

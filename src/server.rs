@@ -1,0 +1,421 @@
+//! The event loop: one `mio::Poll` over the two listeners, signal-hook's self-pipe and a slab of
+//! connections, with one heap of deadlines. Nothing blocks and there are no other threads: the
+//! poll timeout is the nearest deadline, and a signal wakes the poll through its pipe.
+//!
+//! One iteration: poll → accept until `WouldBlock` on each ready listener → let each ready
+//! connection read, serve and write → fire due deadlines → check whether the drain is over.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+
+use crate::config::{Config, FD_RESERVE, MAX_ADMIN_CONNECTIONS};
+use crate::connection::{Connection, Verdict};
+use crate::context::Context;
+use crate::lifecycle::{Phase, SignalAction};
+use crate::metrics::{RejectReason, Side};
+use crate::net::{self, FdLimits, SpareFd};
+use crate::static_files::StaticFiles;
+use crate::timers::{Clock, Millis, after};
+
+const PUBLIC: Token = Token(usize::MAX - 1);
+const ADMIN: Token = Token(usize::MAX - 2);
+const SIGNALS: Token = Token(usize::MAX - 3);
+
+/// Readiness events taken per poll.
+const EVENTS_CAPACITY: usize = 1024;
+/// The loop's one read buffer, lent to whichever connection is reading.
+const SCRATCH_BYTES: usize = 64 * 1024;
+/// When accept fails and nothing else will wake the loop, try again after this long.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// Descriptor exhaustion is logged at most this often.
+const FD_WARNING_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The server, bound and ready to run.
+pub struct Server {
+    poll: Poll,
+    public: Option<TcpListener>,
+    admin: TcpListener,
+    signals: Signals,
+    conns: Slab<Connection>,
+    timers: crate::timers::Timers,
+    ctx: Context,
+    clock: Clock,
+    scratch: Box<[u8]>,
+    spare: SpareFd,
+    max_public: usize,
+    next_generation: u32,
+    public_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    /// Accepting paused after an error; retry at this time.
+    accept_retry_at: Option<Millis>,
+    last_fd_warning: Option<Millis>,
+    drain_deadline: Option<Millis>,
+    exit_now: bool,
+}
+
+impl Server {
+    /// Loads the static files, raises the open-files limit, binds both listeners and registers
+    /// everything with a new poll.
+    pub fn bind(config: Config, instance_id: String) -> io::Result<Server> {
+        let clock = Clock::new();
+        let limits = net::raise_fd_limit()?;
+        let max_public = config
+            .max_connections
+            .unwrap_or_else(|| limits.soft.saturating_sub(FD_RESERVE).max(1) as usize);
+        let files = StaticFiles::load(&config.static_dir)?;
+
+        let poll = Poll::new()?;
+        let mut public = net::listen(config.public_addr, config.listen_backlog)
+            .map_err(|e| annotate(e, "PORT", config.public_addr))?;
+        let mut admin = net::listen(config.admin_addr, config.listen_backlog)
+            .map_err(|e| annotate(e, "ADMIN_PORT", config.admin_addr))?;
+        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        poll.registry()
+            .register(&mut public, PUBLIC, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut admin, ADMIN, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let public_addr = public.local_addr()?;
+        let admin_addr = admin.local_addr()?;
+
+        log_listening(&config, &files, limits, max_public, public_addr, admin_addr);
+        let mut ctx = Context::new(config, files, instance_id);
+        ctx.tick(clock.now());
+        Ok(Server {
+            poll,
+            public: Some(public),
+            admin,
+            signals,
+            conns: Slab::new(),
+            timers: crate::timers::Timers::new(),
+            ctx,
+            clock,
+            scratch: vec![0; SCRATCH_BYTES].into_boxed_slice(),
+            spare: SpareFd::new(),
+            max_public,
+            next_generation: 0,
+            public_addr,
+            admin_addr,
+            accept_retry_at: None,
+            last_fd_warning: None,
+            drain_deadline: None,
+            exit_now: false,
+        })
+    }
+
+    /// The public listener's address (useful with `PORT=0`).
+    pub fn public_addr(&self) -> SocketAddr {
+        self.public_addr
+    }
+
+    /// The admin listener's address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// Runs until the drain is over (or a second signal), then returns.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        let mut due = Vec::new();
+        log::info!("ready: serving");
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            self.ctx.tick(self.clock.now());
+            for event in events.iter() {
+                match event.token() {
+                    PUBLIC => self.accept_all(Side::Public),
+                    ADMIN => self.accept_all(Side::Admin),
+                    SIGNALS => self.on_signals(),
+                    Token(slot) => self.on_conn_ready(slot),
+                }
+            }
+            self.fire_timers(&mut due);
+            if self.accept_retry_at.is_some_and(|at| at <= self.ctx.now) {
+                self.accept_retry_at = None;
+                self.accept_all(Side::Public);
+                self.accept_all(Side::Admin);
+            }
+            if self.finished() {
+                break;
+            }
+        }
+        self.log_exit();
+        Ok(())
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        let next = [
+            self.timers.next(),
+            self.accept_retry_at,
+            self.drain_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
+        Some(Duration::from_millis(next.saturating_sub(self.clock.now())))
+    }
+
+    fn accept_all(&mut self, side: Side) {
+        loop {
+            let listener = match side {
+                Side::Public => match &self.public {
+                    Some(listener) => listener,
+                    None => return, // closed for the drain
+                },
+                Side::Admin => &self.admin,
+            };
+            match listener.accept() {
+                Ok((stream, _)) => self.admit(stream, side),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if net::is_fd_exhaustion(&e) => {
+                    if !self.shed_one(side, &e) {
+                        self.accept_retry_at = Some(after(self.ctx.now, ACCEPT_RETRY));
+                        return;
+                    }
+                }
+                Err(e) if net::is_transient_accept_error(&e) => {}
+                Err(e) => {
+                    log::warn!("accept on the {} port failed: {e}", side.as_str());
+                    self.accept_retry_at = Some(after(self.ctx.now, ACCEPT_RETRY));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Out of descriptors: use the spare one to accept a waiting client, refuse it, take the
+    /// spare back. False if there was no spare (then the loop retries later).
+    fn shed_one(&mut self, side: Side, e: &io::Error) -> bool {
+        let now = self.ctx.now;
+        if self
+            .last_fd_warning
+            .is_none_or(|t| now >= after(t, FD_WARNING_INTERVAL))
+        {
+            self.last_fd_warning = Some(now);
+            log::warn!(
+                "out of file descriptors ({e}) with {} connections open; refusing new clients",
+                self.conns.len()
+            );
+        }
+        if !self.spare.release() {
+            self.spare.refill();
+            return false;
+        }
+        let listener = match side {
+            Side::Public => self.public.as_ref(),
+            Side::Admin => Some(&self.admin),
+        };
+        if let Some(Ok((stream, _))) = listener.map(TcpListener::accept) {
+            self.ctx.metrics.bytes_out += net::reject(stream, &mut self.scratch);
+            self.ctx.metrics.rejected(RejectReason::FdExhausted);
+        }
+        self.spare.refill();
+        true
+    }
+
+    fn admit(&mut self, mut stream: mio::net::TcpStream, side: Side) {
+        let (open, cap) = match side {
+            Side::Public => (&mut self.ctx.open.http, self.max_public),
+            Side::Admin => (&mut self.ctx.open.admin, MAX_ADMIN_CONNECTIONS),
+        };
+        if *open >= cap {
+            self.ctx.metrics.bytes_out += net::reject(stream, &mut self.scratch);
+            self.ctx.metrics.rejected(RejectReason::MaxConnections);
+            log::debug!("{} port full ({cap}): answered 503", side.as_str());
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        let entry = self.conns.vacant_entry();
+        let slot = entry.key();
+        // Both directions, once: edge-triggered, so no epoll_ctl is needed while it lives.
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Token(slot),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::warn!("cannot register a connection: {e}");
+            return;
+        }
+        *open += 1;
+        self.ctx.metrics.accepted(side);
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let conn = entry.insert(Connection::new(
+            stream,
+            side,
+            self.next_generation,
+            self.ctx.now,
+        ));
+        log::debug!(
+            "conn #{}: accepted on the {} port",
+            conn.generation,
+            side.as_str()
+        );
+        self.settle(slot, Verdict::Keep);
+    }
+
+    fn on_conn_ready(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let verdict = conn.on_ready(&mut self.ctx, &mut self.scratch);
+        self.settle(slot, verdict);
+    }
+
+    /// After a connection has run: drop it, or move its deadline.
+    fn settle(&mut self, slot: usize, verdict: Verdict) {
+        match verdict {
+            Verdict::Close => {
+                let conn = self.conns.remove(slot);
+                match conn.side {
+                    Side::Public => self.ctx.open.http -= 1,
+                    Side::Admin => self.ctx.open.admin -= 1,
+                }
+                log::debug!("conn #{}: closed", conn.generation);
+            }
+            Verdict::Keep => {
+                let conn = &mut self.conns[slot];
+                let at = conn.next_deadline(&self.ctx);
+                self.timers
+                    .set(&mut conn.deadline, slot, conn.generation, at);
+            }
+        }
+    }
+
+    fn fire_timers(&mut self, due: &mut Vec<usize>) {
+        let now = self.ctx.now;
+        while let Some(entry) = self.timers.pop_due(now) {
+            let Some(conn) = self.conns.get_mut(entry.slot) else {
+                continue;
+            };
+            if conn.generation == entry.generation
+                && self.timers.fire(entry, &mut conn.deadline, now)
+            {
+                due.push(entry.slot);
+            }
+        }
+        for slot in due.drain(..) {
+            let verdict = self.conns[slot].on_timeout(&mut self.ctx, &mut self.scratch);
+            self.settle(slot, verdict);
+        }
+    }
+
+    fn on_signals(&mut self) {
+        let pending: Vec<i32> = self.signals.pending().collect();
+        for signal in pending {
+            let name = if signal == SIGINT {
+                "SIGINT"
+            } else {
+                "SIGTERM"
+            };
+            match self.ctx.lifecycle.on_signal(self.ctx.now) {
+                SignalAction::BeginDrain => self.begin_drain(name),
+                SignalAction::ExitNow => {
+                    log::info!("{name} again: closing {} connections now", self.conns.len());
+                    self.exit_now = true;
+                }
+            }
+        }
+    }
+
+    /// Stops accepting on the public port (the kernel now refuses new connections), answers any
+    /// waiting preStop hook, and lets every connection close what it can.
+    fn begin_drain(&mut self, signal: &str) {
+        if let Some(mut listener) = self.public.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let config = &self.ctx.config;
+        let budget = config.drain_window + config.close_timeout;
+        self.drain_deadline = Some(after(self.ctx.now, budget));
+        log::info!(
+            "{signal}: draining; public listener closed; {} public and {} admin connections open; deadline {:.1}s",
+            self.ctx.open.http,
+            self.ctx.open.admin,
+            budget.as_secs_f64()
+        );
+        let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
+        for slot in slots {
+            let verdict = self.conns[slot].on_ready(&mut self.ctx, &mut self.scratch);
+            self.settle(slot, verdict);
+        }
+    }
+
+    /// Whether the loop should stop: a second signal, or a drain with nothing left to wait for.
+    fn finished(&self) -> bool {
+        if self.exit_now {
+            return true;
+        }
+        if self.ctx.lifecycle.phase() != Phase::Draining {
+            return false;
+        }
+        if self.ctx.open.http == 0 {
+            log::info!("drain complete: every public connection closed");
+            return true;
+        }
+        if self.drain_deadline.is_some_and(|at| self.ctx.now >= at) {
+            log::warn!(
+                "drain deadline passed with {} public connections still open; closing them",
+                self.ctx.open.http
+            );
+            return true;
+        }
+        false
+    }
+
+    fn log_exit(&self) {
+        let m = &self.ctx.metrics;
+        log::info!(
+            "exit: accepted {} public and {} admin connections, refused {} (full) and {} (out of descriptors), \
+             answered {} requests, closed {} connections at exit, {} bytes in, {} bytes out",
+            m.accepted[Side::Public as usize],
+            m.accepted[Side::Admin as usize],
+            m.rejected_max_connections,
+            m.rejected_fd_exhausted,
+            m.requests_total(),
+            self.conns.len(),
+            m.bytes_in,
+            m.bytes_out
+        );
+    }
+}
+
+fn annotate(e: io::Error, setting: &str, addr: SocketAddr) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!("cannot listen on {addr} ({setting}): {e}"),
+    )
+}
+
+fn log_listening(
+    config: &Config,
+    files: &StaticFiles,
+    limits: FdLimits,
+    max_public: usize,
+    public: SocketAddr,
+    admin: SocketAddr,
+) {
+    log::info!(
+        "listening public={public} admin={admin} max_connections={max_public} \
+         open_files_limit={} (was {}, hard {}) backlog={} static_files={} ({} bytes from {:?})",
+        limits.soft,
+        limits.soft_before,
+        limits.hard,
+        config.listen_backlog,
+        files.len(),
+        files.total_bytes(),
+        config.static_dir
+    );
+}

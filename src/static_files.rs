@@ -1,0 +1,346 @@
+//! Static files: `STATIC_DIR` is read into memory once at start and served from there.
+//!
+//! Why a cache and not reads per request: the loop must never block on disk, the directory is
+//! small (a page and its scripts), and in the container it is read-only, so it cannot change
+//! under us. Every response shares the file's bytes (`Arc`), so a thousand clients fetching the
+//! page cost one copy. Each file's ETag is a hash of its content, so every pod of one image
+//! gives the same ETag, whatever the file times in the image.
+//!
+//! Path safety is by construction: a request can only name a key of the map, and the map holds
+//! only regular files that really live under the root (symlinks are resolved at load and
+//! skipped when they point outside). Request paths are still checked and suspicious shapes
+//! (`..`, encoded slashes, backslashes, NUL) answered 400, so probes for them are visible.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Files larger than this are not served (logged at start).
+pub const MAX_FILE_BYTES: u64 = 8 << 20;
+/// The whole cache stops growing here (logged at start).
+pub const MAX_TOTAL_BYTES: u64 = 64 << 20;
+/// Directory nesting followed at load.
+const MAX_DEPTH: usize = 16;
+
+/// One cached file.
+#[derive(Debug)]
+pub struct StaticFile {
+    /// The content.
+    pub body: Arc<[u8]>,
+    /// Its media type.
+    pub content_type: &'static str,
+    /// A strong validator: a hash of the content.
+    pub etag: String,
+    /// Modification time as an HTTP date.
+    pub last_modified: String,
+    modified: SystemTime,
+}
+
+impl StaticFile {
+    /// Whether the client's cached copy is current (`If-None-Match` first, then
+    /// `If-Modified-Since`, as RFC 9110 §13.2.2 orders them).
+    pub fn not_modified(
+        &self,
+        if_none_match: Option<&str>,
+        if_modified_since: Option<&str>,
+    ) -> bool {
+        if let Some(tags) = if_none_match {
+            return tags
+                .split(',')
+                .map(str::trim)
+                .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == self.etag);
+        }
+        if let Some(since) = if_modified_since.and_then(|s| httpdate::parse_http_date(s).ok()) {
+            return secs(self.modified) <= secs(since);
+        }
+        false
+    }
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// What a request path resolves to.
+#[derive(Debug)]
+pub enum Lookup<'a> {
+    /// A file.
+    File(&'a StaticFile),
+    /// A directory named without its trailing slash: redirect so relative links work.
+    AddSlash,
+    /// Nothing here.
+    NotFound,
+}
+
+/// The cache of `STATIC_DIR`.
+#[derive(Debug, Default)]
+pub struct StaticFiles {
+    files: HashMap<String, StaticFile>,
+    dirs: HashSet<String>,
+    total_bytes: u64,
+}
+
+impl StaticFiles {
+    /// Reads every regular file under `root` that is within the limits.
+    pub fn load(root: &Path) -> io::Result<StaticFiles> {
+        let root = root.canonicalize()?;
+        let mut files = StaticFiles::default();
+        let mut visited = HashSet::new();
+        files.load_dir(&root, &root, String::new(), 0, &mut visited)?;
+        Ok(files)
+    }
+
+    fn load_dir(
+        &mut self,
+        root: &Path,
+        dir: &Path,
+        prefix: String,
+        depth: usize,
+        visited: &mut HashSet<PathBuf>,
+    ) -> io::Result<()> {
+        if depth > MAX_DEPTH || !visited.insert(dir.to_path_buf()) {
+            return Ok(());
+        }
+        let mut entries: Vec<_> = fs::read_dir(dir)?.filter_map(Result::ok).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                log::warn!("static: skipping {:?}: name is not UTF-8", entry.path());
+                continue;
+            };
+            if name.starts_with('.') {
+                continue; // hidden files (.git, .env, editor swap files) are never served
+            }
+            let Ok(real) = entry.path().canonicalize() else {
+                log::warn!("static: skipping {:?}: broken link", entry.path());
+                continue;
+            };
+            if !real.starts_with(root) {
+                log::warn!(
+                    "static: skipping {:?}: points outside {:?}",
+                    entry.path(),
+                    root
+                );
+                continue;
+            }
+            let key = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let meta = fs::metadata(&real)?;
+            if meta.is_dir() {
+                self.dirs.insert(key.clone());
+                self.load_dir(root, &real, key, depth + 1, visited)?;
+            } else if meta.is_file() {
+                self.load_file(key, &real, &meta)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn load_file(&mut self, key: String, path: &Path, meta: &fs::Metadata) -> io::Result<()> {
+        if meta.len() > MAX_FILE_BYTES {
+            log::warn!(
+                "static: not serving {key}: {} bytes is over {MAX_FILE_BYTES}",
+                meta.len()
+            );
+            return Ok(());
+        }
+        if self.total_bytes + meta.len() > MAX_TOTAL_BYTES {
+            log::warn!("static: not serving {key}: the cache is full ({MAX_TOTAL_BYTES} bytes)");
+            return Ok(());
+        }
+        let body = fs::read(path)?;
+        let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+        self.total_bytes += body.len() as u64;
+        let file = StaticFile {
+            etag: format!("\"{:x}-{:016x}\"", body.len(), fnv1a(&body)),
+            content_type: content_type(&key),
+            last_modified: httpdate::fmt_http_date(modified),
+            body: body.into(),
+            modified,
+        };
+        self.files.insert(key, file);
+        Ok(())
+    }
+
+    /// Number of files cached.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether no file is cached.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Bytes cached.
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+
+    /// Resolves a request path (percent-encoded, starting with `/`).
+    pub fn lookup(&self, path: &str) -> Result<Lookup<'_>, &'static str> {
+        let (key, dir) = normalize(path)?;
+        let found = if key.is_empty() {
+            self.files.get("index.html")
+        } else if dir {
+            self.files.get(&format!("{key}/index.html"))
+        } else if let Some(file) = self.files.get(&key) {
+            Some(file)
+        } else if self.dirs.contains(&key) {
+            return Ok(Lookup::AddSlash);
+        } else {
+            None
+        };
+        Ok(found.map_or(Lookup::NotFound, Lookup::File))
+    }
+}
+
+/// Turns a request path into a cache key (segments joined by `/`, no leading slash) and whether
+/// it named a directory (trailing slash). Refuses anything that tries to step out or hide a
+/// separator.
+pub fn normalize(path: &str) -> Result<(String, bool), &'static str> {
+    let rest = path.strip_prefix('/').ok_or("path must start with /")?;
+    let mut decoded = Vec::with_capacity(rest.len());
+    let bytes = rest.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or("bad percent-encoding")?;
+            let hex = std::str::from_utf8(hex).map_err(|_| "bad percent-encoding")?;
+            let value = u8::from_str_radix(hex, 16).map_err(|_| "bad percent-encoding")?;
+            if value == b'/' {
+                return Err("encoded slash in path");
+            }
+            decoded.push(value);
+            i += 3;
+        } else {
+            decoded.push(b);
+            i += 1;
+        }
+    }
+    if decoded.contains(&b'\\') {
+        return Err("backslash in path");
+    }
+    if decoded.contains(&0) {
+        return Err("NUL in path");
+    }
+    let text = String::from_utf8(decoded).map_err(|_| "path is not UTF-8")?;
+    let dir = text.is_empty() || text.ends_with('/');
+    let mut segments = Vec::new();
+    for segment in text.split('/') {
+        match segment {
+            "" => {}
+            "." | ".." => return Err("dot segment in path"),
+            s if s.chars().any(char::is_control) => return Err("control character in path"),
+            s => segments.push(s),
+        }
+    }
+    Ok((segments.join("/"), dir))
+}
+
+/// Media type by file extension.
+pub fn content_type(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("html" | "htm") => "text/html; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("json") => "application/json",
+        Some("txt") => "text/plain; charset=utf-8",
+        Some("webp") => "image/webp",
+        Some("woff2") => "font/woff2",
+        _ => "application/octet-stream",
+    }
+}
+
+/// 64-bit FNV-1a: a fast, stable content hash for ETags (not for security).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalisation_table() {
+        let ok: &[(&str, &str, bool)] = &[
+            ("/", "", true),
+            ("/index.html", "index.html", false),
+            ("/a/b.js", "a/b.js", false),
+            ("/a/", "a", true),
+            ("//a//b", "a/b", false),
+            ("/a%20b.txt", "a b.txt", false),
+            ("/%61pp.js", "app.js", false),
+            ("/caf%C3%A9", "café", false),
+            ("/..a", "..a", false),
+        ];
+        for (path, key, dir) in ok {
+            assert_eq!(normalize(path), Ok((key.to_string(), *dir)), "{path}");
+        }
+        let bad = [
+            "/../etc/passwd",
+            "/a/../../etc/passwd",
+            "/a/..",
+            "/./a",
+            "/%2e%2e/etc/passwd",
+            "/%2E%2E%2Fetc%2Fpasswd",
+            "/a%2fb",
+            "/..%2f..%2fetc",
+            "/a\\..\\b",
+            "/%5c..%5cb",
+            "/a%00.html",
+            "/%zz",
+            "/%2",
+            "/%ff",
+            "/a%0ab",
+            "etc/passwd",
+        ];
+        for path in bad {
+            assert!(normalize(path).is_err(), "{path} accepted");
+        }
+    }
+
+    #[test]
+    fn conditional_requests() {
+        let file = StaticFile {
+            body: Arc::from(&b"x"[..]),
+            content_type: "text/plain",
+            etag: "\"1-abc\"".into(),
+            last_modified: httpdate::fmt_http_date(
+                UNIX_EPOCH + std::time::Duration::from_secs(1_000_000),
+            ),
+            modified: UNIX_EPOCH + std::time::Duration::from_secs(1_000_000),
+        };
+        assert!(file.not_modified(Some("\"1-abc\""), None));
+        assert!(file.not_modified(Some("\"x\", W/\"1-abc\""), None));
+        assert!(file.not_modified(Some("*"), None));
+        assert!(!file.not_modified(Some("\"other\""), Some(&file.last_modified)));
+        assert!(file.not_modified(None, Some(&file.last_modified)));
+        assert!(!file.not_modified(None, Some("Thu, 01 Jan 1970 00:00:00 GMT")));
+        assert!(!file.not_modified(None, Some("not a date")));
+        assert!(!file.not_modified(None, None));
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(content_type("a/index.HTML"), "text/html; charset=utf-8");
+        assert_eq!(content_type("m.mjs"), "text/javascript; charset=utf-8");
+        assert_eq!(content_type("f.woff2"), "font/woff2");
+        assert_eq!(content_type("noext"), "application/octet-stream");
+    }
+}
