@@ -120,7 +120,7 @@ pub fn parse<'a>(
         Err(httparse::Error::TooManyHeaders) => {
             return Parsed::Invalid(error(431, "too many header fields"));
         }
-        Err(httparse::Error::Version) => {
+        Err(httparse::Error::Version) if names_an_http_version(buf) => {
             return Parsed::Invalid(error(505, "only HTTP/1.0 and HTTP/1.1 are supported"));
         }
         Err(e) => return Parsed::Invalid(error(400, bad_request_reason(e))),
@@ -145,6 +145,15 @@ fn looks_like_http2_preface(buf: &[u8]) -> bool {
     const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
     let n = buf.len().min(PREFACE.len());
     n >= 4 && buf[..n] == PREFACE[..n]
+}
+
+/// Whether the request line ends in `HTTP/…` (a version we do not speak: 505) rather than
+/// something that is not HTTP at all (400).
+fn names_an_http_version(buf: &[u8]) -> bool {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
+    line.split(|&b| b == b' ')
+        .nth(2)
+        .is_some_and(|version| version.starts_with(b"HTTP/"))
 }
 
 fn bad_request_reason(e: httparse::Error) -> &'static str {
@@ -513,6 +522,8 @@ mod tests {
             ("GET / HTTP/1.1\r\nHo st: a\r\n\r\n", 400),
             ("GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n", 400),
             ("G\0T / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            ("this is not http\r\n\r\n", 400),
+            ("GET / FTP/1.1\r\n\r\n", 400),
         ];
         for (text, status) in cases {
             match parse_str(text) {

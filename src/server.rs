@@ -183,7 +183,6 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if net::is_fd_exhaustion(&e) => {
                     if !self.shed_one(side, &e) {
-                        self.accept_retry_at = Some(after(self.ctx.now, ACCEPT_RETRY));
                         return;
                     }
                 }
@@ -198,7 +197,8 @@ impl Server {
     }
 
     /// Out of descriptors: use the spare one to accept a waiting client, refuse it, take the
-    /// spare back. False if there was no spare (then the loop retries later).
+    /// spare back. Returns whether to keep accepting (false when the backlog is empty, or when
+    /// there was no spare: then the loop retries after [`ACCEPT_RETRY`]).
     fn shed_one(&mut self, side: Side, e: &io::Error) -> bool {
         let now = self.ctx.now;
         if self
@@ -213,18 +213,31 @@ impl Server {
         }
         if !self.spare.release() {
             self.spare.refill();
+            self.accept_retry_at = Some(after(now, ACCEPT_RETRY));
             return false;
         }
         let listener = match side {
             Side::Public => self.public.as_ref(),
             Side::Admin => Some(&self.admin),
         };
-        if let Some(Ok((stream, _))) = listener.map(TcpListener::accept) {
-            self.ctx.metrics.bytes_out += net::reject(stream, &mut self.scratch);
-            self.ctx.metrics.rejected(RejectReason::FdExhausted);
-        }
+        let accepted = listener.map(TcpListener::accept);
+        let more = match accepted {
+            Some(Ok((stream, _))) => {
+                self.ctx.metrics.bytes_out += net::reject(stream, &mut self.scratch);
+                self.ctx.metrics.rejected(RejectReason::FdExhausted);
+                true
+            }
+            // EMFILE hides an empty backlog; with a free descriptor, WouldBlock reveals it.
+            Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Some(Err(e)) => {
+                log::warn!("accept on the {} port failed: {e}", side.as_str());
+                self.accept_retry_at = Some(after(now, ACCEPT_RETRY));
+                false
+            }
+            None => false,
+        };
         self.spare.refill();
-        true
+        more
     }
 
     fn admit(&mut self, mut stream: mio::net::TcpStream, side: Side) {

@@ -1,0 +1,381 @@
+//! Test harness: runs the real `wsdrain` binary on ephemeral loopback ports, follows its log, and
+//! talks to it over real sockets. Every wait is bounded, so a broken server fails a test instead
+//! of hanging it.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Default bound on any single wait.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running server process.
+pub struct TestServer {
+    child: Child,
+    lines: Receiver<Option<String>>,
+    log: Arc<Mutex<Vec<String>>>,
+    pub public: SocketAddr,
+    pub admin: SocketAddr,
+    pub static_dir: PathBuf,
+    exited: Option<ExitStatus>,
+    /// Output streams (stdout, stderr) that have ended.
+    closed: usize,
+}
+
+/// A fresh directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "wsdrain-test-{}-{}-{tag}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// A static directory with known content, including links that point out of it.
+pub fn fixture_static_dir() -> PathBuf {
+    let dir = temp_dir("static");
+    let write = |rel: &str, body: &str| {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    };
+    write(
+        "index.html",
+        "<!doctype html><title>fixture</title>root index\n",
+    );
+    write("app.js", "console.log('app');\n");
+    write("style.css", "body { color: black }\n");
+    write("sub/index.html", "sub index\n");
+    write("sub/page.txt", "sub page\n");
+    write("space name.txt", "spaced\n");
+    write(".hidden", "secret\n");
+    let outside = temp_dir("outside");
+    std::fs::write(outside.join("secret.txt"), "OUTSIDE-SECRET\n").unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.txt"), dir.join("link-out.txt")).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("dir-out")).unwrap();
+    std::os::unix::fs::symlink(dir.join("app.js"), dir.join("link-in.js")).unwrap();
+    dir
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_wsdrain")
+}
+
+impl TestServer {
+    /// Starts the server with test defaults (loopback, ephemeral ports, fixture files) and the
+    /// given environment overrides; returns once it logged its addresses.
+    pub fn start(env: &[(&str, &str)]) -> TestServer {
+        Self::start_with(Command::new(binary()), env)
+    }
+
+    /// Like [`TestServer::start`], with a prepared command (e.g. a wrapper that lowers limits).
+    pub fn start_with(mut command: Command, env: &[(&str, &str)]) -> TestServer {
+        let static_dir = fixture_static_dir();
+        let mut vars: HashMap<&str, String> = HashMap::from([
+            ("BIND", "127.0.0.1".to_string()),
+            ("ADMIN_BIND", "127.0.0.1".to_string()),
+            ("PORT", "0".to_string()),
+            ("ADMIN_PORT", "0".to_string()),
+            ("STATIC_DIR", static_dir.display().to_string()),
+            ("RUST_LOG", "debug".to_string()),
+            ("INSTANCE_ID", "test-instance".to_string()),
+        ]);
+        for (k, v) in env {
+            vars.insert(k, v.to_string());
+        }
+        let mut child = command
+            .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wsdrain");
+        let (tx, lines) = channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    log.lock().unwrap().push(line.clone());
+                    let _ = tx.send(Some(line));
+                }
+                let _ = tx.send(None);
+            });
+        }
+        let mut server = TestServer {
+            child,
+            lines,
+            log,
+            public: "0.0.0.0:0".parse().unwrap(),
+            admin: "0.0.0.0:0".parse().unwrap(),
+            static_dir,
+            exited: None,
+            closed: 0,
+        };
+        let line = server.wait_log("listening public=", WAIT);
+        server.public = field(&line, "public=").parse().expect("public address");
+        server.admin = field(&line, "admin=").parse().expect("admin address");
+        server
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for a log line containing `needle` (seen before or arriving within `timeout`).
+    pub fn wait_log(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        let mut seen = 0;
+        loop {
+            {
+                let log = self.log.lock().unwrap();
+                if let Some(line) = log[seen..].iter().find(|l| l.contains(needle)) {
+                    return line.clone();
+                }
+                seen = log.len();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(Some(_)) => {}
+                Ok(None) => self.closed += 1,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "no log line with {needle:?} within {timeout:?}; log:\n{}",
+                        self.log_text()
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!(
+                        "server output ended before {needle:?}; log:\n{}",
+                        self.log_text()
+                    )
+                }
+            }
+        }
+    }
+
+    /// Every log line so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Sends a signal by name (TERM, INT, KILL) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -s {name} failed");
+    }
+
+    /// Waits for the process to exit (its output closes) and returns its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        if let Some(status) = self.exited {
+            return status;
+        }
+        let deadline = Instant::now() + timeout;
+        while self.closed < 2 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(None) => self.closed += 1,
+                Ok(Some(_)) => {}
+                Err(_) => panic!(
+                    "server still running after {timeout:?}; log:\n{}",
+                    self.log_text()
+                ),
+            }
+        }
+        let status = self.child.wait().expect("wait for wsdrain");
+        self.exited = Some(status);
+        status
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.exited.is_none() && matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if self.exited.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.static_dir);
+    }
+}
+
+/// The value after `key` up to the next space.
+pub fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    let start = line
+        .find(key)
+        .unwrap_or_else(|| panic!("{key} not in {line}"))
+        + key.len();
+    line[start..].split_whitespace().next().unwrap_or("")
+}
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A client connection that speaks raw HTTP/1.1.
+pub struct Client {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        stream.set_write_timeout(Some(WAIT)).unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, raw: &[u8]) {
+        self.stream.write_all(raw).expect("send");
+    }
+
+    /// Sends `GET path` with keep-alive.
+    pub fn get(&mut self, path: &str) -> Response {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
+        self.response()
+    }
+
+    /// Reads one response; `head_only` for answers to HEAD (no body is read).
+    pub fn read_response(&mut self, head_only: bool) -> Response {
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut parsed = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(len) =
+                parsed.parse(&self.buf).expect("valid response")
+            {
+                let status = parsed.code.unwrap();
+                let headers: Vec<(String, String)> = parsed
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_string(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect();
+                let length = headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                    .map(|(_, v)| v.parse::<usize>().unwrap())
+                    .unwrap_or(0);
+                let length = if head_only { 0 } else { length };
+                while self.buf.len() < len + length {
+                    self.fill();
+                }
+                let body = self.buf[len..len + length].to_vec();
+                self.buf.drain(..len + length);
+                return Response {
+                    status,
+                    headers,
+                    body,
+                };
+            }
+            self.fill();
+        }
+    }
+
+    pub fn response(&mut self) -> Response {
+        self.read_response(false)
+    }
+
+    fn fill(&mut self) {
+        let mut chunk = [0u8; 16384];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => panic!(
+                "connection closed mid-response; got {:?}",
+                String::from_utf8_lossy(&self.buf)
+            ),
+            Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!(
+                "read failed: {e}; got {:?}",
+                String::from_utf8_lossy(&self.buf)
+            ),
+        }
+    }
+
+    /// Reads until the server closes; returns what arrived, or the error that ended it.
+    pub fn read_to_close(&mut self, timeout: Duration) -> Result<Vec<u8>, std::io::Error> {
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
+        let mut all = std::mem::take(&mut self.buf);
+        let mut chunk = [0u8; 16384];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Ok(all),
+                Ok(n) => all.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Whether the server has closed this connection within `timeout` (EOF or reset).
+    pub fn closed_within(&mut self, timeout: Duration) -> bool {
+        match self.read_to_close(timeout) {
+            Ok(_) => true,
+            Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        }
+    }
+}
+
+/// One request on a fresh connection.
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    Client::connect(addr).get(path)
+}
+
+/// Sends raw bytes on a fresh connection and reads one response.
+pub fn raw(addr: SocketAddr, request: &[u8]) -> Response {
+    let mut client = Client::connect(addr);
+    client.send(request);
+    client.response()
+}
+
+/// Reads a file under the repository root.
+pub fn repo_file(rel: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).unwrap()
+}

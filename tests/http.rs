@@ -1,0 +1,480 @@
+//! HTTP/1.1 behaviour of the real binary over real loopback sockets: endpoints on both ports,
+//! static files, path traversal, pipelining, HTTP/1.0, every error answer, timeouts and
+//! admission control.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Client, TestServer, WAIT, get, raw};
+
+#[test]
+fn health_and_readiness_on_both_ports() {
+    let server = TestServer::start(&[]);
+    for addr in [server.public, server.admin] {
+        let r = get(addr, "/healthz");
+        assert_eq!((r.status, r.text().as_str()), (200, "ok\n"));
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        assert!(r.header("date").is_some_and(|d| d.ends_with("GMT")));
+        let r = get(addr, "/readyz");
+        assert_eq!((r.status, r.text().as_str()), (200, "ready\n"));
+        let mut c = Client::connect(addr);
+        c.send(b"HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+        let r = c.read_response(true);
+        assert_eq!((r.status, r.header("content-length")), (200, Some("3")));
+        // The connection stays usable: the HEAD answer had no body.
+        assert_eq!(c.get("/readyz").status, 200);
+    }
+}
+
+#[test]
+fn admin_only_endpoints_are_not_public() {
+    let server = TestServer::start(&[]);
+    assert_eq!(get(server.public, "/metrics").status, 404);
+    assert_eq!(get(server.public, "/prestop").status, 404);
+    assert_eq!(get(server.admin, "/").status, 404);
+    assert_eq!(get(server.admin, "/index.html").status, 404);
+    let r = get(server.admin, "/metrics");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+}
+
+#[test]
+fn metrics_count_requests_connections_and_phase() {
+    let server = TestServer::start(&[]);
+    assert_eq!(get(server.public, "/").status, 200);
+    assert_eq!(get(server.public, "/nope").status, 404);
+    let text = get(server.admin, "/metrics").text();
+    for line in [
+        "wsdrain_phase{phase=\"serving\"} 1",
+        "wsdrain_phase{phase=\"prestop\"} 0",
+        "wsdrain_connections_accepted_total{listener=\"public\"} 2",
+        "wsdrain_connections_accepted_total{listener=\"admin\"} 1",
+        "wsdrain_connections_open{kind=\"admin\"} 1",
+        "wsdrain_http_requests_total{status=\"200\"} 1",
+        "wsdrain_http_requests_total{status=\"404\"} 1",
+        "wsdrain_connections_rejected_total{reason=\"max_connections\"} 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    let bytes_in: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("wsdrain_received_bytes_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(bytes_in > 0);
+}
+
+#[test]
+fn static_files_with_types_validators_and_directories() {
+    let server = TestServer::start(&[]);
+    let r = get(server.public, "/");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(r.text().contains("root index"));
+    assert_eq!(r.header("cache-control"), Some("no-cache"));
+    let etag = r.header("etag").unwrap().to_string();
+    let last_modified = r.header("last-modified").unwrap().to_string();
+
+    assert_eq!(get(server.public, "/index.html").body, r.body);
+    let js = get(server.public, "/app.js");
+    assert_eq!(
+        js.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(
+        get(server.public, "/style.css").header("content-type"),
+        Some("text/css; charset=utf-8")
+    );
+    assert_eq!(get(server.public, "/space%20name.txt").text(), "spaced\n");
+    assert_eq!(get(server.public, "/link-in.js").body, js.body);
+
+    let moved = get(server.public, "/sub?x=1");
+    assert_eq!(
+        (moved.status, moved.header("location")),
+        (301, Some("/sub/?x=1"))
+    );
+    assert_eq!(get(server.public, "/sub/").text(), "sub index\n");
+    assert_eq!(get(server.public, "/sub/page.txt").text(), "sub page\n");
+
+    let mut c = Client::connect(server.public);
+    c.send(format!("GET / HTTP/1.1\r\nHost: t\r\nIf-None-Match: {etag}\r\n\r\n").as_bytes());
+    let r = c.response();
+    assert_eq!(
+        (r.status, r.body.len(), r.header("etag")),
+        (304, 0, Some(etag.as_str()))
+    );
+    assert_eq!(r.header("content-length"), None);
+    c.send(
+        format!("GET / HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: {last_modified}\r\n\r\n")
+            .as_bytes(),
+    );
+    assert_eq!(c.response().status, 304);
+    c.send(b"GET / HTTP/1.1\r\nHost: t\r\nIf-None-Match: \"stale\"\r\n\r\n");
+    assert_eq!(c.response().status, 200);
+    c.send(b"HEAD /app.js HTTP/1.1\r\nHost: t\r\n\r\n");
+    let head = c.read_response(true);
+    assert_eq!(
+        head.header("content-length"),
+        Some(js.body.len().to_string().as_str())
+    );
+    assert_eq!(
+        c.get("/healthz").status,
+        200,
+        "HEAD must not have sent a body"
+    );
+
+    for missing in [
+        "/nope.html",
+        "/.hidden",
+        "/sub/nope",
+        "/link-out.txt",
+        "/dir-out/secret.txt",
+    ] {
+        assert_eq!(get(server.public, missing).status, 404, "{missing}");
+    }
+    let r = raw(
+        server.public,
+        b"POST /app.js HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
+}
+
+#[test]
+fn no_way_out_of_the_static_directory() {
+    let server = TestServer::start(&[]);
+    let shapes = [
+        "/../../../../etc/passwd",
+        "/sub/../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
+        "/..%2f..%2fetc%2fpasswd",
+        "/%252e%252e/etc/passwd",
+        "/..\\..\\etc\\passwd",
+        "/%5c..%5c..%5cetc%5cpasswd",
+        "/index.html%00.txt",
+        "//etc/passwd",
+        "/etc/passwd",
+        "/./index.html",
+        "/link-out.txt",
+        "/dir-out/secret.txt",
+        "/sub/%2e%2e/link-out.txt",
+    ];
+    for shape in shapes {
+        let r = raw(
+            server.public,
+            format!("GET {shape} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
+        );
+        assert!(matches!(r.status, 400 | 404), "{shape}: {}", r.status);
+        let text = r.text();
+        assert!(
+            !text.contains("root:") && !text.contains("OUTSIDE-SECRET"),
+            "{shape} leaked"
+        );
+    }
+    // The server is still fine.
+    assert_eq!(get(server.public, "/").status, 200);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let server = TestServer::start(&[]);
+    let mut c = Client::connect(server.public);
+    let mut burst = Vec::new();
+    let paths = ["/healthz", "/sub/page.txt", "/nope", "/readyz", "/app.js"];
+    for _ in 0..20 {
+        for p in paths {
+            burst.extend_from_slice(format!("GET {p} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        }
+    }
+    c.send(&burst);
+    for _ in 0..20 {
+        let statuses: Vec<u16> = paths.iter().map(|_| c.response().status).collect();
+        assert_eq!(statuses, [200, 200, 404, 200, 200]);
+    }
+    // A head split over several writes is also assembled.
+    c.send(b"GET /hea");
+    c.send(b"lthz HTTP/1.1\r\nHo");
+    c.send(b"st: t\r\n\r\n");
+    assert_eq!(c.response().text(), "ok\n");
+}
+
+#[test]
+fn http_1_0_closes_unless_keep_alive_is_asked() {
+    let server = TestServer::start(&[]);
+    let mut c = Client::connect(server.public);
+    c.send(b"GET /healthz HTTP/1.0\r\n\r\n");
+    let r = c.response();
+    assert_eq!((r.status, r.header("connection")), (200, Some("close")));
+    assert!(c.read_to_close(WAIT).is_ok_and(|rest| rest.is_empty()));
+
+    let mut c = Client::connect(server.public);
+    c.send(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert_eq!(c.response().status, 200);
+    c.send(b"GET /readyz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert_eq!(c.response().status, 200);
+
+    let mut c = Client::connect(server.public);
+    c.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(c.response().header("connection"), Some("close"));
+    assert!(c.read_to_close(WAIT).is_ok());
+}
+
+#[test]
+fn every_bad_request_gets_its_status_and_others_are_still_served() {
+    let server = TestServer::start(&[]);
+    let long_header = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(9000)
+    );
+    let many_headers = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\n{}\r\n",
+        "X-A: 1\r\n".repeat(80)
+    );
+    let long_target = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(9000));
+    // (request, status, connection closes afterwards)
+    let cases: Vec<(&[u8], u16, bool)> = vec![
+        (b"this is not http\r\n\r\n", 400, true),
+        (b"GET / HTTP/1.1\r\n\r\n", 400, true),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, true),
+        (
+            b"GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n",
+            400,
+            true,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n folded\r\n\r\n",
+            400,
+            true,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400,
+            true,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+            400,
+            true,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n",
+            400,
+            true,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n0123456789",
+            413,
+            true,
+        ),
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            413,
+            true,
+        ),
+        (long_header.as_bytes(), 431, true),
+        (many_headers.as_bytes(), 431, true),
+        (long_target.as_bytes(), 431, true),
+        (b"BREW /pot HTTP/1.1\r\nHost: t\r\n\r\n", 501, true),
+        (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505, true),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, true),
+        (b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", 200, false),
+        (b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n", 404, false),
+        (b"DELETE /healthz HTTP/1.1\r\nHost: t\r\n\r\n", 405, false),
+        (b"GET /%zz HTTP/1.1\r\nHost: t\r\n\r\n", 400, true),
+    ];
+    for (request, status, closes) in cases {
+        let shown = String::from_utf8_lossy(&request[..request.len().min(60)]).into_owned();
+        let mut c = Client::connect(server.public);
+        c.send(request);
+        let r = c.response();
+        assert_eq!(r.status, status, "{shown:?}");
+        assert!(
+            r.header("content-type")
+                .is_some_and(|t| t.starts_with("text/")),
+            "{shown:?}"
+        );
+        if closes {
+            assert_eq!(r.header("connection"), Some("close"), "{shown:?}");
+            assert!(
+                c.read_to_close(WAIT).is_ok(),
+                "{shown:?}: not closed cleanly"
+            );
+        } else {
+            assert_eq!(
+                c.get("/healthz").status,
+                200,
+                "{shown:?}: connection not reusable"
+            );
+        }
+        // Another client is served meanwhile.
+        assert_eq!(get(server.public, "/healthz").status, 200);
+    }
+    let r = raw(
+        server.public,
+        b"DELETE /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    let mut c = Client::connect(server.admin);
+    c.send(b"HEAD /prestop HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.read_response(true);
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET")));
+}
+
+#[test]
+fn an_error_answer_survives_a_client_that_keeps_sending() {
+    // Without a lingering close, unread input makes the kernel send a reset that can destroy
+    // the 413 before the client reads it.
+    let server = TestServer::start(&[]);
+    let mut c = Client::connect(server.public);
+    let mut request = b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n".to_vec();
+    request.extend(std::iter::repeat_n(b'x', 200_000));
+    let writer = {
+        let mut stream = c.stream.try_clone().unwrap();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stream.write_all(&request);
+        })
+    };
+    let r = c.response();
+    assert_eq!(r.status, 413);
+    writer.join().unwrap();
+    assert_eq!(get(server.public, "/healthz").status, 200);
+}
+
+#[test]
+fn header_timeout_closes_dribbling_and_silent_clients_while_others_are_served() {
+    let mut server = TestServer::start(&[("HEADER_TIMEOUT", "1s")]);
+    let start = Instant::now();
+    let mut silent = Client::connect(server.public);
+    let mut dribbler = Client::connect(server.public);
+    let request = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    // Dribble one byte every 100 ms: progress must not extend the deadline.
+    let mut sent = 0;
+    let mut answered = 0;
+    while start.elapsed() < Duration::from_millis(700) {
+        dribbler.send(&request[sent..sent + 1]);
+        sent += 1;
+        assert_eq!(get(server.public, "/healthz").status, 200);
+        answered += 1;
+        std::thread::sleep(Duration::from_millis(100)); // the client's pace, not a synchronisation
+    }
+    assert!(answered >= 5);
+    let r = dribbler.response();
+    let elapsed = start.elapsed();
+    assert_eq!(r.status, 408);
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(4),
+        "{elapsed:?}"
+    );
+    assert!(dribbler.read_to_close(WAIT).is_ok());
+    // The silent client gets no answer, just a close.
+    assert_eq!(silent.read_to_close(WAIT).expect("closed").len(), 0);
+    assert!(start.elapsed() < Duration::from_secs(4));
+    server.wait_log("no request within the header timeout", WAIT);
+}
+
+#[test]
+fn kept_alive_connection_closes_after_idle_timeout() {
+    let server = TestServer::start(&[("IDLE_TIMEOUT", "1s"), ("HEADER_TIMEOUT", "5s")]);
+    let mut c = Client::connect(server.public);
+    assert_eq!(c.get("/healthz").status, 200);
+    let idle_from = Instant::now();
+    assert!(c.closed_within(WAIT));
+    let idle = idle_from.elapsed();
+    assert!(
+        idle >= Duration::from_millis(900) && idle < Duration::from_secs(4),
+        "{idle:?}"
+    );
+}
+
+#[test]
+fn max_connections_answers_503_at_once_and_recovers() {
+    let server = TestServer::start(&[("MAX_CONNECTIONS", "3")]);
+    let mut held: Vec<Client> = (0..3).map(|_| Client::connect(server.public)).collect();
+    for c in &mut held {
+        assert_eq!(c.get("/healthz").status, 200);
+    }
+    for _ in 0..5 {
+        let mut extra = Client::connect(server.public);
+        let started = Instant::now();
+        let r = extra.response();
+        assert_eq!((r.status, r.header("retry-after")), (503, Some("1")));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(extra.read_to_close(WAIT).is_ok());
+    }
+    // Probes keep working while the public side is full.
+    assert_eq!(get(server.admin, "/healthz").status, 200);
+    let metrics = get(server.admin, "/metrics").text();
+    assert!(
+        metrics.contains("wsdrain_connections_rejected_total{reason=\"max_connections\"} 5"),
+        "{metrics}"
+    );
+    // Free one place: a new client is served.
+    let mut closed = held.pop().unwrap();
+    closed.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    closed.response();
+    assert!(closed.read_to_close(WAIT).is_ok());
+    drop(closed);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        // The server sees the close a moment after we do: retry until it has.
+        let r = get(server.public, "/healthz");
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(r.status, 503);
+        assert!(Instant::now() < deadline, "never recovered");
+    }
+}
+
+#[test]
+fn out_of_descriptors_refuses_clients_without_hanging_and_recovers() {
+    // The shell lowers both limits, so the server cannot raise them back.
+    let mut command = std::process::Command::new("bash");
+    command.args(["-c", "ulimit -n 48 && exec \"$0\"", common::binary()]);
+    let mut server = TestServer::start_with(command, &[("MAX_CONNECTIONS", "1000")]);
+    let mut clients: Vec<Client> = Vec::new();
+    let mut refused = 0;
+    for _ in 0..80 {
+        let mut c = Client::connect(server.public);
+        c.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+        c.stream
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        let mut buf = [0u8; 512];
+        use std::io::Read;
+        match c.stream.read(&mut buf) {
+            Ok(n) if n > 0 && buf.starts_with(b"HTTP/1.1 200") => clients.push(c),
+            Ok(n) if n == 0 || buf.starts_with(b"HTTP/1.1 503") => refused += 1,
+            Ok(_) => panic!("unexpected answer {:?}", String::from_utf8_lossy(&buf)),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => refused += 1,
+            Err(e) => panic!("client hung or failed: {e}"),
+        }
+    }
+    assert!(refused > 0, "the limit was never reached");
+    assert!(!clients.is_empty());
+    server.wait_log("out of file descriptors", WAIT);
+    drop(clients);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut c = Client::connect(server.public);
+        c.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+        let mut buf = [0u8; 64];
+        use std::io::Read;
+        if matches!(c.stream.read(&mut buf), Ok(n) if n > 0 && buf.starts_with(b"HTTP/1.1 200")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recovered");
+    }
+    let metrics = get(server.admin, "/metrics").text();
+    assert!(!metrics.contains("reason=\"fd_exhausted\"} 0"), "{metrics}");
+}

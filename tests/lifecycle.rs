@@ -1,0 +1,254 @@
+//! The process as Kubernetes sees it: preStop, readiness, signals, exit codes, bad settings.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Client, TestServer, WAIT, get};
+
+#[test]
+fn prestop_answers_after_the_delay_without_blocking_anyone() {
+    let mut server = TestServer::start(&[("PRESTOP_DELAY", "2s")]);
+    let started = Instant::now();
+    let mut first = Client::connect(server.admin);
+    first.send(b"GET /prestop HTTP/1.1\r\nHost: t\r\n\r\n");
+    server.wait_log("prestop: readiness now 503", WAIT);
+
+    // While it waits: liveness answers at once, readiness says 503, the public side serves.
+    let probe = Instant::now();
+    assert_eq!(get(server.admin, "/healthz").status, 200);
+    assert!(probe.elapsed() < Duration::from_millis(500));
+    let ready = get(server.admin, "/readyz");
+    assert_eq!(
+        (ready.status, ready.text().as_str()),
+        (503, "not ready: prestop\n")
+    );
+    assert_eq!(get(server.public, "/readyz").status, 503);
+    assert_eq!(get(server.public, "/").status, 200);
+    let metrics = get(server.admin, "/metrics").text();
+    assert!(
+        metrics.contains("wsdrain_phase{phase=\"prestop\"} 1"),
+        "{metrics}"
+    );
+
+    // A second, concurrent call shares the first one's deadline.
+    let mut second = Client::connect(server.admin);
+    second.send(b"GET /prestop HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r1 = first.response();
+    let t1 = started.elapsed();
+    let r2 = second.response();
+    let t2 = started.elapsed();
+    assert_eq!((r1.status, r2.status), (200, 200));
+    assert!(t1 >= Duration::from_millis(1900), "answered early: {t1:?}");
+    assert!(t1 < Duration::from_secs(5), "answered late: {t1:?}");
+    assert!(
+        t2 - t1 < Duration::from_millis(500),
+        "not the same deadline: {t1:?} {t2:?}"
+    );
+    // The connection is kept alive after the answer, and a later call answers at once.
+    let again = Instant::now();
+    assert_eq!(first.get("/prestop").status, 200);
+    assert!(again.elapsed() < Duration::from_millis(500));
+    assert!(server.running());
+}
+
+#[test]
+fn sigterm_closes_the_public_port_and_exits_zero() {
+    let mut server = TestServer::start(&[]);
+    let mut idle = Client::connect(server.public);
+    assert_eq!(idle.get("/healthz").status, 200);
+    server.signal("TERM");
+    server.wait_log("SIGTERM: draining", WAIT);
+    let status = server.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(0), "log:\n{}", server.log_text());
+    assert!(idle.closed_within(WAIT));
+    server.wait_log("exit: accepted 1 public", WAIT);
+    assert!(std::net::TcpStream::connect(server.public).is_err());
+}
+
+#[test]
+fn sigint_also_drains() {
+    let mut server = TestServer::start(&[]);
+    server.signal("INT");
+    server.wait_log("SIGINT: draining", WAIT);
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+}
+
+#[test]
+fn drain_refuses_new_connections_but_finishes_requests_and_keeps_admin() {
+    let mut server = TestServer::start(&[("PRESTOP_DELAY", "30s")]);
+    // A request in flight (head incomplete) keeps the drain waiting for it.
+    let mut slow = Client::connect(server.public);
+    slow.send(b"GET /healthz HTTP/1.1\r\nHo");
+    // An admin connection waiting on /prestop.
+    let mut hook = Client::connect(server.admin);
+    hook.send(b"GET /prestop HTTP/1.1\r\nHost: t\r\n\r\n");
+    server.wait_log("prestop: readiness now 503", WAIT);
+
+    server.signal("TERM");
+    server.wait_log("SIGTERM: draining", WAIT);
+    // The waiting hook is answered at once, not after 30 s.
+    assert_eq!(hook.response().status, 200);
+    // New public connections are refused by the kernel; admin still answers.
+    assert!(std::net::TcpStream::connect(server.public).is_err());
+    let ready = get(server.admin, "/readyz");
+    assert_eq!(
+        (ready.status, ready.text().as_str()),
+        (503, "not ready: draining\n")
+    );
+    assert!(
+        get(server.admin, "/metrics")
+            .text()
+            .contains("wsdrain_phase{phase=\"draining\"} 1")
+    );
+    assert!(server.running());
+
+    // The request in flight is finished, with Connection: close, and then the process exits.
+    slow.send(b"st: t\r\n\r\n");
+    let r = slow.response();
+    assert_eq!((r.status, r.header("connection")), (200, Some("close")));
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+    server.wait_log("drain complete", WAIT);
+}
+
+#[test]
+fn second_signal_exits_at_once() {
+    let mut server = TestServer::start(&[("DRAIN_WINDOW", "60s")]);
+    let mut slow = Client::connect(server.public);
+    slow.send(b"GET /healthz HTTP/1.1\r\n");
+    server.signal("TERM");
+    server.wait_log("SIGTERM: draining", WAIT);
+    assert!(server.running());
+    let started = Instant::now();
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    server.wait_log("SIGTERM again: closing", WAIT);
+    assert!(slow.closed_within(WAIT));
+}
+
+#[test]
+fn drain_deadline_bounds_the_wait() {
+    let mut server = TestServer::start(&[("DRAIN_WINDOW", "500ms"), ("CLOSE_TIMEOUT", "500ms")]);
+    let mut slow = Client::connect(server.public);
+    slow.send(b"GET /healthz HTTP/1.1\r\n");
+    let started = Instant::now();
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    server.wait_log(
+        "drain deadline passed with 1 public connections still open",
+        WAIT,
+    );
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(common::binary());
+    command
+        .args(args)
+        .env("STATIC_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/static"));
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("run wsdrain")
+}
+
+#[test]
+fn bad_settings_exit_2_with_one_clear_line() {
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
+        (&[], &[("PORT", "eighty")], "PORT: invalid value \"eighty\""),
+        (
+            &["--prestop-delay", "soon"],
+            &[],
+            "PRESTOP_DELAY: invalid value \"soon\"",
+        ),
+        (
+            &[],
+            &[("TERMINATION_GRACE_PERIOD", "20s")],
+            "TERMINATION_GRACE_PERIOD: 20s is too short",
+        ),
+        (&[], &[("STATIC_DIR", "/no/such/dir")], "STATIC_DIR"),
+        (&["--bogus"], &[], "unknown flag --bogus"),
+    ];
+    for (args, env, expected) in cases {
+        let out = run(args, env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+}
+
+#[test]
+fn help_lists_every_setting_and_version_prints() {
+    let out = run(&["--help"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "PORT",
+        "BIND",
+        "ADMIN_PORT",
+        "ADMIN_BIND",
+        "STATIC_DIR",
+        "PRESTOP_DELAY",
+        "DRAIN_WINDOW",
+        "CLOSE_TIMEOUT",
+        "TERMINATION_GRACE_PERIOD",
+        "ALIVE_INTERVAL",
+        "PING_INTERVAL",
+        "PONG_TIMEOUT",
+        "HEADER_TIMEOUT",
+        "IDLE_TIMEOUT",
+        "MAX_CONNECTIONS",
+        "MAX_MESSAGE_SIZE",
+        "MAX_HEADER_BYTES",
+        "LISTEN_BACKLOG",
+        "INSTANCE_ID",
+        "RUST_LOG",
+    ] {
+        assert!(help.contains(name), "--help lacks {name}");
+    }
+    assert!(help.contains("[default: 8080]") && help.contains("[default: 620s]"));
+    assert!(
+        help.contains(
+            "PRESTOP_DELAY + DRAIN_WINDOW + CLOSE_TIMEOUT + 2s <= TERMINATION_GRACE_PERIOD"
+        )
+    );
+    let out = run(&["--version"], &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("wsdrain 0."));
+}
+
+#[test]
+fn a_port_in_use_exits_1_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = run(
+        &[],
+        &[("BIND", "127.0.0.1"), ("PORT", &port), ("ADMIN_PORT", "0")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("cannot listen on 127.0.0.1:{port} (PORT)")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn ipv6_any_address_is_accepted() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here; skipping");
+        return;
+    }
+    let server = TestServer::start(&[("BIND", "::"), ("ADMIN_BIND", "::1")]);
+    let v6 = std::net::SocketAddr::new("::1".parse().unwrap(), server.public.port());
+    assert_eq!(get(v6, "/healthz").status, 200);
+    let admin = std::net::SocketAddr::new("::1".parse().unwrap(), server.admin.port());
+    assert_eq!(get(admin, "/readyz").status, 200);
+}

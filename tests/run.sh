@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The project's test command (README "Run the tests"; CI runs it through .ci/run).
+# Tier 1 needs only Rust: formatting, lints, unit and integration tests.
+# Later tiers need outside tools; each installs what it needs when missing and has its own time limit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tier() { printf '\n==> %s\n' "$*"; }
+
+tier "rustfmt"
+cargo fmt --all -- --check
+
+tier "clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+tier "cargo test"
+cargo test --locked
+
+for script in tests/tiers/*.sh; do
+  [ -e "$script" ] || continue
+  tier "$script"
+  timeout --kill-after=10 240 bash "$script"
+done
+
+printf '\nall tiers passed\n'
