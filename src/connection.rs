@@ -4,20 +4,22 @@
 //!
 //! ```text
 //! accept ─▶ Http ─(GET /prestop)─▶ AwaitPreStop ─(deadline)─▶ Http
-//!            │
-//!            ╰─(answer that closes: error, Connection: close, draining)─▶ Lingering ─(EOF, deadline)─▶ gone
+//!            │  ╰─(GET /ws, 101)─▶ WebSocket ─(close handshake, failure)─╮
+//!            ╰─(answer that closes: error, Connection: close, draining)───┴─▶ Lingering ─(EOF, deadline)─▶ gone
 //! ```
 //!
-//! Reading: bytes are read into the loop's scratch buffer and requests are parsed from there;
-//! only the bytes of an incomplete head are copied into the connection, so an idle connection
-//! holds no buffer. The socket is registered once for both directions (edge-triggered), so no
+//! Reading: bytes are read into the loop's scratch buffer and requests (or WebSocket frames) are
+//! parsed from there; only the bytes of an incomplete head or frame are copied into the
+//! connection, so an idle connection holds no buffer. At most [`READS_PER_EVENT`] reads are done
+//! per event, so one busy client cannot starve the others; the loop comes back to it. The socket is registered once for both directions (edge-triggered), so no
 //! `epoll_ctl` is needed while it lives: the connection remembers when it stopped reading
 //! (output above the high-water mark, waiting for the preStop answer) and resumes by itself.
 //!
 //! Deadlines: a request head must be complete within `HEADER_TIMEOUT` of accept, or of its first
 //! byte on a kept-alive connection (progress does not extend it); a kept-alive connection is
 //! closed after `IDLE_TIMEOUT` without a request; a client that stops reading its answer is
-//! dropped after `IDLE_TIMEOUT` without write progress.
+//! dropped after `IDLE_TIMEOUT` without write progress. A WebSocket client whose output stays
+//! above the high-water mark without write progress for `PONG_TIMEOUT` is closed with 1008.
 
 use std::io::{self, Read};
 use std::net::Shutdown;
@@ -32,9 +34,13 @@ use crate::metrics::Side;
 use crate::outbuf::OutQueue;
 use crate::routes::{self, Action};
 use crate::timers::{Deadline, Millis, NEVER, after};
+use crate::websocket::{Flow, Session};
 
-/// Stop serving pipelined requests (and reading) while this much output is queued.
+/// Stop serving pipelined requests or WebSocket frames (and reading) while this much output is
+/// queued (or half of `MAX_OUTPUT_BYTES`, if smaller).
 pub const OUTPUT_HIGH_WATER_BYTES: usize = 64 * 1024;
+/// Reads per readiness event before the loop moves on to other connections.
+pub const READS_PER_EVENT: usize = 16;
 /// After an answer that closes, how long to read and discard what the client still sends, so
 /// it reads our answer instead of a reset.
 pub const LINGER: Duration = Duration::from_secs(2);
@@ -57,6 +63,8 @@ enum State {
     Http { head_started: Option<Millis> },
     /// A `GET /prestop` waits for the preStop deadline; later requests wait behind it.
     AwaitPreStop { head_only: bool, keep_alive: bool },
+    /// Upgraded: speaking WebSocket.
+    WebSocket(Session),
     /// Our side is shut down; reading and discarding until EOF or the deadline.
     Lingering { until: Millis, discarded: usize },
 }
@@ -83,6 +91,10 @@ pub struct Connection {
     read_closed: bool,
     /// Last request completed or write progress.
     last_active: Millis,
+    /// The read budget ran out with input possibly left in the socket: run again soon.
+    rerun: bool,
+    /// Upgraded to WebSocket at some point.
+    upgraded: bool,
 }
 
 impl Connection {
@@ -102,7 +114,20 @@ impl Connection {
             close_after_flush: false,
             read_closed: false,
             last_active: now,
+            rerun: false,
+            upgraded: false,
         }
+    }
+
+    /// Whether this connection was upgraded to WebSocket (and is counted as one until it is
+    /// gone, closing handshake and lingering included).
+    pub fn is_websocket(&self) -> bool {
+        self.upgraded
+    }
+
+    /// Whether the loop must run this connection again without waiting for an event.
+    pub fn take_rerun(&mut self) -> bool {
+        std::mem::take(&mut self.rerun)
     }
 
     /// The socket, for registration with the poll.
@@ -116,6 +141,14 @@ impl Connection {
         match self.state {
             State::Lingering { until, .. } => until,
             State::AwaitPreStop { .. } => ctx.lifecycle.prestop_answer_at().unwrap_or(NEVER),
+            State::WebSocket(ref session) => {
+                let stalled = if self.output.len() >= high_water(config) {
+                    after(self.last_active, config.pong_timeout)
+                } else {
+                    NEVER
+                };
+                session.next_deadline(ctx).min(stalled)
+            }
             State::Http { head_started } => match head_started {
                 Some(start) if self.output.is_empty() => after(start, config.header_timeout),
                 _ => after(self.last_active, config.idle_timeout),
@@ -124,22 +157,12 @@ impl Connection {
     }
 
     /// The socket is ready (or the loop asks the connection to re-examine itself): write what
-    /// is queued, serve what is buffered, read until the socket would block.
+    /// is queued, process what is buffered, read until the socket would block.
     pub fn on_ready(&mut self, ctx: &mut Context, scratch: &mut [u8]) -> Verdict {
+        let mut reads = 0;
         loop {
-            if !self.output.is_empty() {
-                match self.output.write_to(&mut self.stream) {
-                    Ok(n) => {
-                        ctx.metrics.bytes_out += n as u64;
-                        if n > 0 {
-                            self.last_active = ctx.now;
-                        }
-                    }
-                    Err(e) => {
-                        log::debug!("conn #{}: write failed: {e}", self.generation);
-                        return Verdict::Close;
-                    }
-                }
+            if !self.output.is_empty() && self.flush(ctx).is_err() {
+                return Verdict::Close;
             }
             if self.close_after_flush
                 && self.output.is_empty()
@@ -148,9 +171,12 @@ impl Connection {
             {
                 return Verdict::Close;
             }
-            if self.input_ready && self.can_serve() {
+            if self.input_ready && self.can_process(ctx) {
                 let mut buffered = std::mem::take(&mut self.input);
-                let (used, partial) = self.serve(&buffered, ctx);
+                let (used, partial, verdict) = self.process(&mut buffered, ctx);
+                if verdict == Verdict::Close {
+                    return Verdict::Close;
+                }
                 buffered.drain(..used);
                 self.keep_input(buffered, partial);
                 continue;
@@ -163,9 +189,14 @@ impl Connection {
                     Verdict::Keep
                 };
             }
-            if !self.wants_read() {
+            if !self.wants_read(ctx) {
                 return Verdict::Keep;
             }
+            if reads == READS_PER_EVENT {
+                self.rerun = true;
+                return Verdict::Keep;
+            }
+            reads += 1;
             match self.stream.read(scratch) {
                 Ok(0) => {
                     self.read_closed = true;
@@ -175,7 +206,7 @@ impl Connection {
                 }
                 Ok(n) => {
                     ctx.metrics.bytes_in += n as u64;
-                    if self.on_bytes(&scratch[..n], ctx) == Verdict::Close {
+                    if self.on_bytes(&mut scratch[..n], ctx) == Verdict::Close {
                         return Verdict::Close;
                     }
                 }
@@ -199,12 +230,57 @@ impl Connection {
         }
     }
 
+    /// Writes what the kernel takes.
+    fn flush(&mut self, ctx: &mut Context) -> io::Result<()> {
+        match self.output.write_to(&mut self.stream) {
+            Ok(n) => {
+                ctx.metrics.bytes_out += n as u64;
+                if n > 0 {
+                    self.last_active = ctx.now;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                log::debug!("conn #{}: write failed: {e}", self.generation);
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives up on the connection after one last attempt to send what is queued (a close frame).
+    fn abandon(&mut self, ctx: &mut Context) -> Verdict {
+        let _ = self.flush(ctx);
+        Verdict::Close
+    }
+
     /// The connection's deadline has passed.
     pub fn on_timeout(&mut self, ctx: &mut Context, scratch: &mut [u8]) -> Verdict {
         let now = ctx.now;
         let config = &ctx.config;
         match self.state {
             State::Lingering { .. } => return Verdict::Close,
+            State::WebSocket(ref mut session) => {
+                if self.output.len() >= high_water(config)
+                    && now >= after(self.last_active, config.pong_timeout)
+                {
+                    log::debug!(
+                        "conn #{}: client stopped reading its WebSocket",
+                        self.generation
+                    );
+                    session.start_close(
+                        tungstenite::protocol::frame::coding::CloseCode::Policy,
+                        "not reading",
+                        &mut self.output,
+                        ctx,
+                    );
+                    return self.abandon(ctx);
+                }
+                match session.on_timeout(&mut self.output, ctx) {
+                    Flow::Open => {}
+                    Flow::Finish => self.close_after_flush = true,
+                    Flow::Drop => return self.abandon(ctx),
+                }
+            }
             State::AwaitPreStop {
                 head_only,
                 keep_alive,
@@ -273,46 +349,72 @@ impl Connection {
         self.side == Side::Public && ctx.lifecycle.phase() == Phase::Draining && self.is_idle()
     }
 
-    fn can_serve(&self) -> bool {
-        matches!(self.state, State::Http { .. })
+    /// Whether buffered input may be processed now: in a state that reads requests or frames,
+    /// not closing, and with room in the output queue.
+    fn can_process(&self, ctx: &Context) -> bool {
+        matches!(self.state, State::Http { .. } | State::WebSocket(_))
             && !self.close_after_flush
-            && self.output.len() < OUTPUT_HIGH_WATER_BYTES
+            && self.output.len() < high_water(&ctx.config)
     }
 
-    fn wants_read(&self) -> bool {
+    fn wants_read(&self, ctx: &Context) -> bool {
         match self.state {
-            State::Http { .. } => self.can_serve(),
+            State::Http { .. } | State::WebSocket(_) => self.can_process(ctx),
             State::AwaitPreStop { .. } => false,
             State::Lingering { .. } => true,
         }
     }
 
-    /// New bytes from the socket.
-    fn on_bytes(&mut self, data: &[u8], ctx: &mut Context) -> Verdict {
+    /// Processes `buf` according to the state. Returns the bytes consumed, whether the rest is
+    /// an incomplete head or frame (nothing to do until more arrives), and whether to drop the
+    /// connection.
+    fn process(&mut self, buf: &mut [u8], ctx: &mut Context) -> (usize, bool, Verdict) {
+        match &mut self.state {
+            State::Http { .. } => {
+                let (used, partial) = self.serve(buf, ctx);
+                (used, partial, Verdict::Keep)
+            }
+            State::WebSocket(session) => {
+                let high_water = high_water(&ctx.config);
+                let (used, flow) = session.on_input(buf, &mut self.output, high_water, ctx);
+                match flow {
+                    Flow::Open => (used, self.output.len() < high_water, Verdict::Keep),
+                    Flow::Finish => {
+                        self.close_after_flush = true;
+                        (used, false, Verdict::Keep)
+                    }
+                    Flow::Drop => (used, false, self.abandon(ctx)),
+                }
+            }
+            State::AwaitPreStop { .. } | State::Lingering { .. } => (0, false, Verdict::Keep),
+        }
+    }
+
+    /// New bytes from the socket (in the loop's scratch buffer).
+    fn on_bytes(&mut self, data: &mut [u8], ctx: &mut Context) -> Verdict {
         match &mut self.state {
             State::Lingering { discarded, .. } => {
                 *discarded += data.len();
                 if *discarded > LINGER_MAX_BYTES {
                     return Verdict::Close;
                 }
+                return Verdict::Keep;
             }
             State::Http { head_started } => {
                 head_started.get_or_insert(ctx.now);
-                if self.input.is_empty() && !self.input_ready {
-                    // The common case: whole requests straight from the scratch buffer.
-                    let (used, partial) = self.serve(data, ctx);
-                    self.keep_input(data[used..].to_vec(), partial);
-                } else {
-                    self.input.extend_from_slice(data);
-                    self.input_ready = true;
-                }
             }
-            State::AwaitPreStop { .. } => {
-                // Not read in this state; kept for when the answer has gone.
-                self.input.extend_from_slice(data);
-                self.input_ready = true;
-            }
+            State::WebSocket(_) | State::AwaitPreStop { .. } => {}
         }
+        if self.input.is_empty() && !self.input_ready && self.can_process(ctx) {
+            // The common case: whole requests or frames straight from the scratch buffer.
+            let (used, partial, verdict) = self.process(data, ctx);
+            if verdict == Verdict::Keep {
+                self.keep_input(data[used..].to_vec(), partial);
+            }
+            return verdict;
+        }
+        self.input.extend_from_slice(data);
+        self.input_ready = true;
         Verdict::Keep
     }
 
@@ -328,7 +430,7 @@ impl Connection {
     /// queued. Returns the bytes consumed and whether it stopped at an incomplete head.
     fn serve(&mut self, buf: &[u8], ctx: &mut Context) -> (usize, bool) {
         let mut used = 0;
-        while self.can_serve() {
+        while matches!(self.state, State::Http { .. }) && self.can_process(ctx) {
             let rest = &buf[used..];
             if rest.is_empty() {
                 return (used, true);
@@ -385,6 +487,15 @@ impl Connection {
                     keep_alive,
                 };
             }
+            Action::Upgrade(switching) => {
+                log::debug!("conn #{}: upgraded to WebSocket", self.generation);
+                self.respond(switching, false, ctx);
+                self.state = State::WebSocket(Session::new(ctx));
+                self.upgraded = true;
+                ctx.open.http -= 1;
+                ctx.open.websocket += 1;
+                ctx.metrics.ws_upgrades += 1;
+            }
         }
     }
 
@@ -408,4 +519,9 @@ impl Connection {
         };
         Verdict::Keep
     }
+}
+
+/// Output queued above which a connection stops reading.
+fn high_water(config: &crate::config::Config) -> usize {
+    OUTPUT_HIGH_WATER_BYTES.min(config.max_output_bytes / 2)
 }

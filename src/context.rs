@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::{Metrics, OpenConnections};
 use crate::static_files::StaticFiles;
-use crate::timers::Millis;
+use crate::timers::{Millis, Rng};
 
 /// Shared loop state.
 #[derive(Debug)]
@@ -24,6 +24,8 @@ pub struct Context {
     pub open: OpenConnections,
     /// The name clients see.
     pub instance_id: String,
+    /// Jitter for spreading timers.
+    pub rng: Rng,
     /// Loop time of the current iteration.
     pub now: Millis,
     /// `Date` header value, refreshed once a second.
@@ -41,6 +43,7 @@ impl Context {
             metrics: Metrics::default(),
             open: OpenConnections::default(),
             instance_id,
+            rng: Rng::from_entropy(),
             now: 0,
             date: httpdate::fmt_http_date(SystemTime::now()),
             date_second: 0,

@@ -326,6 +326,16 @@ impl Response {
         r
     }
 
+    /// A response with no body and no `Content-Length` (101, 304).
+    pub fn empty(status: u16) -> Self {
+        Response {
+            status,
+            headers: String::new(),
+            body: Body::None,
+            close: false,
+        }
+    }
+
     /// A short plain-text response (the body gets a trailing newline).
     pub fn text(status: u16, text: &str) -> Self {
         Self::new(

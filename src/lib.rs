@@ -22,3 +22,4 @@ pub mod routes;
 pub mod server;
 pub mod static_files;
 pub mod timers;
+pub mod websocket;

@@ -39,6 +39,8 @@ impl Side {
 pub struct OpenConnections {
     /// Public-port connections speaking HTTP.
     pub http: usize,
+    /// Public-port connections upgraded to WebSocket.
+    pub websocket: usize,
     /// Admin-port connections.
     pub admin: usize,
 }
@@ -58,6 +60,30 @@ pub struct Metrics {
     pub bytes_in: u64,
     /// Bytes written to clients.
     pub bytes_out: u64,
+    /// Successful WebSocket upgrades.
+    pub ws_upgrades: u64,
+    /// WebSocket frames received (all opcodes).
+    pub ws_frames_in: u64,
+    /// WebSocket messages received (after reassembly).
+    pub ws_messages_in: u64,
+    /// WebSocket replies sent.
+    pub ws_messages_out: u64,
+    /// Payload bytes of messages received.
+    pub ws_payload_bytes_in: u64,
+    /// Payload bytes of replies sent.
+    pub ws_payload_bytes_out: u64,
+    /// Messages that arrived after our close frame and could not be answered.
+    pub ws_messages_after_close: u64,
+    /// Alive messages sent.
+    pub ws_alive_sent: u64,
+    /// Close handshakes completed (both close frames exchanged).
+    pub ws_clean_closes: u64,
+    /// Our close frame went unanswered for `CLOSE_TIMEOUT`.
+    pub ws_close_timeouts: u64,
+    /// Clients dropped for not answering a ping.
+    pub ws_ping_timeouts: u64,
+    /// Close frames by code and sender: `(code, sent_by_server, count)`.
+    ws_closes: Vec<(u16, bool, u64)>,
 }
 
 impl Metrics {
@@ -85,6 +111,29 @@ impl Metrics {
         }
     }
 
+    /// Counts a close frame: sent by the server, or received from the client.
+    pub fn ws_close(&mut self, code: u16, by_server: bool) {
+        match self
+            .ws_closes
+            .iter_mut()
+            .find(|(c, s, _)| *c == code && *s == by_server)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => {
+                self.ws_closes.push((code, by_server, 1));
+                self.ws_closes.sort_unstable();
+            }
+        }
+    }
+
+    /// Close frames counted so far with this code and sender.
+    pub fn ws_closes(&self, code: u16, by_server: bool) -> u64 {
+        self.ws_closes
+            .iter()
+            .find(|(c, s, _)| *c == code && *s == by_server)
+            .map_or(0, |(_, _, n)| *n)
+    }
+
     /// Requests answered in total.
     pub fn requests_total(&self) -> u64 {
         self.requests.iter().map(|(_, n)| n).sum()
@@ -92,102 +141,191 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self, phase: Phase, open: OpenConnections, uptime_secs: f64) -> String {
-        let mut out = String::with_capacity(2048);
+        let mut out = String::with_capacity(4096);
+        let o = &mut out;
         family(
-            &mut out,
+            o,
             "wsdrain_phase",
             "gauge",
             "1 for the current lifecycle phase (serving, prestop, draining).",
         );
         for p in Phase::ALL {
-            let _ = writeln!(
-                out,
-                "wsdrain_phase{{phase=\"{}\"}} {}",
-                p.as_str(),
-                u8::from(p == phase)
+            sample(
+                o,
+                "wsdrain_phase",
+                &format!("phase=\"{}\"", p.as_str()),
+                u8::from(p == phase),
             );
         }
         family(
-            &mut out,
+            o,
             "wsdrain_connections_open",
             "gauge",
             "Connections open now, by kind.",
         );
-        let _ = writeln!(
-            out,
-            "wsdrain_connections_open{{kind=\"http\"}} {}",
-            open.http
-        );
-        let _ = writeln!(
-            out,
-            "wsdrain_connections_open{{kind=\"admin\"}} {}",
-            open.admin
-        );
+        for (kind, n) in [
+            ("http", open.http),
+            ("websocket", open.websocket),
+            ("admin", open.admin),
+        ] {
+            sample(
+                o,
+                "wsdrain_connections_open",
+                &format!("kind=\"{kind}\""),
+                n,
+            );
+        }
         family(
-            &mut out,
+            o,
             "wsdrain_connections_accepted_total",
             "counter",
             "Connections accepted, by listener.",
         );
         for side in [Side::Public, Side::Admin] {
-            let _ = writeln!(
-                out,
-                "wsdrain_connections_accepted_total{{listener=\"{}\"}} {}",
-                side.as_str(),
-                self.accepted[side as usize]
+            let labels = format!("listener=\"{}\"", side.as_str());
+            sample(
+                o,
+                "wsdrain_connections_accepted_total",
+                &labels,
+                self.accepted[side as usize],
             );
         }
         family(
-            &mut out,
+            o,
             "wsdrain_connections_rejected_total",
             "counter",
             "Connections refused at accept, by reason.",
         );
-        let _ = writeln!(
-            out,
-            "wsdrain_connections_rejected_total{{reason=\"max_connections\"}} {}",
-            self.rejected_max_connections
+        sample(
+            o,
+            "wsdrain_connections_rejected_total",
+            "reason=\"max_connections\"",
+            self.rejected_max_connections,
         );
-        let _ = writeln!(
-            out,
-            "wsdrain_connections_rejected_total{{reason=\"fd_exhausted\"}} {}",
-            self.rejected_fd_exhausted
+        sample(
+            o,
+            "wsdrain_connections_rejected_total",
+            "reason=\"fd_exhausted\"",
+            self.rejected_fd_exhausted,
         );
         family(
-            &mut out,
+            o,
             "wsdrain_http_requests_total",
             "counter",
             "HTTP requests answered, by status code.",
         );
         for (status, n) in &self.requests {
-            let _ = writeln!(
-                out,
-                "wsdrain_http_requests_total{{status=\"{status}\"}} {n}"
+            sample(
+                o,
+                "wsdrain_http_requests_total",
+                &format!("status=\"{status}\""),
+                n,
+            );
+        }
+        let counters: [(&str, &str, u64); 13] = [
+            (
+                "wsdrain_received_bytes_total",
+                "Bytes read from clients.",
+                self.bytes_in,
+            ),
+            (
+                "wsdrain_sent_bytes_total",
+                "Bytes written to clients.",
+                self.bytes_out,
+            ),
+            (
+                "wsdrain_websocket_upgrades_total",
+                "WebSocket upgrades completed.",
+                self.ws_upgrades,
+            ),
+            (
+                "wsdrain_websocket_frames_received_total",
+                "WebSocket frames received.",
+                self.ws_frames_in,
+            ),
+            (
+                "wsdrain_websocket_messages_received_total",
+                "WebSocket messages received.",
+                self.ws_messages_in,
+            ),
+            (
+                "wsdrain_websocket_messages_sent_total",
+                "WebSocket replies sent.",
+                self.ws_messages_out,
+            ),
+            (
+                "wsdrain_websocket_received_payload_bytes_total",
+                "Payload bytes of WebSocket messages received.",
+                self.ws_payload_bytes_in,
+            ),
+            (
+                "wsdrain_websocket_sent_payload_bytes_total",
+                "Payload bytes of WebSocket replies sent.",
+                self.ws_payload_bytes_out,
+            ),
+            (
+                "wsdrain_websocket_messages_after_close_total",
+                "Messages that arrived after the server's close frame (not answered; clients re-send them).",
+                self.ws_messages_after_close,
+            ),
+            (
+                "wsdrain_websocket_alive_sent_total",
+                "Alive messages sent.",
+                self.ws_alive_sent,
+            ),
+            (
+                "wsdrain_websocket_clean_closes_total",
+                "Close handshakes completed.",
+                self.ws_clean_closes,
+            ),
+            (
+                "wsdrain_websocket_close_timeouts_total",
+                "Close frames the client did not answer within CLOSE_TIMEOUT.",
+                self.ws_close_timeouts,
+            ),
+            (
+                "wsdrain_websocket_ping_timeouts_total",
+                "Clients dropped for not answering a ping within PONG_TIMEOUT.",
+                self.ws_ping_timeouts,
+            ),
+        ];
+        for (name, help, value) in counters {
+            family(o, name, "counter", help);
+            sample(o, name, "", value);
+        }
+        family(
+            o,
+            "wsdrain_websocket_closes_total",
+            "counter",
+            "WebSocket close frames, by code and sender.",
+        );
+        for (code, by_server, n) in &self.ws_closes {
+            let by = if *by_server { "server" } else { "client" };
+            sample(
+                o,
+                "wsdrain_websocket_closes_total",
+                &format!("code=\"{code}\",by=\"{by}\""),
+                n,
             );
         }
         family(
-            &mut out,
-            "wsdrain_received_bytes_total",
-            "counter",
-            "Bytes read from clients.",
-        );
-        let _ = writeln!(out, "wsdrain_received_bytes_total {}", self.bytes_in);
-        family(
-            &mut out,
-            "wsdrain_sent_bytes_total",
-            "counter",
-            "Bytes written to clients.",
-        );
-        let _ = writeln!(out, "wsdrain_sent_bytes_total {}", self.bytes_out);
-        family(
-            &mut out,
+            o,
             "wsdrain_uptime_seconds",
             "gauge",
             "Seconds since the process started.",
         );
-        let _ = writeln!(out, "wsdrain_uptime_seconds {uptime_secs:.3}");
+        sample(o, "wsdrain_uptime_seconds", "", format!("{uptime_secs:.3}"));
         out
     }
+}
+
+/// Writes one sample line.
+fn sample(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Display) {
+    let _ = if labels.is_empty() {
+        writeln!(out, "{name} {value}")
+    } else {
+        writeln!(out, "{name}{{{labels}}} {value}")
+    };
 }
 
 /// Writes the `# HELP` and `# TYPE` lines of a metric family.
@@ -207,7 +345,15 @@ mod tests {
         m.request(404);
         m.request(200);
         m.rejected(RejectReason::MaxConnections);
-        let text = m.render(Phase::PreStop, OpenConnections { http: 3, admin: 1 }, 1.5);
+        let text = m.render(
+            Phase::PreStop,
+            OpenConnections {
+                http: 3,
+                websocket: 2,
+                admin: 1,
+            },
+            1.5,
+        );
         for line in [
             "wsdrain_phase{phase=\"prestop\"} 1",
             "wsdrain_phase{phase=\"serving\"} 0",

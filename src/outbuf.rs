@@ -76,6 +76,23 @@ impl OutQueue {
         self.chunks.push_back(chunk);
     }
 
+    /// Appends bytes written by `fill` (at most about `additional` of them) to the last owned
+    /// chunk when it has room, else to a new one: many small frames share one buffer and one
+    /// `writev` slot, without an intermediate copy.
+    pub fn extend_with(&mut self, additional: usize, fill: impl FnOnce(&mut Vec<u8>)) {
+        let reuse = matches!(self.chunks.back(), Some(Chunk::Owned(back)) if back.len() + additional <= COALESCE_BYTES);
+        if !reuse {
+            self.chunks.push_back(Chunk::Owned(Vec::with_capacity(
+                additional.min(COALESCE_BYTES),
+            )));
+        }
+        if let Some(Chunk::Owned(back)) = self.chunks.back_mut() {
+            let before = back.len();
+            fill(back);
+            self.len += back.len() - before;
+        }
+    }
+
     /// Writes as much as `w` takes without blocking. Returns the bytes written; the queue is
     /// empty afterwards unless the writer would block. `WouldBlock` is not an error here: what
     /// is left stays queued and is written on the next writable event, never re-sent.
@@ -187,6 +204,18 @@ mod tests {
         assert!(q.is_empty());
         assert_eq!(w.taken, b"hello big world!");
         assert_eq!(q.chunks.capacity(), 0);
+    }
+
+    #[test]
+    fn extend_with_shares_the_tail_buffer() {
+        let mut q = OutQueue::new();
+        q.extend_with(3, |v| v.extend_from_slice(b"abc"));
+        q.extend_with(2, |v| v.extend_from_slice(b"de"));
+        assert_eq!(q.chunks.len(), 1);
+        q.push(Chunk::Static(b"!"));
+        q.extend_with(COALESCE_BYTES, |v| v.extend_from_slice(b"f"));
+        assert_eq!(q.chunks.len(), 3);
+        assert_eq!((q.len(), q.to_vec()), (7, b"abcde!f".to_vec()));
     }
 
     #[test]

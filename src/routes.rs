@@ -6,6 +6,7 @@
 //! | both   | `/readyz`   | GET, HEAD | 200 while serving, 503 after preStop or during drain |
 //! | admin  | `/metrics`  | GET, HEAD | Prometheus text |
 //! | admin  | `/prestop`  | GET       | 200 after `PRESTOP_DELAY` (a timer; the connection waits) |
+//! | public | `/ws`       | GET       | 101 and WebSocket, or 400/426/503 saying why not |
 //! | public | anything else | GET, HEAD | a static file, 301 to add a directory's slash, or 404 |
 //!
 //! `/metrics` and `/prestop` on the public port are 404: the public port is what the internet
@@ -15,6 +16,7 @@ use crate::context::Context;
 use crate::http::{Body, Head, HttpError, Method, Response};
 use crate::metrics::Side;
 use crate::static_files::Lookup;
+use crate::websocket;
 
 /// What the connection should do with a request.
 #[derive(Debug)]
@@ -23,6 +25,8 @@ pub enum Action {
     Respond(Response),
     /// Hold the answer until the preStop deadline.
     AwaitPreStop,
+    /// Send this `101 Switching Protocols` and speak WebSocket from then on.
+    Upgrade(Response),
 }
 
 /// The endpoints.
@@ -36,6 +40,8 @@ pub enum Endpoint {
     Metrics,
     /// The preStop hook (admin only).
     PreStop,
+    /// The WebSocket endpoint (public only).
+    WebSocket,
     /// A file from `STATIC_DIR` (public only).
     Static,
     /// No such endpoint on this port.
@@ -50,6 +56,7 @@ impl Endpoint {
             (_, "/readyz") => Endpoint::Readyz,
             (Side::Admin, "/metrics") => Endpoint::Metrics,
             (Side::Admin, "/prestop") => Endpoint::PreStop,
+            (Side::Public, "/ws") => Endpoint::WebSocket,
             (Side::Public, "/metrics" | "/prestop") | (Side::Admin, _) => Endpoint::NotFound,
             (Side::Public, _) => Endpoint::Static,
         }
@@ -58,14 +65,14 @@ impl Endpoint {
     /// The `Allow` header value.
     fn allow(self) -> &'static str {
         match self {
-            Endpoint::PreStop => "GET",
+            Endpoint::PreStop | Endpoint::WebSocket => "GET",
             _ => "GET, HEAD",
         }
     }
 
     fn allows(self, method: Method) -> bool {
         match self {
-            Endpoint::PreStop => method == Method::Get,
+            Endpoint::PreStop | Endpoint::WebSocket => method == Method::Get,
             _ => matches!(method, Method::Get | Method::Head),
         }
     }
@@ -109,6 +116,10 @@ pub fn handle(head: &Head<'_>, side: Side, ctx: &mut Context) -> Action {
                 .request_prestop(ctx.now, ctx.config.prestop_delay);
             return Action::AwaitPreStop;
         }
+        Endpoint::WebSocket => match websocket::handshake(head, ctx.lifecycle.phase()) {
+            Ok(switching) => return Action::Upgrade(switching),
+            Err(refusal) => refusal,
+        },
         Endpoint::Static | Endpoint::NotFound => not_found(),
     })
 }
@@ -192,6 +203,8 @@ mod tests {
             (Side::Admin, "/index.html", Endpoint::NotFound),
             (Side::Public, "/", Endpoint::Static),
             (Side::Public, "/healthz/", Endpoint::Static),
+            (Side::Public, "/ws", Endpoint::WebSocket),
+            (Side::Admin, "/ws", Endpoint::NotFound),
         ];
         for (side, path, endpoint) in cases {
             assert_eq!(Endpoint::of(side, path), endpoint, "{side:?} {path}");

@@ -58,6 +58,8 @@ pub struct Server {
     last_fd_warning: Option<Millis>,
     drain_deadline: Option<Millis>,
     exit_now: bool,
+    /// Connections whose read budget ran out: `(slot, generation)`, run again next iteration.
+    rerun: Vec<(usize, u32)>,
 }
 
 impl Server {
@@ -108,6 +110,7 @@ impl Server {
             last_fd_warning: None,
             drain_deadline: None,
             exit_now: false,
+            rerun: Vec::new(),
         })
     }
 
@@ -135,6 +138,15 @@ impl Server {
                 return Err(e);
             }
             self.ctx.tick(self.clock.now());
+            for (slot, generation) in std::mem::take(&mut self.rerun) {
+                if self
+                    .conns
+                    .get(slot)
+                    .is_some_and(|c| c.generation == generation)
+                {
+                    self.on_conn_ready(slot);
+                }
+            }
             for event in events.iter() {
                 match event.token() {
                     PUBLIC => self.accept_all(Side::Public),
@@ -158,6 +170,9 @@ impl Server {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
+        if !self.rerun.is_empty() {
+            return Some(Duration::ZERO);
+        }
         let next = [
             self.timers.next(),
             self.accept_retry_at,
@@ -242,7 +257,10 @@ impl Server {
 
     fn admit(&mut self, mut stream: mio::net::TcpStream, side: Side) {
         let (open, cap) = match side {
-            Side::Public => (&mut self.ctx.open.http, self.max_public),
+            Side::Public => (
+                &mut self.ctx.open.http,
+                self.max_public.saturating_sub(self.ctx.open.websocket),
+            ),
             Side::Admin => (&mut self.ctx.open.admin, MAX_ADMIN_CONNECTIONS),
         };
         if *open >= cap {
@@ -285,6 +303,9 @@ impl Server {
             return;
         };
         let verdict = conn.on_ready(&mut self.ctx, &mut self.scratch);
+        if verdict == Verdict::Keep && conn.take_rerun() {
+            self.rerun.push((slot, conn.generation));
+        }
         self.settle(slot, verdict);
     }
 
@@ -294,6 +315,7 @@ impl Server {
             Verdict::Close => {
                 let conn = self.conns.remove(slot);
                 match conn.side {
+                    Side::Public if conn.is_websocket() => self.ctx.open.websocket -= 1,
                     Side::Public => self.ctx.open.http -= 1,
                     Side::Admin => self.ctx.open.admin -= 1,
                 }
@@ -354,7 +376,8 @@ impl Server {
         let budget = config.drain_window + config.close_timeout;
         self.drain_deadline = Some(after(self.ctx.now, budget));
         log::info!(
-            "{signal}: draining; public listener closed; {} public and {} admin connections open; deadline {:.1}s",
+            "{signal}: draining; public listener closed; {} WebSocket, {} HTTP and {} admin connections open; deadline {:.1}s",
+            self.ctx.open.websocket,
             self.ctx.open.http,
             self.ctx.open.admin,
             budget.as_secs_f64()
@@ -374,14 +397,14 @@ impl Server {
         if self.ctx.lifecycle.phase() != Phase::Draining {
             return false;
         }
-        if self.ctx.open.http == 0 {
+        if self.ctx.open.http + self.ctx.open.websocket == 0 {
             log::info!("drain complete: every public connection closed");
             return true;
         }
         if self.drain_deadline.is_some_and(|at| self.ctx.now >= at) {
             log::warn!(
                 "drain deadline passed with {} public connections still open; closing them",
-                self.ctx.open.http
+                self.ctx.open.http + self.ctx.open.websocket
             );
             return true;
         }

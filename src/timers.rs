@@ -49,6 +49,45 @@ pub fn after(now: Millis, d: Duration) -> Millis {
     now.saturating_add(d.as_millis().min(u128::from(u64::MAX)) as Millis)
 }
 
+/// A small, fast pseudo-random generator (SplitMix64) for spreading timers: alive messages
+/// over their interval, drain closes over the drain window. Not for anything secret.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded from the clock and the process id, so replicas spread differently.
+    pub fn from_entropy() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        Rng(nanos ^ (u64::from(std::process::id()) << 32))
+    }
+
+    /// A fixed seed (tests).
+    pub fn seeded(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+        }
+    }
+}
+
 /// One connection's deadline, plus the bookkeeping that keeps the heap small.
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline {
@@ -229,6 +268,22 @@ mod tests {
         timers.set(&mut conns[0].1, 0, 1, 500);
         assert!(expire(&mut timers, &mut conns, 200).is_empty());
         assert_eq!(expire(&mut timers, &mut conns, 500), vec![0]);
+    }
+
+    #[test]
+    fn rng_stays_in_range_and_spreads() {
+        let mut rng = Rng::seeded(7);
+        let mut buckets = [0u32; 10];
+        for _ in 0..10_000 {
+            let x = rng.below(1000);
+            assert!(x < 1000);
+            buckets[(x / 100) as usize] += 1;
+        }
+        assert!(
+            buckets.iter().all(|&b| (800..1200).contains(&b)),
+            "{buckets:?}"
+        );
+        assert_eq!(rng.below(0), 0);
     }
 
     #[test]

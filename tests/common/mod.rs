@@ -379,3 +379,213 @@ pub fn raw(addr: SocketAddr, request: &[u8]) -> Response {
 pub fn repo_file(rel: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).unwrap()
 }
+
+/// A frame as the server sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub fin: bool,
+    pub opcode: u8,
+    pub payload: Vec<u8>,
+}
+
+impl Frame {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.payload.clone()).expect("server text is UTF-8")
+    }
+
+    /// The close code of a close frame.
+    pub fn close_code(&self) -> Option<u16> {
+        (self.opcode == 8 && self.payload.len() >= 2)
+            .then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
+    }
+}
+
+/// A WebSocket client that writes frames byte by byte as told, valid or not.
+pub struct RawWs {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+pub const UPGRADE: &str = "GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+
+impl RawWs {
+    /// Connects and upgrades; `extra` is sent in the same write as the request.
+    pub fn connect_with(addr: SocketAddr, extra: &[u8]) -> RawWs {
+        let mut client = Client::connect(addr);
+        let mut request = UPGRADE.as_bytes().to_vec();
+        request.extend_from_slice(extra);
+        client.send(&request);
+        let r = client.read_response(true);
+        assert_eq!(r.status, 101, "upgrade refused: {}", r.text());
+        assert_eq!(
+            r.header("sec-websocket-accept"),
+            Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        );
+        RawWs {
+            stream: client.stream,
+            buf: client.buf,
+        }
+    }
+
+    pub fn connect(addr: SocketAddr) -> RawWs {
+        Self::connect_with(addr, b"")
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send frame");
+    }
+
+    /// Sends a masked frame.
+    pub fn send(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
+        let bytes = encode_frame(fin, opcode, payload, Some([0x12, 0x34, 0x56, 0x78]), 0);
+        self.send_raw(&bytes);
+    }
+
+    pub fn send_text(&mut self, text: &str) {
+        self.send(true, 1, text.as_bytes());
+    }
+
+    pub fn read_frame(&mut self) -> Frame {
+        loop {
+            if let Some((frame, used)) = decode_frame(&self.buf) {
+                self.buf.drain(..used);
+                return frame;
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => panic!("connection closed while waiting for a frame"),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!("no frame: {e}"),
+            }
+        }
+    }
+
+    /// Reads frames, skipping alive messages and pings.
+    pub fn read_reply(&mut self) -> Frame {
+        loop {
+            let f = self.read_frame();
+            let alive = f.opcode == 1 && f.payload.starts_with(b"{\"type\":\"alive\"");
+            if !alive && f.opcode != 9 {
+                return f;
+            }
+        }
+    }
+
+    /// Expects a close frame with `code` next (after any alive/ping), then the TCP close.
+    pub fn expect_close(&mut self, code: u16) {
+        let f = self.read_reply();
+        assert_eq!(
+            (f.opcode, f.close_code()),
+            (8, Some(code)),
+            "expected close {code}, got {f:?} ({:?})",
+            String::from_utf8_lossy(&f.payload)
+        );
+        self.expect_tcp_close();
+    }
+
+    /// Expects the server to close the TCP connection (EOF or reset) within the wait bound.
+    pub fn expect_tcp_close(&mut self) {
+        self.stream.set_read_timeout(Some(WAIT)).unwrap();
+        let mut chunk = [0u8; 65536];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return,
+                Err(e) => panic!("TCP connection not closed: {e}"),
+            }
+        }
+    }
+}
+
+/// Encodes a frame (client frames are masked; `rsv` is the 3 reserved bits, 0..8).
+pub fn encode_frame(
+    fin: bool,
+    opcode: u8,
+    payload: &[u8],
+    mask: Option<[u8; 4]>,
+    rsv: u8,
+) -> Vec<u8> {
+    let mut v = vec![(if fin { 0x80 } else { 0 }) | (rsv << 4) | opcode];
+    let m = if mask.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => v.push(m | n as u8),
+        n if n < 65536 => {
+            v.push(m | 126);
+            v.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            v.push(m | 127);
+            v.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    match mask {
+        Some(mask) => {
+            v.extend_from_slice(&mask);
+            v.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        }
+        None => v.extend_from_slice(payload),
+    }
+    v
+}
+
+/// Decodes one unmasked server frame from the start of `buf`.
+pub fn decode_frame(buf: &[u8]) -> Option<(Frame, usize)> {
+    if buf.len() < 2 {
+        return None;
+    }
+    assert_eq!(buf[1] & 0x80, 0, "server frames must not be masked");
+    let (len, start) = match buf[1] & 0x7f {
+        126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
+        127 if buf.len() >= 10 => (
+            u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize,
+            10,
+        ),
+        126 | 127 => return None,
+        n => (n as usize, 2),
+    };
+    if buf.len() < start + len {
+        return None;
+    }
+    Some((
+        Frame {
+            fin: buf[0] & 0x80 != 0,
+            opcode: buf[0] & 0x0f,
+            payload: buf[start..start + len].to_vec(),
+        },
+        start + len,
+    ))
+}
+
+/// A standard client (tungstenite) connected to `/ws`.
+pub fn ws_client(addr: SocketAddr) -> tungstenite::WebSocket<TcpStream> {
+    let stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.set_write_timeout(Some(WAIT)).unwrap();
+    let (ws, response) =
+        tungstenite::client(format!("ws://{addr}/ws"), stream).expect("WebSocket handshake");
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+/// Waits until `condition` holds, checking every 20 ms, for at most `timeout`; for state the
+/// server reports only when asked (metrics), where no event can be awaited.
+pub fn eventually(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "not within {timeout:?}: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The value of one sample in the admin port's `/metrics`.
+pub fn metric(admin: SocketAddr, sample: &str) -> Option<f64> {
+    let text = get(admin, "/metrics").text();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(sample)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .map(|v| v.parse().expect("numeric sample"))
+}

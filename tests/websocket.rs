@@ -1,0 +1,465 @@
+//! WebSocket behaviour over real sockets: a standard client (tungstenite) for the happy paths,
+//! and a raw-frame client for every protocol violation and limit.
+
+mod common;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use common::{
+    RawWs, TestServer, UPGRADE, WAIT, encode_frame, eventually, get, metric, raw, ws_client,
+};
+use tungstenite::Message;
+
+fn next_text(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> String {
+    loop {
+        match ws.read().expect("read") {
+            Message::Text(t) if t.starts_with("{\"type\":\"alive\"") => {}
+            Message::Text(t) => return t.to_string(),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn text_is_answered_reversed_by_unicode_scalar_values() {
+    let server = TestServer::start(&[]);
+    let mut ws = ws_client(server.public);
+    for (sent, expected) in [
+        ("héllo", "olléh"),
+        ("abc", "cba"),
+        ("", ""),
+        ("😀 ñ 中文", "文中 ñ 😀"),
+        ("a\u{301}b", "b\u{301}a"), // scalar values, not grapheme clusters
+    ] {
+        ws.send(Message::text(sent)).unwrap();
+        assert_eq!(next_text(&mut ws), expected, "{sent:?}");
+    }
+    // Replies come in order, first in first out.
+    for i in 0..100 {
+        ws.send(Message::text(format!("{i}-x"))).unwrap();
+    }
+    for i in 0..100 {
+        assert_eq!(
+            next_text(&mut ws),
+            format!("{i}-x").chars().rev().collect::<String>()
+        );
+    }
+    let text = get(server.admin, "/metrics").text();
+    assert!(
+        text.contains("wsdrain_connections_open{kind=\"websocket\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wsdrain_websocket_messages_received_total 105"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wsdrain_websocket_messages_sent_total 105"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wsdrain_websocket_upgrades_total 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn fragmented_message_with_a_ping_between_fragments() {
+    let server = TestServer::start(&[]);
+    let mut ws = RawWs::connect(server.public);
+    ws.send(false, 1, "hé".as_bytes());
+    ws.send(true, 9, b"ping!");
+    let pong = ws.read_reply();
+    assert_eq!((pong.opcode, pong.payload.as_slice()), (10, &b"ping!"[..]));
+    ws.send(false, 0, &"llo €".as_bytes()[..5]); // the € is split across fragments
+    ws.send(true, 0, &"llo €".as_bytes()[5..]);
+    assert_eq!(ws.read_reply().text(), "€ olléh");
+}
+
+#[test]
+fn bytes_sent_with_the_upgrade_request_belong_to_the_websocket() {
+    let server = TestServer::start(&[]);
+    let frame = encode_frame(true, 1, b"early", Some([1, 2, 3, 4]), 0);
+    let mut ws = RawWs::connect_with(server.public, &frame);
+    assert_eq!(ws.read_reply().text(), "ylrae");
+}
+
+#[test]
+fn message_size_limit_is_1009_and_checked_from_the_header() {
+    let server = TestServer::start(&[("MAX_MESSAGE_SIZE", "1KiB")]);
+    let mut ws = RawWs::connect(server.public);
+    let at_limit = "a".repeat(1024);
+    ws.send_text(&at_limit);
+    assert_eq!(ws.read_reply().payload.len(), 1024);
+    ws.send_text(&"a".repeat(1025));
+    ws.expect_close(1009);
+
+    // A header that declares 1 MiB is refused before any payload is sent.
+    let mut ws = RawWs::connect(server.public);
+    let mut header = vec![0x81, 0x80 | 127];
+    header.extend_from_slice(&(1u64 << 20).to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    ws.send_raw(&header);
+    ws.expect_close(1009);
+
+    // Fragments that add up to more than the limit.
+    let mut ws = RawWs::connect(server.public);
+    ws.send(false, 1, "a".repeat(600).as_bytes());
+    ws.send(true, 0, "a".repeat(600).as_bytes());
+    ws.expect_close(1009);
+    assert_eq!(get(server.public, "/healthz").status, 200);
+}
+
+#[test]
+fn protocol_violations_close_with_1002() {
+    let server = TestServer::start(&[]);
+    let mask = Some([9, 8, 7, 6]);
+    let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        (
+            "unmasked frame",
+            vec![encode_frame(true, 1, b"hi", None, 0)],
+        ),
+        ("RSV1 set", vec![encode_frame(true, 1, b"hi", mask, 4)]),
+        ("RSV3 set", vec![encode_frame(true, 1, b"hi", mask, 1)]),
+        (
+            "reserved data opcode",
+            vec![encode_frame(true, 3, b"", mask, 0)],
+        ),
+        (
+            "reserved control opcode",
+            vec![encode_frame(true, 0xB, b"", mask, 0)],
+        ),
+        (
+            "fragmented ping",
+            vec![encode_frame(false, 9, b"x", mask, 0)],
+        ),
+        (
+            "ping over 125 bytes",
+            vec![encode_frame(true, 9, &[0; 126], mask, 0)],
+        ),
+        (
+            "continuation without a message",
+            vec![encode_frame(true, 0, b"x", mask, 0)],
+        ),
+        (
+            "text inside a fragmented message",
+            vec![
+                encode_frame(false, 1, b"a", mask, 0),
+                encode_frame(true, 1, b"b", mask, 0),
+            ],
+        ),
+        (
+            "close with a 1-byte payload",
+            vec![encode_frame(true, 8, &[3], mask, 0)],
+        ),
+        (
+            "close code 1005",
+            vec![encode_frame(true, 8, &1005u16.to_be_bytes(), mask, 0)],
+        ),
+        (
+            "close code 999",
+            vec![encode_frame(true, 8, &999u16.to_be_bytes(), mask, 0)],
+        ),
+        (
+            "close code 1004",
+            vec![encode_frame(true, 8, &1004u16.to_be_bytes(), mask, 0)],
+        ),
+        (
+            "close code 5000",
+            vec![encode_frame(true, 8, &5000u16.to_be_bytes(), mask, 0)],
+        ),
+    ];
+    for (name, frames) in cases {
+        let mut ws = RawWs::connect(server.public);
+        for f in frames {
+            ws.send_raw(&f);
+        }
+        let reply = ws.read_reply();
+        assert_eq!(
+            (reply.opcode, reply.close_code()),
+            (8, Some(1002)),
+            "{name}: {reply:?}"
+        );
+        ws.expect_tcp_close();
+    }
+    let text = get(server.admin, "/metrics").text();
+    assert!(
+        text.contains("wsdrain_websocket_closes_total{code=\"1002\",by=\"server\"} 14"),
+        "{text}"
+    );
+}
+
+#[test]
+fn invalid_utf8_closes_with_1007() {
+    let server = TestServer::start(&[]);
+    type Frames = Vec<(bool, u8, Vec<u8>)>;
+    let cases: Vec<(&str, Frames)> = vec![
+        ("one frame", vec![(true, 1, vec![b'a', 0xff, b'b'])]),
+        ("surrogate", vec![(true, 1, vec![0xed, 0xa0, 0x80])]),
+        (
+            "split across fragments",
+            vec![(false, 1, vec![b'a', 0xe2]), (true, 0, vec![0x28, 0xa1])],
+        ),
+        (
+            "incomplete at the end",
+            vec![(false, 1, b"ok".to_vec()), (true, 0, vec![0xe2, 0x82])],
+        ),
+        ("close reason", vec![(true, 8, vec![0x03, 0xe8, 0xff])]),
+    ];
+    for (name, frames) in cases {
+        let mut ws = RawWs::connect(server.public);
+        for (fin, opcode, payload) in frames {
+            ws.send(fin, opcode, &payload);
+        }
+        let reply = ws.read_reply();
+        assert_eq!(
+            (reply.opcode, reply.close_code()),
+            (8, Some(1007)),
+            "{name}: {reply:?}"
+        );
+        ws.expect_tcp_close();
+    }
+    // Fail fast: a fragment that can never become valid fails before the message ends.
+    let mut ws = RawWs::connect(server.public);
+    ws.send(false, 1, &[b'a', 0xc0, 0x80]);
+    ws.expect_close(1007);
+}
+
+#[test]
+fn binary_is_refused_with_1003_unless_echo_mode() {
+    let server = TestServer::start(&[]);
+    let mut ws = RawWs::connect(server.public);
+    ws.send(true, 2, &[1, 2, 3]);
+    ws.expect_close(1003);
+
+    let server = TestServer::start(&[("ECHO_MODE", "echo")]);
+    let mut ws = RawWs::connect(server.public);
+    ws.send(true, 2, &[1, 2, 3]);
+    let f = ws.read_reply();
+    assert_eq!((f.opcode, f.payload), (2, vec![1, 2, 3]));
+    ws.send_text("as is");
+    assert_eq!(ws.read_reply().text(), "as is");
+}
+
+#[test]
+fn alive_messages_carry_instance_phase_and_interval() {
+    let server = TestServer::start(&[("ALIVE_INTERVAL", "1s")]);
+    let mut ws = RawWs::connect(server.public);
+    let started = Instant::now();
+    let mut alive = Vec::new();
+    while alive.len() < 2 {
+        let f = ws.read_frame();
+        assert_eq!(f.opcode, 1);
+        alive.push((started.elapsed(), f.text()));
+    }
+    // The first one is at a random point of the first interval, then one per interval.
+    assert!(alive[0].0 < Duration::from_millis(1500), "{alive:?}");
+    let gap = alive[1].0 - alive[0].0;
+    assert!(
+        gap > Duration::from_millis(700) && gap < Duration::from_millis(1500),
+        "{alive:?}"
+    );
+    let text = &alive[0].1;
+    for part in [
+        "\"type\":\"alive\"",
+        "\"instance\":\"test-instance\"",
+        "\"phase\":\"serving\"",
+        "\"interval_ms\":1000",
+        "\"uptime_ms\":",
+    ] {
+        assert!(text.contains(part), "{text}");
+    }
+    // No alive messages when turned off.
+    let server = TestServer::start(&[("ALIVE_INTERVAL", "0")]);
+    let mut ws = ws_client(server.public);
+    ws.get_mut()
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    assert!(ws.read().is_err(), "nothing should arrive");
+}
+
+#[test]
+fn silent_client_is_pinged_and_dropped_without_a_pong() {
+    let server = TestServer::start(&[
+        ("PING_INTERVAL", "300ms"),
+        ("PONG_TIMEOUT", "500ms"),
+        ("ALIVE_INTERVAL", "0"),
+    ]);
+    // A standard client answers pings as it reads, and stays.
+    let mut polite = ws_client(server.public);
+    let reader = std::thread::spawn(move || {
+        polite
+            .get_mut()
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let until = Instant::now() + Duration::from_millis(2000);
+        while Instant::now() < until {
+            match polite.read() {
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("the client that answers pings was dropped: {e}"),
+            }
+        }
+        polite
+    });
+    let mut silent = RawWs::connect(server.public);
+    let started = Instant::now();
+    let ping = silent.read_frame();
+    assert_eq!(ping.opcode, 9);
+    silent.expect_tcp_close();
+    let dropped = started.elapsed();
+    assert!(
+        dropped >= Duration::from_millis(700) && dropped < Duration::from_secs(3),
+        "{dropped:?}"
+    );
+    let mut polite = reader.join().expect("polite client");
+    polite.get_mut().set_read_timeout(Some(WAIT)).unwrap();
+    polite.send(Message::text("still here")).unwrap();
+    assert_eq!(next_text(&mut polite), "ereh llits");
+    let text = get(server.admin, "/metrics").text();
+    assert!(
+        text.contains("wsdrain_websocket_ping_timeouts_total 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn close_handshake_initiated_by_the_client() {
+    let server = TestServer::start(&[]);
+    let mut ws = RawWs::connect(server.public);
+    ws.send(true, 8, &[0x03, 0xe8, b'b', b'y', b'e']);
+    ws.expect_close(1000);
+    let mut ws = RawWs::connect(server.public);
+    ws.send(true, 8, &[]);
+    let f = ws.read_reply();
+    assert_eq!((f.opcode, f.payload.len()), (8, 0));
+    ws.expect_tcp_close();
+    // A standard client sees a clean close.
+    let mut client = ws_client(server.public);
+    client.close(None).unwrap();
+    loop {
+        match client.read() {
+            Ok(_) => {}
+            Err(tungstenite::Error::ConnectionClosed) => break,
+            Err(e) => panic!("unclean close: {e}"),
+        }
+    }
+    let text = get(server.admin, "/metrics").text();
+    assert!(
+        text.contains("wsdrain_websocket_clean_closes_total 3"),
+        "{text}"
+    );
+    drop((ws, client));
+    eventually(WAIT, "closed WebSockets are no longer counted", || {
+        metric(server.admin, "wsdrain_connections_open{kind=\"websocket\"}") == Some(0.0)
+    });
+}
+
+#[test]
+fn a_client_that_sends_but_never_reads_is_throttled_then_closed() {
+    let server = TestServer::start(&[
+        ("MAX_OUTPUT_BYTES", "64KiB"),
+        ("PONG_TIMEOUT", "1s"),
+        ("ALIVE_INTERVAL", "0"),
+    ]);
+    let mut flooder = RawWs::connect(server.public);
+    flooder
+        .stream
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let frame = encode_frame(true, 1, &[b'x'; 1000], Some([1, 2, 3, 4]), 0);
+    let mut sent = 0usize;
+    let started = Instant::now();
+    // Sending stops by itself: the server stops reading once its output is backed up.
+    let throttled = loop {
+        match flooder.stream.write_all(&frame) {
+            Ok(()) => sent += 1,
+            Err(_) => break true,
+        }
+        if sent > 200_000 || started.elapsed() > Duration::from_secs(20) {
+            break false;
+        }
+    };
+    assert!(
+        throttled,
+        "the server kept reading a client that does not read ({sent} messages)"
+    );
+    // Others are answered meanwhile.
+    let mut other = ws_client(server.public);
+    other.send(Message::text("ok?")).unwrap();
+    assert_eq!(next_text(&mut other), "?ko");
+    // Without write progress for PONG_TIMEOUT, the server gives up on it.
+    flooder.expect_tcp_close();
+    let text = get(server.admin, "/metrics").text();
+    assert!(
+        text.contains("wsdrain_websocket_closes_total{code=\"1008\",by=\"server\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wsdrain_connections_open{kind=\"websocket\"} 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn upgrade_variants() {
+    let server = TestServer::start(&[]);
+    let good = "Host: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let cases: Vec<(String, u16, &str)> = vec![
+        (format!("GET /ws HTTP/1.1\r\n{good}\r\n"), 101, ""),
+        (
+            "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".into(),
+            101,
+            "",
+        ),
+        ("GET /ws HTTP/1.1\r\nHost: t\r\n\r\n".into(), 400, "expected Upgrade: websocket"),
+        (format!("GET /ws HTTP/1.1\r\n{}\r\n", good.replace("Connection: Upgrade", "Connection: keep-alive")), 400, "expected Connection: Upgrade"),
+        (format!("GET /ws HTTP/1.1\r\n{}\r\n", good.replace("Version: 13", "Version: 8")), 426, "version 13"),
+        (format!("GET /ws HTTP/1.1\r\n{}\r\n", good.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "")), 400, "Sec-WebSocket-Key"),
+        (format!("GET /ws HTTP/1.1\r\n{}\r\n", good.replace("dGhlIHNhbXBsZSBub25jZQ==", "short")), 400, "Sec-WebSocket-Key"),
+        (format!("GET /ws HTTP/1.0\r\n{good}\r\n"), 400, "HTTP/1.1"),
+        (format!("POST /ws HTTP/1.1\r\n{good}\r\n"), 405, "method not allowed"),
+    ];
+    for (request, status, reason) in cases {
+        let r = raw(server.public, request.as_bytes());
+        assert_eq!(r.status, status, "{request}");
+        assert!(r.text().contains(reason), "{request}: {}", r.text());
+        if status == 426 {
+            assert_eq!(r.header("sec-websocket-version"), Some("13"));
+        }
+        if status == 101 {
+            assert_eq!(r.header("upgrade"), Some("websocket"));
+            assert_eq!(
+                r.header("sec-websocket-extensions"),
+                None,
+                "no extension is negotiated"
+            );
+        }
+    }
+    assert_eq!(raw(server.admin, UPGRADE.as_bytes()).status, 404);
+}
+
+#[test]
+fn many_tiny_messages_in_one_write_are_all_answered_in_order() {
+    let server = TestServer::start(&[]);
+    let mut ws = RawWs::connect(server.public);
+    let mut burst = Vec::new();
+    for i in 0..5000 {
+        burst.extend(encode_frame(
+            true,
+            1,
+            format!("{i}").as_bytes(),
+            Some([1, 1, 1, 1]),
+            0,
+        ));
+    }
+    let mut writer = ws.stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || writer.write_all(&burst).unwrap());
+    for i in 0..5000 {
+        let expected: String = format!("{i}").chars().rev().collect();
+        assert_eq!(ws.read_reply().text(), expected);
+    }
+    sender.join().unwrap();
+}
