@@ -525,3 +525,19 @@ impl Connection {
 fn high_water(config: &crate::config::Config) -> usize {
     OUTPUT_HIGH_WATER_BYTES.min(config.max_output_bytes / 2)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The per-connection state is the floor of memory per idle socket: keep an eye on it.
+    #[test]
+    fn connection_state_stays_small() {
+        let size = std::mem::size_of::<Connection>();
+        println!(
+            "Connection: {size} bytes, Session: {} bytes",
+            std::mem::size_of::<Session>()
+        );
+        assert!(size <= 256, "Connection grew to {size} bytes");
+    }
+}

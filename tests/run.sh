@@ -11,7 +11,7 @@ tier "rustfmt"
 cargo fmt --all -- --check
 
 tier "clippy"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 tier "cargo test"
 cargo test --locked

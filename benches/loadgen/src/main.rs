@@ -1,0 +1,379 @@
+//! Load generator for wsdrain's benchmarks. Every mode is bounded in count and time, checks
+//! every reply, and prints one result line (also appended as CSV with `--csv FILE`).
+//!
+//! `idle`: opens N WebSocket connections from source addresses 127.0.0.2, 127.0.0.3, … (one
+//! address gives ~28k ephemeral ports), and reads the server's memory from /proc before, after
+//! opening, after one message on each, and after one round of alive messages: bytes of server
+//! RSS per connection, and the kernel's socket memory per connection, which a pod's memory limit
+//! also pays.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Socket, Type};
+
+/// Connections per source address (well under the ~28k ephemeral ports of one address).
+const PER_SOURCE: usize = 20_000;
+/// Any single read or connect waits at most this long.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("idle") => idle(&Options::parse(&args[1..])),
+        _ => Err(usage()),
+    };
+    if let Err(e) = result {
+        eprintln!("loadgen: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn usage() -> String {
+    "usage: loadgen idle --addr HOST:PORT --pid SERVER_PID [--connections N] [--rate PER_SEC] \
+     [--alive-wait SECS] [--label NAME] [--csv FILE] [--max-seconds S]"
+        .to_string()
+}
+
+#[derive(Debug, Clone)]
+struct Options {
+    addr: SocketAddr,
+    pid: u32,
+    connections: usize,
+    rate: f64,
+    alive_wait: Duration,
+    label: String,
+    csv: Option<String>,
+    max_time: Duration,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Options {
+        let mut o = Options {
+            addr: "127.0.0.1:8080".parse().unwrap(),
+            pid: 0,
+            connections: 1000,
+            rate: 5000.0,
+            alive_wait: Duration::ZERO,
+            label: "wsdrain".into(),
+            csv: None,
+            max_time: Duration::from_secs(300),
+        };
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let value = it
+                .next()
+                .unwrap_or_else(|| fail(&format!("{flag} needs a value")));
+            match flag.as_str() {
+                "--addr" => o.addr = value.parse().unwrap_or_else(|_| fail("bad --addr")),
+                "--pid" => o.pid = value.parse().unwrap_or_else(|_| fail("bad --pid")),
+                "--connections" => {
+                    o.connections = value.parse().unwrap_or_else(|_| fail("bad --connections"))
+                }
+                "--rate" => o.rate = value.parse().unwrap_or_else(|_| fail("bad --rate")),
+                "--alive-wait" => {
+                    o.alive_wait = Duration::from_secs_f64(
+                        value.parse().unwrap_or_else(|_| fail("bad --alive-wait")),
+                    )
+                }
+                "--label" => o.label = value.clone(),
+                "--csv" => o.csv = Some(value.clone()),
+                "--max-seconds" => {
+                    o.max_time = Duration::from_secs(
+                        value.parse().unwrap_or_else(|_| fail("bad --max-seconds")),
+                    )
+                }
+                _ => fail(&format!("unknown flag {flag}\n{}", usage())),
+            }
+        }
+        if o.pid == 0 {
+            fail("--pid is required (the server's process id, to read its memory)");
+        }
+        o
+    }
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("loadgen: {msg}");
+    std::process::exit(2);
+}
+
+/// Memory figures read from /proc at one moment.
+#[derive(Debug, Clone, Copy)]
+struct Memory {
+    /// Server resident set, bytes.
+    rss: u64,
+    /// Kernel TCP buffer memory (all sockets), bytes.
+    tcp_mem: u64,
+    /// Kernel slab memory (all caches), bytes.
+    slab: u64,
+}
+
+fn memory(pid: u32) -> Result<Memory, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("server gone? {e}"))?;
+    let rss = kib_field(&status, "VmRSS:")? * 1024;
+    let sockstat = std::fs::read_to_string("/proc/net/sockstat").map_err(|e| e.to_string())?;
+    let tcp = sockstat
+        .lines()
+        .find(|l| l.starts_with("TCP:"))
+        .ok_or("no TCP line in sockstat")?;
+    let pages: u64 = tcp
+        .split_whitespace()
+        .skip_while(|w| *w != "mem")
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .ok_or("no mem in sockstat")?;
+    let meminfo = std::fs::read_to_string("/proc/meminfo").map_err(|e| e.to_string())?;
+    let slab = kib_field(&meminfo, "Slab:")? * 1024;
+    Ok(Memory {
+        rss,
+        tcp_mem: pages * 4096,
+        slab,
+    })
+}
+
+fn kib_field(text: &str, name: &str) -> Result<u64, String> {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("no {name}"))
+}
+
+/// A blocking client WebSocket with just enough protocol for the benchmarks.
+struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    fn connect(server: SocketAddr, source: Ipv4Addr) -> Result<Client, String> {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).map_err(|e| e.to_string())?;
+        socket
+            .bind(&SocketAddr::V4(SocketAddrV4::new(source, 0)).into())
+            .map_err(|e| format!("bind {source}: {e}"))?;
+        socket
+            .connect_timeout(&server.into(), IO_TIMEOUT)
+            .map_err(|e| format!("connect from {source}: {e}"))?;
+        let stream: TcpStream = socket.into();
+        stream
+            .set_read_timeout(Some(IO_TIMEOUT))
+            .map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let mut client = Client {
+            stream,
+            buf: Vec::new(),
+        };
+        let request = format!(
+            "GET /ws HTTP/1.1\r\nHost: {server}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        );
+        client
+            .stream
+            .write_all(request.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let end = loop {
+            if let Some(i) = client.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            client.fill()?;
+        };
+        if !client.buf.starts_with(b"HTTP/1.1 101") {
+            return Err(format!(
+                "upgrade refused: {}",
+                String::from_utf8_lossy(&client.buf[..end])
+            ));
+        }
+        client.buf.drain(..end);
+        Ok(client)
+    }
+
+    fn fill(&mut self) -> Result<(), String> {
+        let mut chunk = [0u8; 4096];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => Err("server closed the connection".into()),
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Ok(())
+            }
+            Err(e) => Err(format!("read: {e}")),
+        }
+    }
+
+    fn send_text(&mut self, text: &[u8]) -> Result<(), String> {
+        let mask = [0x5a, 0x17, 0x99, 0x03];
+        let mut frame = Vec::with_capacity(text.len() + 14);
+        frame.push(0x81);
+        match text.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n if n < 65536 => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&mask);
+        frame.extend(text.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.stream.write_all(&frame).map_err(|e| e.to_string())
+    }
+
+    /// Reads one text frame; `Ok((is_alive, payload))`.
+    fn read_text(&mut self) -> Result<(bool, Vec<u8>), String> {
+        loop {
+            if self.buf.len() >= 2 {
+                let (len, start) = match self.buf[1] & 0x7f {
+                    126 if self.buf.len() >= 4 => {
+                        (u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize, 4)
+                    }
+                    127 if self.buf.len() >= 10 => {
+                        let mut b = [0u8; 8];
+                        b.copy_from_slice(&self.buf[2..10]);
+                        (u64::from_be_bytes(b) as usize, 10)
+                    }
+                    126 | 127 => (usize::MAX, 0),
+                    n => (n as usize, 2),
+                };
+                if len != usize::MAX && self.buf.len() >= start + len {
+                    let opcode = self.buf[0] & 0x0f;
+                    let payload = self.buf[start..start + len].to_vec();
+                    self.buf.drain(..start + len);
+                    match opcode {
+                        1 => return Ok((payload.starts_with(b"{\"type\":\"alive\""), payload)),
+                        9 | 10 => continue,
+                        8 => return Err("server sent close".into()),
+                        other => return Err(format!("unexpected opcode {other}")),
+                    }
+                }
+            }
+            self.fill()?;
+        }
+    }
+}
+
+fn source_address(i: usize) -> Ipv4Addr {
+    let n = 2 + (i / PER_SOURCE) as u32;
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 0, 0)) + n)
+}
+
+fn idle(o: &Options) -> Result<(), String> {
+    let started = Instant::now();
+    let check_time = || {
+        if started.elapsed() > o.max_time {
+            Err(format!("over --max-seconds {}", o.max_time.as_secs()))
+        } else {
+            Ok(())
+        }
+    };
+    let before = memory(o.pid)?;
+    let mut clients = Vec::with_capacity(o.connections);
+    let pace = Duration::from_secs_f64(1.0 / o.rate.max(1.0));
+    for i in 0..o.connections {
+        let due = started + pace.mul_f64(i as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait); // pacing the open rate, not synchronisation
+        }
+        clients.push(Client::connect(o.addr, source_address(i))?);
+        if i % 1000 == 0 {
+            check_time()?;
+        }
+    }
+    let open_secs = started.elapsed().as_secs_f64();
+    let opened = memory(o.pid)?;
+
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.send_text(format!("message {i}").as_bytes())?;
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        let expected: String = format!("message {i}").chars().rev().collect();
+        loop {
+            let (alive, payload) = c.read_text()?;
+            if alive {
+                continue;
+            }
+            if payload != expected.as_bytes() {
+                return Err(format!(
+                    "connection {i}: wrong reply {:?}",
+                    String::from_utf8_lossy(&payload)
+                ));
+            }
+            break;
+        }
+        if i % 1000 == 0 {
+            check_time()?;
+        }
+    }
+    let messaged = memory(o.pid)?;
+
+    let alive_memory = if o.alive_wait.is_zero() {
+        None
+    } else {
+        // Every connection must receive an alive message within the wait.
+        let deadline = Instant::now() + o.alive_wait;
+        for (i, c) in clients.iter_mut().enumerate() {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
+            c.stream
+                .set_read_timeout(Some(left))
+                .map_err(|e| e.to_string())?;
+            loop {
+                let (alive, _) = c
+                    .read_text()
+                    .map_err(|e| format!("connection {i}: no alive message: {e}"))?;
+                if alive {
+                    break;
+                }
+            }
+        }
+        Some(memory(o.pid)?)
+    };
+
+    let n = o.connections as f64;
+    let per = |m: Memory| (m.rss.saturating_sub(before.rss)) as f64 / n;
+    let kernel_tcp = (opened.tcp_mem.saturating_sub(before.tcp_mem)) as f64 / n;
+    // Both ends of every connection live on this machine: half the slab growth is the server's.
+    let kernel_slab = (opened.slab.saturating_sub(before.slab)) as f64 / n / 2.0;
+    let alive_per = alive_memory.map(per);
+    println!(
+        "{label}: {n} idle WebSockets opened in {open_secs:.1}s; server RSS {base:.1} MiB before; per connection: \
+         {idle:.0} B idle, {msg:.0} B after one message each, {alive} after one alive round; \
+         kernel per connection: {kernel_tcp:.0} B TCP buffers, ~{kernel_slab:.0} B slab (server side)",
+        label = o.label,
+        n = o.connections,
+        base = before.rss as f64 / 1048576.0,
+        idle = per(opened),
+        msg = per(messaged),
+        alive = alive_per.map_or("n/a".into(), |v| format!("{v:.0} B")),
+    );
+    if let Some(path) = &o.csv {
+        let new = !std::path::Path::new(path).exists();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| e.to_string())?;
+        if new {
+            writeln!(f, "label,connections,rss_before,rss_per_idle,rss_per_after_message,rss_per_after_alive,kernel_tcp_per,kernel_slab_per")
+                .map_err(|e| e.to_string())?;
+        }
+        writeln!(
+            f,
+            "{},{},{},{:.1},{:.1},{},{:.1},{:.1}",
+            o.label,
+            o.connections,
+            before.rss,
+            per(opened),
+            per(messaged),
+            alive_per.map_or(String::new(), |v| format!("{v:.1}")),
+            kernel_tcp,
+            kernel_slab
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
