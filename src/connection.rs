@@ -125,6 +125,31 @@ impl Connection {
         self.upgraded
     }
 
+    /// Schedules the drain's close of a WebSocket; false for other connections.
+    pub fn schedule_drain(&mut self, at: Millis) -> bool {
+        match &mut self.state {
+            State::WebSocket(session) if !session.closing() => {
+                session.schedule_drain(at);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Stopping now (a second signal): queues a close frame on a WebSocket and tries once to
+    /// send what is queued, so clients see 1012 rather than a dropped connection.
+    pub fn close_now(&mut self, ctx: &mut Context) {
+        if let State::WebSocket(session) = &mut self.state {
+            session.start_close(
+                tungstenite::protocol::frame::coding::CloseCode::Restart,
+                "server stopping now; reconnect",
+                &mut self.output,
+                ctx,
+            );
+        }
+        let _ = self.flush(ctx);
+    }
+
     /// Whether the loop must run this connection again without waiting for an event.
     pub fn take_rerun(&mut self) -> bool {
         std::mem::take(&mut self.rerun)

@@ -51,6 +51,8 @@ pub struct Lifecycle {
     phase: Phase,
     prestop_answer_at: Option<Millis>,
     drain_started_at: Option<Millis>,
+    /// When each drain close frame went out, in milliseconds after the drain began.
+    drain_closes: Vec<Millis>,
 }
 
 impl Default for Lifecycle {
@@ -66,6 +68,7 @@ impl Lifecycle {
             phase: Phase::Serving,
             prestop_answer_at: None,
             drain_started_at: None,
+            drain_closes: Vec::new(),
         }
     }
 
@@ -112,6 +115,17 @@ impl Lifecycle {
             *at = (*at).min(now);
         }
         SignalAction::BeginDrain
+    }
+
+    /// A WebSocket got its drain close frame at `now`.
+    pub fn record_drain_close(&mut self, now: Millis) {
+        let start = self.drain_started_at.unwrap_or(now);
+        self.drain_closes.push(now.saturating_sub(start));
+    }
+
+    /// When the drain's close frames went out, in milliseconds after the drain began, in order.
+    pub fn drain_closes(&self) -> &[Millis] {
+        &self.drain_closes
     }
 
     /// When the drain began, if it has.

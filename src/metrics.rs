@@ -140,7 +140,13 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self, phase: Phase, open: OpenConnections, uptime_secs: f64) -> String {
+    pub fn render(
+        &self,
+        phase: Phase,
+        open: OpenConnections,
+        drain_closes: usize,
+        uptime_secs: f64,
+    ) -> String {
         let mut out = String::with_capacity(4096);
         let o = &mut out;
         family(
@@ -310,6 +316,13 @@ impl Metrics {
         }
         family(
             o,
+            "wsdrain_drain_close_frames_sent",
+            "gauge",
+            "WebSockets sent their drain close (1012) so far; with the open WebSocket gauge it shows drain progress.",
+        );
+        sample(o, "wsdrain_drain_close_frames_sent", "", drain_closes);
+        family(
+            o,
             "wsdrain_uptime_seconds",
             "gauge",
             "Seconds since the process started.",
@@ -352,6 +365,7 @@ mod tests {
                 websocket: 2,
                 admin: 1,
             },
+            4,
             1.5,
         );
         for line in [
@@ -363,6 +377,8 @@ mod tests {
             "wsdrain_http_requests_total{status=\"200\"} 2",
             "wsdrain_http_requests_total{status=\"404\"} 1",
             "# TYPE wsdrain_sent_bytes_total counter",
+            "wsdrain_drain_close_frames_sent 4",
+            "wsdrain_connections_open{kind=\"websocket\"} 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

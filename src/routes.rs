@@ -103,7 +103,12 @@ pub fn handle(head: &Head<'_>, side: Side, ctx: &mut Context) -> Action {
         }
         Endpoint::Metrics => {
             let uptime = ctx.now as f64 / 1000.0;
-            let text = ctx.metrics.render(ctx.lifecycle.phase(), ctx.open, uptime);
+            let text = ctx.metrics.render(
+                ctx.lifecycle.phase(),
+                ctx.open,
+                ctx.lifecycle.drain_closes().len(),
+                uptime,
+            );
             Response::new(
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",

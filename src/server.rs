@@ -358,35 +358,79 @@ impl Server {
             };
             match self.ctx.lifecycle.on_signal(self.ctx.now) {
                 SignalAction::BeginDrain => self.begin_drain(name),
-                SignalAction::ExitNow => {
-                    log::info!("{name} again: closing {} connections now", self.conns.len());
-                    self.exit_now = true;
-                }
+                SignalAction::ExitNow => self.close_all_now(name),
             }
         }
     }
 
-    /// Stops accepting on the public port (the kernel now refuses new connections), answers any
-    /// waiting preStop hook, and lets every connection close what it can.
+    /// The drain, in its named steps. Kubernetes has already stopped routing new connections
+    /// here (preStop), so from now on every public connection only winds down.
     fn begin_drain(&mut self, signal: &str) {
+        let now = self.ctx.now;
+        let window_ms = self.ctx.config.drain_window.as_millis() as u64;
+        let budget = self.ctx.config.drain_window + self.ctx.config.close_timeout;
+        self.drain_deadline = Some(after(now, budget));
+
+        // 1. Stop accepting: with the listener closed the kernel refuses new connections, so
+        //    clients fail fast and retry on another pod. The admin port stays open for probes.
+        //    Connections already in the backlog are taken first: they are answered (a WebSocket
+        //    upgrade with 503) instead of being reset.
+        self.accept_all(Side::Public);
         if let Some(mut listener) = self.public.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
-        let config = &self.ctx.config;
-        let budget = config.drain_window + config.close_timeout;
-        self.drain_deadline = Some(after(self.ctx.now, budget));
         log::info!(
-            "{signal}: draining; public listener closed; {} WebSocket, {} HTTP and {} admin connections open; deadline {:.1}s",
+            "{signal}: draining: {} WebSocket, {} HTTP and {} admin connections open; \
+             WebSockets close over {:.1}s; deadline {:.1}s",
             self.ctx.open.websocket,
             self.ctx.open.http,
             self.ctx.open.admin,
+            self.ctx.config.drain_window.as_secs_f64(),
             budget.as_secs_f64()
         );
+
+        // 2. Finish in-flight work and persist state.
+        self.finish_in_flight_work();
+
+        // 3. Disconnect WebSockets at random times spread uniformly over DRAIN_WINDOW, so their
+        //    clients do not reconnect to the new pods all at once.
+        let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
+        let mut scheduled = 0;
+        for slot in slots {
+            let at = now + self.ctx.rng.below(window_ms.max(1));
+            if self.conns[slot].schedule_drain(at) {
+                scheduled += 1;
+                self.settle(slot, Verdict::Keep);
+            }
+        }
+        log::info!("drain: {scheduled} WebSocket closes (1012) scheduled over the drain window");
+    }
+
+    /// The drain step where work in flight is finished before anyone is disconnected. For this
+    /// server that means: answer the requests and messages already read, and hand every queued
+    /// reply to the kernel (replies are queued ahead of any close frame, so none is lost); idle
+    /// HTTP connections are closed, and a waiting `/prestop` is answered. An application with
+    /// state (sessions, jobs, counters) would persist it here, before step 3 disconnects its
+    /// clients, so that they find it on the pod they reconnect to.
+    fn finish_in_flight_work(&mut self) {
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         for slot in slots {
             let verdict = self.conns[slot].on_ready(&mut self.ctx, &mut self.scratch);
             self.settle(slot, verdict);
         }
+    }
+
+    /// A second signal: tell every WebSocket client (1012) as far as the socket takes it, and
+    /// stop.
+    fn close_all_now(&mut self, signal: &str) {
+        log::info!(
+            "{signal} again: closing {} connections now",
+            self.conns.len()
+        );
+        for (_, conn) in self.conns.iter_mut() {
+            conn.close_now(&mut self.ctx);
+        }
+        self.exit_now = true;
     }
 
     /// Whether the loop should stop: a second signal, or a drain with nothing left to wait for.
@@ -397,14 +441,14 @@ impl Server {
         if self.ctx.lifecycle.phase() != Phase::Draining {
             return false;
         }
-        if self.ctx.open.http + self.ctx.open.websocket == 0 {
+        let public = self.ctx.open.http + self.ctx.open.websocket;
+        if public == 0 {
             log::info!("drain complete: every public connection closed");
             return true;
         }
         if self.drain_deadline.is_some_and(|at| self.ctx.now >= at) {
             log::warn!(
-                "drain deadline passed with {} public connections still open; closing them",
-                self.ctx.open.http + self.ctx.open.websocket
+                "drain deadline passed with {public} public connections still open; closing them"
             );
             return true;
         }
@@ -413,15 +457,33 @@ impl Server {
 
     fn log_exit(&self) {
         let m = &self.ctx.metrics;
+        if let Some(started) = self.ctx.lifecycle.drain_started_at() {
+            let closes = self.ctx.lifecycle.drain_closes();
+            let spread = match (closes.first(), closes.last()) {
+                (Some(first), Some(last)) => format!("first +{first}ms, last +{last}ms"),
+                _ => "none".to_string(),
+            };
+            log::info!(
+                "drain end after {}ms: {} close frames sent (1012) ({spread}); {} close handshakes completed, \
+                 {} clients did not answer within CLOSE_TIMEOUT, {} connections still open at exit",
+                self.ctx.now.saturating_sub(started),
+                closes.len(),
+                m.ws_clean_closes,
+                m.ws_close_timeouts,
+                self.conns.len()
+            );
+        }
         log::info!(
             "exit: accepted {} public and {} admin connections, refused {} (full) and {} (out of descriptors), \
-             answered {} requests, closed {} connections at exit, {} bytes in, {} bytes out",
+             answered {} requests; WebSocket messages: {} in, {} out, {} after close; {} bytes in, {} bytes out",
             m.accepted[Side::Public as usize],
             m.accepted[Side::Admin as usize],
             m.rejected_max_connections,
             m.rejected_fd_exhausted,
             m.requests_total(),
-            self.conns.len(),
+            m.ws_messages_in,
+            m.ws_messages_out,
+            m.ws_messages_after_close,
             m.bytes_in,
             m.bytes_out
         );

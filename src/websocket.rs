@@ -129,6 +129,8 @@ pub struct Session {
     next_alive: Millis,
     /// When we sent our close frame ([`NEVER`] while open).
     close_sent_at: Millis,
+    /// When the drain closes this WebSocket ([`NEVER`] until the drain begins).
+    drain_at: Millis,
 }
 
 impl Session {
@@ -147,6 +149,7 @@ impl Session {
             ping_sent_at: NEVER,
             next_alive,
             close_sent_at: NEVER,
+            drain_at: NEVER,
         }
     }
 
@@ -168,7 +171,12 @@ impl Session {
         } else {
             after(self.ping_sent_at, config.pong_timeout)
         };
-        liveness.min(self.next_alive)
+        liveness.min(self.next_alive).min(self.drain_at)
+    }
+
+    /// The drain has begun: close this WebSocket with 1012 at `at`.
+    pub fn schedule_drain(&mut self, at: Millis) {
+        self.drain_at = at;
     }
 
     /// The session's deadline passed: send an alive message or a ping, or give up on a client
@@ -182,6 +190,12 @@ impl Session {
                 ctx.metrics.ws_close_timeouts += 1;
                 return Flow::Drop;
             }
+            return Flow::Open;
+        }
+        if now >= self.drain_at {
+            // Replies already queued go out first: the close frame is queued behind them.
+            self.start_close(CloseCode::Restart, "server restarting; reconnect", out, ctx);
+            ctx.lifecycle.record_drain_close(now);
             return Flow::Open;
         }
         if self.ping_sent_at != NEVER && now >= after(self.ping_sent_at, config.pong_timeout) {

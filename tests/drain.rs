@@ -1,0 +1,255 @@
+//! The drain without a load balancer: real signals to the real process, real WebSocket clients.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use common::{RawWs, TestServer, WAIT, eventually, field, get, metric, ws_client};
+use tungstenite::Message;
+use tungstenite::protocol::frame::coding::CloseCode;
+
+/// What one client saw during the drain.
+#[derive(Debug)]
+struct Seen {
+    /// Time of the close frame after SIGTERM.
+    closed_after: Duration,
+    code: Option<CloseCode>,
+    replies: usize,
+    saw_draining_alive: bool,
+}
+
+#[test]
+fn websockets_keep_working_then_close_with_1012_spread_over_the_window() {
+    const CLIENTS: usize = 100;
+    let window = Duration::from_secs(2);
+    let mut server = TestServer::start(&[
+        ("DRAIN_WINDOW", "2s"),
+        ("CLOSE_TIMEOUT", "2s"),
+        ("ALIVE_INTERVAL", "500ms"),
+        ("RUST_LOG", "info"),
+    ]);
+    let ready = Arc::new(Barrier::new(CLIENTS + 1));
+    let signalled = Arc::new(std::sync::OnceLock::<Instant>::new());
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let ready = ready.clone();
+            let signalled = signalled.clone();
+            let addr = server.public;
+            std::thread::spawn(move || {
+                let mut ws = ws_client(addr);
+                ready.wait();
+                let mut seen = Seen {
+                    closed_after: Duration::ZERO,
+                    code: None,
+                    replies: 0,
+                    saw_draining_alive: false,
+                };
+                let mut sent = 0;
+                ws.get_mut()
+                    .set_read_timeout(Some(Duration::from_millis(50)))
+                    .unwrap();
+                let give_up = Instant::now() + WAIT;
+                loop {
+                    assert!(Instant::now() < give_up, "client {i}: no close frame");
+                    if seen.code.is_none() && sent == seen.replies {
+                        ws.send(Message::text(format!("{i}:{sent}"))).unwrap();
+                        sent += 1;
+                    }
+                    match ws.read() {
+                        Ok(Message::Text(t)) if t.starts_with("{\"type\":\"alive\"") => {
+                            seen.saw_draining_alive |= t.contains("\"phase\":\"draining\"");
+                        }
+                        Ok(Message::Text(t)) => {
+                            let expected: String =
+                                format!("{i}:{}", seen.replies).chars().rev().collect();
+                            assert_eq!(t.as_str(), expected, "client {i}: replies out of order");
+                            seen.replies += 1;
+                        }
+                        Ok(Message::Close(frame)) => {
+                            let at = signalled.get().expect("close before the signal");
+                            seen.closed_after = at.elapsed();
+                            seen.code = frame.map(|f| f.code);
+                        }
+                        Ok(_) => {}
+                        Err(tungstenite::Error::Io(e))
+                            if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(tungstenite::Error::ConnectionClosed) => return seen,
+                        Err(e) => panic!("client {i}: {e} (a close without a close frame?)"),
+                    }
+                }
+            })
+        })
+        .collect();
+    ready.wait();
+    signalled.set(Instant::now()).unwrap();
+    server.signal("TERM");
+    server.wait_log("SIGTERM: draining", WAIT);
+
+    // During the drain: new connections are refused, open ones keep working, probes answer.
+    assert!(std::net::TcpStream::connect(server.public).is_err());
+    assert_eq!(get(server.admin, "/readyz").status, 503);
+    assert_eq!(get(server.admin, "/healthz").status, 200);
+
+    let seen: Vec<Seen> = clients
+        .into_iter()
+        .map(|c| c.join().expect("client thread"))
+        .collect();
+    let status = server.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(0), "{}", server.log_text());
+
+    let mut times: Vec<Duration> = Vec::new();
+    for (i, s) in seen.iter().enumerate() {
+        assert_eq!(s.code, Some(CloseCode::Restart), "client {i}");
+        assert!(s.replies > 0, "client {i} got no replies");
+        times.push(s.closed_after);
+    }
+    assert!(seen.iter().filter(|s| s.saw_draining_alive).count() > CLIENTS / 2);
+    times.sort();
+    let span = times[CLIENTS - 1] - times[0];
+    assert!(span >= window.mul_f64(0.8), "closes span only {span:?}");
+    assert!(
+        times[CLIENTS - 1] < window + Duration::from_millis(500),
+        "{times:?}"
+    );
+    for quarter in 0..4 {
+        let from = window.mul_f64(quarter as f64 / 4.0);
+        let to = window.mul_f64((quarter + 1) as f64 / 4.0);
+        let n = times.iter().filter(|t| **t >= from && **t < to).count();
+        assert!(
+            n >= CLIENTS / 10,
+            "quarter {quarter} has {n} closes: {times:?}"
+        );
+    }
+
+    // The server's own record of the schedule, and its counters, balance.
+    let end = server.wait_log("drain end after", WAIT);
+    assert!(
+        end.contains(&format!("{CLIENTS} close frames sent (1012)")),
+        "{end}"
+    );
+    assert!(
+        end.contains(&format!("{CLIENTS} close handshakes completed")),
+        "{end}"
+    );
+    assert!(end.contains("0 clients did not answer"), "{end}");
+    let number = |key: &str| -> u64 {
+        let text = field(&end, key);
+        text[..text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len())]
+            .parse()
+            .unwrap()
+    };
+    let (first, last) = (number("first +"), number("last +"));
+    assert!(last - first >= 1600, "{end}");
+    let exit = server.wait_log("exit: accepted", WAIT);
+    let inbound: u64 = field(&exit, "messages: ").parse().unwrap();
+    let outbound: u64 = field(&exit, "in, ").parse().unwrap();
+    let after_close: u64 = field(&exit, "out, ").parse().unwrap();
+    assert_eq!(inbound, outbound + after_close, "{exit}");
+    let replies: usize = seen.iter().map(|s| s.replies).sum();
+    assert_eq!(outbound as usize, replies, "{exit}");
+}
+
+#[test]
+fn a_client_that_never_answers_the_close_frame_is_dropped_after_close_timeout() {
+    let mut server = TestServer::start(&[
+        ("DRAIN_WINDOW", "200ms"),
+        ("CLOSE_TIMEOUT", "700ms"),
+        ("ALIVE_INTERVAL", "0"),
+    ]);
+    let mut ws = RawWs::connect(server.public);
+    server.signal("TERM");
+    let close = ws.read_reply();
+    let closed_at = Instant::now();
+    assert_eq!(close.close_code(), Some(1012));
+    assert!(String::from_utf8_lossy(&close.payload[2..]).contains("restarting"));
+    // Say nothing: the server gives up after CLOSE_TIMEOUT and the process exits 0.
+    ws.expect_tcp_close();
+    let waited = closed_at.elapsed();
+    assert!(
+        waited >= Duration::from_millis(600) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+    let end = server.wait_log("drain end after", WAIT);
+    assert!(
+        end.contains("1 clients did not answer within CLOSE_TIMEOUT"),
+        "{end}"
+    );
+}
+
+#[test]
+fn messages_after_the_close_frame_are_not_answered_but_counted() {
+    let mut server = TestServer::start(&[
+        ("DRAIN_WINDOW", "100ms"),
+        ("CLOSE_TIMEOUT", "5s"),
+        ("ALIVE_INTERVAL", "0"),
+    ]);
+    let mut ws = RawWs::connect(server.public);
+    ws.send_text("before");
+    assert_eq!(ws.read_reply().text(), "erofeb");
+    server.signal("TERM");
+    assert_eq!(ws.read_reply().close_code(), Some(1012));
+    ws.send_text("too late");
+    eventually(WAIT, "the late message is counted", || {
+        metric(server.admin, "wsdrain_websocket_messages_after_close_total") == Some(1.0)
+    });
+    assert_eq!(
+        metric(server.admin, "wsdrain_drain_close_frames_sent"),
+        Some(1.0)
+    );
+    ws.send(true, 8, &1012u16.to_be_bytes());
+    ws.expect_tcp_close();
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+}
+
+#[test]
+fn second_signal_sends_1012_to_everyone_and_exits_at_once() {
+    let mut server = TestServer::start(&[
+        ("DRAIN_WINDOW", "60s"),
+        ("CLOSE_TIMEOUT", "5s"),
+        ("ALIVE_INTERVAL", "0"),
+    ]);
+    let mut clients: Vec<RawWs> = (0..5).map(|_| RawWs::connect(server.public)).collect();
+    server.signal("TERM");
+    server.wait_log("SIGTERM: draining", WAIT);
+    let started = Instant::now();
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    for ws in &mut clients {
+        assert_eq!(ws.read_reply().close_code(), Some(1012));
+        ws.expect_tcp_close();
+    }
+}
+
+#[test]
+fn an_open_websocket_keeps_echoing_while_new_connections_are_refused() {
+    let mut server = TestServer::start(&[("DRAIN_WINDOW", "3s"), ("ALIVE_INTERVAL", "0")]);
+    let mut ws = RawWs::connect(server.public);
+    let public = server.public;
+    server.signal("TERM");
+    server.wait_log("SIGTERM: draining", WAIT);
+    assert!(
+        std::net::TcpStream::connect(public).is_err(),
+        "the public port still accepts"
+    );
+    // Echo keeps working until this connection's turn comes.
+    let mut echoed = 0;
+    loop {
+        ws.send_text("ping?");
+        let f = ws.read_reply();
+        if f.opcode == 8 {
+            assert_eq!(f.close_code(), Some(1012));
+            break;
+        }
+        assert_eq!(f.text(), "?gnip");
+        echoed += 1;
+    }
+    assert!(echoed > 0);
+    ws.send(true, 8, &1012u16.to_be_bytes());
+    ws.expect_tcp_close();
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+}
