@@ -1,0 +1,315 @@
+//! The parts of a cluster the rollout needs, as real processes on 127.0.0.1: pods (wsdrain
+//! processes) and a load balancer (nginx with its own prefix and config in a temp dir).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A wsdrain process playing a pod.
+pub struct Pod {
+    pub name: String,
+    child: Child,
+    pub public: SocketAddr,
+    pub admin: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+    exited: Option<ExitStatus>,
+}
+
+impl Pod {
+    /// Starts the server with `env` and waits (bounded) until it listens.
+    pub fn start(
+        binary: &Path,
+        name: &str,
+        env: &HashMap<String, String>,
+        log_dir: &Path,
+    ) -> Result<Pod, String> {
+        let mut child = Command::new(binary)
+            .envs(env)
+            .env("INSTANCE_ID", name)
+            .env("BIND", "127.0.0.1")
+            .env("ADMIN_BIND", "127.0.0.1")
+            .env("PORT", "0")
+            .env("ADMIN_PORT", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("start {name} ({}): {e}", binary.display()))?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let file = std::fs::File::create(log_dir.join(format!("{name}.log")))
+            .map_err(|e| e.to_string())?;
+        let file = Arc::new(Mutex::new(file));
+        for stream in [
+            Box::new(child.stdout.take().ok_or("no stdout")?) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().ok_or("no stderr")?),
+        ] {
+            let log = log.clone();
+            let file = file.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Ok(mut f) = file.lock() {
+                        let _ = writeln!(f, "{line}");
+                    }
+                    if let Ok(mut l) = log.lock() {
+                        l.push(line);
+                    }
+                }
+            });
+        }
+        let mut pod = Pod {
+            name: name.to_string(),
+            child,
+            public: "127.0.0.1:0".parse().map_err(|_| "addr")?,
+            admin: "127.0.0.1:0".parse().map_err(|_| "addr")?,
+            log,
+            exited: None,
+        };
+        let line = pod.wait_log("listening public=", Duration::from_secs(10))?;
+        pod.public = field(&line, "public=")
+            .parse()
+            .map_err(|_| format!("bad address in {line}"))?;
+        pod.admin = field(&line, "admin=")
+            .parse()
+            .map_err(|_| format!("bad address in {line}"))?;
+        Ok(pod)
+    }
+
+    /// Waits for a log line containing `needle`.
+    pub fn wait_log(&mut self, needle: &str, timeout: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.find_log(needle) {
+                return Ok(line);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{}: no log line with {needle:?} within {timeout:?}",
+                    self.name
+                ));
+            }
+            if self.exit_status().is_some() && self.find_log(needle).is_none() {
+                std::thread::sleep(Duration::from_millis(50)); // let the reader threads finish
+                return self
+                    .find_log(needle)
+                    .ok_or_else(|| format!("{} exited without logging {needle:?}", self.name));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn find_log(&self, needle: &str) -> Option<String> {
+        self.log
+            .lock()
+            .ok()?
+            .iter()
+            .find(|l| l.contains(needle))
+            .cloned()
+    }
+
+    pub fn signal(&self, name: &str) -> Result<(), String> {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status()
+            .map_err(|e| e.to_string())?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("kill -s {name} {} failed", self.name))
+        }
+    }
+
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        if self.exited.is_none() {
+            self.exited = self.child.try_wait().ok().flatten();
+        }
+        self.exited
+    }
+
+    /// Waits until the process exits, or `deadline`; then SIGKILLs it (as the kubelet does at
+    /// the end of the grace period) and returns None.
+    pub fn wait_exit_or_kill(&mut self, deadline: Instant) -> Option<ExitStatus> {
+        while Instant::now() < deadline {
+            if let Some(status) = self.exit_status() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        if self.exit_status().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The value after `key` up to the next space.
+pub fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.find(key)
+        .map(|i| &line[i + key.len()..])
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or("")
+}
+
+/// One HTTP GET on a fresh connection; returns the status (blocking, bounded).
+pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<u16, String> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: k\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&response);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad response {text:?}"))
+}
+
+/// nginx as the load balancer: upgraded connections stay on the worker (and so the pod) that
+/// proxied them; a reload starts new workers with the new upstream while old workers keep their
+/// connections until those close or `worker_shutdown_timeout` (GKE's drainingTimeoutSec) passes.
+pub struct Nginx {
+    child: Child,
+    dir: PathBuf,
+    pub listen: SocketAddr,
+    draining_timeout: Duration,
+    connections: usize,
+}
+
+impl Nginx {
+    pub fn start(
+        dir: &Path,
+        upstream: SocketAddr,
+        draining_timeout: Duration,
+        connections: usize,
+    ) -> Result<Nginx, String> {
+        let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .ok_or("nginx is not installed (apt-get install -y nginx-light or nginx)")?;
+        let port = free_port()?;
+        let mut nginx = Nginx {
+            child: Command::new("true").spawn().map_err(|e| e.to_string())?,
+            dir: dir.to_path_buf(),
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            draining_timeout,
+            connections,
+        };
+        std::fs::create_dir_all(dir.join("logs")).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(dir.join("tmp")).map_err(|e| e.to_string())?;
+        nginx.write_config(upstream)?;
+        nginx.child = Command::new(binary)
+            .args([
+                "-p",
+                &dir.display().to_string(),
+                "-c",
+                "nginx.conf",
+                "-e",
+                "logs/error.log",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("start nginx: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect_timeout(&nginx.listen, Duration::from_millis(200)).is_err() {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "nginx did not listen on {}; see {}/logs/error.log",
+                    nginx.listen,
+                    dir.display()
+                ));
+            }
+            if let Ok(Some(status)) = nginx.child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = nginx.child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                return Err(format!("nginx exited ({status}): {err}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(nginx)
+    }
+
+    fn write_config(&self, upstream: SocketAddr) -> Result<(), String> {
+        let tmp = self.dir.join("tmp");
+        let t = tmp.display();
+        let per_worker = self.connections * 2 + 512;
+        let config = format!(
+            "daemon off;\nmaster_process on;\nworker_processes 2;\nworker_rlimit_nofile {nofile};\n\
+             pid {dir}/nginx.pid;\nerror_log {dir}/logs/error.log warn;\n\
+             worker_shutdown_timeout {drain}s;\n\
+             events {{ worker_connections {per_worker}; multi_accept on; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {t}/body;\n  proxy_temp_path {t}/proxy;\n\
+             \x20 fastcgi_temp_path {t}/fastcgi;\n  uwsgi_temp_path {t}/uwsgi;\n  scgi_temp_path {t}/scgi;\n\
+             \x20 map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}\n\
+             \x20 upstream pods {{ server {upstream}; }}\n\
+             \x20 server {{\n    listen {listen} backlog=4096;\n    location / {{\n\
+             \x20     proxy_pass http://pods;\n      proxy_http_version 1.1;\n\
+             \x20     proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection $connection_upgrade;\n\
+             \x20     proxy_read_timeout 3600s;\n      proxy_send_timeout 3600s;\n      proxy_buffering off;\n    }}\n  }}\n}}\n",
+            nofile = (per_worker * 2).min(19_000),
+            dir = self.dir.display(),
+            drain = self.draining_timeout.as_secs().max(1),
+            listen = self.listen,
+        );
+        std::fs::write(self.dir.join("nginx.conf"), config).map_err(|e| e.to_string())
+    }
+
+    /// Points the upstream at another pod and reloads, as the endpoints controller's update
+    /// reaches the load balancer.
+    pub fn switch_upstream(&self, upstream: SocketAddr) -> Result<(), String> {
+        self.write_config(upstream)?;
+        let status = Command::new("kill")
+            .args(["-s", "HUP", &self.child.id().to_string()])
+            .status()
+            .map_err(|e| e.to_string())?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err("nginx reload failed".into())
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-s", "TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}

@@ -1,0 +1,397 @@
+//! `rollout`: plays a GKE rolling update on 127.0.0.1 with real parts, and checks that no
+//! message is lost.
+//!
+//! - The load balancer is nginx (its own config and prefix in a temp dir). Removing a pod from
+//!   the endpoints = rewriting the upstream and reloading: old workers keep the upgraded
+//!   connections to the old pod, as Google's load balancer does, until they close or
+//!   `worker_shutdown_timeout` (GKE's `connectionDraining.drainingTimeoutSec`) passes.
+//! - The kubelet and endpoints controller are this program: pod A serves the clients; pod B is
+//!   started and awaited until `/readyz` says 200; then, at the same moment, A's `/prestop` is
+//!   called and A leaves the upstream; when `/prestop` answers, A gets SIGTERM; at the grace
+//!   period it would get SIGKILL (and the run fails).
+//! - The clients are a fleet of reconnecting WebSocket clients ([`fleet`]), each sending
+//!   numbered messages during the whole rollout.
+//!
+//! Exit code 0 when every check passes, 1 when one fails, 2 when the harness itself cannot run.
+
+mod cluster;
+mod fleet;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use cluster::{Nginx, Pod, field, http_get};
+use fleet::{Fleet, FleetConfig};
+
+const USAGE: &str = "usage: rollout [--clients N] [--prestop-delay SECS] [--drain-window SECS] \
+[--close-timeout SECS] [--grace SECS] [--send-interval MS] [--alive-interval SECS] [--server PATH] [--keep-logs]
+
+Plays a rolling update: pod A serves N reconnecting clients through nginx; pod B starts; A gets
+/prestop and leaves the upstream; A gets SIGTERM when /prestop answers; the clients must end on B
+with no message lost. Defaults are the server's (15 s preStop, 10 s drain, 5 s close, 32 s grace).";
+
+#[derive(Debug, Clone)]
+struct Options {
+    clients: usize,
+    prestop_delay: f64,
+    drain_window: f64,
+    close_timeout: f64,
+    grace: f64,
+    send_interval: Duration,
+    alive_interval: f64,
+    server: PathBuf,
+    keep_logs: bool,
+}
+
+fn parse_options() -> Result<Options, String> {
+    let server = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .with_file_name("wsdrain");
+    let mut o = Options {
+        clients: 1000,
+        prestop_delay: 15.0,
+        drain_window: 10.0,
+        close_timeout: 5.0,
+        grace: 32.0,
+        send_interval: Duration::from_millis(1000),
+        alive_interval: 1.0,
+        server,
+        keep_logs: false,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        if flag == "--keep-logs" {
+            o.keep_logs = true;
+            continue;
+        }
+        if flag == "--help" || flag == "-h" {
+            return Err(USAGE.to_string());
+        }
+        let value = it
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let number = || {
+            value
+                .parse::<f64>()
+                .map_err(|_| format!("{flag}: not a number: {value}"))
+        };
+        match flag.as_str() {
+            "--clients" => o.clients = value.parse().map_err(|_| format!("--clients: {value}"))?,
+            "--prestop-delay" => o.prestop_delay = number()?,
+            "--drain-window" => o.drain_window = number()?,
+            "--close-timeout" => o.close_timeout = number()?,
+            "--grace" => o.grace = number()?,
+            "--send-interval" => o.send_interval = Duration::from_millis(number()? as u64),
+            "--alive-interval" => o.alive_interval = number()?,
+            "--server" => o.server = PathBuf::from(value),
+            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
+        }
+    }
+    if o.clients == 0 || o.clients > 15_000 {
+        return Err("--clients must be 1..=15000 (nginx holds two sockets per client)".into());
+    }
+    Ok(o)
+}
+
+fn main() -> ExitCode {
+    let options = match parse_options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let dir = std::env::temp_dir().join(format!("wsdrain-rollout-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("rollout: {e}");
+        return ExitCode::from(2);
+    }
+    let outcome = run(&options, &dir);
+    if options.keep_logs {
+        println!("logs kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    match outcome {
+        Ok(failures) if failures.is_empty() => {
+            println!("rollout: PASS");
+            ExitCode::SUCCESS
+        }
+        Ok(failures) => {
+            for f in &failures {
+                println!("rollout: FAIL: {f}");
+            }
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("rollout: cannot run: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn secs(s: f64) -> String {
+    format!("{s}s")
+}
+
+fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
+    let mut failures = Vec::new();
+    let env: HashMap<String, String> = [
+        ("PRESTOP_DELAY", secs(o.prestop_delay)),
+        ("DRAIN_WINDOW", secs(o.drain_window)),
+        ("CLOSE_TIMEOUT", secs(o.close_timeout)),
+        ("TERMINATION_GRACE_PERIOD", secs(o.grace)),
+        ("ALIVE_INTERVAL", secs(o.alive_interval)),
+        (
+            "STATIC_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/static").to_string(),
+        ),
+        ("RUST_LOG", "info".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let draining_timeout =
+        Duration::from_secs_f64(o.prestop_delay + o.drain_window + o.close_timeout + 1.0);
+
+    let mut a = Pod::start(&o.server, "pod-a", &env, dir)?;
+    let nginx = Nginx::start(&dir.join("nginx"), a.public, draining_timeout, o.clients)?;
+    let mut fleet = Fleet::new(FleetConfig {
+        addr: nginx.listen,
+        clients: o.clients,
+        send_interval: o.send_interval,
+        in_flight: 4,
+        restart_delay: (Duration::from_millis(200), Duration::from_millis(1000)),
+        backoff_base: Duration::from_millis(100),
+        backoff_cap: Duration::from_secs(5),
+        stable_after: Duration::from_secs(30),
+    })
+    .map_err(|e| e.to_string())?;
+    let clients = o.clients;
+    let connect_by = Duration::from_secs(30) + Duration::from_millis(clients as u64 * 2);
+    fleet.run(connect_by, |f| f.on_instance("pod-a") == clients);
+    if fleet.on_instance("pod-a") != clients {
+        return Err(format!(
+            "only {} of {clients} clients connected to pod A",
+            fleet.on_instance("pod-a")
+        ));
+    }
+    println!(
+        "{clients} clients connected through nginx to pod A; sending a message every {:?} each",
+        o.send_interval
+    );
+    fleet.run(Duration::from_secs(1), |_| false);
+
+    // The replacement starts at once; it gets traffic only once ready.
+    let b = Pod::start(&o.server, "pod-b", &env, dir)?;
+    let ready_by = Instant::now() + Duration::from_secs(10);
+    while http_get(b.admin, "/readyz", Duration::from_secs(2)) != Ok(200) {
+        if Instant::now() > ready_by {
+            return Err("pod B never became ready".into());
+        }
+        fleet.run(Duration::from_millis(20), |_| false);
+    }
+
+    // Pod A is terminating: preStop and endpoint removal start together.
+    let terminating = Instant::now();
+    let grace_ends = terminating + Duration::from_secs_f64(o.grace);
+    let a_admin = a.admin;
+    let prestop_timeout = Duration::from_secs_f64(o.prestop_delay + 10.0);
+    let prestop = std::thread::spawn(move || http_get(a_admin, "/prestop", prestop_timeout));
+    nginx.switch_upstream(b.public)?;
+    println!("pod A terminating: /prestop called, upstream switched to pod B");
+    // Until the endpoint change reaches every load balancer, connections may still arrive at A.
+    a.wait_log("prestop: readiness now 503", Duration::from_secs(5))?;
+    if http_get(a.public, "/healthz", Duration::from_secs(2)) != Ok(200) {
+        failures.push("a connection that reached pod A during preStop was not served".into());
+    }
+    if http_get(a.admin, "/readyz", Duration::from_secs(2)) != Ok(503) {
+        failures.push("pod A still reported ready during preStop".into());
+    }
+    while !prestop.is_finished() {
+        if Instant::now() > grace_ends {
+            return Err("/prestop did not answer within the grace period".into());
+        }
+        fleet.run(Duration::from_millis(20), |_| false);
+    }
+    let prestop_status = prestop.join().map_err(|_| "prestop thread panicked")?;
+    if prestop_status != Ok(200) {
+        failures.push(format!("/prestop answered {prestop_status:?}"));
+    }
+    let prestop_took = terminating.elapsed();
+
+    let sigterm = Instant::now();
+    a.signal("TERM")?;
+    let mut a_exit = None;
+    while a_exit.is_none() && Instant::now() < grace_ends {
+        fleet.run(Duration::from_millis(10), |_| false);
+        a_exit = a.exit_status();
+    }
+    let drain_took = sigterm.elapsed();
+    match a_exit.or_else(|| a.wait_exit_or_kill(grace_ends)) {
+        Some(status) if status.code() == Some(0) => {}
+        Some(status) => failures.push(format!("pod A exited with {status}")),
+        None => {
+            failures.push("pod A was still running at the end of the grace period: SIGKILL".into())
+        }
+    }
+    let a_done = terminating.elapsed();
+    println!(
+        "pod A exited {:.1}s after SIGTERM, {:.1}s into its grace period of {}s",
+        drain_took.as_secs_f64(),
+        a_done.as_secs_f64(),
+        o.grace
+    );
+
+    // Everyone should now be on B, and every message answered.
+    let settle = Duration::from_secs_f64(o.alive_interval * 3.0 + 10.0);
+    fleet.run(settle, |f| f.on_instance("pod-b") == clients);
+    fleet.sending = false;
+    fleet.run(Duration::from_secs(10), |f| f.unanswered() == 0);
+
+    let stats = &fleet.stats;
+    let lost = fleet.lost_messages();
+    if lost > 0 {
+        failures.push(format!("{lost} messages never answered"));
+    }
+    if stats.mismatches > 0 {
+        failures.push(format!(
+            "{} replies did not match the message sent",
+            stats.mismatches
+        ));
+    }
+    let on_b = fleet.on_instance("pod-b");
+    if on_b != clients {
+        failures.push(format!("only {on_b} of {clients} clients ended on pod B"));
+    }
+    let abnormal_a = stats
+        .abnormal_by_instance
+        .get("pod-a")
+        .copied()
+        .unwrap_or(0);
+    if abnormal_a > 0 {
+        failures.push(format!(
+            "{abnormal_a} clients of pod A saw their connection end without a close frame (1006)"
+        ));
+    }
+    // The close schedule, as the clients saw it.
+    let window = Duration::from_secs_f64(o.drain_window);
+    let mut closes: Vec<Duration> = stats
+        .restarts
+        .iter()
+        .filter(|(_, instance)| instance == "pod-a")
+        .map(|(t, _)| t.saturating_duration_since(sigterm))
+        .collect();
+    closes.sort();
+    if closes.len() != clients {
+        failures.push(format!(
+            "{} of {clients} clients got close 1012 from pod A",
+            closes.len()
+        ));
+    }
+    let span = match (closes.first(), closes.last()) {
+        (Some(first), Some(last)) => *last - *first,
+        _ => Duration::ZERO,
+    };
+    if clients >= 20 && span < window.mul_f64(0.8) {
+        failures.push(format!(
+            "the closes span {span:?}, less than 80% of DRAIN_WINDOW"
+        ));
+    }
+    let quarters: Vec<usize> = (0..4)
+        .map(|q| {
+            let (from, to) = (
+                window.mul_f64(q as f64 / 4.0),
+                window.mul_f64((q + 1) as f64 / 4.0),
+            );
+            closes
+                .iter()
+                .filter(|t| **t >= from && (**t < to || q == 3))
+                .count()
+        })
+        .collect();
+    if clients >= 40 && quarters.iter().any(|&n| n < clients / 8) {
+        failures.push(format!(
+            "the closes are not spread evenly over the window: {quarters:?} per quarter"
+        ));
+    }
+    // Pod A's own books: every message it read was answered, or arrived after its close frame.
+    if let Some(line) = a.find_log("exit: accepted") {
+        let number = |key: &str| {
+            field(&line, key)
+                .trim_end_matches(',')
+                .parse::<u64>()
+                .unwrap_or(u64::MAX)
+        };
+        let (inbound, outbound, after) = (number("messages: "), number("in, "), number("out, "));
+        if inbound != outbound.saturating_add(after) {
+            failures.push(format!(
+                "pod A's counters do not balance: {inbound} in, {outbound} out, {after} after close"
+            ));
+        }
+    } else {
+        failures.push("pod A logged no exit line".into());
+    }
+
+    let mut delays = stats.reconnect_delays.clone();
+    delays.sort();
+    let pct = |p: f64| {
+        delays
+            .get(((delays.len() as f64 - 1.0) * p).round() as usize)
+            .map_or("n/a".into(), |d| format!("{} ms", d.as_millis()))
+    };
+    let mut per_second: HashMap<u64, usize> = HashMap::new();
+    for t in &stats.reopened_at {
+        *per_second
+            .entry(t.saturating_duration_since(sigterm).as_secs())
+            .or_default() += 1;
+    }
+    let peak = per_second.values().max().copied().unwrap_or(0);
+    let mut codes: Vec<_> = stats.closes.iter().collect();
+    codes.sort();
+    println!();
+    println!("| rollout, {clients} clients | |");
+    println!("|---|---|");
+    println!("| messages sent (unique) | {} |", stats.sent);
+    println!("| replies received | {} |", stats.replies);
+    println!("| lost | {lost} |");
+    println!("| duplicates | {} |", stats.duplicates);
+    println!("| re-sent after a reconnect | {} |", stats.resent);
+    println!("| close codes seen | {codes:?} |");
+    println!("| closes without a close frame from pod A | {abnormal_a} |");
+    println!(
+        "| reconnect delay p50 / p99 | {} / {} |",
+        pct(0.5),
+        pct(0.99)
+    );
+    println!("| peak reconnects per second | {peak} |");
+    println!(
+        "| 1012 closes: first / last after SIGTERM | {:?} / {:?} |",
+        closes.first().copied().unwrap_or_default(),
+        closes.last().copied().unwrap_or_default()
+    );
+    println!("| 1012 closes per quarter of DRAIN_WINDOW | {quarters:?} |");
+    println!("| preStop took | {:.2} s |", prestop_took.as_secs_f64());
+    println!(
+        "| drain (SIGTERM to exit) | {:.2} s |",
+        drain_took.as_secs_f64()
+    );
+    println!(
+        "| pod A gone after (grace {}) | {:.2} s |",
+        o.grace,
+        a_done.as_secs_f64()
+    );
+    println!("| clients on pod B at the end | {on_b} |");
+    println!();
+
+    b.signal("TERM")?;
+    fleet.run(
+        Duration::from_secs_f64(o.drain_window + o.close_timeout + 2.0),
+        |_| false,
+    );
+    Ok(failures)
+}
