@@ -253,3 +253,30 @@ fn an_open_websocket_keeps_echoing_while_new_connections_are_refused() {
     ws.expect_tcp_close();
     assert_eq!(server.wait_exit(WAIT).code(), Some(0));
 }
+
+#[test]
+fn sigterm_during_prestop_answers_the_hook_and_drains_websockets() {
+    let mut server = TestServer::start(&[
+        ("PRESTOP_DELAY", "30s"),
+        ("DRAIN_WINDOW", "300ms"),
+        ("ALIVE_INTERVAL", "0"),
+    ]);
+    let mut ws = RawWs::connect(server.public);
+    let mut hook = common::Client::connect(server.admin);
+    hook.send(b"GET /prestop HTTP/1.1\r\nHost: t\r\n\r\n");
+    server.wait_log("prestop: readiness now 503", WAIT);
+    // During preStop the WebSocket is fully served.
+    ws.send_text("prestop");
+    assert_eq!(ws.read_reply().text(), "potserp");
+    let started = Instant::now();
+    server.signal("TERM");
+    assert_eq!(hook.response().status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the hook was not answered at once"
+    );
+    assert_eq!(ws.read_reply().close_code(), Some(1012));
+    ws.send(true, 8, &1012u16.to_be_bytes());
+    ws.expect_tcp_close();
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+}
