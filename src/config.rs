@@ -160,6 +160,18 @@ pub const SETTINGS: &[Setting] = &[
         "reverse: answer text reversed; echo: answer any message unchanged (for conformance suites)",
     ),
     setting(
+        "MAX_CONNECTION_AGE",
+        "max-connection-age",
+        "0",
+        "close a WebSocket with 1012 at this age minus a random 0-10% (0 = off); keep below the LB's timeoutSec",
+    ),
+    setting(
+        "ALLOWED_ORIGINS",
+        "allowed-origins",
+        "",
+        "comma-separated Origins allowed to open a WebSocket, e.g. https://example.com (empty = any)",
+    ),
+    setting(
         "INSTANCE_ID",
         "instance-id",
         "",
@@ -232,6 +244,10 @@ pub struct Config {
     pub listen_backlog: u32,
     /// What WebSocket messages are answered with.
     pub echo_mode: EchoMode,
+    /// WebSocket age at which it is closed with 1012 (zero = never).
+    pub max_connection_age: Duration,
+    /// Origins allowed to upgrade (empty = any).
+    pub allowed_origins: Vec<String>,
     /// Instance name (empty = the hostname).
     pub instance_id: String,
     /// Log level.
@@ -425,6 +441,24 @@ impl Config {
             "" => None,
             _ => Some(positive("TERMINATION_GRACE_PERIOD")?),
         };
+        let mut allowed_origins = Vec::new();
+        for origin in get("ALLOWED_ORIGINS")
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+        {
+            let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
+                && !origin.ends_with('/')
+                && !origin.contains(char::is_whitespace);
+            if !valid {
+                return Err(invalid(
+                    "ALLOWED_ORIGINS",
+                    origin,
+                    "each origin is scheme://host[:port], e.g. https://example.com, without a path",
+                ));
+            }
+            allowed_origins.push(origin.to_ascii_lowercase());
+        }
         let instance_id = get("INSTANCE_ID").to_string();
         if instance_id.len() > 253 || instance_id.chars().any(|c| c.is_control() || c == '"') {
             return Err(invalid(
@@ -453,6 +487,8 @@ impl Config {
             max_header_bytes: size("MAX_HEADER_BYTES", 1024, 1 << 20)?,
             listen_backlog,
             echo_mode,
+            max_connection_age: duration("MAX_CONNECTION_AGE")?,
+            allowed_origins,
             instance_id,
             log_level,
         };
@@ -624,6 +660,24 @@ mod tests {
         assert_eq!(c.echo_mode, EchoMode::Reverse);
         assert_eq!(c.termination_grace_period, None);
         assert_eq!(c.log_level, log::LevelFilter::Info);
+        assert_eq!(c.max_connection_age, Duration::ZERO);
+        assert!(c.allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn origins_and_connection_age() {
+        let c = config(
+            &[
+                "--allowed-origins",
+                "https://Example.com, http://localhost:8080",
+            ],
+            &[("MAX_CONNECTION_AGE", "3470s")],
+        );
+        assert_eq!(
+            c.allowed_origins,
+            ["https://example.com", "http://localhost:8080"]
+        );
+        assert_eq!(c.max_connection_age, Duration::from_secs(3470));
     }
 
     #[test]
@@ -670,6 +724,17 @@ mod tests {
             (&[], &[("RUST_LOG", "loud")], "RUST_LOG"),
             (&[], &[("STATIC_DIR", "/nonexistent/dir")], "STATIC_DIR"),
             (&[], &[("INSTANCE_ID", "a\"b")], "INSTANCE_ID"),
+            (
+                &[],
+                &[("ALLOWED_ORIGINS", "example.com")],
+                "ALLOWED_ORIGINS",
+            ),
+            (
+                &[],
+                &[("ALLOWED_ORIGINS", "https://a.com/")],
+                "ALLOWED_ORIGINS",
+            ),
+            (&[], &[("MAX_CONNECTION_AGE", "soon")], "MAX_CONNECTION_AGE"),
             (
                 &[],
                 &[("PORT", "8080"), ("ADMIN_PORT", "8080")],

@@ -128,6 +128,11 @@ pub fn parse<'a>(
     if len > max_head_bytes {
         return Parsed::Invalid(error(431, "request head too large"));
     }
+    if has_bare_lf(&buf[..len]) {
+        // httparse accepts a bare LF as a line end; a proxy in front may not, and such a
+        // disagreement is how requests are smuggled. RFC 9112 §2.2 lets a server refuse it.
+        return Parsed::Invalid(error(400, "bare LF line ending; use CRLF"));
+    }
     // httparse guarantees these are set on Complete.
     let (Some(method_name), Some(target), Some(version)) =
         (request.method, request.path, request.version)
@@ -139,6 +144,12 @@ pub fn parse<'a>(
         Ok(head) => Parsed::Complete(head, len),
         Err(e) => Parsed::Invalid(e),
     }
+}
+
+fn has_bare_lf(head: &[u8]) -> bool {
+    head.iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
 }
 
 fn looks_like_http2_preface(buf: &[u8]) -> bool {
@@ -533,6 +544,8 @@ mod tests {
             ("GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n", 400),
             ("G\0T / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
             ("this is not http\r\n\r\n", 400),
+            ("GET / HTTP/1.1\nHost: a\n\n", 400),
+            ("GET / HTTP/1.1\r\nHost: a\n\r\n", 400),
             ("GET / FTP/1.1\r\n\r\n", 400),
         ];
         for (text, status) in cases {

@@ -82,6 +82,8 @@ pub struct Metrics {
     pub ws_close_timeouts: u64,
     /// Clients dropped for not answering a ping.
     pub ws_ping_timeouts: u64,
+    /// WebSockets closed (1012) for reaching `MAX_CONNECTION_AGE`.
+    pub ws_age_closes: u64,
     /// Close frames by code and sender: `(code, sent_by_server, count)`.
     ws_closes: Vec<(u16, bool, u64)>,
 }
@@ -228,7 +230,7 @@ impl Metrics {
                 n,
             );
         }
-        let counters: [(&str, &str, u64); 13] = [
+        let counters: [(&str, &str, u64); 14] = [
             (
                 "wsdrain_received_bytes_total",
                 "Bytes read from clients.",
@@ -293,6 +295,11 @@ impl Metrics {
                 "wsdrain_websocket_ping_timeouts_total",
                 "Clients dropped for not answering a ping within PONG_TIMEOUT.",
                 self.ws_ping_timeouts,
+            ),
+            (
+                "wsdrain_websocket_age_closes_total",
+                "WebSockets closed with 1012 for reaching MAX_CONNECTION_AGE.",
+                self.ws_age_closes,
             ),
         ];
         for (name, help, value) in counters {

@@ -121,10 +121,12 @@ pub fn handle(head: &Head<'_>, side: Side, ctx: &mut Context) -> Action {
                 .request_prestop(ctx.now, ctx.config.prestop_delay);
             return Action::AwaitPreStop;
         }
-        Endpoint::WebSocket => match websocket::handshake(head, ctx.lifecycle.phase()) {
-            Ok(switching) => return Action::Upgrade(switching),
-            Err(refusal) => refusal,
-        },
+        Endpoint::WebSocket => {
+            match websocket::handshake(head, ctx.lifecycle.phase(), &ctx.config.allowed_origins) {
+                Ok(switching) => return Action::Upgrade(switching),
+                Err(refusal) => refusal,
+            }
+        }
         Endpoint::Static | Endpoint::NotFound => not_found(),
     })
 }

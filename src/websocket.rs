@@ -43,9 +43,13 @@ const MAX_SERVER_HEADER_BYTES: usize = 10;
 const PING_PAYLOAD: &[u8] = b"wsdrain";
 
 /// Validates an upgrade request and builds the `101 Switching Protocols` answer, or the error
-/// the client gets instead (400 with the reason, 426 for another protocol version, 503 while
-/// draining).
-pub fn handshake(head: &Head<'_>, phase: Phase) -> Result<Response, Response> {
+/// the client gets instead (400 with the reason, 426 for another protocol version, 403 for an
+/// Origin not in `ALLOWED_ORIGINS`, 503 while draining).
+pub fn handshake(
+    head: &Head<'_>,
+    phase: Phase,
+    allowed_origins: &[String],
+) -> Result<Response, Response> {
     let bad = |reason| {
         Err(Response::error(HttpError {
             status: 400,
@@ -71,6 +75,19 @@ pub fn handshake(head: &Head<'_>, phase: Phase) -> Result<Response, Response> {
     let Some(key) = head.header("sec-websocket-key").filter(|k| valid_key(k)) else {
         return bad("missing or invalid Sec-WebSocket-Key");
     };
+    // Cross-site WebSocket hijacking: a browser always sends the page's Origin; clients that
+    // are not browsers may send none, and are not what this check protects against.
+    if let Some(origin) = head.header("origin")
+        && !allowed_origins.is_empty()
+        && !allowed_origins
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(origin))
+    {
+        return Err(Response::error(HttpError {
+            status: 403,
+            reason: "this Origin may not open a WebSocket here",
+        }));
+    }
     if phase == Phase::Draining {
         let mut r = Response::error(HttpError {
             status: 503,
@@ -129,8 +146,9 @@ pub struct Session {
     next_alive: Millis,
     /// When we sent our close frame ([`NEVER`] while open).
     close_sent_at: Millis,
-    /// When the drain closes this WebSocket ([`NEVER`] until the drain begins).
-    drain_at: Millis,
+    /// When this WebSocket is closed with 1012: its maximum age, or its turn in the drain
+    /// ([`NEVER`] for neither).
+    restart_at: Millis,
 }
 
 impl Session {
@@ -143,13 +161,21 @@ impl Session {
         } else {
             ctx.now + 1 + ctx.rng.below(interval)
         };
+        // Spread over the last tenth of the age, so clients that connected together (after the
+        // previous rollout) do not all reconnect at once.
+        let age = ctx.config.max_connection_age.as_millis() as u64;
+        let restart_at = if age == 0 {
+            NEVER
+        } else {
+            ctx.now + age - ctx.rng.below(age / 10 + 1)
+        };
         Session {
             fragments: None,
             last_input: ctx.now,
             ping_sent_at: NEVER,
             next_alive,
             close_sent_at: NEVER,
-            drain_at: NEVER,
+            restart_at,
         }
     }
 
@@ -171,12 +197,12 @@ impl Session {
         } else {
             after(self.ping_sent_at, config.pong_timeout)
         };
-        liveness.min(self.next_alive).min(self.drain_at)
+        liveness.min(self.next_alive).min(self.restart_at)
     }
 
     /// The drain has begun: close this WebSocket with 1012 at `at`.
     pub fn schedule_drain(&mut self, at: Millis) {
-        self.drain_at = at;
+        self.restart_at = self.restart_at.min(at);
     }
 
     /// The session's deadline passed: send an alive message or a ping, or give up on a client
@@ -192,10 +218,20 @@ impl Session {
             }
             return Flow::Open;
         }
-        if now >= self.drain_at {
+        if now >= self.restart_at {
             // Replies already queued go out first: the close frame is queued behind them.
-            self.start_close(CloseCode::Restart, "server restarting; reconnect", out, ctx);
-            ctx.lifecycle.record_drain_close(now);
+            if ctx.lifecycle.phase() == Phase::Draining {
+                self.start_close(CloseCode::Restart, "server restarting; reconnect", out, ctx);
+                ctx.lifecycle.record_drain_close(now);
+            } else {
+                self.start_close(
+                    CloseCode::Restart,
+                    "connection age limit; reconnect",
+                    out,
+                    ctx,
+                );
+                ctx.metrics.ws_age_closes += 1;
+            }
             return Flow::Open;
         }
         if self.ping_sent_at != NEVER && now >= after(self.ping_sent_at, config.pong_timeout) {
