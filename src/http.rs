@@ -152,10 +152,11 @@ fn has_bare_lf(head: &[u8]) -> bool {
         .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
 }
 
+/// Whether an incomplete head is already recognisably the HTTP/2 preface, whose full form
+/// ("PRI * HTTP/2.0") is 505 anyway: answering early matters because an HTTP/2 client waits for
+/// our preface and would never finish the head.
 fn looks_like_http2_preface(buf: &[u8]) -> bool {
-    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
-    let n = buf.len().min(PREFACE.len());
-    n >= 4 && buf[..n] == PREFACE[..n]
+    buf.starts_with(b"PRI * HTTP/2")
 }
 
 /// Whether the request line ends in `HTTP/…` (a version we do not speak: 505) rather than
@@ -567,6 +568,11 @@ mod tests {
         assert!(matches!(
             parse(b"PRI * HTTP/2", &mut storage, 8192),
             Parsed::Invalid(HttpError { status: 505, .. })
+        ));
+        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        assert!(matches!(
+            parse(b"PRI /x HTTP/1", &mut storage, 8192),
+            Parsed::Partial
         ));
         let long = format!(
             "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",

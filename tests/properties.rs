@@ -1,0 +1,269 @@
+//! Properties of the parsing paths, checked on generated input with proptest: they never panic,
+//! the way bytes are split into reads never changes the result, path normalisation never leaves
+//! the static root, and reversing twice gives the original text.
+
+use std::path::Path;
+
+use proptest::prelude::*;
+use wsdrain::config::{Command, Config};
+use wsdrain::context::Context;
+use wsdrain::http::{self, Parsed};
+use wsdrain::metrics::Side;
+use wsdrain::outbuf::OutQueue;
+use wsdrain::routes;
+use wsdrain::static_files::{StaticFiles, normalize};
+use wsdrain::websocket::{Flow, Session};
+
+fn context() -> Context {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
+    let Ok(Command::Run(config)) = Config::parse(Vec::<String>::new(), |name| {
+        (name == "STATIC_DIR").then(|| dir.to_string())
+    }) else {
+        panic!("default config")
+    };
+    let files = StaticFiles::load(Path::new(dir)).unwrap();
+    Context::new(*config, files, "prop".into())
+}
+
+/// What parsing a buffer decided, in a comparable form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Partial,
+    Complete {
+        len: usize,
+        method: String,
+        path: String,
+        keep_alive: bool,
+    },
+    Invalid(u16),
+}
+
+fn parse_once(buf: &[u8]) -> Outcome {
+    let mut storage = [httparse::EMPTY_HEADER; http::MAX_HEADERS];
+    match http::parse(buf, &mut storage, 8192) {
+        Parsed::Partial => Outcome::Partial,
+        Parsed::Complete(head, len) => Outcome::Complete {
+            len,
+            method: head.method_name.to_string(),
+            path: head.path.to_string(),
+            keep_alive: head.keep_alive,
+        },
+        Parsed::Invalid(e) => Outcome::Invalid(e.status),
+    }
+}
+
+/// Parses as the connection does: after every read, on everything buffered so far.
+fn parse_in_reads(bytes: &[u8], cuts: &[usize]) -> Outcome {
+    let mut buffered = Vec::new();
+    let mut last = 0;
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    points.push(bytes.len());
+    points.sort_unstable();
+    for point in points {
+        buffered.extend_from_slice(&bytes[last..point]);
+        last = point;
+        let outcome = parse_once(&buffered);
+        if outcome != Outcome::Partial {
+            return outcome;
+        }
+    }
+    Outcome::Partial
+}
+
+/// Requests that are mostly well-formed, with random damage: the interesting region.
+fn request_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let method = prop_oneof![
+        Just("GET".to_string()),
+        Just("HEAD".to_string()),
+        Just("POST".to_string()),
+        Just("PRI".to_string()),
+        Just("BREW".to_string()),
+        "[A-Z]{1,8}",
+    ];
+    let path = prop_oneof![
+        Just("/".to_string()),
+        Just("/healthz".to_string()),
+        Just("/ws".to_string()),
+        "/[a-z%0-9./\\\\]{0,20}",
+    ];
+    let version = prop_oneof![
+        Just("HTTP/1.1"),
+        Just("HTTP/1.0"),
+        Just("HTTP/2.0"),
+        Just("HTTP/1.1")
+    ];
+    let header = prop_oneof![
+        Just("Host: a".to_string()),
+        Just("Connection: close".to_string()),
+        Just("Content-Length: 0".to_string()),
+        Just("Content-Length: 7".to_string()),
+        Just("Transfer-Encoding: chunked".to_string()),
+        Just("Upgrade: websocket".to_string()),
+        "[A-Za-z-]{1,12}: [ -~]{0,20}",
+    ];
+    let eol = prop_oneof![Just("\r\n"), Just("\r\n"), Just("\r\n"), Just("\n")];
+    (
+        method,
+        path,
+        version,
+        proptest::collection::vec((header, eol.clone()), 0..6),
+        eol,
+        proptest::collection::vec(any::<u8>(), 0..8),
+    )
+        .prop_map(|(m, p, v, headers, end, noise)| {
+            let mut text = format!("{m} {p} {v}\r\n");
+            for (h, e) in headers {
+                text.push_str(&h);
+                text.push_str(e);
+            }
+            text.push_str(end);
+            let mut bytes = text.into_bytes();
+            bytes.extend(noise);
+            bytes
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn http_parsing_does_not_depend_on_how_bytes_are_split(
+        bytes in prop_oneof![request_bytes(), proptest::collection::vec(any::<u8>(), 0..300)],
+        cuts in proptest::collection::vec(any::<usize>(), 0..6),
+    ) {
+        prop_assert_eq!(parse_in_reads(&bytes, &cuts), parse_once(&bytes));
+    }
+
+    #[test]
+    fn every_parsed_request_gets_an_answer_without_panicking(bytes in request_bytes()) {
+        let mut ctx = context();
+        let mut storage = [httparse::EMPTY_HEADER; http::MAX_HEADERS];
+        if let Parsed::Complete(head, _) = http::parse(&bytes, &mut storage, 8192) {
+            for side in [Side::Public, Side::Admin] {
+                let mut out = OutQueue::new();
+                match routes::handle(&head, side, &mut ctx) {
+                    routes::Action::Respond(r) | routes::Action::Upgrade(r) => r.write_to(&mut out, "D", false),
+                    routes::Action::AwaitPreStop => {}
+                }
+                let mut bytes = Vec::new();
+                out.write_to(&mut bytes).unwrap();
+                prop_assert!(bytes.is_empty() || bytes.starts_with(b"HTTP/1.1 "));
+            }
+        }
+    }
+
+    #[test]
+    fn normalised_paths_stay_inside_the_root(path in "/[a-zA-Z0-9%./\\\\_~-]{0,40}") {
+        if let Ok((key, _)) = normalize(&path) {
+            prop_assert!(!key.starts_with('/'));
+            prop_assert!(!key.contains('\\') && !key.contains('\0'));
+            for segment in key.split('/') {
+                prop_assert!(segment != ".." && segment != "." && !segment.is_empty() || key.is_empty());
+            }
+            let joined = Path::new("/srv/static").join(&key);
+            prop_assert!(joined.starts_with("/srv/static"));
+        }
+    }
+}
+
+/// A client frame.
+fn frame(fin: bool, opcode: u8, payload: &[u8], masked: bool, rsv: u8) -> Vec<u8> {
+    let mut v = vec![(u8::from(fin) << 7) | ((rsv & 7) << 4) | (opcode & 0x0f)];
+    let m = if masked { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => v.push(m | n as u8),
+        n => {
+            v.push(m | 126);
+            v.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    let mask = [0x11, 0x22, 0x33, 0x44];
+    if masked {
+        v.extend_from_slice(&mask);
+    }
+    v.extend(
+        payload
+            .iter()
+            .enumerate()
+            .map(|(i, b)| if masked { b ^ mask[i % 4] } else { *b }),
+    );
+    v
+}
+
+/// Feeds WebSocket input to a session as the connection does (keeping what is incomplete),
+/// and returns everything it wrote and how it ended.
+fn run_session(bytes: &[u8], cuts: &[usize]) -> (Vec<u8>, Flow) {
+    let mut ctx = context();
+    let mut session = Session::new(&mut ctx);
+    let mut out = OutQueue::new();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    points.push(bytes.len());
+    points.sort_unstable();
+    let mut last = 0;
+    let mut flow = Flow::Open;
+    for point in points {
+        pending.extend_from_slice(&bytes[last..point]);
+        last = point;
+        let (used, f) = session.on_input(&mut pending, &mut out, usize::MAX, &mut ctx);
+        pending.drain(..used);
+        flow = f;
+        if flow != Flow::Open {
+            break;
+        }
+    }
+    let mut written = Vec::new();
+    out.write_to(&mut written).unwrap();
+    (written, flow)
+}
+
+fn frames() -> impl Strategy<Value = Vec<u8>> {
+    let one = (
+        prop_oneof![Just(true), Just(true), Just(false)],
+        prop_oneof![
+            Just(1u8),
+            Just(1),
+            Just(0),
+            Just(2),
+            Just(8),
+            Just(9),
+            Just(10),
+            Just(3)
+        ],
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..40),
+            "[a-zé€😀 ]{0,20}".prop_map(String::into_bytes)
+        ],
+        prop_oneof![Just(true), Just(true), Just(true), Just(false)],
+        prop_oneof![Just(0u8), Just(0), Just(0), Just(4)],
+    );
+    proptest::collection::vec(one, 0..12).prop_map(|frames| {
+        frames
+            .into_iter()
+            .flat_map(|(fin, op, payload, masked, rsv)| frame(fin, op, &payload, masked, rsv))
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn websocket_input_does_not_depend_on_how_bytes_are_split(
+        bytes in frames(),
+        cuts in proptest::collection::vec(any::<usize>(), 0..8),
+    ) {
+        prop_assert_eq!(run_session(&bytes, &cuts), run_session(&bytes, &[]));
+    }
+
+    #[test]
+    fn reversing_twice_gives_the_original(text in "\\PC{0,60}") {
+        let (reply, flow) = run_session(&frame(true, 1, text.as_bytes(), true, 0), &[]);
+        prop_assert_eq!(flow, Flow::Open);
+        let header = if text.len() < 126 { 2 } else { 4 };
+        let reversed = String::from_utf8(reply[header..].to_vec()).unwrap();
+        prop_assert_eq!(reversed.chars().count(), text.chars().count());
+        let (again, _) = run_session(&frame(true, 1, reversed.as_bytes(), true, 0), &[]);
+        prop_assert_eq!(&again[header..], text.as_bytes());
+    }
+}
