@@ -9,6 +9,7 @@ tier() { printf '\n==> %s\n' "$*"; }
 
 tier "rustfmt"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
 tier "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
