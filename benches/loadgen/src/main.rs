@@ -1,6 +1,16 @@
 //! Load generator for wsdrain's benchmarks. Every mode is bounded in count and time, checks
 //! every reply, and prints one result line (also appended as CSV with `--csv FILE`).
 //!
+//! `echo`: C connections × K messages in flight × S bytes for T seconds: messages per second,
+//! p50/p99/p99.9 round trip, and the server's CPU time per message (from /proc/PID/stat: the
+//! fair figure when client and server share the cores).
+//!
+//! `connect`: connections per second, each a TCP connect, an upgrade, one echo and a close,
+//! with C in progress at a time.
+//!
+//! `fanout`: N idle connections while the server sends its alive messages: the server's CPU
+//! time per alive message.
+//!
 //! `idle`: opens N WebSocket connections from source addresses 127.0.0.2, 127.0.0.3, … (one
 //! address gives ~28k ephemeral ports), and reads the server's memory from /proc before, after
 //! opening, after one message on each, and after one round of alive messages: bytes of server
@@ -13,8 +23,11 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
-/// Connections per source address (well under the ~28k ephemeral ports of one address).
-const PER_SOURCE: usize = 20_000;
+mod driver;
+mod modes;
+mod stats;
+
+use driver::source_address;
 /// Any single read or connect waits at most this long.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -22,6 +35,8 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("idle") => idle(&Options::parse(&args[1..])),
+        Some(mode @ ("echo" | "connect" | "fanout")) => run_mode(mode, &Options::parse(&args[1..])),
+        Some("startup") => startup(&args[1..]),
         _ => Err(usage()),
     };
     if let Err(e) = result {
@@ -31,8 +46,9 @@ fn main() {
 }
 
 fn usage() -> String {
-    "usage: loadgen idle --addr HOST:PORT --pid SERVER_PID [--connections N] [--rate PER_SEC] \
-     [--alive-wait SECS] [--label NAME] [--csv FILE] [--max-seconds S]"
+    "usage: loadgen idle|echo|connect|fanout --addr HOST:PORT --pid SERVER_PID [--connections N] \
+     [--rate PER_SEC] [--alive-wait SECS] [--in-flight K] [--size BYTES] [--seconds T] [--warmup S] \
+     [--label NAME] [--csv FILE] [--cdf FILE] [--max-seconds S]"
         .to_string()
 }
 
@@ -45,7 +61,14 @@ struct Options {
     alive_wait: Duration,
     label: String,
     csv: Option<String>,
+    cdf: Option<String>,
     max_time: Duration,
+    in_flight: usize,
+    size: usize,
+    seconds: f64,
+    warmup: f64,
+    /// `--rate` as given (idle: connections opened per second; echo: messages per second).
+    rate_given: Option<f64>,
 }
 
 impl Options {
@@ -58,7 +81,13 @@ impl Options {
             alive_wait: Duration::ZERO,
             label: "wsdrain".into(),
             csv: None,
+            cdf: None,
             max_time: Duration::from_secs(300),
+            in_flight: 16,
+            size: 32,
+            seconds: 10.0,
+            warmup: 2.0,
+            rate_given: None,
         };
         let mut it = args.iter();
         while let Some(flag) = it.next() {
@@ -71,7 +100,10 @@ impl Options {
                 "--connections" => {
                     o.connections = value.parse().unwrap_or_else(|_| fail("bad --connections"))
                 }
-                "--rate" => o.rate = value.parse().unwrap_or_else(|_| fail("bad --rate")),
+                "--rate" => {
+                    o.rate = value.parse().unwrap_or_else(|_| fail("bad --rate"));
+                    o.rate_given = Some(o.rate);
+                }
                 "--alive-wait" => {
                     o.alive_wait = Duration::from_secs_f64(
                         value.parse().unwrap_or_else(|_| fail("bad --alive-wait")),
@@ -79,6 +111,13 @@ impl Options {
                 }
                 "--label" => o.label = value.clone(),
                 "--csv" => o.csv = Some(value.clone()),
+                "--cdf" => o.cdf = Some(value.clone()),
+                "--in-flight" => {
+                    o.in_flight = value.parse().unwrap_or_else(|_| fail("bad --in-flight"))
+                }
+                "--size" => o.size = value.parse().unwrap_or_else(|_| fail("bad --size")),
+                "--seconds" => o.seconds = value.parse().unwrap_or_else(|_| fail("bad --seconds")),
+                "--warmup" => o.warmup = value.parse().unwrap_or_else(|_| fail("bad --warmup")),
                 "--max-seconds" => {
                     o.max_time = Duration::from_secs(
                         value.parse().unwrap_or_else(|_| fail("bad --max-seconds")),
@@ -255,9 +294,169 @@ impl Client {
     }
 }
 
-fn source_address(i: usize) -> Ipv4Addr {
-    let n = 2 + (i / PER_SOURCE) as u32;
-    Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 0, 0)) + n)
+/// `startup --server PATH [--runs N]`: time from spawning the server to its "listening" log
+/// line, median and worst of N runs (each server is then stopped with SIGKILL).
+fn startup(args: &[String]) -> Result<(), String> {
+    let mut server = None;
+    let mut runs = 20usize;
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        match (flag.as_str(), it.next()) {
+            ("--server", Some(path)) => server = Some(path.clone()),
+            ("--runs", Some(n)) => runs = n.parse().map_err(|_| "bad --runs")?,
+            _ => return Err(usage()),
+        }
+    }
+    let server = server.ok_or("--server is required")?;
+    let mut times = Vec::new();
+    for _ in 0..runs.max(1) {
+        let started = Instant::now();
+        let mut child = std::process::Command::new(&server)
+            .env("PORT", "0")
+            .env("ADMIN_PORT", "0")
+            .env("BIND", "127.0.0.1")
+            .env("ADMIN_BIND", "127.0.0.1")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{server}: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+        let listening = lines.any(|l| l.map(|l| l.contains("listening")).unwrap_or(false));
+        let took = started.elapsed();
+        let _ = child.kill();
+        let _ = child.wait();
+        if !listening {
+            return Err("the server exited without listening".into());
+        }
+        times.push(took);
+    }
+    times.sort();
+    println!(
+        "startup: spawn to listening: median {:.2} ms, worst {:.2} ms over {} runs",
+        times[times.len() / 2].as_secs_f64() * 1000.0,
+        times[times.len() - 1].as_secs_f64() * 1000.0,
+        times.len()
+    );
+    Ok(())
+}
+
+/// Appends one row to a CSV file, writing the header first if the file is new.
+fn append_csv(path: &str, header: &str, row: &str) -> Result<(), String> {
+    let new = !std::path::Path::new(path).exists();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("{path}: {e}"))?;
+    if new {
+        writeln!(f, "{header}").map_err(|e| e.to_string())?;
+    }
+    writeln!(f, "{row}").map_err(|e| e.to_string())
+}
+
+fn run_mode(mode: &str, o: &Options) -> Result<(), String> {
+    if o.seconds > o.max_time.as_secs_f64() {
+        return Err("--seconds is over --max-seconds".into());
+    }
+    let load = modes::Load {
+        addr: o.addr,
+        pid: o.pid,
+        connections: o.connections,
+        in_flight: o.in_flight,
+        size: o.size,
+        warmup: Duration::from_secs_f64(o.warmup),
+        duration: Duration::from_secs_f64(o.seconds),
+        rate: if mode == "echo" {
+            o.rate_given.unwrap_or(0.0)
+        } else {
+            0.0
+        },
+    };
+    match mode {
+        "echo" => {
+            let r = modes::echo(&load)?;
+            println!(
+                "{}: echo {} conns x {} in flight x {} B: {:.0} msg/s, p50 {} us, p99 {} us, p99.9 {} us, \
+                 server CPU {:.3} us/msg, errors {}",
+                o.label,
+                o.connections,
+                o.in_flight,
+                o.size,
+                r.messages_per_sec,
+                r.p50_us,
+                r.p99_us,
+                r.p999_us,
+                r.server_cpu_us_per_message,
+                r.errors
+            );
+            if let Some(path) = &o.csv {
+                append_csv(
+                    path,
+                    "label,connections,in_flight,size,msgs_per_sec,p50_us,p99_us,p999_us,server_cpu_us_per_msg,errors",
+                    &format!(
+                        "{},{},{},{},{:.0},{},{},{},{:.4},{}",
+                        o.label,
+                        o.connections,
+                        o.in_flight,
+                        o.size,
+                        r.messages_per_sec,
+                        r.p50_us,
+                        r.p99_us,
+                        r.p999_us,
+                        r.server_cpu_us_per_message,
+                        r.errors
+                    ),
+                )?;
+            }
+            if let Some(path) = &o.cdf {
+                for (us, fraction) in r.histogram.cdf() {
+                    append_csv(
+                        path,
+                        "label,latency_us,fraction",
+                        &format!("{},{us},{fraction:.6}", o.label),
+                    )?;
+                }
+            }
+            if r.errors > 0 {
+                return Err(format!("{} errors", r.errors));
+            }
+        }
+        "connect" => {
+            let (rate, errors) = modes::connect(&load)?;
+            println!(
+                "{}: connect with {} in progress: {rate:.0} connections/s, errors {errors}",
+                o.label, o.connections
+            );
+            if let Some(path) = &o.csv {
+                append_csv(
+                    path,
+                    "label,concurrency,connections_per_sec,errors",
+                    &format!("{},{},{rate:.0},{errors}", o.label, o.connections),
+                )?;
+            }
+            if errors > 0 {
+                return Err(format!("{errors} errors"));
+            }
+        }
+        _ => {
+            let (alive, cpu_us, errors) = modes::fanout(&load)?;
+            println!(
+                "{}: fanout {} idle conns: {alive} alive messages in {:.0}s, server CPU {cpu_us:.3} us per alive message, errors {errors}",
+                o.label, o.connections, o.seconds
+            );
+            if let Some(path) = &o.csv {
+                append_csv(
+                    path,
+                    "label,connections,alive_messages,server_cpu_us_per_alive,errors",
+                    &format!("{},{},{alive},{cpu_us:.4},{errors}", o.label, o.connections),
+                )?;
+            }
+            if errors > 0 {
+                return Err(format!("{errors} errors"));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn idle(o: &Options) -> Result<(), String> {

@@ -1,0 +1,285 @@
+//! The event-driven client side: many WebSocket connections on one `mio` loop, so the load
+//! generator is not the bottleneck. A mode supplies a [`Behaviour`]; the driver does TCP,
+//! the upgrade, framing and masking.
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+/// Connections per source address (well under the ~28k ephemeral ports of one address).
+const PER_SOURCE: usize = 20_000;
+
+/// The source address for the `i`-th connection: 127.0.0.2, then .3 after 20,000, …
+pub fn source_address(i: usize) -> Ipv4Addr {
+    let n = 2 + (i / PER_SOURCE) as u32;
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 0, 0)) + n)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    Connecting,
+    Handshaking,
+    Open,
+    Closed,
+}
+
+/// One client connection.
+pub struct Conn {
+    stream: TcpStream,
+    phase: Phase,
+    inbuf: Vec<u8>,
+    outbuf: Vec<u8>,
+}
+
+impl Conn {
+    /// Queues a masked text frame.
+    pub fn send_text(&mut self, payload: &[u8]) {
+        encode(&mut self.outbuf, 1, payload);
+    }
+
+    /// Queues a close frame (1000).
+    pub fn send_close(&mut self) {
+        encode(&mut self.outbuf, 8, &1000u16.to_be_bytes());
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.phase == Phase::Open
+    }
+}
+
+/// What a mode does with its connections.
+pub trait Behaviour {
+    /// The connection `id` finished its upgrade.
+    fn on_open(&mut self, id: usize, conn: &mut Conn, now: Instant);
+    /// A text message arrived (alive messages included).
+    fn on_text(&mut self, id: usize, conn: &mut Conn, payload: &[u8], now: Instant);
+    /// The connection ended (`clean`: after a close frame).
+    fn on_closed(&mut self, id: usize, clean: bool, now: Instant);
+}
+
+/// The loop and its connections (a slot per connection; `None` once removed).
+pub struct Driver {
+    poll: Poll,
+    events: Events,
+    pub conns: Vec<Option<Conn>>,
+    server: SocketAddr,
+    pub errors: u64,
+}
+
+impl Driver {
+    pub fn new(server: SocketAddr) -> io::Result<Driver> {
+        Ok(Driver {
+            poll: Poll::new()?,
+            events: Events::with_capacity(4096),
+            conns: Vec::new(),
+            server,
+            errors: 0,
+        })
+    }
+
+    /// Starts connection number `index` (for its source address); returns its id.
+    pub fn connect(&mut self, index: usize) -> io::Result<usize> {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        socket.set_nonblocking(true)?;
+        socket.set_tcp_nodelay(true)?;
+        socket.bind(&SocketAddr::V4(SocketAddrV4::new(source_address(index), 0)).into())?;
+        match socket.connect(&self.server.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(115) => {} // EINPROGRESS
+            Err(e) => return Err(e),
+        }
+        let mut stream = TcpStream::from_std(socket.into());
+        let id = match self.conns.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                self.conns.push(None);
+                self.conns.len() - 1
+            }
+        };
+        self.poll.registry().register(
+            &mut stream,
+            Token(id),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let mut outbuf = Vec::with_capacity(256);
+        outbuf.extend_from_slice(
+            format!(
+                "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+                self.server
+            )
+            .as_bytes(),
+        );
+        self.conns[id] = Some(Conn {
+            stream,
+            phase: Phase::Connecting,
+            inbuf: Vec::new(),
+            outbuf,
+        });
+        Ok(id)
+    }
+
+    /// Number of connections that finished their upgrade and are still open.
+    pub fn open(&self) -> usize {
+        self.conns.iter().flatten().filter(|c| c.is_open()).count()
+    }
+
+    /// One turn of the loop: wait up to `timeout`, handle what is ready.
+    pub fn turn(&mut self, behaviour: &mut impl Behaviour, timeout: Duration) -> io::Result<()> {
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let ready: Vec<usize> = self.events.iter().map(|e| e.token().0).collect();
+        for id in ready {
+            self.service(id, behaviour);
+        }
+        Ok(())
+    }
+
+    /// Writes what `id` has queued and reads what arrived.
+    pub fn service(&mut self, id: usize, behaviour: &mut impl Behaviour) {
+        let now = Instant::now();
+        let Some(conn) = self.conns.get_mut(id).and_then(Option::as_mut) else {
+            return;
+        };
+        if conn.phase == Phase::Connecting {
+            match conn.stream.peer_addr() {
+                Ok(_) => conn.phase = Phase::Handshaking,
+                Err(_) => match conn.stream.take_error() {
+                    Ok(None) => return, // still connecting
+                    _ => {
+                        self.errors += 1;
+                        self.remove(id, false, behaviour, now);
+                        return;
+                    }
+                },
+            }
+        }
+        if flush(conn).is_err() {
+            self.errors += 1;
+            self.remove(id, false, behaviour, now);
+            return;
+        }
+        let mut chunk = [0u8; 65536];
+        let mut eof = false;
+        loop {
+            match conn.stream.read(&mut chunk) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => conn.inbuf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    eof = true;
+                    break;
+                }
+            }
+        }
+        if conn.phase == Phase::Handshaking
+            && let Some(end) = conn.inbuf.windows(4).position(|w| w == b"\r\n\r\n")
+        {
+            if !conn.inbuf.starts_with(b"HTTP/1.1 101") {
+                self.errors += 1;
+                self.remove(id, false, behaviour, now);
+                return;
+            }
+            conn.inbuf.drain(..end + 4);
+            conn.phase = Phase::Open;
+            behaviour.on_open(id, conn, now);
+        }
+        let mut clean = false;
+        if conn.phase == Phase::Open {
+            let mut consumed = 0;
+            while let Some((opcode, start, len)) = frame_at(&conn.inbuf[consumed..]) {
+                let payload_range = consumed + start..consumed + start + len;
+                consumed += start + len;
+                match opcode {
+                    1 => {
+                        let payload = conn.inbuf[payload_range].to_vec();
+                        behaviour.on_text(id, conn, &payload, now);
+                    }
+                    8 => {
+                        clean = true;
+                        conn.phase = Phase::Closed;
+                        break;
+                    }
+                    9 => {
+                        let payload = conn.inbuf[payload_range].to_vec();
+                        encode(&mut conn.outbuf, 10, &payload);
+                    }
+                    _ => {}
+                }
+            }
+            conn.inbuf.drain(..consumed);
+        }
+        if flush(conn).is_err() {
+            eof = true;
+        }
+        if eof || clean {
+            self.remove(id, clean, behaviour, now);
+        }
+    }
+
+    fn remove(&mut self, id: usize, clean: bool, behaviour: &mut impl Behaviour, now: Instant) {
+        if let Some(mut conn) = self.conns[id].take() {
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+            behaviour.on_closed(id, clean, now);
+        }
+    }
+}
+
+fn flush(conn: &mut Conn) -> io::Result<()> {
+    while !conn.outbuf.is_empty() && conn.phase != Phase::Connecting {
+        match conn.stream.write(&conn.outbuf) {
+            Ok(n) => {
+                conn.outbuf.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A masked client frame.
+pub fn encode(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
+    let mask = [0x5a, 0x17, 0x99, 0x03];
+    out.push(0x80 | opcode);
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n if n < 65536 => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+}
+
+/// A complete unmasked server frame at the start of `buf`: (opcode, payload start, length).
+pub fn frame_at(buf: &[u8]) -> Option<(u8, usize, usize)> {
+    if buf.len() < 2 {
+        return None;
+    }
+    let (len, start) = match buf[1] & 0x7f {
+        126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
+        127 if buf.len() >= 10 => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&buf[2..10]);
+            (u64::from_be_bytes(b) as usize, 10)
+        }
+        126 | 127 => return None,
+        n => (n as usize, 2),
+    };
+    (buf.len() >= start + len).then_some((buf[0] & 0x0f, start, len))
+}

@@ -1,0 +1,327 @@
+//! The event-driven modes: `echo` (throughput, latency, server CPU per message), `connect`
+//! (connections per second) and `fanout` (server CPU per alive message).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::driver::{Behaviour, Conn, Driver};
+use crate::stats::{Histogram, cpu_seconds};
+
+/// Settings shared by the modes.
+#[derive(Debug, Clone)]
+pub struct Load {
+    pub addr: std::net::SocketAddr,
+    pub pid: u32,
+    pub connections: usize,
+    pub in_flight: usize,
+    pub size: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// Offered load in messages per second over all connections (0 = as fast as replies come).
+    pub rate: f64,
+}
+
+fn open_all(
+    driver: &mut Driver,
+    behaviour: &mut impl Behaviour,
+    n: usize,
+    max: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + max;
+    let mut started = 0;
+    while driver.open() < n {
+        // Keep at most 256 handshakes in progress.
+        while started < n && started - driver.open().min(started) < 256 {
+            driver
+                .connect(started)
+                .map_err(|e| format!("connect: {e}"))?;
+            started += 1;
+        }
+        driver
+            .turn(behaviour, Duration::from_millis(10))
+            .map_err(|e| e.to_string())?;
+        if Instant::now() > deadline {
+            return Err(format!("only {} of {n} connections opened", driver.open()));
+        }
+        if driver.errors > 0 {
+            return Err(format!("{} connections failed to open", driver.errors));
+        }
+    }
+    Ok(())
+}
+
+/// The payload for message `seq`: its number, then filler to `size` bytes.
+fn payload(seq: u64, size: usize) -> Vec<u8> {
+    let mut p = format!("{seq:016}").into_bytes();
+    p.resize(size.max(16), b'x');
+    p
+}
+
+struct Echo {
+    size: usize,
+    in_flight: usize,
+    next_seq: u64,
+    /// Per connection: (sequence, sent at) of messages awaiting their reply.
+    waiting: Vec<VecDeque<(u64, Instant)>>,
+    measuring: bool,
+    histogram: Histogram,
+    answered: u64,
+    wrong: u64,
+    closed: u64,
+    /// With an offered rate: messages each connection may still send now.
+    credits: Vec<f64>,
+    paced: bool,
+}
+
+impl Echo {
+    fn send(&mut self, id: usize, conn: &mut Conn, now: Instant) {
+        if self.waiting.len() <= id {
+            self.waiting.resize_with(id + 1, VecDeque::new);
+            self.credits.resize(id + 1, 0.0);
+        }
+        while self.waiting[id].len() < self.in_flight {
+            if self.paced {
+                if self.credits[id] < 1.0 {
+                    break;
+                }
+                self.credits[id] -= 1.0;
+            }
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            conn.send_text(&payload(seq, self.size));
+            self.waiting[id].push_back((seq, now));
+        }
+    }
+}
+
+impl Behaviour for Echo {
+    fn on_open(&mut self, id: usize, conn: &mut Conn, now: Instant) {
+        self.send(id, conn, now);
+    }
+
+    fn on_text(&mut self, id: usize, conn: &mut Conn, reply: &[u8], now: Instant) {
+        if reply.starts_with(b"{\"type\":\"alive\"") {
+            return;
+        }
+        let Some((seq, sent)) = self.waiting.get_mut(id).and_then(VecDeque::pop_front) else {
+            self.wrong += 1;
+            return;
+        };
+        let mut expected = payload(seq, self.size);
+        expected.reverse(); // ASCII: bytes reverse as characters do
+        if reply != expected {
+            self.wrong += 1;
+        }
+        if self.measuring {
+            self.histogram.record(now - sent);
+            self.answered += 1;
+        }
+        self.send(id, conn, now);
+    }
+
+    fn on_closed(&mut self, _: usize, _: bool, _: Instant) {
+        self.closed += 1;
+    }
+}
+
+/// Results of an echo run.
+pub struct EchoResult {
+    pub messages_per_sec: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub server_cpu_us_per_message: f64,
+    pub errors: u64,
+    pub histogram: Histogram,
+}
+
+pub fn echo(load: &Load) -> Result<EchoResult, String> {
+    let mut driver = Driver::new(load.addr).map_err(|e| e.to_string())?;
+    let mut echo = Echo {
+        size: load.size,
+        in_flight: load.in_flight,
+        next_seq: 0,
+        waiting: Vec::new(),
+        measuring: false,
+        histogram: Histogram::new(),
+        answered: 0,
+        wrong: 0,
+        closed: 0,
+        credits: Vec::new(),
+        paced: load.rate > 0.0,
+    };
+    open_all(
+        &mut driver,
+        &mut echo,
+        load.connections,
+        Duration::from_secs(30),
+    )?;
+    // With an offered rate, every connection earns credits at rate / connections per second,
+    // topped up every millisecond; latency then includes no queueing in the generator.
+    let per_conn_per_ms = load.rate / load.connections.max(1) as f64 / 1000.0;
+    let mut last_tick = Instant::now();
+    let mut step = |driver: &mut Driver, echo: &mut Echo| -> Result<(), String> {
+        if echo.paced {
+            let now = Instant::now();
+            let ms = (now - last_tick).as_secs_f64() * 1000.0;
+            if ms >= 1.0 {
+                last_tick = now;
+                for id in 0..driver.conns.len() {
+                    if let Some(conn) = driver.conns[id].as_mut() {
+                        if id < echo.credits.len() {
+                            echo.credits[id] = (echo.credits[id] + per_conn_per_ms * ms)
+                                .min(echo.in_flight as f64);
+                        }
+                        echo.send(id, conn, now);
+                    }
+                    driver.service(id, echo);
+                }
+            }
+        }
+        driver
+            .turn(echo, Duration::from_millis(1))
+            .map_err(|e| e.to_string())
+    };
+    let warm_until = Instant::now() + load.warmup;
+    while Instant::now() < warm_until {
+        step(&mut driver, &mut echo)?;
+    }
+    echo.measuring = true;
+    let cpu_before = cpu_seconds(load.pid)?;
+    let started = Instant::now();
+    while started.elapsed() < load.duration {
+        step(&mut driver, &mut echo)?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(load.pid)? - cpu_before;
+    echo.measuring = false;
+    let errors = echo.wrong + echo.closed + driver.errors;
+    if echo.answered == 0 {
+        return Err("no replies".into());
+    }
+    Ok(EchoResult {
+        messages_per_sec: echo.answered as f64 / elapsed,
+        p50_us: echo.histogram.quantile(0.5),
+        p99_us: echo.histogram.quantile(0.99),
+        p999_us: echo.histogram.quantile(0.999),
+        server_cpu_us_per_message: cpu * 1e6 / echo.answered as f64,
+        errors,
+        histogram: echo.histogram,
+    })
+}
+
+struct Connect {
+    done: u64,
+    failed: u64,
+    finished: Vec<usize>,
+}
+
+impl Behaviour for Connect {
+    fn on_open(&mut self, _: usize, conn: &mut Conn, _: Instant) {
+        conn.send_text(b"hello");
+    }
+
+    fn on_text(&mut self, id: usize, conn: &mut Conn, reply: &[u8], _: Instant) {
+        if reply.starts_with(b"{\"type\":\"alive\"") {
+            return;
+        }
+        if reply == b"olleh" {
+            self.done += 1;
+        } else {
+            self.failed += 1;
+        }
+        conn.send_close();
+        self.finished.push(id);
+    }
+
+    fn on_closed(&mut self, _: usize, _: bool, _: Instant) {}
+}
+
+/// Connections per second: TCP connect, upgrade, one echo, close; `load.connections` at a time.
+pub fn connect(load: &Load) -> Result<(f64, u64), String> {
+    let mut driver = Driver::new(load.addr).map_err(|e| e.to_string())?;
+    let mut c = Connect {
+        done: 0,
+        failed: 0,
+        finished: Vec::new(),
+    };
+    let started = Instant::now();
+    let mut index = 0usize;
+    for _ in 0..load.connections {
+        driver.connect(index).map_err(|e| e.to_string())?;
+        index += 1;
+    }
+    while started.elapsed() < load.duration {
+        driver
+            .turn(&mut c, Duration::from_millis(5))
+            .map_err(|e| e.to_string())?;
+        // Each finished connection is replaced by a new one (its close completes in the background).
+        for _ in c.finished.drain(..) {
+            driver.connect(index % 400_000).map_err(|e| e.to_string())?;
+            index += 1;
+        }
+        let live = driver.conns.iter().flatten().count();
+        for _ in live..load.connections {
+            driver.connect(index % 400_000).map_err(|e| e.to_string())?;
+            index += 1;
+        }
+    }
+    let rate = c.done as f64 / started.elapsed().as_secs_f64();
+    Ok((rate, c.failed + driver.errors))
+}
+
+struct Fanout {
+    alive: u64,
+    closed: u64,
+}
+
+impl Behaviour for Fanout {
+    fn on_open(&mut self, _: usize, _: &mut Conn, _: Instant) {}
+    fn on_text(&mut self, _: usize, _: &mut Conn, text: &[u8], _: Instant) {
+        if text.starts_with(b"{\"type\":\"alive\"") {
+            self.alive += 1;
+        }
+    }
+    fn on_closed(&mut self, _: usize, _: bool, _: Instant) {
+        self.closed += 1;
+    }
+}
+
+/// Server CPU per alive message: `load.connections` idle connections, the server sending alive
+/// messages at its own interval, counted for `load.duration`.
+pub fn fanout(load: &Load) -> Result<(u64, f64, u64), String> {
+    let mut driver = Driver::new(load.addr).map_err(|e| e.to_string())?;
+    let mut f = Fanout {
+        alive: 0,
+        closed: 0,
+    };
+    open_all(
+        &mut driver,
+        &mut f,
+        load.connections,
+        Duration::from_secs(60),
+    )?;
+    let warm_until = Instant::now() + load.warmup;
+    while Instant::now() < warm_until {
+        driver
+            .turn(&mut f, Duration::from_millis(20))
+            .map_err(|e| e.to_string())?;
+    }
+    f.alive = 0;
+    let cpu_before = cpu_seconds(load.pid)?;
+    let started = Instant::now();
+    while started.elapsed() < load.duration {
+        driver
+            .turn(&mut f, Duration::from_millis(20))
+            .map_err(|e| e.to_string())?;
+    }
+    let cpu = cpu_seconds(load.pid)? - cpu_before;
+    if f.alive == 0 {
+        return Err("no alive messages arrived (is ALIVE_INTERVAL set on the server?)".into());
+    }
+    Ok((
+        f.alive,
+        cpu * 1e6 / f.alive as f64,
+        f.closed + driver.errors,
+    ))
+}
