@@ -144,7 +144,7 @@ impl Server {
                     .get(slot)
                     .is_some_and(|c| c.generation == generation)
                 {
-                    self.on_conn_ready(slot);
+                    self.on_conn_ready(slot, false);
                 }
             }
             for event in events.iter() {
@@ -152,7 +152,10 @@ impl Server {
                     PUBLIC => self.accept_all(Side::Public),
                     ADMIN => self.accept_all(Side::Admin),
                     SIGNALS => self.on_signals(),
-                    Token(slot) => self.on_conn_ready(slot),
+                    Token(slot) => {
+                        let peer_closed = event.is_read_closed() || event.is_error();
+                        self.on_conn_ready(slot, !peer_closed);
+                    }
                 }
             }
             self.fire_timers(&mut due);
@@ -298,11 +301,11 @@ impl Server {
         self.settle(slot, Verdict::Keep);
     }
 
-    fn on_conn_ready(&mut self, slot: usize) {
+    fn on_conn_ready(&mut self, slot: usize, trust_short_read: bool) {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        let verdict = conn.on_ready(&mut self.ctx, &mut self.scratch);
+        let verdict = conn.on_ready(&mut self.ctx, &mut self.scratch, trust_short_read);
         if verdict == Verdict::Keep && conn.take_rerun() {
             self.rerun.push((slot, conn.generation));
         }
@@ -415,7 +418,7 @@ impl Server {
     fn finish_in_flight_work(&mut self) {
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         for slot in slots {
-            let verdict = self.conns[slot].on_ready(&mut self.ctx, &mut self.scratch);
+            let verdict = self.conns[slot].on_ready(&mut self.ctx, &mut self.scratch, false);
             self.settle(slot, verdict);
         }
     }

@@ -491,15 +491,8 @@ impl Session {
         }
         match (ctx.config.echo_mode, text) {
             (EchoMode::Reverse, true) => {
-                // Validated as UTF-8 by the caller; this cannot fail.
-                let Ok(text) = std::str::from_utf8(payload) else {
-                    return self.fail(CloseCode::Error, "internal error", out, ctx);
-                };
                 write_header(out, OpCode::Data(Data::Text), payload.len(), |v| {
-                    let mut utf8 = [0u8; 4];
-                    for c in text.chars().rev() {
-                        v.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
-                    }
+                    reverse_scalars(payload, v);
                 });
             }
             (EchoMode::Reverse, false) => {
@@ -600,6 +593,33 @@ fn utf8_so_far(fragments: &mut Fragments, is_final: bool) -> bool {
     }
 }
 
+/// Appends `text` (UTF-8, validated by the caller) reversed by Unicode scalar values: each
+/// character's bytes move as a unit. Works on bytes, without decoding, and never panics even on
+/// invalid input (a stray byte is moved alone).
+pub fn reverse_scalars(text: &[u8], out: &mut Vec<u8>) {
+    if text.is_ascii() {
+        out.extend(text.iter().rev());
+        return;
+    }
+    let n = text.len();
+    let start = out.len();
+    out.resize(start + n, 0);
+    let dst = &mut out[start..];
+    let mut i = 0;
+    while i < n {
+        let len = match text[i] {
+            0xf0..=0xf7 => 4,
+            0xe0..=0xef => 3,
+            0xc0..=0xdf => 2,
+            _ => 1,
+        }
+        .min(n - i);
+        let end = n - i;
+        dst[end - len..end].copy_from_slice(&text[i..i + len]);
+        i += len;
+    }
+}
+
 /// XORs a client payload with its mask, eight bytes at a time.
 pub fn unmask(payload: &mut [u8], mask: [u8; 4]) {
     let wide = u64::from_ne_bytes([
@@ -661,6 +681,30 @@ pub fn write_close(out: &mut OutQueue, code: CloseCode, reason: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reverse_scalars_matches_chars_rev() {
+        for text in [
+            "",
+            "a",
+            "abc",
+            "héllo",
+            "😀 ñ 中文",
+            "a\u{301}b",
+            "€€",
+            "x😀",
+        ] {
+            let mut out = Vec::new();
+            reverse_scalars(text.as_bytes(), &mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                text.chars().rev().collect::<String>()
+            );
+        }
+        let mut out = Vec::new();
+        reverse_scalars(&[0xff, 0xe2, 0x82], &mut out); // invalid: must not panic
+        assert_eq!(out.len(), 3);
+    }
 
     #[test]
     fn unmask_matches_the_byte_by_byte_definition() {
