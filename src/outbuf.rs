@@ -1,6 +1,6 @@
 //! A connection's queue of bytes to send: owned buffers, static texts and shared file bodies,
 //! written with one vectored write per call, and freed as soon as it is empty so an idle
-//! connection holds no buffer.
+//! connection holds no buffer: an empty queue is one null pointer (8 bytes) in the connection.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
@@ -34,9 +34,12 @@ impl Chunk {
     }
 }
 
-/// Output not yet accepted by the kernel.
+/// Output not yet accepted by the kernel; `None` while empty.
 #[derive(Debug, Default)]
-pub struct OutQueue {
+pub struct OutQueue(Option<Box<Queue>>);
+
+#[derive(Debug, Default)]
+struct Queue {
     chunks: VecDeque<Chunk>,
     /// Bytes of the front chunk already written.
     offset: usize,
@@ -52,16 +55,56 @@ impl OutQueue {
 
     /// Bytes waiting to be written.
     pub fn len(&self) -> usize {
-        self.len
+        self.0.as_ref().map_or(0, |q| q.len)
     }
 
     /// Whether nothing is waiting.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
+    }
+
+    fn queue(&mut self) -> &mut Queue {
+        self.0.get_or_insert_with(Box::default)
     }
 
     /// Appends a chunk.
     pub fn push(&mut self, chunk: Chunk) {
+        if !chunk.bytes().is_empty() {
+            self.queue().push(chunk);
+        }
+    }
+
+    /// Appends bytes written by `fill` (at most about `additional` of them) to the last owned
+    /// chunk when it has room, else to a new one: many small frames share one buffer and one
+    /// `writev` slot, without an intermediate copy.
+    pub fn extend_with(&mut self, additional: usize, fill: impl FnOnce(&mut Vec<u8>)) {
+        self.queue().extend_with(additional, fill);
+    }
+
+    /// Writes as much as `w` takes without blocking. Returns the bytes written; the queue is
+    /// empty afterwards unless the writer would block. `WouldBlock` is not an error here: what
+    /// is left stays queued and is written on the next writable event, never re-sent.
+    pub fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<usize> {
+        let Some(queue) = self.0.as_mut() else {
+            return Ok(0);
+        };
+        let written = queue.write_to(w);
+        if queue.len == 0 {
+            // Give the memory back: an idle connection should hold no buffer.
+            self.0 = None;
+        }
+        written
+    }
+
+    /// All queued bytes, concatenated (for tests).
+    #[cfg(test)]
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.0.as_ref().map_or_else(Vec::new, |q| q.to_vec())
+    }
+}
+
+impl Queue {
+    fn push(&mut self, chunk: Chunk) {
         let n = chunk.bytes().len();
         if n == 0 {
             return;
@@ -76,10 +119,7 @@ impl OutQueue {
         self.chunks.push_back(chunk);
     }
 
-    /// Appends bytes written by `fill` (at most about `additional` of them) to the last owned
-    /// chunk when it has room, else to a new one: many small frames share one buffer and one
-    /// `writev` slot, without an intermediate copy.
-    pub fn extend_with(&mut self, additional: usize, fill: impl FnOnce(&mut Vec<u8>)) {
+    fn extend_with(&mut self, additional: usize, fill: impl FnOnce(&mut Vec<u8>)) {
         let reuse = matches!(self.chunks.back(), Some(Chunk::Owned(back)) if back.len() + additional <= COALESCE_BYTES);
         if !reuse {
             self.chunks.push_back(Chunk::Owned(Vec::with_capacity(
@@ -93,10 +133,7 @@ impl OutQueue {
         }
     }
 
-    /// Writes as much as `w` takes without blocking. Returns the bytes written; the queue is
-    /// empty afterwards unless the writer would block. `WouldBlock` is not an error here: what
-    /// is left stays queued and is written on the next writable event, never re-sent.
-    pub fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<usize> {
+    fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<usize> {
         let mut total = 0;
         while !self.chunks.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
@@ -116,10 +153,6 @@ impl OutQueue {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
-        }
-        if self.chunks.is_empty() && self.chunks.capacity() > 0 {
-            // Give the memory back: an idle connection should hold no buffer.
-            self.chunks = VecDeque::new();
         }
         Ok(total)
     }
@@ -142,9 +175,8 @@ impl OutQueue {
         }
     }
 
-    /// All queued bytes, concatenated (for tests).
     #[cfg(test)]
-    pub fn to_vec(&self) -> Vec<u8> {
+    fn to_vec(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(self.len);
         for (i, c) in self.chunks.iter().enumerate() {
             v.extend_from_slice(if i == 0 {
@@ -203,7 +235,7 @@ mod tests {
         assert_eq!(q.write_to(&mut w).unwrap(), 10);
         assert!(q.is_empty());
         assert_eq!(w.taken, b"hello big world!");
-        assert_eq!(q.chunks.capacity(), 0);
+        assert!(q.0.is_none(), "an empty queue holds no allocation");
     }
 
     #[test]
@@ -211,10 +243,10 @@ mod tests {
         let mut q = OutQueue::new();
         q.extend_with(3, |v| v.extend_from_slice(b"abc"));
         q.extend_with(2, |v| v.extend_from_slice(b"de"));
-        assert_eq!(q.chunks.len(), 1);
+        assert_eq!(q.queue().chunks.len(), 1);
         q.push(Chunk::Static(b"!"));
         q.extend_with(COALESCE_BYTES, |v| v.extend_from_slice(b"f"));
-        assert_eq!(q.chunks.len(), 3);
+        assert_eq!(q.queue().chunks.len(), 3);
         assert_eq!((q.len(), q.to_vec()), (7, b"abcde!f".to_vec()));
     }
 

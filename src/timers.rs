@@ -126,7 +126,8 @@ pub struct Entry {
 /// The loop's heap of connection deadlines.
 #[derive(Debug, Default)]
 pub struct Timers {
-    heap: BinaryHeap<Reverse<(Millis, usize, u32)>>,
+    /// (time, slot, generation): 16 bytes an entry; slots are slab indices, far below 2^32.
+    heap: BinaryHeap<Reverse<(Millis, u32, u32)>>,
 }
 
 impl Timers {
@@ -138,9 +139,13 @@ impl Timers {
     /// Sets `deadline` (belonging to connection `slot`/`generation`) to `at`.
     pub fn set(&mut self, deadline: &mut Deadline, slot: usize, generation: u32, at: Millis) {
         deadline.at = at;
+        debug_assert!(
+            u32::try_from(slot).is_ok(),
+            "slab slot {slot} does not fit a heap entry"
+        );
         if at < deadline.armed {
             deadline.armed = at;
-            self.heap.push(Reverse((at, slot, generation)));
+            self.heap.push(Reverse((at, slot as u32, generation)));
         }
     }
 
@@ -160,7 +165,7 @@ impl Timers {
         self.heap.pop();
         Some(Entry {
             at,
-            slot,
+            slot: slot as usize,
             generation,
         })
     }
@@ -179,7 +184,7 @@ impl Timers {
             // Moved later since this entry was pushed: re-arm at the new time.
             deadline.armed = deadline.at;
             self.heap
-                .push(Reverse((deadline.at, entry.slot, entry.generation)));
+                .push(Reverse((deadline.at, entry.slot as u32, entry.generation)));
         }
         false
     }
