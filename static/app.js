@@ -1,0 +1,287 @@
+// The page: renders the events of WsClient (client.js) and feeds it the user's messages and the
+// browser's online/offline/visibility events. All connection logic lives in client.js.
+
+import { WsClient, webSocketUrl } from './client.js';
+
+const MAX_ROWS = 200; // answered rows beyond this are dropped from the page (never pending ones)
+
+const $ = (id) => document.getElementById(id);
+const els = {
+  state: $('state'),
+  stateText: $('state-text'),
+  stateDetail: $('state-detail'),
+  retry: $('retry'),
+  form: $('send-form'),
+  input: $('text'),
+  error: $('send-error'),
+  instance: $('alive-instance'),
+  phase: $('alive-phase'),
+  age: $('alive-age'),
+  uptime: $('alive-uptime'),
+  lastClose: $('last-close'),
+  connections: $('connections'),
+  counts: $('counts'),
+  list: $('messages'),
+};
+
+const client = new WsClient({ url: webSocketUrl(location.href), online: navigator.onLine });
+
+// For tests and for a look from the console: the client and every state label the page showed.
+const trace = [];
+window.wsdrain = { client, trace };
+
+const rows = new Map(); // seq -> {li, meta, reply, connection}
+let stateInfo = { state: 'idle', retryAt: null };
+let previousState = 'idle';
+let opened = 0; // connections opened
+let failed = 0; // connection attempts that never opened
+let lastAlive = null;
+
+// --- connection state ----------------------------------------------------------------------------
+
+function stateWords(info) {
+  switch (info.state) {
+    case 'idle':
+      return 'starting';
+    case 'connecting':
+      return 'connecting';
+    case 'open':
+      return 'open';
+    case 'restarting':
+      return 'server restarting';
+    case 'reconnecting':
+      return 'reconnecting';
+    case 'offline':
+      return 'offline';
+    case 'stopped':
+      return info.code ? `stopped: ${info.reason || 'closed by the server'} (${info.code})` : `stopped: ${info.reason}`;
+    default:
+      return info.state;
+  }
+}
+
+function secondsLeft() {
+  if (stateInfo.retryAt === null) return null;
+  return Math.max(0, Math.ceil((stateInfo.retryAt - Date.now()) / 1000));
+}
+
+/** The visible tail of the state: the countdown. Hidden from screen readers (it ticks). */
+function stateDetail() {
+  const left = secondsLeft();
+  if (stateInfo.state === 'reconnecting') return left > 0 ? ` in ${left} s` : ' now';
+  if (stateInfo.state === 'restarting') return left > 0 ? ` · reconnecting in ${left} s` : ' · reconnecting now';
+  if (stateInfo.state === 'offline') return ' · waiting for the network';
+  return '';
+}
+
+function renderState() {
+  const detail = stateDetail();
+  if (els.stateDetail.textContent !== detail) els.stateDetail.textContent = detail;
+}
+
+client.addEventListener('state', ({ detail }) => {
+  stateInfo = detail;
+  const words = stateWords(detail);
+  els.state.dataset.state = detail.state;
+  els.stateText.textContent = words;
+  renderState();
+  trace.push({ at: Date.now(), state: detail.state, text: els.state.textContent.trim(), code: detail.code });
+  els.retry.hidden = !['reconnecting', 'restarting', 'stopped'].includes(detail.state);
+  if (detail.state === 'open') {
+    opened += 1;
+  } else if (previousState === 'open' && detail.code !== null) {
+    // How the last open connection ended (failed attempts are counted, not shown here).
+    els.lastClose.textContent = `${detail.code}${detail.reason ? ` "${detail.reason}"` : ''}`;
+  } else if (previousState === 'connecting' && detail.state !== 'connecting') {
+    failed += 1;
+  }
+  previousState = detail.state;
+  els.connections.textContent = `${opened} opened, ${failed} failed`;
+});
+
+els.retry.addEventListener('click', () => {
+  if (client.state === 'stopped') client.start();
+  else client.wake();
+});
+
+// --- alive ----------------------------------------------------------------------------------------
+
+function instanceTag(name) {
+  const tag = document.createElement('span');
+  tag.className = 'tag instance';
+  tag.textContent = name;
+  // A colour per instance (FNV-1a hash, spread by the golden angle), so a rollout is visible.
+  let hash = 0x811c9dc5;
+  for (const ch of name) hash = Math.imul(hash ^ ch.codePointAt(0), 0x01000193) >>> 0;
+  tag.style.setProperty('--hue', String(Math.round((hash * 137.508) % 360)));
+  return tag;
+}
+
+function formatDuration(ms) {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+function renderAliveAge() {
+  if (!lastAlive) return;
+  const ago = Math.floor((Date.now() - lastAlive.at) / 1000);
+  els.age.textContent = ago === 0 ? 'just now' : `${ago} s ago`;
+}
+
+client.addEventListener('alive', ({ detail }) => {
+  lastAlive = detail;
+  els.instance.replaceChildren(instanceTag(detail.instance));
+  els.phase.textContent = detail.phase;
+  els.uptime.textContent = formatDuration(detail.uptimeMs);
+  renderAliveAge();
+  if (detail.first) {
+    // Replies that came on this connection before its first alive learn their instance now.
+    for (const row of rows.values()) {
+      if (row.connection === detail.connection && row.instance === null) {
+        row.instance = detail.instance;
+        renderMeta(row);
+      }
+    }
+  }
+});
+
+client.addEventListener('dead', ({ detail }) => {
+  els.lastClose.textContent = `no alive message for ${(detail.silentMs / 1000).toFixed(1)} s: link closed`;
+});
+
+// --- messages -------------------------------------------------------------------------------------
+
+function renderMeta(row) {
+  const parts = [];
+  if (row.status === 'answered') {
+    parts.push(document.createTextNode('served by '));
+    parts.push(row.instance ? instanceTag(row.instance) : document.createTextNode('(instance not known yet)'));
+    parts.push(document.createTextNode(` · round trip ${row.rttMs} ms`));
+    if (row.message.sends > 1) parts.push(document.createTextNode(` · sent ${row.message.sends} times`));
+  } else {
+    const tag = document.createElement('span');
+    tag.className = 'tag pending';
+    tag.textContent = row.status === 'sent' ? 'sent, waiting for the reply' : 'pending';
+    parts.push(tag);
+    if (row.message.sends > 0 && row.status === 'pending') {
+      parts.push(document.createTextNode(' · will be sent again on reconnect'));
+    }
+  }
+  row.meta.replaceChildren(...parts);
+}
+
+function addRow(message) {
+  const li = document.createElement('li');
+  li.className = 'message';
+  li.dataset.seq = String(message.seq);
+  const sent = document.createElement('div');
+  sent.className = 'sent';
+  const sentLabel = document.createElement('span');
+  sentLabel.className = 'label';
+  sentLabel.textContent = `#${message.seq} sent`;
+  const sentText = document.createElement('span');
+  sentText.className = 'text';
+  sentText.textContent = message.text;
+  sent.append(sentLabel, sentText);
+  const reply = document.createElement('div');
+  reply.className = 'reply';
+  const replyLabel = document.createElement('span');
+  replyLabel.className = 'label';
+  replyLabel.textContent = 'reply';
+  const replyText = document.createElement('span');
+  replyText.className = 'reply-text';
+  replyText.textContent = '…';
+  reply.append(replyLabel, replyText);
+  const meta = document.createElement('div');
+  meta.className = 'meta';
+  li.append(sent, reply, meta);
+  const row = { li, meta, replyText, message, status: 'pending', instance: null, connection: null, rttMs: null };
+  rows.set(message.seq, row);
+  setStatus(row, 'pending');
+  els.list.prepend(li);
+  trimRows();
+}
+
+function setStatus(row, status) {
+  row.status = status;
+  row.li.dataset.status = status;
+  renderMeta(row);
+  renderCounts();
+}
+
+function trimRows() {
+  if (rows.size <= MAX_ROWS) return;
+  for (const [seq, row] of rows) {
+    if (rows.size <= MAX_ROWS) break;
+    if (row.status === 'answered') {
+      row.li.remove();
+      rows.delete(seq);
+    }
+  }
+}
+
+function renderCounts() {
+  let pending = 0;
+  let answered = 0;
+  for (const row of rows.values()) {
+    if (row.status === 'answered') answered += 1;
+    else pending += 1;
+  }
+  els.counts.textContent = `${answered} answered, ${pending} pending`;
+}
+
+client.addEventListener('queued', ({ detail }) => addRow(detail.message));
+
+client.addEventListener('sent', ({ detail }) => {
+  const row = rows.get(detail.message.seq);
+  if (row) setStatus(row, 'sent');
+});
+
+client.addEventListener('requeued', ({ detail }) => {
+  for (const message of detail.messages) {
+    const row = rows.get(message.seq);
+    if (row && row.status !== 'answered') setStatus(row, 'pending');
+  }
+});
+
+client.addEventListener('reply', ({ detail }) => {
+  const row = rows.get(detail.message.seq);
+  if (!row || row.status === 'answered') return; // never shown twice
+  row.replyText.textContent = detail.reply;
+  row.instance = detail.instance;
+  row.connection = detail.connection;
+  row.rttMs = Math.round(detail.rttMs);
+  setStatus(row, 'answered');
+});
+
+client.addEventListener('rejected', ({ detail }) => {
+  els.error.textContent = detail.reason;
+});
+
+els.form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = els.input.value;
+  if (text === '') return;
+  els.error.textContent = '';
+  if (client.send(text)) els.input.value = '';
+  els.input.focus();
+});
+
+// --- the browser's own signals --------------------------------------------------------------------
+
+window.addEventListener('offline', () => client.setOnline(false));
+window.addEventListener('online', () => client.setOnline(true));
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible') client.wake();
+});
+
+// Countdown and "seconds since the last alive" tick on their own.
+setInterval(() => {
+  renderState();
+  renderAliveAge();
+}, 250);
+
+renderCounts();
+client.start();

@@ -1,0 +1,547 @@
+// Browser tests of the page in headless Chromium against real wsdrain processes.
+// Run from the repo root through tests/tiers/browser.sh (it installs Chromium and playwright-core,
+// builds the server and cleans up), or directly: node tests/browser/e2e.mjs
+//
+// One page stays open through the whole run, as a user's tab would:
+//   1. it connects and shows a reversed multi-byte reply;
+//   2. alive messages appear with the instance;
+//   3. server A drains (SIGTERM -> 1012), server B starts on the same port: the page shows "server
+//      restarting", reconnects by itself, and everything typed (also during the outage) is
+//      answered exactly once;
+//   4. a longer outage shows the "reconnecting in N s" countdown, and the page still recovers;
+//   5. a screenshot of the page in a known state, checked to be non-blank;
+//   and through all of it no console errors but the browser's own failed-connection lines.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { inflateSync } from 'node:zlib';
+import { chromium } from 'playwright-core';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const SERVER = process.env.WSDRAIN_BIN ?? join(ROOT, 'target/release/wsdrain');
+const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+const ARTIFACTS = join(ROOT, 'tests/artifacts');
+const PIDFILE = process.env.WSDRAIN_PIDFILE; // the tier kills what is listed here on exit
+const ALLOWED_CONSOLE_ERROR = /^WebSocket connection to '[^']*' failed/;
+
+mkdirSync(ARTIFACTS, { recursive: true });
+const serverLog = [];
+const log = (line) => serverLog.push(`${new Date().toISOString()} ${line}`);
+
+// --- servers -----------------------------------------------------------------------------------------
+
+const servers = new Set();
+
+/** Starts wsdrain; resolves once it logged its listening line. */
+function startServer({ instance, port = 0 }) {
+  const child = spawn(SERVER, [], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH,
+      STATIC_DIR: 'static',
+      BIND: '127.0.0.1',
+      ADMIN_BIND: '127.0.0.1',
+      PORT: String(port),
+      ADMIN_PORT: '0',
+      INSTANCE_ID: instance,
+      ALIVE_INTERVAL: '1s',
+      DRAIN_WINDOW: '1s',
+      CLOSE_TIMEOUT: '1s',
+      RUST_LOG: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  if (PIDFILE) appendFileSync(PIDFILE, `${child.pid}\n`);
+  const server = { child, instance, port: null, exit: null };
+  servers.add(server);
+  server.exit = new Promise((done) => {
+    child.on('exit', (code, signal) => {
+      servers.delete(server);
+      log(`[${instance}] exited code=${code} signal=${signal}`);
+      done({ code, signal });
+    });
+  });
+  return new Promise((ready, fail) => {
+    const timer = setTimeout(() => fail(new Error(`${instance}: no listening line within 10 s`)), 10_000);
+    let buffered = '';
+    const onData = (chunk) => {
+      buffered += chunk;
+      let nl;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        log(`[${instance}] ${line}`);
+        const m = line.match(/listening public=127\.0\.0\.1:(\d+) admin=127\.0\.0\.1:(\d+)/);
+        if (m && server.port === null) {
+          server.port = Number(m[1]);
+          clearTimeout(timer);
+          ready(server);
+        }
+      }
+    };
+    child.stdout.setEncoding('utf8').on('data', onData);
+    child.stderr.setEncoding('utf8').on('data', onData);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      fail(new Error(`${instance} exited with ${code} before listening`));
+    });
+  });
+}
+
+/** SIGTERM: the server drains (1012 to every WebSocket) and must exit 0 within its budget. */
+async function drain(server) {
+  server.child.kill('SIGTERM');
+  const result = await within(10_000, server.exit, `${server.instance} exit after SIGTERM`);
+  assert.deepEqual(result, { code: 0, signal: null }, `${server.instance} exits 0 after a drain`);
+}
+
+function within(ms, promise, what) {
+  let timer;
+  const timeout = new Promise((_, fail) => {
+    timer = setTimeout(() => fail(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// --- browser -----------------------------------------------------------------------------------------
+
+let context;
+let page;
+let serverA;
+let serverB;
+const consoleLines = [];
+const unexpectedConsole = [];
+const sentTexts = []; // everything typed into the page, in order
+
+before(async () => {
+  serverA = await startServer({ instance: 'pod-a' });
+  const userDataDir = mkdtempSync(join(process.env.BROWSER_TMP ?? tmpdir(), 'wsdrain-chromium-'));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+    viewport: { width: 900, height: 900 },
+    timeout: 30_000,
+  });
+  context.setDefaultTimeout(15_000);
+  page = context.pages()[0] ?? (await context.newPage());
+  page.on('console', (msg) => {
+    const line = `${msg.type()}: ${msg.text()}`;
+    consoleLines.push(line);
+    if (msg.type() === 'error' && !ALLOWED_CONSOLE_ERROR.test(msg.text())) unexpectedConsole.push(line);
+  });
+  page.on('pageerror', (error) => {
+    consoleLines.push(`pageerror: ${error.message}`);
+    unexpectedConsole.push(`pageerror: ${error.message}`);
+  });
+  page.on('requestfailed', (request) => {
+    if (!request.url().includes('/ws')) unexpectedConsole.push(`request failed: ${request.url()}`);
+  });
+});
+
+after(async () => {
+  try {
+    if (page) {
+      const trace = await page.evaluate(() => window.wsdrain?.trace ?? []).catch(() => []);
+      writeFileSync(join(ARTIFACTS, 'browser-trace.json'), JSON.stringify(trace, null, 1));
+    }
+    await context?.close();
+  } finally {
+    for (const server of servers) server.child.kill('SIGKILL');
+    writeFileSync(join(ARTIFACTS, 'browser-servers.log'), serverLog.join('\n') + '\n');
+    writeFileSync(join(ARTIFACTS, 'browser-console.log'), consoleLines.join('\n') + '\n');
+  }
+});
+
+// --- page helpers --------------------------------------------------------------------------------------
+
+const reverse = (text) => Array.from(text).reverse().join('');
+
+async function type(text) {
+  await page.getByRole('textbox', { name: 'Message' }).fill(text);
+  await page.getByRole('textbox', { name: 'Message' }).press('Enter');
+  sentTexts.push(text);
+}
+
+async function waitForState(state, timeout = 15_000) {
+  await page.waitForFunction((s) => document.getElementById('state').dataset.state === s, state, {
+    timeout,
+    polling: 50,
+  });
+}
+
+/** Every row of the message list, oldest first. */
+function rows() {
+  return page.$$eval('#messages li', (lis) =>
+    lis.reverse().map((li) => ({
+      seq: Number(li.dataset.seq),
+      status: li.dataset.status,
+      text: li.querySelector('.text').textContent,
+      reply: li.querySelector('.reply-text').textContent,
+      meta: li.querySelector('.meta').textContent,
+    })),
+  );
+}
+
+async function waitAllAnswered(timeout = 15_000) {
+  await page.waitForFunction(
+    (n) => {
+      const lis = [...document.querySelectorAll('#messages li')];
+      return lis.length === n && lis.every((li) => li.dataset.status === 'answered');
+    },
+    sentTexts.length,
+    { timeout, polling: 50 },
+  );
+}
+
+/** Each text typed is shown exactly once, in order, with its reversed reply; no reply came twice. */
+async function assertNothingLostOrDoubled() {
+  const shown = await rows();
+  assert.deepEqual(shown.map((r) => r.text), sentTexts, 'every message shown once, in order');
+  for (const row of shown) {
+    assert.equal(row.status, 'answered', `#${row.seq} answered`);
+    assert.equal(row.reply, reverse(row.text), `#${row.seq} has its own reply`);
+  }
+  const replies = await page.evaluate(() => window.__replySeqs);
+  assert.equal(new Set(replies).size, replies.length, `no reply event twice: ${replies}`);
+  assert.equal(replies.length, sentTexts.length);
+}
+
+/** The instance shown on the rows whose text is in `texts`. */
+async function instancesOf(texts) {
+  const shown = await rows();
+  return shown.filter((r) => texts.includes(r.text)).map((r) => r.meta.match(/served by (\S+)/)?.[1]);
+}
+
+// --- the tests -----------------------------------------------------------------------------------------
+
+test('the page connects and shows a reversed multi-byte reply', async () => {
+  await page.goto(`http://127.0.0.1:${serverA.port}/`);
+  await page.evaluate(() => {
+    window.__replySeqs = [];
+    window.wsdrain.client.addEventListener('reply', (e) => window.__replySeqs.push(e.detail.message.seq));
+    window.__dead = [];
+    window.wsdrain.client.addEventListener('dead', (e) => window.__dead.push(e.detail));
+    window.__stateTexts = [];
+    const state = document.getElementById('state');
+    const record = () => {
+      const text = state.textContent.replace(/\s+/g, ' ').trim();
+      if (window.__stateTexts.at(-1) !== text) window.__stateTexts.push(text);
+    };
+    record();
+    new MutationObserver(record).observe(state, { subtree: true, childList: true, characterData: true, attributes: true });
+  });
+  await waitForState('open');
+  assert.equal((await page.locator('#state').textContent()).trim(), 'open');
+  const text = 'héllo wörld ✓ 日本語 😀!';
+  await type(text);
+  await page.waitForSelector('#messages li[data-status="answered"]');
+  const [row] = await rows();
+  assert.equal(row.reply, '!😀 語本日 ✓ dlröw olléh');
+  assert.match(row.meta, /round trip \d+ ms/);
+  // The Send button works as well as Enter.
+  await page.getByRole('textbox', { name: 'Message' }).fill('abc');
+  await page.getByRole('button', { name: 'Send' }).click();
+  sentTexts.push('abc');
+  await waitAllAnswered();
+  assert.equal(await page.getByRole('textbox', { name: 'Message' }).inputValue(), '', 'the input is cleared');
+});
+
+test('alive messages appear with the instance and phase', async () => {
+  await page.waitForFunction(() => document.getElementById('alive-instance').textContent === 'pod-a', null, {
+    timeout: 5_000,
+  });
+  assert.equal(await page.locator('#alive-phase').textContent(), 'serving');
+  assert.match(await page.locator('#alive-age').textContent(), /^(just now|\d s ago)$/);
+  // Replies that came before the first alive learn their instance from it.
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll('#messages .meta')].every((m) => m.textContent.includes('served by pod-a')),
+  );
+  // The age keeps counting up between alive messages (interval 1 s, so it stays small).
+  assert.match(await page.locator('#alive-age').textContent(), /^(just now|[0-2] s ago)$/);
+});
+
+test('a frozen server (SIGSTOP) is a dead link: detected, closed, and the unanswered message re-sent', async () => {
+  serverA.child.kill('SIGSTOP');
+  const text = 'eingefroren ❄';
+  try {
+    await type(text);
+    await page.waitForSelector('#messages li[data-status="sent"]', { timeout: 2_000 });
+    // No alive message for 2 x 1 s: the page gives the socket up by itself.
+    await page.waitForFunction(() => window.__dead.length === 1, null, { timeout: 6_000, polling: 50 });
+  } finally {
+    serverA.child.kill('SIGCONT');
+  }
+  const [dead] = await page.evaluate(() => window.__dead);
+  assert.ok(dead.silentMs >= 2_000 && dead.silentMs < 4_500, `silent for ${dead.silentMs} ms`);
+  assert.match(await page.locator('#last-close').textContent(), /no alive message for 2\.\d s/);
+  await waitForState('open', 15_000);
+  await waitAllAnswered();
+  await assertNothingLostOrDoubled();
+  // The reply may come before the new connection's first alive: the instance is filled in then.
+  await page.waitForFunction(
+    () => document.querySelector('#messages li .meta').textContent.includes('served by pod-a'),
+    null,
+    { timeout: 5_000 },
+  );
+  const row = (await rows()).at(-1);
+  assert.equal(row.text, text);
+  assert.match(row.meta, /served by pod-a · round trip \d+ ms · sent 2 times/);
+});
+
+test('drain and restart on the same port: "server restarting", reconnect, nothing lost or doubled', async () => {
+  const port = serverA.port;
+  // Keep typing while the server drains, so some messages are in flight when 1012 arrives.
+  await page.evaluate(() => {
+    let n = 0;
+    window.__typing = setInterval(() => {
+      if (document.getElementById('state').dataset.state !== 'open' || n >= 40) {
+        clearInterval(window.__typing);
+        return;
+      }
+      n += 1;
+      const input = document.getElementById('text');
+      input.value = `während drain ${n} ✈`;
+      document.getElementById('send-form').requestSubmit();
+    }, 40);
+  });
+  await drain(serverA);
+  // The close event follows the server's exit closely; the typing stops at it.
+  await page.waitForFunction(() => window.wsdrain.trace.some((t) => t.state === 'restarting'), null, {
+    timeout: 5_000,
+    polling: 50,
+  });
+  const typedDuringDrain = await page.evaluate(() =>
+    [...document.querySelectorAll('#messages .text')].map((e) => e.textContent).filter((t) => t.startsWith('während')).reverse(),
+  );
+  sentTexts.push(...typedDuringDrain);
+  assert.ok(typedDuringDrain.length > 0, 'some messages were sent during the drain');
+
+  const trace = await page.evaluate(() => window.wsdrain.trace);
+  const restart = trace.find((t) => t.state === 'restarting');
+  assert.ok(restart, `the page went to "restarting": ${JSON.stringify(trace)}`);
+  assert.equal(restart.code, 1012);
+  assert.match(restart.text, /^server restarting/);
+  assert.ok(
+    (await page.evaluate(() => window.__stateTexts)).some((t) => t.startsWith('server restarting')),
+    'the page showed "server restarting"',
+  );
+  assert.match(await page.locator('#last-close').textContent(), /1012 "server restarting; reconnect"/);
+
+  // Typed during the outage: shown as pending.
+  const outage = ['während der Pause 1', 'ünïcödé 2 → €'];
+  for (const text of outage) await type(text);
+  const pending = (await rows()).filter((r) => outage.includes(r.text));
+  assert.deepEqual(pending.map((r) => r.status), ['pending', 'pending']);
+  assert.match(pending[0].meta, /pending/);
+
+  serverB = await startServer({ instance: 'pod-b', port });
+  assert.equal(serverB.port, port);
+  await waitForState('open', 20_000);
+  await waitAllAnswered();
+  await assertNothingLostOrDoubled();
+  await page.waitForFunction(() => document.getElementById('alive-instance').textContent === 'pod-b', null, {
+    timeout: 5_000,
+  });
+  await page.waitForFunction(
+    (texts) =>
+      [...document.querySelectorAll('#messages li')]
+        .filter((li) => texts.includes(li.querySelector('.text').textContent))
+        .every((li) => li.querySelector('.meta').textContent.includes('served by pod-b')),
+    outage,
+    { timeout: 5_000 },
+  );
+  assert.deepEqual(await instancesOf(outage), ['pod-b', 'pod-b']);
+  const resent = (await rows()).filter((r) => typedDuringDrain.includes(r.text) && /sent \d+ times/.test(r.meta));
+  console.log(`# drain: ${typedDuringDrain.length} messages typed during the drain, ${resent.length} re-sent after reconnect`);
+});
+
+test('a longer outage shows the "reconnecting in N s" countdown and still recovers', async () => {
+  const port = serverB.port;
+  const t0 = Date.now();
+  const reconnectsBefore = await page.evaluate(() => window.wsdrain.trace.filter((t) => t.state === 'reconnecting').length);
+  await drain(serverB);
+  const text = 'nach langer Pause ☕';
+  await type(text);
+  // Wait until at least three reconnect attempts failed and a countdown was seen ticking down.
+  await page.waitForFunction(
+    (before) => {
+      const failures = window.wsdrain.trace.filter((t) => t.state === 'reconnecting').length - before;
+      const counts = window.__stateTexts
+        .map((t) => t.match(/^reconnecting in (\d+) s$/))
+        .map((m) => (m ? Number(m[1]) : null));
+      const ticked = counts.some((n, i) => n !== null && i > 0 && counts[i - 1] === n + 1);
+      return failures >= 3 && ticked;
+    },
+    reconnectsBefore,
+    { timeout: 60_000, polling: 100 },
+  );
+  const outageMs = Date.now() - t0;
+  await startServer({ instance: 'pod-c', port });
+  await waitForState('open', 35_000);
+  const recoveredMs = Date.now() - t0;
+  await waitAllAnswered();
+  await assertNothingLostOrDoubled();
+  await page.waitForFunction(() => document.getElementById('alive-instance').textContent === 'pod-c', null, {
+    timeout: 5_000,
+  });
+  await page.waitForFunction(
+    () => document.querySelector('#messages li .meta').textContent.includes('served by pod-c'),
+    null,
+    { timeout: 5_000 },
+  );
+  const countdowns = (await page.evaluate(() => window.__stateTexts)).filter((t) => t.startsWith('reconnecting in'));
+  console.log(`# outage: server down ${outageMs} ms, page open again after ${recoveredMs} ms; countdown seen: ${[...new Set(countdowns)].join(', ')}`);
+});
+
+test('browser offline: shows offline and stops trying; online: reconnects at once', async () => {
+  await waitForState('open');
+  const connectionsBefore = await page.evaluate(() => window.wsdrain.client.connections);
+  await context.setOffline(true);
+  await waitForState('offline', 5_000);
+  assert.match(await page.locator('#state').textContent(), /offline/);
+  const text = 'offline getippt';
+  await type(text);
+  await page.waitForTimeout(1_500);
+  assert.equal(
+    await page.evaluate(() => window.wsdrain.client.connections),
+    connectionsBefore,
+    'no connection attempts while offline',
+  );
+  assert.equal((await rows()).at(-1).status, 'pending');
+  const t0 = Date.now();
+  await context.setOffline(false);
+  await waitForState('open', 5_000);
+  const reconnectMs = Date.now() - t0;
+  assert.ok(reconnectMs < 2_000, `reconnected ${reconnectMs} ms after online`);
+  await waitAllAnswered();
+  await assertNothingLostOrDoubled();
+});
+
+test('accessible at phone width: labels, focus order, live state, no horizontal scroll', async () => {
+  assert.equal(await page.locator('#state').getAttribute('aria-live'), 'polite');
+  assert.equal(await page.locator('#state').getAttribute('role'), 'status');
+  await page.setViewportSize({ width: 360, height: 740 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no horizontal scroll at 360 px (overflow ${overflow} px)`);
+  // From the top of the page (the heading; the "Reconnect now" button is hidden while open):
+  await page.evaluate(() => {
+    const h1 = document.querySelector('h1');
+    h1.tabIndex = -1;
+    h1.focus();
+  });
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'text', 'Tab goes to the message input first');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'send', 'then to Send');
+  await page.setViewportSize({ width: 900, height: 900 });
+});
+
+test('screenshot of the page in a known state is not blank', async () => {
+  // Known state: connected to pod-c, every message answered, the input empty and not focused.
+  await waitForState('open');
+  await page.evaluate(() => document.activeElement?.blur());
+  await page.mouse.move(0, 0);
+  const file = join(ARTIFACTS, 'browser-page.png');
+  const png = await page.screenshot({ path: file, fullPage: false });
+  const image = decodePng(png);
+  assert.equal(image.width, 900);
+  assert.equal(image.height, 900);
+  assert.ok(png.length > 20_000, `screenshot is ${png.length} bytes`);
+  const colours = distinctColours(image);
+  assert.ok(colours > 50, `screenshot has ${colours} distinct colours`);
+  // The README's picture: written when missing or asked for (UPDATE_SCREENSHOT=1), so a test run
+  // does not change a tracked file every time.
+  const readmeShot = join(ROOT, 'docs/screenshot.png');
+  if (process.env.UPDATE_SCREENSHOT === '1' || !existsSync(readmeShot)) {
+    mkdirSync(join(ROOT, 'docs'), { recursive: true });
+    copyFileSync(file, readmeShot);
+  }
+  console.log(`# screenshot: ${png.length} bytes, ${image.width}x${image.height}, ${colours} colours: ${file}`);
+});
+
+test('no console errors but the browser\'s own failed-connection lines', () => {
+  assert.deepEqual(unexpectedConsole, []);
+});
+
+// --- PNG decoding (8-bit RGB/RGBA, not interlaced: what Chromium writes) --------------------------------
+
+function decodePng(buf) {
+  assert.equal(buf.subarray(0, 8).toString('hex'), '89504e470d0a1a0a', 'PNG signature');
+  let offset = 8;
+  let header;
+  const idat = [];
+  while (offset < buf.length) {
+    const length = buf.readUInt32BE(offset);
+    const type = buf.toString('latin1', offset + 4, offset + 8);
+    const data = buf.subarray(offset + 8, offset + 8 + length);
+    if (type === 'IHDR') {
+      header = {
+        width: data.readUInt32BE(0),
+        height: data.readUInt32BE(4),
+        depth: data[8],
+        colourType: data[9],
+        interlace: data[12],
+      };
+    } else if (type === 'IDAT') {
+      idat.push(data);
+    } else if (type === 'IEND') {
+      break;
+    }
+    offset += 12 + length;
+  }
+  assert.ok(header, 'IHDR');
+  assert.equal(header.depth, 8);
+  assert.equal(header.interlace, 0);
+  const channels = { 2: 3, 6: 4 }[header.colourType];
+  assert.ok(channels, `colour type ${header.colourType}`);
+  const raw = inflateSync(Buffer.concat(idat));
+  const stride = header.width * channels;
+  const pixels = Buffer.alloc(stride * header.height);
+  for (let y = 0; y < header.height; y++) {
+    const filter = raw[y * (stride + 1)];
+    const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+    const out = pixels.subarray(y * stride, (y + 1) * stride);
+    const prev = y > 0 ? pixels.subarray((y - 1) * stride, y * stride) : Buffer.alloc(stride);
+    for (let x = 0; x < stride; x++) {
+      const a = x >= channels ? out[x - channels] : 0;
+      const b = prev[x];
+      const c = x >= channels ? prev[x - channels] : 0;
+      let v = line[x];
+      if (filter === 1) v += a;
+      else if (filter === 2) v += b;
+      else if (filter === 3) v += (a + b) >> 1;
+      else if (filter === 4) {
+        const p = a + b - c;
+        const pa = Math.abs(p - a);
+        const pb = Math.abs(p - b);
+        const pc = Math.abs(p - c);
+        v += pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+      }
+      out[x] = v & 0xff;
+    }
+  }
+  return { ...header, channels, pixels };
+}
+
+function distinctColours({ pixels, channels }) {
+  const seen = new Set();
+  for (let i = 0; i < pixels.length; i += channels) {
+    seen.add((pixels[i] << 16) | (pixels[i + 1] << 8) | pixels[i + 2]);
+  }
+  return seen.size;
+}
