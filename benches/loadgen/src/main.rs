@@ -550,29 +550,21 @@ fn idle(o: &Options) -> Result<(), String> {
         alive = alive_per.map_or("n/a".into(), |v| format!("{v:.0} B")),
     );
     if let Some(path) = &o.csv {
-        let new = !std::path::Path::new(path).exists();
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| e.to_string())?;
-        if new {
-            writeln!(f, "label,connections,rss_before,rss_per_idle,rss_per_after_message,rss_per_after_alive,kernel_tcp_per,kernel_slab_per")
-                .map_err(|e| e.to_string())?;
-        }
-        writeln!(
-            f,
-            "{},{},{},{:.1},{:.1},{},{:.1},{:.1}",
-            o.label,
-            o.connections,
-            before.rss,
-            per(opened),
-            per(messaged),
-            alive_per.map_or(String::new(), |v| format!("{v:.1}")),
-            kernel_tcp,
-            kernel_slab
-        )
-        .map_err(|e| e.to_string())?;
+        append_csv(
+            path,
+            "label,connections,rss_before,rss_per_idle,rss_per_after_message,rss_per_after_alive,kernel_tcp_per,kernel_slab_per",
+            &format!(
+                "{},{},{},{:.1},{:.1},{},{:.1},{:.1}",
+                o.label,
+                o.connections,
+                before.rss,
+                per(opened),
+                per(messaged),
+                alive_per.map_or(String::new(), |v| format!("{v:.1}")),
+                kernel_tcp,
+                kernel_slab
+            ),
+        )?;
     }
     Ok(())
 }
