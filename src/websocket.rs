@@ -489,6 +489,7 @@ impl Session {
             ctx.metrics.ws_messages_after_close += 1;
             return Flow::Open;
         }
+
         match (ctx.config.echo_mode, text) {
             (EchoMode::Reverse, true) => {
                 write_header(out, OpCode::Data(Data::Text), payload.len(), |v| {
@@ -510,7 +511,9 @@ impl Session {
         }
         ctx.metrics.ws_messages_out += 1;
         ctx.metrics.ws_payload_bytes_out += payload.len() as u64;
-        if out.len() > ctx.config.max_output_bytes {
+        // MAX_OUTPUT_BYTES counts payload: a frame header on top of it is allowed, so a reply
+        // of the largest message fits a cap of the same size (Autobahn 9.1.6: 16 MiB and 16 MiB).
+        if out.len() > ctx.config.max_output_bytes + MAX_SERVER_HEADER_BYTES {
             return self.fail(
                 CloseCode::Policy,
                 "too much output queued: the client is not reading",

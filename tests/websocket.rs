@@ -463,3 +463,18 @@ fn many_tiny_messages_in_one_write_are_all_answered_in_order() {
     }
     sender.join().unwrap();
 }
+
+#[test]
+fn output_cap_counts_payload_and_closes_with_1008_past_it() {
+    let server = TestServer::start(&[("MAX_OUTPUT_BYTES", "4KiB"), ("ALIVE_INTERVAL", "0")]);
+    // A reply as large as the cap fits (its frame header is not counted).
+    let mut ws = RawWs::connect(server.public);
+    ws.send_text(&"a".repeat(4096));
+    assert_eq!(ws.read_reply().payload.len(), 4096);
+    ws.send_text("still open");
+    assert_eq!(ws.read_reply().text(), "nepo llits");
+    // A reply past the cap is sent, then the connection is closed with 1008.
+    ws.send_text(&"b".repeat(5000));
+    assert_eq!(ws.read_reply().payload.len(), 5000);
+    ws.expect_close(1008);
+}
