@@ -95,6 +95,24 @@ pub struct Connection {
     rerun: bool,
     /// Upgraded to WebSocket at some point.
     upgraded: bool,
+    /// The socket may hold bytes that no pending readiness event will report (reading stopped
+    /// for back-pressure, the read budget, or the preStop wait).
+    unread: bool,
+}
+
+/// Why the loop runs a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// A readiness event; `peer_closed` when it reported the peer's shutdown or an error.
+    Event {
+        /// The event said the peer shut down (or the socket failed).
+        peer_closed: bool,
+    },
+    /// No event: a deadline, or the loop coming back after the read budget.
+    Internal,
+    /// Look again, reading until `WouldBlock` (the drain: a request may have arrived whose
+    /// event the loop has not handled yet; it must be answered, not dropped as "idle").
+    Recheck,
 }
 
 impl Connection {
@@ -116,6 +134,7 @@ impl Connection {
             last_active: now,
             rerun: false,
             upgraded: false,
+            unread: true,
         }
     }
 
@@ -184,18 +203,15 @@ impl Connection {
     /// The socket is ready (or the loop asks the connection to re-examine itself): write what
     /// is queued, process what is buffered, read until the socket would block.
     ///
-    /// `trust_short_read`: the call answers a readiness event that did not report the peer's
-    /// shutdown. Then a read that returns less than the buffer holds means the socket is empty
-    /// for now, and the read that would only say `WouldBlock` is skipped (one syscall per batch
-    /// saved): with edge-triggered readiness, data or a FIN arriving later raises a new event.
-    pub fn on_ready(
-        &mut self,
-        ctx: &mut Context,
-        scratch: &mut [u8],
-        trust_short_read: bool,
-    ) -> Verdict {
+    /// Reads are spared where readiness is known. After an event that did not report the
+    /// peer's shutdown, a read that returns less than the buffer holds means the socket is empty
+    /// for now: the read that would only say `WouldBlock` is skipped (with edge-triggered
+    /// readiness, data or a FIN arriving later raises a new event). Without an event (a timer,
+    /// the drain), the socket is read only if an earlier call left bytes in it unread.
+    pub fn on_ready(&mut self, ctx: &mut Context, scratch: &mut [u8], wake: Wake) -> Verdict {
         let mut reads = 0;
-        let mut drained = false;
+        let trust_short_read = wake == Wake::Event { peer_closed: false };
+        let mut drained = wake == Wake::Internal && !self.unread;
         loop {
             if !self.output.is_empty() && self.flush(ctx).is_err() {
                 return Verdict::Close;
@@ -226,13 +242,16 @@ impl Connection {
                 };
             }
             if !self.wants_read(ctx) {
+                self.unread = true;
                 return Verdict::Keep;
             }
             if drained {
+                self.unread = false;
                 return self.socket_empty(ctx);
             }
             if reads == READS_PER_EVENT {
                 self.rerun = true;
+                self.unread = true;
                 return Verdict::Keep;
             }
             reads += 1;
@@ -250,7 +269,10 @@ impl Connection {
                         return Verdict::Close;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return self.socket_empty(ctx),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.unread = false;
+                    return self.socket_empty(ctx);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     log::debug!("conn #{}: read failed: {e}", self.generation);
@@ -376,7 +398,7 @@ impl Connection {
                 }
             }
         }
-        self.on_ready(ctx, scratch, false)
+        self.on_ready(ctx, scratch, Wake::Internal)
     }
 
     /// Whether this connection is between requests with nothing in flight.

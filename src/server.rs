@@ -16,7 +16,7 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::config::{Config, FD_RESERVE, MAX_ADMIN_CONNECTIONS};
-use crate::connection::{Connection, Verdict};
+use crate::connection::{Connection, Verdict, Wake};
 use crate::context::Context;
 use crate::lifecycle::{Phase, SignalAction};
 use crate::metrics::{RejectReason, Side};
@@ -144,7 +144,7 @@ impl Server {
                     .get(slot)
                     .is_some_and(|c| c.generation == generation)
                 {
-                    self.on_conn_ready(slot, false);
+                    self.on_conn_ready(slot, Wake::Internal);
                 }
             }
             for event in events.iter() {
@@ -154,7 +154,7 @@ impl Server {
                     SIGNALS => self.on_signals(),
                     Token(slot) => {
                         let peer_closed = event.is_read_closed() || event.is_error();
-                        self.on_conn_ready(slot, !peer_closed);
+                        self.on_conn_ready(slot, Wake::Event { peer_closed });
                     }
                 }
             }
@@ -301,11 +301,11 @@ impl Server {
         self.settle(slot, Verdict::Keep);
     }
 
-    fn on_conn_ready(&mut self, slot: usize, trust_short_read: bool) {
+    fn on_conn_ready(&mut self, slot: usize, wake: Wake) {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        let verdict = conn.on_ready(&mut self.ctx, &mut self.scratch, trust_short_read);
+        let verdict = conn.on_ready(&mut self.ctx, &mut self.scratch, wake);
         if verdict == Verdict::Keep && conn.take_rerun() {
             self.rerun.push((slot, conn.generation));
         }
@@ -418,7 +418,8 @@ impl Server {
     fn finish_in_flight_work(&mut self) {
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         for slot in slots {
-            let verdict = self.conns[slot].on_ready(&mut self.ctx, &mut self.scratch, false);
+            let verdict =
+                self.conns[slot].on_ready(&mut self.ctx, &mut self.scratch, Wake::Recheck);
             self.settle(slot, verdict);
         }
     }
