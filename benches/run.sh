@@ -44,9 +44,11 @@ start() {
   esac
   pid=$!
   pids+=("$pid")
-  # wsdrain logs "listening public=127.0.0.1:PORT ..."; the peer prints "listening ADDR".
+  # wsdrain logs "listening public=127.0.0.1:PORT admin=127.0.0.1:PORT ..."; the peer prints
+  # "listening ADDR".
   for _ in $(seq 1 200); do
     port=$(sed -n 's/.*listening \(public=\)\{0,1\}127.0.0.1:\([0-9]*\).*/\2/p' "$log" | head -1)
+    admin=$(sed -n 's/.* admin=127.0.0.1:\([0-9]*\).*/\1/p' "$log" | head -1)
     [ -n "$port" ] && return
     sleep 0.05
   done
@@ -97,12 +99,21 @@ start wsdrain ALIVE_INTERVAL=1s
 $pin_client $bin/loadgen fanout --addr "127.0.0.1:$port" --pid "$pid" --connections "$fanout_n" \
   --seconds "$fanout_seconds" --warmup 1.5 --label wsdrain --csv "$out/fanout.csv"
 if [ "$quick" = 0 ] && command -v strace >/dev/null; then
-  # Syscalls per alive message: count them for a few seconds while the alive messages flow.
-  timeout 6 strace -c -f -q -p "$pid" -o "$out/fanout-strace.txt" &
-  spid=$!
+  # Syscalls per alive message: with the connections open and idle, count the server's
+  # syscalls for 3 s, and the alive messages it sent in the same window (its own metric).
+  alive_sent() {
+    python3 -c "import sys, urllib.request; t = urllib.request.urlopen('http://127.0.0.1:$admin/metrics').read().decode(); \
+print(next(l.split()[1] for l in t.splitlines() if l.startswith('wsdrain_websocket_alive_sent_total ')))"
+  }
   $pin_client $bin/loadgen fanout --addr "127.0.0.1:$port" --pid "$pid" --connections "$fanout_n" \
-    --seconds 4 --warmup 1 --label wsdrain-strace --csv "$out/fanout-strace.csv" || true
-  wait "$spid" || true
+    --seconds 6 --warmup 1 --label wsdrain-strace --csv "$out/fanout-strace.csv" &
+  lpid=$!
+  sleep 3 # the connections are open and the alive messages flow; this is pacing, not a wait for an event
+  before=$(alive_sent)
+  timeout 3 strace -c -f -q -p "$pid" -o "$out/fanout-strace.txt" || true
+  after=$(alive_sent)
+  echo $((after - before)) > "$out/fanout-strace-alive.txt"
+  wait "$lpid" || true
 fi
 stop
 

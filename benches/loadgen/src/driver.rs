@@ -85,6 +85,9 @@ impl Driver {
         let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
         socket.set_nonblocking(true)?;
         socket.set_tcp_nodelay(true)?;
+        // Closing sends RST, not FIN: no TIME_WAIT piles up on the client's source ports over
+        // back-to-back runs (the servers see a reset only after the run or the close handshake).
+        socket.set_linger(Some(Duration::ZERO))?;
         socket.bind(&SocketAddr::V4(SocketAddrV4::new(source_address(index), 0)).into())?;
         match socket.connect(&self.server.into()) {
             Ok(()) => {}

@@ -196,6 +196,11 @@ impl Client {
         socket
             .connect_timeout(&server.into(), IO_TIMEOUT)
             .map_err(|e| format!("connect from {source}: {e}"))?;
+        // An abortive close when the run ends (RST, no TIME_WAIT): back-to-back runs would
+        // otherwise exhaust the source address's ephemeral ports.
+        socket
+            .set_linger(Some(Duration::ZERO))
+            .map_err(|e| e.to_string())?;
         let stream: TcpStream = socket.into();
         stream
             .set_read_timeout(Some(IO_TIMEOUT))
