@@ -247,51 +247,22 @@ impl Client {
     }
 
     fn send_text(&mut self, text: &[u8]) -> Result<(), String> {
-        let mask = [0x5a, 0x17, 0x99, 0x03];
         let mut frame = Vec::with_capacity(text.len() + 14);
-        frame.push(0x81);
-        match text.len() {
-            n if n < 126 => frame.push(0x80 | n as u8),
-            n if n < 65536 => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                frame.push(0x80 | 127);
-                frame.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        frame.extend_from_slice(&mask);
-        frame.extend(text.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        driver::encode(&mut frame, 1, text);
         self.stream.write_all(&frame).map_err(|e| e.to_string())
     }
 
     /// Reads one text frame; `Ok((is_alive, payload))`.
     fn read_text(&mut self) -> Result<(bool, Vec<u8>), String> {
         loop {
-            if self.buf.len() >= 2 {
-                let (len, start) = match self.buf[1] & 0x7f {
-                    126 if self.buf.len() >= 4 => {
-                        (u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize, 4)
-                    }
-                    127 if self.buf.len() >= 10 => {
-                        let mut b = [0u8; 8];
-                        b.copy_from_slice(&self.buf[2..10]);
-                        (u64::from_be_bytes(b) as usize, 10)
-                    }
-                    126 | 127 => (usize::MAX, 0),
-                    n => (n as usize, 2),
-                };
-                if len != usize::MAX && self.buf.len() >= start + len {
-                    let opcode = self.buf[0] & 0x0f;
-                    let payload = self.buf[start..start + len].to_vec();
-                    self.buf.drain(..start + len);
-                    match opcode {
-                        1 => return Ok((payload.starts_with(b"{\"type\":\"alive\""), payload)),
-                        9 | 10 => continue,
-                        8 => return Err("server sent close".into()),
-                        other => return Err(format!("unexpected opcode {other}")),
-                    }
+            while let Some((opcode, start, len)) = driver::frame_at(&self.buf) {
+                let payload = self.buf[start..start + len].to_vec();
+                self.buf.drain(..start + len);
+                match opcode {
+                    1 => return Ok((payload.starts_with(b"{\"type\":\"alive\""), payload)),
+                    9 | 10 => {}
+                    8 => return Err("server sent close".into()),
+                    other => return Err(format!("unexpected opcode {other}")),
                 }
             }
             self.fill()?;
