@@ -149,6 +149,9 @@ pub struct Session {
     /// When this WebSocket is closed with 1012: its maximum age, or its turn in the drain
     /// ([`NEVER`] for neither).
     restart_at: Millis,
+    /// Payload bytes of the frame still arriving whose UTF-8 is already known to be valid (up
+    /// to a character boundary): text is checked as it arrives, not only when its frame ends.
+    partial_checked: u32,
 }
 
 impl Session {
@@ -176,6 +179,7 @@ impl Session {
             next_alive,
             close_sent_at: NEVER,
             restart_at,
+            partial_checked: 0,
         }
     }
 
@@ -326,8 +330,19 @@ impl Session {
             // check_header bounded `length` by MAX_MESSAGE_SIZE, so this cannot overflow.
             let frame_len = header_len + length as usize;
             if rest.len() < frame_len {
-                break; // wait for the rest of the frame
+                // Wait for the rest of the frame, but fail fast if its text is already invalid.
+                if self.partial_text_is_invalid(&header, &rest[header_len..]) {
+                    let flow = self.fail(
+                        CloseCode::Invalid,
+                        "invalid UTF-8 in a text message",
+                        out,
+                        ctx,
+                    );
+                    return (buf.len(), flow);
+                }
+                break;
             }
+            self.partial_checked = 0;
             let payload = &mut rest[header_len..frame_len];
             if let Some(mask) = header.mask {
                 unmask(payload, mask);
@@ -341,6 +356,45 @@ impl Session {
             }
         }
         (pos, Flow::Open)
+    }
+
+    /// Whether the received part of an unfinished text frame (still masked) can no longer be
+    /// valid UTF-8. Checks only what arrived since the last call, plus the incomplete character
+    /// an earlier fragment may have ended with.
+    fn partial_text_is_invalid(&mut self, header: &FrameHeader, available: &[u8]) -> bool {
+        let text = match header.opcode {
+            OpCode::Data(Data::Text) => true,
+            OpCode::Data(Data::Continue) => self.fragments.as_ref().is_some_and(|f| f.text),
+            _ => false,
+        };
+        let start = self.partial_checked as usize;
+        let Some(mask) = header.mask.filter(|_| text && available.len() > start) else {
+            return false;
+        };
+        // A character may straddle the previous fragment and this frame.
+        let carried: &[u8] = match (&self.fragments, start) {
+            (Some(f), 0) if header.opcode == OpCode::Data(Data::Continue) => {
+                &f.payload[f.utf8_checked..]
+            }
+            _ => &[],
+        };
+        let mut bytes = Vec::with_capacity(carried.len() + available.len() - start);
+        bytes.extend_from_slice(carried);
+        bytes.extend(
+            available[start..]
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ mask[(start + i) % 4]),
+        );
+        let valid_up_to = match std::str::from_utf8(&bytes) {
+            Ok(_) => bytes.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => return true,
+        };
+        // The new boundary, in this frame's payload; a character still straddling stays unchecked.
+        let advanced = valid_up_to.saturating_sub(carried.len());
+        self.partial_checked = u32::try_from(start + advanced).unwrap_or(u32::MAX);
+        false
     }
 
     /// Rules that can be checked from the header alone, before any payload is buffered.

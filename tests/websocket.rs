@@ -478,3 +478,25 @@ fn output_cap_counts_payload_and_closes_with_1008_past_it() {
     assert_eq!(ws.read_reply().payload.len(), 5000);
     ws.expect_close(1008);
 }
+
+#[test]
+fn invalid_utf8_fails_fast_inside_a_frame_that_is_still_arriving() {
+    let server = TestServer::start(&[("ALIVE_INTERVAL", "0")]);
+    // One 20-byte text frame: valid bytes, then a byte that can never start UTF-8, then the
+    // rest is never sent. The close must come without waiting for the end of the frame.
+    let mut payload = "κόσμε".as_bytes().to_vec();
+    payload.push(0xff);
+    payload.resize(20, b'a');
+    let frame = encode_frame(true, 1, &payload, Some([7, 7, 7, 7]), 0);
+    let mut ws = RawWs::connect(server.public);
+    ws.send_raw(&frame[..2 + 4 + 5]); // header, mask and 5 valid bytes
+    ws.send_raw(&frame[2 + 4 + 5..2 + 4 + 12]); // up to and past the bad byte
+    ws.expect_close(1007);
+    // A valid frame sent in pieces that split a character is accepted.
+    let mut ws = RawWs::connect(server.public);
+    let frame = encode_frame(true, 1, "a€b".as_bytes(), Some([1, 2, 3, 4]), 0);
+    for byte in &frame {
+        ws.send_raw(&[*byte]);
+    }
+    assert_eq!(ws.read_reply().text(), "b€a");
+}
