@@ -174,11 +174,6 @@ impl Connection {
         std::mem::take(&mut self.rerun)
     }
 
-    /// The socket, for registration with the poll.
-    pub fn stream_mut(&mut self) -> &mut TcpStream {
-        &mut self.stream
-    }
-
     /// When this connection next needs the loop's attention.
     pub fn next_deadline(&self, ctx: &Context) -> Millis {
         let config = &ctx.config;

@@ -51,8 +51,6 @@ pub struct Server {
     spare: SpareFd,
     max_public: usize,
     next_generation: u32,
-    public_addr: SocketAddr,
-    admin_addr: SocketAddr,
     /// Accepting paused after an error; retry at this time.
     accept_retry_at: Option<Millis>,
     last_fd_warning: Option<Millis>,
@@ -104,24 +102,12 @@ impl Server {
             spare: SpareFd::new(),
             max_public,
             next_generation: 0,
-            public_addr,
-            admin_addr,
             accept_retry_at: None,
             last_fd_warning: None,
             drain_deadline: None,
             exit_now: false,
             rerun: Vec::new(),
         })
-    }
-
-    /// The public listener's address (useful with `PORT=0`).
-    pub fn public_addr(&self) -> SocketAddr {
-        self.public_addr
-    }
-
-    /// The admin listener's address.
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.admin_addr
     }
 
     /// Runs until the drain is over (or a second signal), then returns.
