@@ -351,37 +351,30 @@ fn run_mode(mode: &str, o: &Options) -> Result<(), String> {
     match mode {
         "echo" => {
             let r = modes::echo(&load)?;
-            println!(
-                "{}: echo {} conns x {} in flight x {} B: {:.0} msg/s, p50 {} us, p99 {} us, p99.9 {} us, \
-                 server CPU {:.3} us/msg, errors {}",
-                o.label,
-                o.connections,
-                o.in_flight,
-                o.size,
-                r.messages_per_sec,
-                r.p50_us,
-                r.p99_us,
-                r.p999_us,
-                r.server_cpu_us_per_message,
-                r.errors
-            );
+            // One list of columns for both the printed line and the CSV row.
+            let columns = [
+                ("connections", o.connections.to_string()),
+                ("in_flight", o.in_flight.to_string()),
+                ("size", o.size.to_string()),
+                ("msgs_per_sec", format!("{:.0}", r.messages_per_sec)),
+                ("p50_us", r.p50_us.to_string()),
+                ("p99_us", r.p99_us.to_string()),
+                ("p999_us", r.p999_us.to_string()),
+                (
+                    "server_cpu_us_per_msg",
+                    format!("{:.4}", r.server_cpu_us_per_message),
+                ),
+                ("errors", r.errors.to_string()),
+            ];
+            let printed: Vec<String> = columns.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            println!("{}: echo: {}", o.label, printed.join(", "));
             if let Some(path) = &o.csv {
+                let names: Vec<&str> = columns.iter().map(|(k, _)| *k).collect();
+                let values: Vec<&str> = columns.iter().map(|(_, v)| v.as_str()).collect();
                 append_csv(
                     path,
-                    "label,connections,in_flight,size,msgs_per_sec,p50_us,p99_us,p999_us,server_cpu_us_per_msg,errors",
-                    &format!(
-                        "{},{},{},{},{:.0},{},{},{},{:.4},{}",
-                        o.label,
-                        o.connections,
-                        o.in_flight,
-                        o.size,
-                        r.messages_per_sec,
-                        r.p50_us,
-                        r.p99_us,
-                        r.p999_us,
-                        r.server_cpu_us_per_message,
-                        r.errors
-                    ),
+                    &format!("label,{}", names.join(",")),
+                    &format!("{},{}", o.label, values.join(",")),
                 )?;
             }
             if let Some(path) = &o.cdf {
