@@ -45,6 +45,20 @@ fn readme_config_table_matches_help() {
 }
 
 #[test]
+fn cargo_run_starts_the_server() {
+    // The package has two binaries (the server and the rollout harness); `cargo run --release`
+    // must pick the server without a --bin flag.
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    assert!(
+        manifest
+            .lines()
+            .any(|l| l.trim() == "default-run = \"wsdrain\""),
+        "Cargo.toml lacks default-run"
+    );
+}
+
+#[test]
 fn readme_names_the_two_commands() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
