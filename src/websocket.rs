@@ -601,9 +601,9 @@ impl Session {
             }
         };
         ctx.metrics.ws_close(code.map_or(1005, u16::from), false);
+        ctx.metrics.ws_clean_closes += 1;
         if self.closing() {
             log::debug!("websocket: close handshake complete");
-            ctx.metrics.ws_clean_closes += 1;
         } else {
             // Echo the client's code, as RFC 6455 §5.5.1 asks.
             match code {
@@ -611,7 +611,6 @@ impl Session {
                 None => write_frame(out, OpCode::Control(Control::Close), &[]),
             }
             self.close_sent_at = ctx.now;
-            ctx.metrics.ws_clean_closes += 1;
         }
         Flow::Finish
     }
@@ -625,11 +624,7 @@ impl Session {
         ctx: &mut Context,
     ) -> Flow {
         log::debug!("websocket: closing with {}: {reason}", u16::from(code));
-        if !self.closing() {
-            write_close(out, code, reason);
-            ctx.metrics.ws_close(code.into(), true);
-            self.close_sent_at = ctx.now;
-        }
+        self.start_close(code, reason, out, ctx);
         Flow::Finish
     }
 }
