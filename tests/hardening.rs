@@ -150,6 +150,14 @@ fn a_fast_sender_that_never_reads_costs_no_memory_once_gone() {
     }
     let during = rss(server.pid());
     assert!(echo_once(server.public) < Duration::from_secs(2));
+    // Not reading is what makes the server give up (reading would be write progress): await
+    // the 1008 before draining the socket.
+    common::eventually(WAIT, "the server gave up on the flooder", || {
+        metric(
+            server.admin,
+            "wsdrain_websocket_closes_total{code=\"1008\",by=\"server\"}",
+        ) == Some(1.0)
+    });
     flooder.expect_tcp_close();
     drop(flooder);
     common::eventually(WAIT, "the flooder is gone", || {

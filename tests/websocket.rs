@@ -390,13 +390,21 @@ fn a_client_that_sends_but_never_reads_is_throttled_then_closed() {
     let mut other = ws_client(server.public);
     other.send(Message::text("ok?")).unwrap();
     assert_eq!(next_text(&mut other), "?ko");
-    // Without write progress for PONG_TIMEOUT, the server gives up on it.
+    // Without write progress for PONG_TIMEOUT, the server gives up on it. The flooder must not
+    // read before that happens: reading is write progress for the server, which would then
+    // rightly keep the connection.
+    eventually(
+        WAIT,
+        "the server gave up on the client that does not read",
+        || {
+            metric(
+                server.admin,
+                "wsdrain_websocket_closes_total{code=\"1008\",by=\"server\"}",
+            ) == Some(1.0)
+        },
+    );
     flooder.expect_tcp_close();
     let text = get(server.admin, "/metrics").text();
-    assert!(
-        text.contains("wsdrain_websocket_closes_total{code=\"1008\",by=\"server\"} 1"),
-        "{text}"
-    );
     assert!(
         text.contains("wsdrain_connections_open{kind=\"websocket\"} 1"),
         "{text}"
