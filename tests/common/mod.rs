@@ -484,6 +484,41 @@ impl RawWs {
         self.expect_tcp_close();
     }
 
+    /// Sends `frame` over and over until a write makes no progress for 500 ms (the server has
+    /// stopped reading); returns how many were sent. Bounded: 200,000 frames or 20 s.
+    pub fn write_until_the_server_stops_reading(&mut self, frame: &[u8]) -> usize {
+        self.stream
+            .set_write_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let started = Instant::now();
+        let mut sent = 0;
+        while self.stream.write_all(frame).is_ok() {
+            sent += 1;
+            assert!(
+                sent < 200_000 && started.elapsed() < Duration::from_secs(20),
+                "the server kept reading a client that does not read ({sent} messages)"
+            );
+        }
+        sent
+    }
+
+    /// Expects the server to give up on this client for not reading: a 1008 close counted,
+    /// then the TCP connection closed. Nothing is read before the close is counted: reading is
+    /// write progress for the server, which would then rightly keep the connection.
+    pub fn expect_dropped_for_not_reading(&mut self, admin: SocketAddr) {
+        eventually(
+            WAIT,
+            "the server gave up on a client that does not read",
+            || {
+                metric(
+                    admin,
+                    "wsdrain_websocket_closes_total{code=\"1008\",by=\"server\"}",
+                ) == Some(1.0)
+            },
+        );
+        self.expect_tcp_close();
+    }
+
     /// Expects the server to close the TCP connection (EOF or reset) within the wait bound.
     pub fn expect_tcp_close(&mut self) {
         self.stream.set_read_timeout(Some(WAIT)).unwrap();
