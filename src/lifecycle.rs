@@ -134,6 +134,52 @@ impl Lifecycle {
     }
 }
 
+/// The drain's planned close times, summarised for its log line: how evenly the closes are
+/// spread over `DRAIN_WINDOW` is what spares the new pods a reconnect storm, so it is shown.
+#[derive(Debug)]
+pub struct DrainSchedule {
+    window_ms: u64,
+    per_quarter: [usize; 4],
+    first_ms: Option<u64>,
+    last_ms: Option<u64>,
+}
+
+impl DrainSchedule {
+    /// An empty schedule over a window of `window_ms`.
+    pub fn new(window_ms: u64) -> Self {
+        DrainSchedule {
+            window_ms,
+            per_quarter: [0; 4],
+            first_ms: None,
+            last_ms: None,
+        }
+    }
+
+    /// A close planned `offset_ms` after the drain began.
+    pub fn add(&mut self, offset_ms: u64) {
+        let quarter = (offset_ms * 4 / self.window_ms.max(1)).min(3) as usize;
+        self.per_quarter[quarter] += 1;
+        self.first_ms = Some(self.first_ms.map_or(offset_ms, |f| f.min(offset_ms)));
+        self.last_ms = Some(self.last_ms.map_or(offset_ms, |l| l.max(offset_ms)));
+    }
+}
+
+impl std::fmt::Display for DrainSchedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [a, b, c, d] = self.per_quarter;
+        write!(
+            f,
+            "drain schedule: {} closes over DRAIN_WINDOW {} ms, per quarter [{a}, {b}, {c}, {d}]",
+            a + b + c + d,
+            self.window_ms
+        )?;
+        if let (Some(first), Some(last)) = (self.first_ms, self.last_ms) {
+            write!(f, ", first +{first} ms, last +{last} ms")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +205,22 @@ mod tests {
         assert_eq!(l.request_prestop(4_000, Duration::from_secs(15)), 4_000);
         assert_eq!(l.on_signal(5_000), SignalAction::ExitNow);
         assert_eq!(l.drain_started_at(), Some(3_000));
+    }
+
+    #[test]
+    fn drain_schedule_counts_closes_per_quarter_of_the_window() {
+        let mut s = DrainSchedule::new(3_000);
+        assert_eq!(
+            s.to_string(),
+            "drain schedule: 0 closes over DRAIN_WINDOW 3000 ms, per quarter [0, 0, 0, 0]"
+        );
+        for offset in [2_990, 12, 749, 750, 1_600, 2_999] {
+            s.add(offset);
+        }
+        assert_eq!(
+            s.to_string(),
+            "drain schedule: 6 closes over DRAIN_WINDOW 3000 ms, per quarter [2, 1, 1, 2], \
+             first +12 ms, last +2999 ms"
+        );
     }
 }

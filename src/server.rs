@@ -18,7 +18,7 @@ use slab::Slab;
 use crate::config::{Config, FD_RESERVE, MAX_ADMIN_CONNECTIONS};
 use crate::connection::{Connection, Verdict, Wake};
 use crate::context::Context;
-use crate::lifecycle::{Phase, SignalAction};
+use crate::lifecycle::{DrainSchedule, Phase, SignalAction};
 use crate::metrics::{RejectReason, Side};
 use crate::net::{self, FdLimits, SpareFd};
 use crate::static_files::StaticFiles;
@@ -384,15 +384,15 @@ impl Server {
         // 3. Disconnect WebSockets at random times spread uniformly over DRAIN_WINDOW, so their
         //    clients do not reconnect to the new pods all at once.
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
-        let mut scheduled = 0;
+        let mut schedule = DrainSchedule::new(window_ms);
         for slot in slots {
-            let at = now + self.ctx.rng.below(window_ms.max(1));
-            if self.conns[slot].schedule_drain(at) {
-                scheduled += 1;
+            let offset = self.ctx.rng.below(window_ms.max(1));
+            if self.conns[slot].schedule_drain(now + offset) {
+                schedule.add(offset);
                 self.settle(slot, Verdict::Keep);
             }
         }
-        log::info!("drain: {scheduled} WebSocket closes (1012) scheduled over the drain window");
+        log::info!("{schedule}");
     }
 
     /// The drain step where work in flight is finished before anyone is disconnected. For this
@@ -465,7 +465,8 @@ impl Server {
         }
         log::info!(
             "exit: accepted {} public and {} admin connections, refused {} (full) and {} (out of descriptors), \
-             answered {} requests; WebSocket messages: {} in, {} out, {} after close; {} bytes in, {} bytes out",
+             answered {} requests; WebSocket messages: {} in, {} out, {} after close; \
+             WebSocket closes: {} clean, {} timed out; {} bytes in, {} bytes out",
             m.accepted[Side::Public as usize],
             m.accepted[Side::Admin as usize],
             m.rejected_max_connections,
@@ -474,6 +475,8 @@ impl Server {
             m.ws_messages_in,
             m.ws_messages_out,
             m.ws_messages_after_close,
+            m.ws_clean_closes,
+            m.ws_close_timeouts,
             m.bytes_in,
             m.bytes_out
         );

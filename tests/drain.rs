@@ -143,7 +143,30 @@ fn websockets_keep_working_then_close_with_1012_spread_over_the_window() {
     };
     let (first, last) = (number("first +"), number("last +"));
     assert!(last - first >= 1600, "{end}");
+    // The plan, logged when the drain began, is spread the same way.
+    let plan = server.wait_log("drain schedule:", WAIT);
+    assert!(
+        plan.contains(&format!(
+            "{CLIENTS} closes over DRAIN_WINDOW {} ms",
+            window.as_millis()
+        )),
+        "{plan}"
+    );
+    let quarters: Vec<usize> = plan
+        .split_once("per quarter [")
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .unwrap_or_else(|| panic!("no quarters in {plan}"))
+        .0
+        .split(", ")
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(quarters.iter().sum::<usize>(), CLIENTS, "{plan}");
+    assert!(quarters.iter().all(|&n| n >= CLIENTS / 10), "{plan}");
     let exit = server.wait_log("exit: accepted", WAIT);
+    assert!(
+        exit.contains(&format!("WebSocket closes: {CLIENTS} clean, 0 timed out")),
+        "{exit}"
+    );
     let inbound: u64 = field(&exit, "messages: ").parse().unwrap();
     let outbound: u64 = field(&exit, "in, ").parse().unwrap();
     let after_close: u64 = field(&exit, "out, ").parse().unwrap();
@@ -177,6 +200,11 @@ fn a_client_that_never_answers_the_close_frame_is_dropped_after_close_timeout() 
     assert!(
         end.contains("1 clients did not answer within CLOSE_TIMEOUT"),
         "{end}"
+    );
+    let exit = server.wait_log("exit: accepted", WAIT);
+    assert!(
+        exit.contains("WebSocket closes: 0 clean, 1 timed out"),
+        "{exit}"
     );
 }
 
