@@ -62,7 +62,11 @@ enum State {
     /// head started (accept, or its first byte); `None` while idle between requests.
     Http { head_started: Option<Millis> },
     /// A `GET /prestop` waits for the preStop deadline; later requests wait behind it.
-    AwaitPreStop { head_only: bool, keep_alive: bool },
+    AwaitPreStop {
+        head_only: bool,
+        keep_alive: bool,
+        http10: bool,
+    },
     /// Upgraded: speaking WebSocket.
     WebSocket(Session),
     /// Our side is shut down; reading and discarding until EOF or the deadline.
@@ -343,6 +347,7 @@ impl Connection {
             State::AwaitPreStop {
                 head_only,
                 keep_alive,
+                http10,
             } => {
                 if ctx
                     .lifecycle
@@ -352,8 +357,7 @@ impl Connection {
                     self.state = State::Http {
                         head_started: (!self.input.is_empty()).then_some(now),
                     };
-                    let mut response = routes::prestop_done(ctx);
-                    response.close |= !keep_alive;
+                    let response = routes::prestop_done(ctx).keep_alive(keep_alive, http10);
                     self.respond(response, head_only, ctx);
                     self.input_ready = !self.input.is_empty();
                 }
@@ -524,9 +528,10 @@ impl Connection {
         let head_only = head.method == Method::Head;
         let draining = ctx.lifecycle.phase() == Phase::Draining && self.side == Side::Public;
         let keep_alive = head.keep_alive && !draining;
+        let http10 = head.version == 0;
         match routes::handle(head, self.side, ctx) {
-            Action::Respond(mut response) => {
-                response.close |= !keep_alive;
+            Action::Respond(response) => {
+                let response = response.keep_alive(keep_alive, http10);
                 log::debug!(
                     "conn #{}: {} {} -> {}",
                     self.generation,
@@ -544,6 +549,7 @@ impl Connection {
                 self.state = State::AwaitPreStop {
                     head_only,
                     keep_alive,
+                    http10,
                 };
             }
             Action::Upgrade(switching) => {

@@ -365,6 +365,17 @@ impl Response {
         r
     }
 
+    /// Whether the connection stays open after this answer: not when the request did not ask
+    /// for it (or the answer already closes). An HTTP/1.0 client that asked is told so
+    /// (`Connection: keep-alive`): for it, no header means close.
+    pub fn keep_alive(mut self, requested: bool, http10: bool) -> Self {
+        self.close |= !requested;
+        if http10 && !self.close {
+            self = self.header("Connection", "keep-alive");
+        }
+        self
+    }
+
     /// Adds a header line.
     pub fn header(mut self, name: &str, value: impl std::fmt::Display) -> Self {
         let _ = write!(self.headers, "{name}: {value}\r\n");
