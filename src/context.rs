@@ -22,8 +22,9 @@ pub struct Context {
     pub metrics: Metrics,
     /// Connections open now, kept by the loop.
     pub open: OpenConnections,
-    /// The name clients see.
-    pub instance_id: String,
+    /// The name clients see, as a JSON string literal (quoted and escaped once, at start:
+    /// the hostname fallback is not validated and may hold anything).
+    pub instance_json: String,
     /// Jitter for spreading timers.
     pub rng: Rng,
     /// Loop time of the current iteration.
@@ -42,7 +43,7 @@ impl Context {
             lifecycle: Lifecycle::new(),
             metrics: Metrics::default(),
             open: OpenConnections::default(),
-            instance_id,
+            instance_json: json_string(&instance_id),
             rng: Rng::from_entropy(),
             now: 0,
             date: httpdate::fmt_http_date(SystemTime::now()),
@@ -57,5 +58,36 @@ impl Context {
             self.date_second = now / 1000;
             self.date = httpdate::fmt_http_date(SystemTime::now());
         }
+    }
+}
+
+/// `s` as a JSON string literal (RFC 8259 §7): quotes, backslashes and control characters escaped.
+pub fn json_string(s: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_string;
+
+    #[test]
+    fn json_string_escapes_what_json_requires() {
+        assert_eq!(json_string("pod-7f9c"), r#""pod-7f9c""#);
+        assert_eq!(json_string(r#"a\b"c"#), r#""a\\b\"c""#);
+        assert_eq!(json_string("t\u{1}\n\u{7f}é"), r#""t\u0001\u000a\u007fé""#);
     }
 }

@@ -115,6 +115,13 @@ impl Metrics {
 
     /// Counts a close frame: sent by the server, or received from the client.
     pub fn ws_close(&mut self, code: u16, by_server: bool) {
+        // Clients choose codes 3000-4999 freely: one series per range, not one per code, so a
+        // client cannot grow /metrics by 2,000 series.
+        let code = if code >= 3000 {
+            code / 1000 * 1000
+        } else {
+            code
+        };
         match self
             .ws_closes
             .iter_mut()
@@ -128,7 +135,8 @@ impl Metrics {
         }
     }
 
-    /// Close frames counted so far with this code and sender.
+    /// Close frames counted so far with this code and sender (3000 and 4000 stand for their
+    /// whole range).
     pub fn ws_closes(&self, code: u16, by_server: bool) -> u64 {
         self.ws_closes
             .iter()
@@ -314,6 +322,11 @@ impl Metrics {
         );
         for (code, by_server, n) in &self.ws_closes {
             let by = if *by_server { "server" } else { "client" };
+            let code = if *code >= 3000 {
+                format!("{}xxx", code / 1000)
+            } else {
+                code.to_string()
+            };
             sample(
                 o,
                 "wsdrain_websocket_closes_total",

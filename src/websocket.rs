@@ -270,8 +270,8 @@ impl Session {
 
     fn send_alive(&mut self, out: &mut OutQueue, ctx: &mut Context) {
         let text = format!(
-            "{{\"type\":\"alive\",\"instance\":\"{}\",\"phase\":\"{}\",\"interval_ms\":{},\"uptime_ms\":{}}}",
-            ctx.instance_id,
+            "{{\"type\":\"alive\",\"instance\":{},\"phase\":\"{}\",\"interval_ms\":{},\"uptime_ms\":{}}}",
+            ctx.instance_json,
             ctx.lifecycle.phase().as_str(),
             ctx.config.alive_interval.as_millis(),
             ctx.now

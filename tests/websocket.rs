@@ -271,6 +271,10 @@ fn alive_messages_carry_instance_phase_and_interval() {
     ] {
         assert!(text.contains(part), "{text}");
     }
+    // The instance is a JSON string whatever it holds (a hostname is not validated).
+    let server = TestServer::start(&[("ALIVE_INTERVAL", "100ms"), ("INSTANCE_ID", r"pod\7")]);
+    let text = RawWs::connect(server.public).read_frame().text();
+    assert!(text.contains(r#""instance":"pod\\7""#), "{text}");
     // No alive messages when turned off.
     let server = TestServer::start(&[("ALIVE_INTERVAL", "0")]);
     let mut ws = ws_client(server.public);
@@ -355,6 +359,24 @@ fn close_handshake_initiated_by_the_client() {
     eventually(WAIT, "closed WebSockets are no longer counted", || {
         metric(server.admin, "wsdrain_connections_open{kind=\"websocket\"}") == Some(0.0)
     });
+}
+
+#[test]
+fn application_close_codes_share_one_series_per_range() {
+    let server = TestServer::start(&[("ALIVE_INTERVAL", "0")]);
+    for code in [3000u16, 4321, 4999] {
+        let mut ws = RawWs::connect(server.public);
+        ws.send(true, 8, &code.to_be_bytes());
+        ws.expect_close(code);
+    }
+    let text = get(server.admin, "/metrics").text();
+    for line in [
+        "wsdrain_websocket_closes_total{code=\"3xxx\",by=\"client\"} 1",
+        "wsdrain_websocket_closes_total{code=\"4xxx\",by=\"client\"} 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in {text}");
+    }
+    assert!(!text.contains("code=\"4321\""), "{text}");
 }
 
 #[test]
