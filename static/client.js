@@ -25,6 +25,7 @@ export const DEFAULTS = Object.freeze({
   restartMinMs: 200, // after close 1012/1001: wait random(restartMinMs, restartMaxMs) first
   restartMaxMs: 3_000,
   deadFactor: 2, // no alive message for deadFactor x interval_ms: the link is dead
+  aliveIntervalMs: 5_000, // the server's default ALIVE_INTERVAL: the watchdog's interval until an alive says
   connectTimeoutMs: 10_000, // a socket not open by then is given up and retried
   maxMessageBytes: 65_536, // the server's MAX_MESSAGE_SIZE: larger messages would be closed with 1009
 });
@@ -131,7 +132,11 @@ export class WsClient extends EventTarget {
     this._nextSeq = 1;
     this._timers = { retry: null, connect: null, stable: null, watchdog: null };
     this._lastHeard = 0; // when the current socket last received anything
-    this._deadLimitMs = 0; // 0 until an alive message announced its interval
+    this._deadLimitMs = 0; // silence after which the current socket is dead; set on open
+    // The latest interval_ms an alive message announced, kept across connections: a new socket is
+    // watched from its open on, before its own first alive (a server frozen right after the
+    // handshake sends none).
+    this._aliveIntervalMs = this.config.aliveIntervalMs;
   }
 
   /** Unanswered messages, in order (the first ones may be waiting for their reply). */
@@ -247,6 +252,8 @@ export class WsClient extends EventTarget {
     this.closeCode = null;
     this.closeReason = '';
     this._setState('open', { connection });
+    this._deadLimitMs = this._aliveIntervalMs * this.config.deadFactor;
+    this._armWatchdog();
     this._timers.stable = this._setTimeout(() => {
       this._timers.stable = null;
       if (ws === this._ws && this.state === 'open') this.attempt = 0;
@@ -272,6 +279,7 @@ export class WsClient extends EventTarget {
       this.instance = alive.instance;
       this.lastAlive = { ...alive, at: now, connection, first };
       if (alive.intervalMs > 0) {
+        this._aliveIntervalMs = alive.intervalMs;
         this._deadLimitMs = alive.intervalMs * this.config.deadFactor;
         this._armWatchdog();
       }

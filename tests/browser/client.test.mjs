@@ -1,7 +1,8 @@
 // Unit tests of static/client.js with a fake clock, a fake WebSocket and a scripted random source.
-// Run: node --test tests/browser/
+// Run: node --test tests/browser/client.test.mjs
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import {
   WsClient,
   DEFAULTS,
@@ -110,7 +111,14 @@ function setup(options = {}) {
   }
   const last = () => sockets[sockets.length - 1];
   const of = (type) => events.filter((e) => e.type === type);
-  return { clock, client, sockets, events, last, of };
+  /** Advances the clock by `ms` while the server sends an alive message every `intervalMs`. */
+  const serve = (ms, intervalMs = 1000) => {
+    for (let left = ms; left > 0; left -= intervalMs) {
+      clock.advance(Math.min(intervalMs, left));
+      last().receive(alive('pod-a', intervalMs));
+    }
+  };
+  return { clock, client, sockets, events, last, of, serve };
 }
 
 const alive = (instance, intervalMs = 1000, phase = 'serving') =>
@@ -174,7 +182,7 @@ test('reconnect delays use full jitter within min(30 s, 0.5 s x 2^attempt)', () 
 });
 
 test('the attempt counter resets after 30 s of stable connection, not before', () => {
-  const { clock, client, last, of } = setup({ random: () => 0.999999 });
+  const { clock, client, last, of, serve } = setup({ random: () => 0.999999 });
   client.start();
   for (let i = 0; i < 4; i++) {
     last().serverClose(1006);
@@ -183,14 +191,14 @@ test('the attempt counter resets after 30 s of stable connection, not before', (
   assert.equal(client.attempt, 4);
   // Open for 29 s, then lost: the backoff keeps growing.
   last().open();
-  clock.advance(29_000);
+  serve(29_000);
   last().serverClose(1006);
   let state = of('state').at(-1);
   assert.ok(state.delayMs > 7_900 && state.delayMs <= 8_000, `grew to ${state.delayMs}`);
   clock.advance(state.delayMs);
   // Open for 30 s: reset, the next delay is within 0.5 s again.
   last().open();
-  clock.advance(30_000);
+  serve(30_000);
   assert.equal(client.attempt, 0);
   last().serverClose(1006);
   state = of('state').at(-1);
@@ -202,10 +210,10 @@ test('the attempt counter resets after 30 s of stable connection, not before', (
 for (const code of [1012, 1001]) {
   test(`close ${code}: "restarting", reconnect after a random 0.2-3 s, backoff after that`, () => {
     const randoms = [0, 0.5, 0.999999]; // restart delay, backoff, restart delay
-    const { clock, client, sockets, last, of } = setup({ random: scripted(randoms) });
+    const { clock, client, sockets, last, of, serve } = setup({ random: scripted(randoms) });
     client.start();
     last().open();
-    clock.advance(60_000);
+    serve(60_000);
     last().serverClose(code, 'server restarting; reconnect');
     let state = of('state').at(-1);
     assert.equal(state.state, 'restarting');
@@ -252,8 +260,8 @@ test('no alive message for 2x its interval: close and reconnect', () => {
   const { clock, client, sockets, last, of } = setup();
   client.start();
   last().open();
-  clock.advance(60_000);
-  assert.equal(client.state, 'open', 'no alive yet: no interval known, no watchdog');
+  clock.advance(9_999);
+  assert.equal(client.state, 'open', 'no alive yet: watched with the default 5 s interval');
   last().receive(alive('pod-a', 1000));
   clock.advance(1_500);
   last().receive(alive('pod-a', 1000)); // on time
@@ -272,6 +280,57 @@ test('no alive message for 2x its interval: close and reconnect', () => {
   assert.equal(client.state, 'reconnecting');
   clock.advance(of('state').at(-1).delayMs);
   assert.equal(sockets.length, 2);
+});
+
+test('open, then no message at all for 2x the default interval: close and reconnect', () => {
+  // A server that freezes right after the handshake never sends its first alive message.
+  const { clock, client, sockets, last, of } = setup();
+  assert.equal(DEFAULTS.aliveIntervalMs, 5_000, "the server's default ALIVE_INTERVAL");
+  client.start();
+  const frozen = last();
+  frozen.open();
+  clock.advance(9_999);
+  assert.equal(client.state, 'open');
+  assert.equal(of('dead').length, 0);
+  clock.advance(1);
+  assert.deepEqual(of('dead'), [{ type: 'dead', silentMs: 10_000, limitMs: 10_000 }]);
+  assert.deepEqual(frozen.closedWith, { code: 4000, reason: 'no alive message' });
+  assert.equal(client.state, 'reconnecting');
+  clock.advance(of('state').at(-1).delayMs);
+  assert.equal(sockets.length, 2, 'reconnected');
+});
+
+test('a new connection is watched with the interval of the last alive message, before its own', () => {
+  const { clock, client, sockets, last, of } = setup();
+  client.start();
+  last().open();
+  last().receive(alive('pod-a', 1000));
+  last().serverClose(1012);
+  clock.advance(of('state').at(-1).delayMs);
+  const frozen = last();
+  frozen.open();
+  clock.advance(1_999);
+  assert.equal(of('dead').length, 0);
+  clock.advance(1);
+  assert.deepEqual(of('dead'), [{ type: 'dead', silentMs: 2_000, limitMs: 2_000 }]);
+  assert.ok(frozen.closedWith);
+  clock.advance(of('state').at(-1).delayMs);
+  assert.equal(sockets.length, 3);
+});
+
+test('before the first alive, any message from the server keeps the link alive', () => {
+  const { clock, client, last, of } = setup();
+  client.start();
+  last().open();
+  for (let i = 0; i < 5; i++) {
+    clock.advance(9_000);
+    client.send(`m${i}`);
+    last().answerAll();
+  }
+  assert.equal(of('dead').length, 0);
+  assert.equal(client.state, 'open');
+  clock.advance(10_000);
+  assert.equal(of('dead').length, 1, 'then silence is still caught');
 });
 
 test('any message from the server proves the link alive', () => {
@@ -475,4 +534,12 @@ test('nothing is sent on a socket that is closing; it goes out on the next one',
   clock.advance(of('state').at(-1).delayMs);
   last().open();
   assert.deepEqual(last().sent, ['b']);
+});
+
+// --- the tier ---------------------------------------------------------------------------------------
+
+test('the browser tier names its unit test file: Node >= 21 takes a directory for a file', () => {
+  const tier = readFileSync(new URL('../tiers/browser.sh', import.meta.url), 'utf8');
+  const runs = [...tier.matchAll(/^(?:timeout \d+ )?node --test (\S+)$/gm)].map((m) => m[1]);
+  assert.deepEqual(runs, ['tests/browser/client.test.mjs']);
 });

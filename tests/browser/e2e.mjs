@@ -9,7 +9,8 @@
 //      restarting", reconnects by itself, and everything typed (also during the outage) is
 //      answered exactly once;
 //   4. a longer outage shows the "reconnecting in N s" countdown, and the page still recovers;
-//   5. a screenshot of the page in a known state, checked to be non-blank;
+//   5. the tab becoming visible again ends a waiting reconnect at once;
+//   6. a screenshot of the page in a known state, checked to be non-blank;
 //   and through all of it no console errors but the browser's own failed-connection lines.
 
 import { test, before, after } from 'node:test';
@@ -114,6 +115,7 @@ let context;
 let page;
 let serverA;
 let serverB;
+let serverC;
 const consoleLines = [];
 const unexpectedConsole = [];
 const sentTexts = []; // everything typed into the page, in order
@@ -391,7 +393,7 @@ test('a longer outage shows the "reconnecting in N s" countdown and still recove
     { timeout: 60_000, polling: 100 },
   );
   const outageMs = Date.now() - t0;
-  await startServer({ instance: 'pod-c', port });
+  serverC = await startServer({ instance: 'pod-c', port });
   await waitForState('open', 35_000);
   const recoveredMs = Date.now() - t0;
   await waitAllAnswered();
@@ -406,6 +408,45 @@ test('a longer outage shows the "reconnecting in N s" countdown and still recove
   );
   const countdowns = (await page.evaluate(() => window.__stateTexts)).filter((t) => t.startsWith('reconnecting in'));
   console.log(`# outage: server down ${outageMs} ms, page open again after ${recoveredMs} ms; countdown seen: ${[...new Set(countdowns)].join(', ')}`);
+});
+
+test('tab visible again: a waiting reconnect happens at once', async () => {
+  const port = serverC.port;
+  await waitForState('open');
+  await drain(serverC);
+  // Wait for a backoff with seconds left (the attempt counter is still high from the outage).
+  await page.waitForFunction(
+    () => window.wsdrain.client.state === 'reconnecting' && window.wsdrain.client.retryAt - Date.now() > 2_500,
+    null,
+    { timeout: 60_000, polling: 50 },
+  );
+  await startServer({ instance: 'pod-d', port });
+  // Headless Chromium is always visible: visibilityState is overridden on the document and the
+  // event dispatched, as the browser does when a tab comes back to the front.
+  const seen = await page.evaluate(() => {
+    const { client } = window.wsdrain;
+    const fire = (visibility) => {
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => visibility });
+      document.dispatchEvent(new Event('visibilitychange'));
+      return { state: client.state, connections: client.connections };
+    };
+    const before = { msLeft: client.retryAt - Date.now(), connections: client.connections };
+    const hidden = fire('hidden');
+    const visible = fire('visible');
+    delete document.visibilityState; // the real getter again
+    return { before, hidden, visible };
+  });
+  assert.ok(seen.before.msLeft > 1_000, `the retry was still ${seen.before.msLeft} ms away`);
+  assert.deepEqual(seen.hidden, { state: 'reconnecting', connections: seen.before.connections }, 'hidden: keeps waiting');
+  assert.deepEqual(seen.visible, { state: 'connecting', connections: seen.before.connections + 1 }, 'visible: at once');
+  const t0 = Date.now();
+  await waitForState('open', 5_000);
+  const openMs = Date.now() - t0;
+  assert.ok(openMs < seen.before.msLeft, `open after ${openMs} ms, before the retry was due`);
+  await page.waitForFunction(() => document.getElementById('alive-instance').textContent === 'pod-d', null, {
+    timeout: 5_000,
+  });
+  console.log(`# visible: reconnected ${openMs} ms after visibilitychange; the retry was ${Math.round(seen.before.msLeft)} ms away`);
 });
 
 test('browser offline: shows offline and stops trying; online: reconnects at once', async () => {
@@ -452,7 +493,7 @@ test('accessible at phone width: labels, focus order, live state, no horizontal 
 });
 
 test('screenshot of the page in a known state is not blank', async () => {
-  // Known state: connected to pod-c, every message answered, the input empty and not focused.
+  // Known state: connected to pod-d, every message answered, the input empty and not focused.
   await waitForState('open');
   await page.evaluate(() => document.activeElement?.blur());
   await page.mouse.move(0, 0);

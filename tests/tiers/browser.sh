@@ -49,8 +49,9 @@ trap 'exit 143' TERM INT
 
 mkdir -p tests/artifacts
 
-echo "--- unit tests: node --test tests/browser/"
-timeout 60 node --test tests/browser/
+# The file, not the directory: Node >= 21 takes a directory argument for a file (MODULE_NOT_FOUND).
+echo "--- unit tests: node --test tests/browser/client.test.mjs"
+timeout 60 node --test tests/browser/client.test.mjs
 
 echo "--- browser tests: headless $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
 WSDRAIN_PIDFILE="$pidfile" BROWSER_TMP="$work" \
