@@ -310,6 +310,28 @@ impl Connection {
         }
     }
 
+    /// After a panic while handling this connection (a bug): tell the client what it can,
+    /// 1011 on a WebSocket or 500 over HTTP, then drop the connection.
+    pub fn internal_error(&mut self, ctx: &mut Context) -> Verdict {
+        match &mut self.state {
+            State::WebSocket(session) => session.start_close(
+                tungstenite::protocol::frame::coding::CloseCode::Error,
+                "internal error",
+                &mut self.output,
+                ctx,
+            ),
+            State::Http { .. } | State::AwaitPreStop { .. } => {
+                let e = http::HttpError {
+                    status: 500,
+                    reason: "internal error",
+                };
+                self.respond(Response::error(e), false, ctx);
+            }
+            State::Lingering { .. } => {}
+        }
+        self.abandon(ctx)
+    }
+
     /// Gives up on the connection after one last attempt to send what is queued (a close frame).
     fn abandon(&mut self, ctx: &mut Context) -> Verdict {
         let _ = self.flush(ctx);
@@ -529,6 +551,7 @@ impl Connection {
         let draining = ctx.lifecycle.phase() == Phase::Draining && self.side == Side::Public;
         let keep_alive = head.keep_alive && !draining;
         let http10 = head.version == 0;
+        ctx.inject_fault(head.path.as_bytes());
         match routes::handle(head, self.side, ctx) {
             Action::Respond(response) => {
                 let response = response.keep_alive(keep_alive, http10);

@@ -32,6 +32,10 @@ pub struct Context {
     /// `Date` header value, refreshed once a second.
     pub date: String,
     date_second: Millis,
+    /// Debug builds only: input equal to `WSDRAIN_TEST_PANIC_ON` panics, so the tests can check
+    /// that a bug costs one connection, not the pod (see [`Context::inject_fault`]).
+    #[cfg(debug_assertions)]
+    test_panic_on: Option<Vec<u8>>,
 }
 
 impl Context {
@@ -48,7 +52,21 @@ impl Context {
             now: 0,
             date: httpdate::fmt_http_date(SystemTime::now()),
             date_second: 0,
+            #[cfg(debug_assertions)]
+            test_panic_on: std::env::var_os("WSDRAIN_TEST_PANIC_ON")
+                .map(|v| v.into_encoded_bytes()),
         }
+    }
+
+    /// Panics when `input` (a message or request path) is the test trigger. Release builds have
+    /// no trigger: there is no way to make them panic on purpose.
+    #[inline]
+    pub fn inject_fault(&self, input: &[u8]) {
+        #[cfg(debug_assertions)]
+        if self.test_panic_on.as_deref() == Some(input) {
+            panic!("WSDRAIN_TEST_PANIC_ON: fault injected for a test");
+        }
+        let _ = input;
     }
 
     /// Advances the loop time, refreshing the `Date` header when a second has passed.

@@ -291,7 +291,9 @@ impl Server {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        let verdict = conn.on_ready(&mut self.ctx, &mut self.scratch, wake);
+        let verdict = guarded(conn, &mut self.ctx, |conn, ctx| {
+            conn.on_ready(ctx, &mut self.scratch, wake)
+        });
         if verdict == Verdict::Keep && conn.take_rerun() {
             self.rerun.push((slot, conn.generation));
         }
@@ -332,7 +334,9 @@ impl Server {
             }
         }
         for slot in due.drain(..) {
-            let verdict = self.conns[slot].on_timeout(&mut self.ctx, &mut self.scratch);
+            let verdict = guarded(&mut self.conns[slot], &mut self.ctx, |conn, ctx| {
+                conn.on_timeout(ctx, &mut self.scratch)
+            });
             self.settle(slot, verdict);
         }
     }
@@ -404,8 +408,9 @@ impl Server {
     fn finish_in_flight_work(&mut self) {
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         for slot in slots {
-            let verdict =
-                self.conns[slot].on_ready(&mut self.ctx, &mut self.scratch, Wake::Recheck);
+            let verdict = guarded(&mut self.conns[slot], &mut self.ctx, |conn, ctx| {
+                conn.on_ready(ctx, &mut self.scratch, Wake::Recheck)
+            });
             self.settle(slot, verdict);
         }
     }
@@ -480,6 +485,27 @@ impl Server {
             m.bytes_in,
             m.bytes_out
         );
+    }
+}
+
+/// Runs one connection's handler. A panic in it is a bug, but it costs that connection only:
+/// its client is told (1011, or 500) and dropped while the loop goes on serving everyone else,
+/// instead of the pod losing every connection at once. (The panic message itself is printed
+/// by the default hook, just before the log line.)
+fn guarded(
+    conn: &mut Connection,
+    ctx: &mut Context,
+    handler: impl FnOnce(&mut Connection, &mut Context) -> Verdict,
+) -> Verdict {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(conn, ctx))) {
+        Ok(verdict) => verdict,
+        Err(_) => {
+            log::error!(
+                "conn #{}: internal error (the panic above); closing this connection only",
+                conn.generation
+            );
+            conn.internal_error(ctx)
+        }
     }
 }
 

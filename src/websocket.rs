@@ -538,6 +538,7 @@ impl Session {
     ) -> Flow {
         ctx.metrics.ws_messages_in += 1;
         ctx.metrics.ws_payload_bytes_in += payload.len() as u64;
+        ctx.inject_fault(payload);
         if self.closing() {
             // Our close frame has gone out; nothing may follow it. The client re-sends elsewhere.
             ctx.metrics.ws_messages_after_close += 1;

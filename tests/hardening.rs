@@ -339,23 +339,68 @@ fn allowed_origins_refuse_other_sites_with_403() {
 
 #[test]
 fn websockets_are_closed_with_1012_before_max_connection_age() {
-    let server = TestServer::start(&[("MAX_CONNECTION_AGE", "1s"), ("ALIVE_INTERVAL", "0")]);
-    let mut ws = RawWs::connect(server.public);
-    let opened = Instant::now();
-    ws.send_text("young");
-    assert_eq!(ws.read_reply().text(), "gnuoy");
-    let close = ws.read_reply();
-    let age = opened.elapsed();
-    assert_eq!(close.close_code(), Some(1012));
-    assert!(String::from_utf8_lossy(&close.payload[2..]).contains("age"));
+    const CLIENTS: usize = 10;
+    let age = Duration::from_secs(2);
+    let server = TestServer::start(&[("MAX_CONNECTION_AGE", "2s"), ("ALIVE_INTERVAL", "0")]);
+    let mut clients: Vec<(RawWs, Instant)> = (0..CLIENTS)
+        .map(|_| (RawWs::connect(server.public), Instant::now()))
+        .collect();
+    for (ws, _) in &mut clients {
+        ws.send_text("young");
+        assert_eq!(ws.read_reply().text(), "gnuoy");
+    }
+    let mut ages = Vec::new();
+    for (ws, opened) in &mut clients {
+        let close = ws.read_reply();
+        ages.push(opened.elapsed());
+        assert_eq!(close.close_code(), Some(1012));
+        assert!(String::from_utf8_lossy(&close.payload[2..]).contains("age"));
+        ws.send(true, 8, &1012u16.to_be_bytes());
+        ws.expect_tcp_close();
+    }
+    // Each at its age minus a random 0-10 %: never earlier (the client's clock starts after the
+    // server's, at most the 101's trip later), and spread, so clients do not all return at once.
+    ages.sort();
     assert!(
-        age >= Duration::from_millis(850) && age <= Duration::from_millis(1500),
-        "{age:?}"
+        ages[0] >= age.mul_f64(0.9) - Duration::from_millis(50),
+        "{ages:?}"
     );
-    ws.send(true, 8, &1012u16.to_be_bytes());
-    ws.expect_tcp_close();
+    assert!(
+        ages[CLIENTS - 1] <= age + Duration::from_millis(500),
+        "{ages:?}"
+    );
+    assert!(
+        ages[CLIENTS - 1] - ages[0] >= Duration::from_millis(20),
+        "all closed together: {ages:?}"
+    );
     assert_eq!(
         metric(server.admin, "wsdrain_websocket_age_closes_total"),
-        Some(1.0)
+        Some(CLIENTS as f64)
+    );
+}
+
+#[test]
+fn a_panic_while_serving_one_connection_costs_that_connection_only() {
+    let mut server =
+        TestServer::start(&[("WSDRAIN_TEST_PANIC_ON", "/boom"), ("ALIVE_INTERVAL", "0")]);
+    let mut bystander = RawWs::connect(server.public);
+    let mut victim = RawWs::connect(server.public);
+    victim.send_text("/boom");
+    victim.expect_close(1011);
+    server.wait_log("internal error (the panic above)", WAIT);
+    let r = get(server.public, "/boom");
+    assert_eq!(r.status, 500);
+    // Everyone else is still served.
+    bystander.send_text("still here?");
+    assert_eq!(bystander.read_reply().text(), "?ereh llits");
+    assert_eq!(get(server.public, "/healthz").status, 200);
+    let text = get(server.admin, "/metrics").text();
+    assert!(
+        text.contains("wsdrain_websocket_closes_total{code=\"1011\",by=\"server\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wsdrain_connections_open{kind=\"websocket\"} 1"),
+        "{text}"
     );
 }
