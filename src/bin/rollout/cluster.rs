@@ -254,9 +254,9 @@ impl Nginx {
     fn write_config(&self, upstream: SocketAddr) -> Result<(), String> {
         let tmp = self.dir.join("tmp");
         let t = tmp.display();
-        let per_worker = self.connections * 2 + 512;
+        let plan = WorkerPlan::for_clients(self.connections);
         let config = format!(
-            "daemon off;\nmaster_process on;\nworker_processes 2;\nworker_rlimit_nofile {nofile};\n\
+            "daemon off;\nmaster_process on;\nworker_processes {workers};\nworker_rlimit_nofile {nofile};\n\
              pid {dir}/nginx.pid;\nerror_log {dir}/logs/error.log warn;\n\
              worker_shutdown_timeout {drain}s;\n\
              events {{ worker_connections {per_worker}; multi_accept on; }}\n\
@@ -268,7 +268,9 @@ impl Nginx {
              \x20     proxy_pass http://pods;\n      proxy_http_version 1.1;\n\
              \x20     proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection $connection_upgrade;\n\
              \x20     proxy_read_timeout 3600s;\n      proxy_send_timeout 3600s;\n      proxy_buffering off;\n    }}\n  }}\n}}\n",
-            nofile = (per_worker * 2).min(19_000),
+            workers = plan.workers,
+            per_worker = plan.worker_connections,
+            nofile = plan.nofile,
             dir = self.dir.display(),
             drain = self.draining_timeout.as_secs().max(1),
             listen = self.listen,
@@ -309,7 +311,80 @@ impl Drop for Nginx {
     }
 }
 
+/// How many nginx workers, and how many connections and descriptors each may have.
+///
+/// Each client costs nginx two descriptors (downstream and upstream socket), plus a few hundred
+/// spare for HTTP probes, logs, listeners and the master's channels. The box's hard open-files
+/// limit is 20,000 and cannot be raised, so a worker's `worker_rlimit_nofile` is capped at
+/// [`NOFILE_CAP`]. A fixed 2 workers with `worker_connections` = everything breaks at 10,000+
+/// clients: the kernel does not balance accepts evenly (`multi_accept on` lets whichever worker
+/// wakes first take the whole backlog), so one worker can need more than 19,000 descriptors and
+/// then refuses connections. So the workers are chosen to give each an even share of at most
+/// [`WORKER_SHARE`], and each is allowed twice its share: room for a lopsided balance that
+/// still fits well under the cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerPlan {
+    pub workers: usize,
+    pub worker_connections: usize,
+    pub nofile: usize,
+}
+
+/// Per-worker descriptor limit: the hard limit (20,000) minus a margin.
+pub const NOFILE_CAP: usize = 19_000;
+/// Largest even share of connections per worker.
+pub const WORKER_SHARE: usize = 8_000;
+/// Descriptors a worker needs besides its connections (logs, listeners, channels).
+const NOFILE_SPARE: usize = 1_000;
+
+impl WorkerPlan {
+    pub fn for_clients(clients: usize) -> WorkerPlan {
+        let total = clients * 2 + 512;
+        let workers = total.div_ceil(WORKER_SHARE).max(2);
+        let share = total.div_ceil(workers);
+        let worker_connections = (share * 2).min(NOFILE_CAP - NOFILE_SPARE);
+        WorkerPlan {
+            workers,
+            worker_connections,
+            nofile: worker_connections + NOFILE_SPARE,
+        }
+    }
+}
+
 fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_worker_fits_its_descriptors_with_room_for_an_uneven_balance() {
+        assert_eq!(
+            WorkerPlan::for_clients(200),
+            WorkerPlan {
+                workers: 2,
+                worker_connections: 912,
+                nofile: 1_912
+            }
+        );
+        for clients in [1, 200, 1_000, 5_000, 9_999, 10_000, 12_000, 15_000] {
+            let p = WorkerPlan::for_clients(clients);
+            let total = clients * 2 + 512;
+            assert!(p.workers >= 2);
+            assert!(
+                total.div_ceil(p.workers) <= WORKER_SHARE,
+                "{clients}: {p:?}"
+            );
+            // Twice the even share, and the whole load fits in the workers together twice.
+            assert!(
+                p.worker_connections >= 2 * total.div_ceil(p.workers),
+                "{clients}: {p:?}"
+            );
+            assert!(p.nofile <= NOFILE_CAP, "{clients}: {p:?}");
+            assert!(p.nofile >= p.worker_connections + NOFILE_SPARE);
+        }
+        assert_eq!(WorkerPlan::for_clients(15_000).workers, 4);
+    }
 }

@@ -37,6 +37,9 @@ pub struct FleetConfig {
 #[derive(Debug, Default)]
 pub struct Stats {
     pub sent: u64,
+    /// Messages sent on a connection that ended before their reply arrived, and so queued to
+    /// be sent again on the next one. A message is answered twice only if it was sent twice,
+    /// so `duplicates` can never exceed this.
     pub resent: u64,
     pub replies: u64,
     pub duplicates: u64,
@@ -84,6 +87,8 @@ struct Client {
     lost_at: Option<Instant>,
     next_send: Instant,
     ever_opened: bool,
+    /// The code of the close frame received on the current connection, if one was.
+    close_code: Option<u16>,
 }
 
 /// The clients, their loop and what they saw.
@@ -129,6 +134,7 @@ impl Fleet {
                 lost_at: None,
                 next_send: start,
                 ever_opened: false,
+                close_code: None,
             });
             fleet.timers.push(Reverse((start, id)));
         }
@@ -213,7 +219,7 @@ impl Fleet {
                     )
                     .is_err()
                 {
-                    self.lost(id, None);
+                    self.lost(id);
                     return;
                 }
                 let _ = stream.set_nodelay(true);
@@ -221,7 +227,7 @@ impl Fleet {
                 c.stream = Some(stream);
                 c.phase = Phase::Connecting;
             }
-            Err(_) => self.lost(id, None),
+            Err(_) => self.lost(id),
         }
     }
 
@@ -242,13 +248,13 @@ impl Fleet {
                     // Still connecting, or refused: take_error tells.
                     if let Ok(Some(_)) | Err(_) = stream.take_error() {
                         self.stats.connect_failures += 1;
-                        self.lost(id, None);
+                        self.lost(id);
                     }
                     return;
                 }
                 Err(_) => {
                     self.stats.connect_failures += 1;
-                    self.lost(id, None);
+                    self.lost(id);
                     return;
                 }
             }
@@ -272,7 +278,7 @@ impl Fleet {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => {
-                    self.lost(id, None);
+                    self.lost(id);
                     return;
                 }
             }
@@ -285,14 +291,13 @@ impl Fleet {
             };
             match stream.read(&mut chunk) {
                 Ok(0) => {
-                    let closing = matches!(c.phase, Phase::Closing);
-                    self.lost(id, if closing { Some(0) } else { None });
+                    self.lost(id);
                     return;
                 }
                 Ok(n) => c.inbuf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => {
-                    self.lost(id, None);
+                    self.lost(id);
                     return;
                 }
             }
@@ -320,7 +325,7 @@ impl Fleet {
             };
             if !c.inbuf.starts_with(b"HTTP/1.1 101") {
                 self.stats.connect_failures += 1;
-                self.lost(id, None);
+                self.lost(id);
                 return;
             }
             c.inbuf.drain(..end + 4);
@@ -338,8 +343,6 @@ impl Fleet {
                 c.next_send = now;
             }
             self.timers.push(Reverse((now, id)));
-            let resent = c.queue.len() as u64;
-            self.stats.resent += resent;
             self.pump(id);
             return;
         }
@@ -393,6 +396,8 @@ impl Fleet {
                     encode_frame(&mut reply, 8, &code.to_be_bytes());
                     c.outbuf.extend_from_slice(&reply);
                     c.phase = Phase::Closing;
+                    c.close_code = Some(code);
+                    self.stats.resent += c.in_flight.len() as u64;
                     c.queue.extend(c.in_flight.drain(..));
                     // Keep the re-send order: what was in flight goes before what was queued.
                     c.queue.make_contiguous().sort_unstable();
@@ -414,9 +419,9 @@ impl Fleet {
         }
     }
 
-    /// The connection is gone. `clean` is Some(code) after a close frame, None for an abnormal
-    /// end (reset, EOF without a close frame, refused connect).
-    fn lost(&mut self, id: usize, clean: Option<u16>) {
+    /// The connection is gone: cleanly if we had answered a close frame (phase `Closing`),
+    /// abnormally otherwise (reset, EOF without a close frame, refused connect).
+    fn lost(&mut self, id: usize) {
         let now = Instant::now();
         let (base, cap) = (self.config.backoff_base, self.config.backoff_cap);
         let restart = self.config.restart_delay;
@@ -428,7 +433,7 @@ impl Fleet {
         }
         let was_open = matches!(c.phase, Phase::Open | Phase::Closing);
         // After we answered a close frame, any end of the TCP connection is the clean one.
-        let clean = clean.is_some() || matches!(c.phase, Phase::Closing);
+        let clean = matches!(c.phase, Phase::Closing);
         if matches!(c.phase, Phase::Open) && !clean {
             *self.stats.closes.entry(1006).or_default() += 1;
             *self
@@ -437,6 +442,7 @@ impl Fleet {
                 .entry(c.instance.clone())
                 .or_default() += 1;
         }
+        self.stats.resent += c.in_flight.len() as u64;
         c.queue.extend(c.in_flight.drain(..));
         c.queue.make_contiguous().sort_unstable();
         c.inbuf.clear();
@@ -450,7 +456,11 @@ impl Fleet {
             c.attempt = 0;
         }
         c.opened_at = None;
-        let delay = if clean {
+        // Only a server that said it is restarting (1012) or going away (1001) gets the short
+        // delay: the client's next connect goes to another pod. Any other close (1000, 1008,
+        // 1011, ...) or an abnormal end may recur on reconnect, so it backs off as usual.
+        let asked_to_move = matches!(c.close_code.take(), Some(1001 | 1012));
+        let delay = if asked_to_move {
             restart.0 + (restart.1 - restart.0).mul_f64(r)
         } else {
             let exp = base.saturating_mul(1u32 << c.attempt.min(20));
