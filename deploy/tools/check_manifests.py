@@ -7,9 +7,11 @@
 The server's settings, defaults and budget rule come from `wsdrain --help` (HELP), so the
 manifests cannot drift from the binary. Writes the standard Kubernetes objects to OUT.yaml
 for kubernetes-validate; validates BackendConfig objects against the JSON schema here; then
-asserts what the drain needs: the budget rule, the load balancer's draining timeout, probe and
-preStop paths and ports, the admin port kept off the Service, the security context, memory
-sized for MAX_CONNECTIONS, maxUnavailable 0. Run by tests/tiers/manifests.sh.
+asserts what the drain needs: the budget rule, the load balancer's draining timeout, the
+connection age against the load balancer's timeoutSec, probe and preStop paths and ports, the
+admin port kept off the Service, the security context, memory sized for MAX_CONNECTIONS,
+maxUnavailable 0. --require-max-connection-age (the deploy/gke rendering) also fails a
+rendering that leaves MAX_CONNECTION_AGE off. Run by tests/tiers/manifests.sh.
 """
 
 import argparse
@@ -28,6 +30,11 @@ import yaml
 BYTES_PER_CONNECTION = 254 + 5394 + 315
 PROCESS_BASE_BYTES = 2 * 1024 * 1024
 GOOGLE_LB_KEEPALIVE_SECONDS = 600
+# MAX_CONNECTION_AGE <= timeoutSec - 2 x CLOSE_TIMEOUT - this (deploy/gke/deployment.yaml): the
+# margin beyond the rule MAX_CONNECTION_AGE + CLOSE_TIMEOUT < timeoutSec.
+AGE_MARGIN_SECONDS = 60
+# The longest duration the server accepts (MAX_DURATION in src/config.rs: 30 days).
+MAX_DURATION_SECONDS = 30 * 24 * 3600
 
 failures = []
 
@@ -39,12 +46,37 @@ def check(cond, msg):
 
 
 def seconds(text):
-    """A duration as the server parses it: 15s, 500ms, 2m, 1h or plain seconds."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*", str(text))
+    """A duration exactly as the server parses it (parse_duration in src/config.rs): digits with
+    at most one inner dot, then nothing (seconds), ms, s, m or h; no space inside; at most 30
+    days. Anything else raises ValueError, as the server refuses to start on it."""
+    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)?", str(text).strip())
     if not m:
-        raise ValueError(f"not a duration: {text!r}")
-    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
-    return float(m.group(1)) * scale
+        raise ValueError(f"{text!r} is not a duration the server accepts (15s, 500ms, 2m, 1h, 15)")
+    value = float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+    if value > MAX_DURATION_SECONDS:
+        raise ValueError(f"{text!r} is too long for the server (at most 30 days)")
+    return value
+
+
+# (text, seconds or None for refused): the cases of the server's own test (config.rs durations).
+DURATION_CASES = [
+    ("15s", 15), ("500ms", 0.5), ("2m", 120), ("1h", 3600), ("15", 15), ("0.5", 0.5), ("0", 0),
+    ("1.5s", 1.5), ("3470s", 3470), ("57m", 3420),
+    ("", None), ("s", None), ("1x", None), ("-1", None), (".5", None), ("5.", None),
+    ("1e3", None), ("15 s", None), ("31d", None), ("99999999h", None), ("NaN", None),
+]
+
+
+def duration_case_failures():
+    bad = []
+    for text, want in DURATION_CASES:
+        try:
+            got = seconds(text)
+        except ValueError:
+            got = None
+        if got != want:
+            bad.append(f"seconds({text!r}) = {got}, the server's parse_duration gives {want}")
+    return bad
 
 
 def quantity_bytes(q):
@@ -74,7 +106,7 @@ def port_number(container, port):
     return None
 
 
-def check_deployment(dep, defaults, slack, backendconfigs):
+def check_deployment(dep, defaults, slack, backendconfigs, require_age):
     name = dep["metadata"]["name"]
     spec = dep["spec"]
     pod = spec["template"]["spec"]
@@ -90,9 +122,21 @@ def check_deployment(dep, defaults, slack, backendconfigs):
         else:
             env_from[e["name"]] = e.get("valueFrom", {})
     settings = {**defaults, **env}
+    # Durations (unset ones take the server's default from --help, e.g. CLOSE_TIMEOUT 5s).
+    dur, before = {}, len(failures)
+    for k in ("PRESTOP_DELAY", "DRAIN_WINDOW", "CLOSE_TIMEOUT", "TERMINATION_GRACE_PERIOD",
+              "IDLE_TIMEOUT", "MAX_CONNECTION_AGE"):
+        if k == "TERMINATION_GRACE_PERIOD" and settings.get(k, "") == "":
+            continue  # the only one that may be empty: then the server does not check the budget
+        try:
+            dur[k] = seconds(settings.get(k, ""))
+        except ValueError as e:
+            failures.append(f"{name}: env {k}: {e}")
+    if len(failures) > before:
+        return None
 
     # Budget rule and the server's own check of it.
-    p, d, cl = (seconds(settings[k]) for k in ("PRESTOP_DELAY", "DRAIN_WINDOW", "CLOSE_TIMEOUT"))
+    p, d, cl = dur["PRESTOP_DELAY"], dur["DRAIN_WINDOW"], dur["CLOSE_TIMEOUT"]
     tgps = pod.get("terminationGracePeriodSeconds", 30)
     check(
         tgps >= p + d + cl + slack,
@@ -100,7 +144,7 @@ def check_deployment(dep, defaults, slack, backendconfigs):
         f"CLOSE_TIMEOUT + {slack} = {p + d + cl + slack:g}",
     )
     check(
-        "TERMINATION_GRACE_PERIOD" in env and seconds(env["TERMINATION_GRACE_PERIOD"]) == tgps,
+        "TERMINATION_GRACE_PERIOD" in env and dur.get("TERMINATION_GRACE_PERIOD") == tgps,
         f"{name}: env TERMINATION_GRACE_PERIOD must equal terminationGracePeriodSeconds {tgps}",
     )
     check(
@@ -108,7 +152,7 @@ def check_deployment(dep, defaults, slack, backendconfigs):
         f"{name}: INSTANCE_ID must come from the pod name (fieldRef metadata.name)",
     )
     check(
-        seconds(settings["IDLE_TIMEOUT"]) > GOOGLE_LB_KEEPALIVE_SECONDS,
+        dur["IDLE_TIMEOUT"] > GOOGLE_LB_KEEPALIVE_SECONDS,
         f"{name}: IDLE_TIMEOUT must exceed the Google LB's {GOOGLE_LB_KEEPALIVE_SECONDS} s",
     )
 
@@ -185,13 +229,34 @@ def check_deployment(dep, defaults, slack, backendconfigs):
             f"BackendConfig {bname}: drainingTimeoutSec {drain} < PRESTOP_DELAY + DRAIN_WINDOW "
             f"+ CLOSE_TIMEOUT = {p + d + cl:g}",
         )
-        age = seconds(settings.get("MAX_CONNECTION_AGE", "0"))
+        # The load balancer cuts every WebSocket at timeoutSec. The server must have closed it
+        # by then: the 1012 goes out at MAX_CONNECTION_AGE at the latest (it draws up to 10 %
+        # less), and the close handshake may take CLOSE_TIMEOUT more.
+        age = dur["MAX_CONNECTION_AGE"]
         timeout = bs.get("timeoutSec", 30)
-        check(
-            timeout > age if age else timeout >= 3600,
-            f"BackendConfig {bname}: timeoutSec {timeout} must exceed MAX_CONNECTION_AGE "
-            f"({age:g} s), or be >= 3600 without it",
-        )
+        if age:
+            check(
+                age + cl < timeout,
+                f"BackendConfig {bname}: timeoutSec {timeout} must exceed MAX_CONNECTION_AGE + "
+                f"CLOSE_TIMEOUT = {age:g} + {cl:g} = {age + cl:g} s",
+            )
+            limit = timeout - 2 * cl - AGE_MARGIN_SECONDS
+            check(
+                age <= limit,
+                f"{name}: MAX_CONNECTION_AGE {age:g} s is over timeoutSec - 2 x CLOSE_TIMEOUT - "
+                f"{AGE_MARGIN_SECONDS} s = {timeout} - {2 * cl:g} - {AGE_MARGIN_SECONDS} = "
+                f"{limit:g} s (BackendConfig {bname})",
+            )
+        else:
+            check(
+                not require_age,
+                f"{name}: MAX_CONNECTION_AGE must be set: BackendConfig {bname} timeoutSec "
+                f"{timeout} ends every WebSocket that the server has not closed",
+            )
+            check(
+                timeout >= 3600,
+                f"BackendConfig {bname}: timeoutSec {timeout} < 3600 without MAX_CONNECTION_AGE",
+            )
         hc = bs.get("healthCheck", {})
         check(hc.get("type") == "HTTP", f"BackendConfig {bname}: healthCheck type HTTP")
         check(hc.get("requestPath") == "/readyz", f"BackendConfig {bname}: healthCheck /readyz")
@@ -210,7 +275,7 @@ def check_deployment(dep, defaults, slack, backendconfigs):
             "labels": spec["template"]["metadata"]["labels"]}
 
 
-def checks(docs, defaults, slack, schema):
+def checks(docs, defaults, slack, schema, require_age=False):
     """Every assertion on one rendering; returns the failures."""
     failures.clear()
     by_kind = {}
@@ -228,7 +293,7 @@ def checks(docs, defaults, slack, schema):
             path = "/".join(str(p) for p in err.absolute_path)
             failures.append(f"BackendConfig {bc['metadata']['name']}: {path}: {err.message}")
 
-    dep = check_deployment(by_kind["Deployment"][0], defaults, slack, bcs)
+    dep = check_deployment(by_kind["Deployment"][0], defaults, slack, bcs, require_age)
     svc = by_kind["Service"][0]
     ing = by_kind["Ingress"][0]
     if dep:
@@ -306,6 +371,20 @@ def _kind(docs, kind):
     return next(d for d in docs if d["kind"] == kind)
 
 
+def _unset(docs, name):
+    env = _ctr(docs)["env"]
+    env[:] = [e for e in env if e["name"] != name]
+
+
+def _timeout(docs):
+    return _kind(docs, "BackendConfig")["spec"].get("timeoutSec", 30)
+
+
+def _close(docs):
+    env = {e["name"]: e.get("value") for e in _ctr(docs)["env"]}
+    return seconds(env.get("CLOSE_TIMEOUT", "5s"))
+
+
 MUTATIONS = {
     "grace period below the budget": (
         lambda ds: _dep(ds)["spec"]["template"]["spec"].update(terminationGracePeriodSeconds=31),
@@ -341,21 +420,52 @@ MUTATIONS = {
         "readOnlyRootFilesystem"),
     "more connections, same memory": (
         lambda ds: _env(ds, "MAX_CONNECTIONS", "20000"), "memory request"),
+    # The connection age against the load balancer's timeoutSec.
+    "MAX_CONNECTION_AGE = timeoutSec - CLOSE_TIMEOUT": (
+        lambda ds: _env(ds, "MAX_CONNECTION_AGE", f"{_timeout(ds) - _close(ds):g}s"),
+        "must exceed MAX_CONNECTION_AGE + CLOSE_TIMEOUT"),
+    "MAX_CONNECTION_AGE = timeoutSec, in hours": (
+        lambda ds: _env(ds, "MAX_CONNECTION_AGE", f"{_timeout(ds) / 3600:g}h"),
+        "must exceed MAX_CONNECTION_AGE + CLOSE_TIMEOUT"),
+    "MAX_CONNECTION_AGE 1 s over the margin, in plain seconds": (
+        lambda ds: _env(ds, "MAX_CONNECTION_AGE",
+                        f"{_timeout(ds) - 2 * _close(ds) - AGE_MARGIN_SECONDS + 1:g}"),
+        "timeoutSec - 2 x CLOSE_TIMEOUT"),
+    "MAX_CONNECTION_AGE 59m, inside the rule but not the margin": (
+        lambda ds: _env(ds, "MAX_CONNECTION_AGE", "59m"), "timeoutSec - 2 x CLOSE_TIMEOUT"),
+    "MAX_CONNECTION_AGE the server refuses (a space)": (
+        lambda ds: _env(ds, "MAX_CONNECTION_AGE", "3530 s"), "not a duration the server accepts"),
+}
+
+# Only where MAX_CONNECTION_AGE must be set (--require-max-connection-age, deploy/gke): these
+# break the rule by changing the other side of it, or drop the setting.
+MUTATIONS_WITH_AGE = {
+    "longer CLOSE_TIMEOUT, same MAX_CONNECTION_AGE": (
+        lambda ds: _env(ds, "CLOSE_TIMEOUT", f"{_close(ds) + 1:g}s"),
+        "timeoutSec - 2 x CLOSE_TIMEOUT"),
+    "timeoutSec lowered to MAX_CONNECTION_AGE + CLOSE_TIMEOUT": (
+        lambda ds: _kind(ds, "BackendConfig")["spec"].update(
+            timeoutSec=int(seconds(next(e["value"] for e in _ctr(ds)["env"]
+                                        if e["name"] == "MAX_CONNECTION_AGE")) + _close(ds))),
+        "must exceed MAX_CONNECTION_AGE + CLOSE_TIMEOUT"),
+    "MAX_CONNECTION_AGE left off": (
+        lambda ds: _unset(ds, "MAX_CONNECTION_AGE"), "MAX_CONNECTION_AGE must be set"),
 }
 
 
-def self_test(docs, defaults, slack, schema):
+def self_test(docs, defaults, slack, schema, require_age):
     import copy
-    bad = []
-    for name, (mutate, expect) in MUTATIONS.items():
+    bad = duration_case_failures()
+    mutations = {**MUTATIONS, **(MUTATIONS_WITH_AGE if require_age else {})}
+    for name, (mutate, expect) in mutations.items():
         ds = copy.deepcopy(docs)
         mutate(ds)
-        found = checks(ds, defaults, slack, schema)
+        found = checks(ds, defaults, slack, schema, require_age)
         if not any(expect in f for f in found):
             bad.append(f"mutation '{name}' not caught (wanted '{expect}', got {found})")
     failures.clear()
     failures.extend(bad)
-    return len(MUTATIONS)
+    return len(mutations)
 
 
 def main():
@@ -365,6 +475,9 @@ def main():
     ap.add_argument("--k8s-out", required=True)
     ap.add_argument("--self-test", action="store_true",
                     help="also check that each known breakage of the rendering is caught")
+    ap.add_argument("--require-max-connection-age", action="store_true",
+                    help="MAX_CONNECTION_AGE must be set (the rendering that goes behind the "
+                         "Google load balancer, deploy/gke)")
     ap.add_argument("rendered")
     args = ap.parse_args()
     with open(args.help_text) as f:
@@ -376,13 +489,15 @@ def main():
     # The standard objects go to kubernetes-validate; BackendConfig is checked here.
     with open(args.k8s_out, "w") as f:
         yaml.safe_dump_all([d for d in docs if d["kind"] != "BackendConfig"], f)
-    if checks(docs, defaults, slack, schema):
+    require_age = args.require_max_connection_age
+    if checks(docs, defaults, slack, schema, require_age):
         return report(args.rendered)
     if args.self_test:
-        n = self_test(docs, defaults, slack, schema)
+        n = self_test(docs, defaults, slack, schema, require_age)
         if failures:
             return report(args.rendered)
-        print(f"{args.rendered}: self-test: all {n} deliberate breakages caught")
+        print(f"{args.rendered}: self-test: all {n} deliberate breakages caught, "
+              f"{len(DURATION_CASES)} durations parsed as the server does")
     return report(args.rendered)
 
 
@@ -391,8 +506,8 @@ def report(rendered):
         for f in failures:
             print(f"FAIL {rendered}: {f}", file=sys.stderr)
         return 1
-    print(f"{rendered}: budget rule, LB draining timeout, probes/preStop, Service ports, "
-          "security context, memory sizing, rollout strategy: ok")
+    print(f"{rendered}: budget rule, LB draining timeout, connection age vs LB timeoutSec, "
+          "probes/preStop, Service ports, security context, memory sizing, rollout strategy: ok")
     return 0
 
 

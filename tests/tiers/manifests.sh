@@ -5,9 +5,11 @@
 #   2. Every standard object validates with kubernetes-validate --strict (Kubernetes 1.32 and
 #      1.37); BackendConfig against deploy/schemas/backendconfig.json.
 #   3. deploy/tools/check_manifests.py reads each rendering and the settings of
-#      `wsdrain --help`: budget rule, the load balancer's draining timeout, probe and preStop
-#      paths and ports, admin port off the Service, security context, memory sizing,
-#      maxUnavailable 0; then breaks the rendering in 13 known ways and expects each caught.
+#      `wsdrain --help`: budget rule, the load balancer's draining timeout,
+#      MAX_CONNECTION_AGE + CLOSE_TIMEOUT < timeoutSec (with the 60 s margin; deploy/gke must
+#      set MAX_CONNECTION_AGE, base leaves it off), probe and preStop paths and ports, admin
+#      port off the Service, security context, memory sizing, maxUnavailable 0; then breaks
+#      the rendering in 18 known ways (21 for gke) and expects each caught.
 #   4. yamllint --strict (deploy/.yamllint).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -43,8 +45,12 @@ for dir in deploy/base deploy/gke; do
   "$kubectl" kustomize "$dir" >"$tmp/$name.yaml"
   echo "rendered: $(grep -c '^kind:' "$tmp/$name.yaml") objects" \
     "($(grep '^kind:' "$tmp/$name.yaml" | awk '{print $2}' | sort | xargs))"
+  # Only the gke rendering goes behind the Google load balancer with MAX_CONNECTION_AGE set.
+  age=()
+  [ "$name" = gke ] && age=(--require-max-connection-age)
   "$venv/bin/python" deploy/tools/check_manifests.py --self-test --help-text "$tmp/help.txt" \
-    --schema deploy/schemas/backendconfig.json --k8s-out "$tmp/$name-k8s.yaml" "$tmp/$name.yaml"
+    --schema deploy/schemas/backendconfig.json --k8s-out "$tmp/$name-k8s.yaml" \
+    ${age[@]+"${age[@]}"} "$tmp/$name.yaml"
   for v in "${k8s_versions[@]}"; do
     "$venv/bin/kubernetes-validate" --strict --quiet -k "$v" "$tmp/$name-k8s.yaml"
     echo "kubernetes-validate --strict $v: ok"
