@@ -79,6 +79,7 @@ fn slowloris_connections_are_closed_at_the_header_timeout_while_others_are_serve
     let opened = started.elapsed();
     let request = b"GET /healthz HTTP/1.1\r\nHost: slow\r\n\r\n";
     let mut closed_at: Vec<Option<Duration>> = vec![None; SLOW];
+    let mut answered_408 = vec![false; SLOW];
     let mut sent = 0;
     let mut next_byte = Instant::now();
     while closed_at.iter().any(Option::is_none)
@@ -94,17 +95,28 @@ fn slowloris_connections_are_closed_at_the_header_timeout_while_others_are_serve
             next_byte += Duration::from_secs(1);
         }
         // Everyone else is served promptly meanwhile.
+        let asked = Instant::now();
         let r = get(server.public, "/healthz");
         assert_eq!(r.status, 200);
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            asked.elapsed()
+        );
         assert!(echo_once(server.public) < Duration::from_secs(2));
         let mut buf = [0u8; 256];
-        for (s, closed) in slow.iter_mut().zip(closed_at.iter_mut()) {
+        for ((s, closed), got_408) in slow
+            .iter_mut()
+            .zip(closed_at.iter_mut())
+            .zip(answered_408.iter_mut())
+        {
             if closed.is_some() {
                 continue;
             }
             match s.read(&mut buf) {
                 Ok(0) => *closed = Some(started.elapsed()),
-                Ok(_) => {} // the 408 answer; EOF follows
+                // Each sent part of a request: it is told why before the close.
+                Ok(n) => *got_408 |= buf[..n].starts_with(b"HTTP/1.1 408 "),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(_) => *closed = Some(started.elapsed()),
             }
@@ -112,6 +124,7 @@ fn slowloris_connections_are_closed_at_the_header_timeout_while_others_are_serve
     }
     for (i, closed) in closed_at.iter().enumerate() {
         let at = closed.unwrap_or_else(|| panic!("slow connection {i} was never closed"));
+        assert!(answered_408[i], "slow connection {i} got no 408");
         assert!(
             at >= timeout - Duration::from_millis(100),
             "connection {i} closed early at {at:?}"
