@@ -338,9 +338,23 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert_eq!(content_type("a/index.HTML"), "text/html; charset=utf-8");
-        assert_eq!(content_type("m.mjs"), "text/javascript; charset=utf-8");
-        assert_eq!(content_type("f.woff2"), "font/woff2");
-        assert_eq!(content_type("noext"), "application/octet-stream");
+        for (name, expected) in [
+            ("a/index.HTML", "text/html; charset=utf-8"),
+            ("old.htm", "text/html; charset=utf-8"),
+            ("app.js", "text/javascript; charset=utf-8"),
+            ("m.mjs", "text/javascript; charset=utf-8"),
+            ("style.css", "text/css; charset=utf-8"),
+            ("logo.svg", "image/svg+xml"),
+            ("shot.PNG", "image/png"),
+            ("favicon.ico", "image/x-icon"),
+            ("manifest.json", "application/json"),
+            ("robots.txt", "text/plain; charset=utf-8"),
+            ("photo.webp", "image/webp"),
+            ("f.woff2", "font/woff2"),
+            ("archive.tar.gz", "application/octet-stream"),
+            ("noext", "application/octet-stream"),
+        ] {
+            assert_eq!(content_type(name), expected, "{name}");
+        }
     }
 }

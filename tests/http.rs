@@ -388,6 +388,26 @@ fn header_timeout_closes_dribbling_and_silent_clients_while_others_are_served() 
 }
 
 #[test]
+fn on_a_kept_alive_connection_the_header_timeout_runs_from_the_next_requests_first_byte() {
+    // Between requests the connection is idle, bounded by IDLE_TIMEOUT; once the next request
+    // starts, its head has HEADER_TIMEOUT.
+    let server = TestServer::start(&[("HEADER_TIMEOUT", "1s"), ("IDLE_TIMEOUT", "30s")]);
+    let mut c = Client::connect(server.public);
+    assert_eq!(c.get("/healthz").status, 200);
+    std::thread::sleep(Duration::from_millis(1500)); // idle longer than HEADER_TIMEOUT: the stimulus
+    assert_eq!(c.get("/healthz").status, 200, "closed while idle");
+    c.send(b"GET /healthz HTTP/1.1\r\nHo");
+    let first_byte = Instant::now();
+    let r = c.response();
+    let waited = first_byte.elapsed();
+    assert_eq!(r.status, 408);
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
+
+#[test]
 fn kept_alive_connection_closes_after_idle_timeout() {
     let server = TestServer::start(&[("IDLE_TIMEOUT", "1s"), ("HEADER_TIMEOUT", "5s")]);
     let mut c = Client::connect(server.public);
