@@ -264,6 +264,14 @@ fn a_ping_flood_is_answered_with_bounded_memory() {
     sender.join().unwrap();
     ws.send_text("still fine");
     assert_eq!(ws.read_reply().text(), "enif llits");
+
+    // Bounded: pongs nobody reads back up like any output, and the server stops reading pings.
+    let server = TestServer::start(&[("ALIVE_INTERVAL", "0"), ("PONG_TIMEOUT", "1s")]);
+    let mut flooder = RawWs::connect(server.public);
+    let ping = encode_frame(true, 9, &[7; 125], Some([9, 9, 9, 9]), 0);
+    flooder.write_until_the_server_stops_reading(&ping);
+    assert!(echo_once(server.public) < Duration::from_secs(2));
+    flooder.expect_dropped_for_not_reading(server.admin);
 }
 
 #[test]
