@@ -226,6 +226,56 @@ fn more_clients_than_descriptors_get_503_or_a_close_and_cpu_stays_low() {
 }
 
 #[test]
+fn a_flood_past_max_connections_gets_503_at_once_and_cpu_stays_low() {
+    const HELD: usize = 50;
+    const FLOOD: usize = 300;
+    let server = TestServer::start(&[("MAX_CONNECTIONS", "50"), ("RUST_LOG", "info")]);
+    let mut held: Vec<Client> = (0..HELD).map(|_| Client::connect(server.public)).collect();
+    for c in &mut held {
+        assert_eq!(c.get("/healthz").status, 200);
+    }
+    // A burst: every extra client is answered and closed, none is left waiting in the backlog.
+    let burst_started = Instant::now();
+    let flood: Vec<TcpStream> = (0..FLOOD)
+        .map(|_| TcpStream::connect(server.public).unwrap())
+        .collect();
+    for (i, mut s) in flood.into_iter().enumerate() {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut answer = Vec::new();
+        match s.read_to_end(&mut answer) {
+            Ok(_) => assert!(
+                answer.starts_with(b"HTTP/1.1 503 "),
+                "client {i}: {answer:?}"
+            ),
+            Err(e) => panic!("client {i} waited: {e}"),
+        }
+    }
+    assert!(burst_started.elapsed() < Duration::from_secs(5));
+    // Saturated, with a steady trickle of clients: the loop must not spin.
+    let cpu_before = cpu_seconds(server.pid());
+    let window = Instant::now();
+    while window.elapsed() < Duration::from_secs(2) {
+        let mut s = TcpStream::connect(server.public).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 503 "), "{answer:?}");
+        std::thread::sleep(Duration::from_millis(10)); // the clients' pace
+    }
+    let cpu = (cpu_seconds(server.pid()) - cpu_before) / window.elapsed().as_secs_f64();
+    assert!(
+        cpu < 0.2,
+        "server used {:.0}% of a core while full",
+        cpu * 100.0
+    );
+    // Places free up: new clients are served again.
+    drop(held);
+    common::eventually(WAIT, "serving resumes", || {
+        get(server.public, "/healthz").status == 200
+    });
+}
+
+#[test]
 fn ten_thousand_tiny_fragments_make_one_message() {
     let server = TestServer::start(&[]);
     let mut ws = RawWs::connect(server.public);
