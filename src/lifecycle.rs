@@ -134,14 +134,22 @@ impl Lifecycle {
     }
 }
 
+/// How the drain's log line of its plan starts; the rollout harness finds it in pod A's log.
+pub const DRAIN_SCHEDULE_LOG: &str = "drain schedule: ";
+
 /// The drain's planned close times, summarised for its log line: how evenly the closes are
 /// spread over `DRAIN_WINDOW` is what spares the new pods a reconnect storm, so it is shown.
-#[derive(Debug)]
+/// The line parses back ([`std::str::FromStr`]), so a harness can check the plan from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DrainSchedule {
-    window_ms: u64,
-    per_quarter: [usize; 4],
-    first_ms: Option<u64>,
-    last_ms: Option<u64>,
+    /// `DRAIN_WINDOW` in milliseconds.
+    pub window_ms: u64,
+    /// Closes planned in each quarter of the window.
+    pub per_quarter: [usize; 4],
+    /// The earliest planned close, in milliseconds after the drain began.
+    pub first_ms: Option<u64>,
+    /// The latest planned close.
+    pub last_ms: Option<u64>,
 }
 
 impl DrainSchedule {
@@ -162,6 +170,11 @@ impl DrainSchedule {
         self.first_ms = Some(self.first_ms.map_or(offset_ms, |f| f.min(offset_ms)));
         self.last_ms = Some(self.last_ms.map_or(offset_ms, |l| l.max(offset_ms)));
     }
+
+    /// Closes planned in all.
+    pub fn closes(&self) -> usize {
+        self.per_quarter.iter().sum()
+    }
 }
 
 impl std::fmt::Display for DrainSchedule {
@@ -169,14 +182,56 @@ impl std::fmt::Display for DrainSchedule {
         let [a, b, c, d] = self.per_quarter;
         write!(
             f,
-            "drain schedule: {} closes over DRAIN_WINDOW {} ms, per quarter [{a}, {b}, {c}, {d}]",
-            a + b + c + d,
+            "{DRAIN_SCHEDULE_LOG}{} closes over DRAIN_WINDOW {} ms, per quarter [{a}, {b}, {c}, {d}]",
+            self.closes(),
             self.window_ms
         )?;
         if let (Some(first), Some(last)) = (self.first_ms, self.last_ms) {
             write!(f, ", first +{first} ms, last +{last} ms")?;
         }
         Ok(())
+    }
+}
+
+impl std::str::FromStr for DrainSchedule {
+    type Err = String;
+
+    /// Reads the log line back; whatever precedes [`DRAIN_SCHEDULE_LOG`] (the logger's time
+    /// and level) is skipped.
+    fn from_str(line: &str) -> Result<Self, String> {
+        let bad = |what: &str| format!("cannot parse the drain schedule ({what}): {line:?}");
+        let number = |s: &str, what: &str| s.trim().parse::<u64>().map_err(|_| bad(what));
+        let (_, rest) = line
+            .split_once(DRAIN_SCHEDULE_LOG)
+            .ok_or_else(|| bad("no key"))?;
+        let (closes, rest) = rest
+            .split_once(" closes over DRAIN_WINDOW ")
+            .ok_or_else(|| bad("closes"))?;
+        let (window, rest) = rest
+            .split_once(" ms, per quarter [")
+            .ok_or_else(|| bad("window"))?;
+        let (quarters, rest) = rest.split_once(']').ok_or_else(|| bad("quarters"))?;
+        let quarters = quarters
+            .split(',')
+            .map(|q| q.trim().parse::<usize>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| bad("quarters"))?;
+        let mut schedule = DrainSchedule::new(number(window, "window")?);
+        schedule.per_quarter = quarters.try_into().map_err(|_| bad("not 4 quarters"))?;
+        if let Some(rest) = rest.trim_end().strip_prefix(", first +") {
+            let (first, last) = rest
+                .strip_suffix(" ms")
+                .and_then(|r| r.split_once(" ms, last +"))
+                .ok_or_else(|| bad("first/last"))?;
+            schedule.first_ms = Some(number(first, "first")?);
+            schedule.last_ms = Some(number(last, "last")?);
+        } else if !rest.trim().is_empty() {
+            return Err(bad("after the quarters"));
+        }
+        if schedule.closes() as u64 != number(closes, "closes")? {
+            return Err(bad("the quarters do not add up to the closes"));
+        }
+        Ok(schedule)
     }
 }
 
@@ -222,5 +277,27 @@ mod tests {
             "drain schedule: 6 closes over DRAIN_WINDOW 3000 ms, per quarter [2, 1, 1, 2], \
              first +12 ms, last +2999 ms"
         );
+    }
+
+    #[test]
+    fn drain_schedule_line_parses_back() {
+        let mut s = DrainSchedule::new(3_000);
+        assert_eq!(s.to_string().parse(), Ok(s.clone()));
+        for offset in [12, 900, 2_990] {
+            s.add(offset);
+        }
+        // With the logger's prefix, as it appears in a pod's output.
+        let logged = format!("2026-12-01T00:00:00.000Z INFO  [wsdrain::server] {s}");
+        assert_eq!(logged.parse(), Ok(s.clone()));
+        let line = s.to_string();
+        for broken in [
+            line.replace("[1, 1, 0, 1]", "[1, 1, 0, 2]"),
+            line.replace("[1, 1, 0, 1]", "[1, 1, 0]"),
+            line.replace(", last +2990 ms", ""),
+            line.replace("drain schedule: ", "drain: "),
+            line.replace("3000 ms", "3 s"),
+        ] {
+            assert!(broken.parse::<DrainSchedule>().is_err(), "{broken}");
+        }
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use common::{RawWs, TestServer, WAIT, eventually, field, get, metric, ws_client};
 use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
+use wsdrain::lifecycle::{DRAIN_SCHEDULE_LOG, DrainSchedule};
 
 /// What one client saw during the drain.
 #[derive(Debug)]
@@ -144,24 +145,16 @@ fn websockets_keep_working_then_close_with_1012_spread_over_the_window() {
     let (first, last) = (number("first +"), number("last +"));
     assert!(last - first >= 1600, "{end}");
     // The plan, logged when the drain began, is spread the same way.
-    let plan = server.wait_log("drain schedule:", WAIT);
+    let plan: DrainSchedule = server
+        .wait_log(DRAIN_SCHEDULE_LOG, WAIT)
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.closes(), CLIENTS, "{plan}");
+    assert_eq!(plan.window_ms, window.as_millis() as u64, "{plan}");
     assert!(
-        plan.contains(&format!(
-            "{CLIENTS} closes over DRAIN_WINDOW {} ms",
-            window.as_millis()
-        )),
+        plan.per_quarter.iter().all(|&n| n >= CLIENTS / 10),
         "{plan}"
     );
-    let quarters: Vec<usize> = plan
-        .split_once("per quarter [")
-        .and_then(|(_, rest)| rest.split_once(']'))
-        .unwrap_or_else(|| panic!("no quarters in {plan}"))
-        .0
-        .split(", ")
-        .map(|n| n.parse().unwrap())
-        .collect();
-    assert_eq!(quarters.iter().sum::<usize>(), CLIENTS, "{plan}");
-    assert!(quarters.iter().all(|&n| n >= CLIENTS / 10), "{plan}");
     let exit = server.wait_log("exit: accepted", WAIT);
     assert!(
         exit.contains(&format!("WebSocket closes: {CLIENTS} clean, 0 timed out")),

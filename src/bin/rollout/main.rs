@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use cluster::{Nginx, Pod, field, http_get};
 use fleet::{Fleet, FleetConfig};
+use wsdrain::lifecycle::{DRAIN_SCHEDULE_LOG, DrainSchedule};
 
 const USAGE: &str = "usage: rollout [--clients N] [--prestop-delay SECS] [--drain-window SECS] \
 [--close-timeout SECS] [--grace SECS] [--send-interval MS] [--alive-interval SECS] [--server PATH] [--keep-logs]
@@ -292,15 +293,15 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
     // fleet of some size.
     let window = Duration::from_secs_f64(o.drain_window);
     let window_ms = window.as_millis() as u64;
-    let schedule = match a.wait_log(SCHEDULE_KEY, Duration::from_secs(1)) {
-        Ok(line) => parse_schedule(&line).map_err(|e| format!("{e}: {line:?}")),
+    let schedule = match a.wait_log(DRAIN_SCHEDULE_LOG, Duration::from_secs(1)) {
+        Ok(line) => line.parse::<DrainSchedule>(),
         Err(_) => Err(format!(
-            "pod A logged no {SCHEDULE_KEY:?} line at drain begin, so the spread of its closes \
-             over DRAIN_WINDOW cannot be checked"
+            "pod A logged no {DRAIN_SCHEDULE_LOG:?} line at drain begin, so the spread of its \
+             closes over DRAIN_WINDOW cannot be checked"
         )),
     };
     match &schedule {
-        Ok(s) => failures.extend(s.check(window_ms, clients)),
+        Ok(s) => failures.extend(check_schedule(s, window_ms, clients)),
         Err(e) => failures.push(e.clone()),
     }
     // The close schedule as the clients saw it (1012 arrivals): information only, since it
@@ -411,116 +412,41 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
     Ok(failures)
 }
 
-/// What pod A logs at drain begin, e.g. `drain schedule: 200 closes over DRAIN_WINDOW 3000 ms,
-/// per quarter [50, 50, 50, 50], first +12 ms, last +2990 ms` (offsets from the drain's start;
-/// first and last are absent when nothing was scheduled).
-const SCHEDULE_KEY: &str = "drain schedule: ";
-
-/// Pod A's planned close times, summarised.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct DrainSchedule {
-    closes: usize,
-    window_ms: u64,
-    quarters: [usize; 4],
-    first_ms: Option<i64>,
-    last_ms: Option<i64>,
-}
-
-fn parse_schedule(line: &str) -> Result<DrainSchedule, String> {
-    let bad = |what: &str| format!("cannot parse pod A's drain schedule ({what})");
-    let rest = line
-        .split_once(SCHEDULE_KEY)
-        .ok_or_else(|| bad("no key"))?
-        .1;
-    let (closes, rest) = rest
-        .split_once(" closes over DRAIN_WINDOW ")
-        .ok_or_else(|| bad("closes"))?;
-    let (window, rest) = rest
-        .split_once(" ms, per quarter [")
-        .ok_or_else(|| bad("window"))?;
-    let (quarters, rest) = rest.split_once(']').ok_or_else(|| bad("quarters"))?;
-    let quarters: Vec<usize> = quarters
-        .split(',')
-        .map(|q| q.trim().parse())
-        .collect::<Result<_, _>>()
-        .map_err(|_| bad("quarters"))?;
-    let quarters: [usize; 4] = quarters.try_into().map_err(|_| bad("not 4 quarters"))?;
-    let offset = |s: &str| s.trim().trim_start_matches('+').parse::<i64>();
-    let (first_ms, last_ms) = match rest.trim_end().strip_prefix(", first ") {
-        None if rest.trim().is_empty() => (None, None),
-        None => return Err(bad("after the quarters")),
-        Some(rest) => {
-            let (first, last) = rest
-                .strip_suffix(" ms")
-                .and_then(|r| r.split_once(" ms, last "))
-                .ok_or_else(|| bad("first/last"))?;
-            let first = offset(first).map_err(|_| bad("first"))?;
-            let last = offset(last).map_err(|_| bad("last"))?;
-            (Some(first), Some(last))
-        }
+/// The spread checks on pod A's plan: the planned closes span at least 80 % of DRAIN_WINDOW,
+/// and every quarter of the window holds at least half of an even share. The checks are
+/// statistical (each close is drawn uniformly in the window), so only with 20+ clients.
+fn check_schedule(s: &DrainSchedule, window_ms: u64, clients: usize) -> Vec<String> {
+    let mut failures = Vec::new();
+    if s.window_ms != window_ms {
+        failures.push(format!(
+            "pod A planned its closes over {} ms, but DRAIN_WINDOW is {window_ms} ms",
+            s.window_ms
+        ));
+    }
+    if clients < 20 {
+        return failures;
+    }
+    let span = match (s.first_ms, s.last_ms) {
+        (Some(first), Some(last)) => last.saturating_sub(first),
+        _ => 0,
     };
-    let schedule = DrainSchedule {
-        closes: closes.trim().parse().map_err(|_| bad("closes"))?,
-        window_ms: window.trim().parse().map_err(|_| bad("window"))?,
-        quarters,
-        first_ms,
-        last_ms,
-    };
-    if schedule.quarters.iter().sum::<usize>() != schedule.closes {
-        return Err(bad("the quarters do not add up to the closes"));
+    if (span as f64) < window_ms as f64 * 0.8 {
+        failures.push(format!(
+            "pod A planned its closes over {span} ms (first {:?} ms, last {:?} ms after \
+             SIGTERM), less than 80% of DRAIN_WINDOW {window_ms} ms",
+            s.first_ms, s.last_ms
+        ));
     }
-    Ok(schedule)
-}
-
-impl DrainSchedule {
-    /// The spread checks: the planned closes span at least 80 % of DRAIN_WINDOW, and every
-    /// quarter of the window holds at least half of an even share. Only with 20+ clients.
-    fn check(&self, window_ms: u64, clients: usize) -> Vec<String> {
-        let mut failures = Vec::new();
-        if self.window_ms != window_ms {
-            failures.push(format!(
-                "pod A planned its closes over {} ms, but DRAIN_WINDOW is {window_ms} ms",
-                self.window_ms
-            ));
-        }
-        if clients < 20 {
-            return failures;
-        }
-        let span = match (self.first_ms, self.last_ms) {
-            (Some(first), Some(last)) => last - first,
-            _ => 0,
-        };
-        if (span as f64) < window_ms as f64 * 0.8 {
-            failures.push(format!(
-                "pod A planned its closes over {span} ms (first {:?} ms, last {:?} ms after \
-                 SIGTERM), less than 80% of DRAIN_WINDOW {window_ms} ms",
-                self.first_ms, self.last_ms
-            ));
-        }
-        // Each quarter >= (closes / 4) / 2, in integers.
-        if self.closes == 0 || self.quarters.iter().any(|&q| q * 8 < self.closes) {
-            failures.push(format!(
-                "pod A did not plan its closes evenly over DRAIN_WINDOW: {:?} per quarter of \
-                 {} closes (each quarter needs at least half of an even share)",
-                self.quarters, self.closes
-            ));
-        }
-        failures
+    // Each quarter >= (closes / 4) / 2, in integers.
+    let closes = s.closes();
+    if closes == 0 || s.per_quarter.iter().any(|&q| q * 8 < closes) {
+        failures.push(format!(
+            "pod A did not plan its closes evenly over DRAIN_WINDOW: {:?} per quarter of \
+             {closes} closes (each quarter needs at least half of an even share)",
+            s.per_quarter
+        ));
     }
-}
-
-impl std::fmt::Display for DrainSchedule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} over {} ms, per quarter {:?}",
-            self.closes, self.window_ms, self.quarters
-        )?;
-        if let (Some(first), Some(last)) = (self.first_ms, self.last_ms) {
-            write!(f, ", first +{first} ms, last +{last} ms")?;
-        }
-        Ok(())
-    }
+    failures
 }
 
 #[cfg(test)]
@@ -530,41 +456,24 @@ mod tests {
     const SAMPLE: &str = "drain schedule: 200 closes over DRAIN_WINDOW 3000 ms, per quarter \
                           [50, 50, 50, 50], first +12 ms, last +2990 ms";
 
-    #[test]
-    fn parses_the_servers_schedule_line() {
-        let expected = DrainSchedule {
-            closes: 200,
-            window_ms: 3000,
-            quarters: [50, 50, 50, 50],
-            first_ms: Some(12),
-            last_ms: Some(2990),
-        };
-        assert_eq!(parse_schedule(SAMPLE), Ok(expected.clone()));
-        // With the logger's prefix, as it appears in the pod's captured output.
-        let logged = format!("2025-01-01T00:00:00.000Z INFO  [wsdrain::server] {SAMPLE}");
-        assert_eq!(parse_schedule(&logged), Ok(expected));
-        let empty = "drain schedule: 0 closes over DRAIN_WINDOW 3000 ms, per quarter [0, 0, 0, 0]";
-        assert_eq!(
-            parse_schedule(empty).map(|s| (s.closes, s.first_ms)),
-            Ok((0, None))
-        );
-        assert!(parse_schedule("drain schedule: 200 closes over DRAIN_WINDOW 3000 ms").is_err());
-        assert!(
-            parse_schedule(&SAMPLE.replace("[50, 50, 50, 50]", "[50, 50, 50, 49]")).is_err(),
-            "quarters must add up"
-        );
+    fn parse(line: &str) -> DrainSchedule {
+        line.parse().unwrap()
     }
 
     #[test]
     fn checks_span_and_evenness_from_20_clients() {
-        let s = parse_schedule(SAMPLE).unwrap();
-        assert!(s.check(3000, 200).is_empty());
-        assert_eq!(s.check(2000, 200).len(), 1, "window mismatch");
-        let narrow = parse_schedule(&SAMPLE.replace("+2990", "+2000")).unwrap();
-        assert_eq!(narrow.check(3000, 200).len(), 1, "span 1988 ms < 2400 ms");
-        let lopsided =
-            parse_schedule(&SAMPLE.replace("[50, 50, 50, 50]", "[90, 24, 36, 50]")).unwrap();
-        assert_eq!(lopsided.check(3000, 200).len(), 1, "24 < 25");
-        assert!(narrow.check(3000, 19).is_empty() && lopsided.check(3000, 19).is_empty());
+        let s = parse(SAMPLE);
+        assert!(check_schedule(&s, 3000, 200).is_empty());
+        assert_eq!(check_schedule(&s, 2000, 200).len(), 1, "window mismatch");
+        let narrow = parse(&SAMPLE.replace("+2990", "+2000"));
+        assert_eq!(
+            check_schedule(&narrow, 3000, 200).len(),
+            1,
+            "span 1988 ms < 2400 ms"
+        );
+        let lopsided = parse(&SAMPLE.replace("[50, 50, 50, 50]", "[90, 24, 36, 50]"));
+        assert_eq!(check_schedule(&lopsided, 3000, 200).len(), 1, "24 < 25");
+        assert!(check_schedule(&narrow, 3000, 19).is_empty());
+        assert!(check_schedule(&lopsided, 3000, 19).is_empty());
     }
 }
