@@ -28,34 +28,10 @@ pin_server="taskset -c 0"
 pin_client="taskset -c 1"
 command -v taskset >/dev/null || { pin_server=""; pin_client=""; }
 
-pids=()
-cleanup() { for p in "${pids[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-# start NAME ENV... : starts a server on a free port; sets $port and $pid.
-start() {
-  local name=$1; shift
-  local log="$out/$name.log"
-  case $name in
-    wsdrain*) env RUST_LOG=info BIND=127.0.0.1 ADMIN_BIND=127.0.0.1 PORT=0 ADMIN_PORT=0 "$@" \
-                $pin_server $bin/wsdrain >"$log" 2>&1 & ;;
-    peer-4k)  $pin_server $bin/peer --port 0 --buffers 4k >"$log" 2>&1 & ;;
-    peer*)    $pin_server $bin/peer --port 0 --buffers default >"$log" 2>&1 & ;;
-  esac
-  pid=$!
-  pids+=("$pid")
-  # wsdrain logs "listening public=127.0.0.1:PORT admin=127.0.0.1:PORT ..."; the peer prints
-  # "listening ADDR".
-  for _ in $(seq 1 200); do
-    port=$(sed -n 's/.*listening \(public=\)\{0,1\}127.0.0.1:\([0-9]*\).*/\2/p' "$log" | head -1)
-    admin=$(sed -n 's/.* admin=127.0.0.1:\([0-9]*\).*/\1/p' "$log" | head -1)
-    [ -n "$port" ] && return
-    sleep 0.05
-  done
-  echo "$name did not start; log:" >&2; cat "$log" >&2; exit 1
-}
-
-stop() { kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+logdir=$out
+# shellcheck source=benches/servers.sh
+. benches/servers.sh
+trap cleanup_servers EXIT
 
 servers="wsdrain peer-default peer-4k"
 

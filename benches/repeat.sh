@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Repeats one echo measurement of benches/run.sh over several rounds, rotating through servers
+# (a, b, a, b, ...), so that a difference can be told from the spread between runs. Same server
+# start-up, pinning and loadgen command as run.sh; appends one row per run to OUT.
+#
+#   bash benches/repeat.sh ROUNDS OUT.csv "SERVERS" [loadgen echo options...]
+#
+# SERVERS: wsdrain, wsdrain-old (the binary in $OLD_WSDRAIN), peer-default, peer-4k. E.g.
+#   p99 at the same offered load:
+#     bash benches/repeat.sh 7 benches/results/p99-repeat.csv "wsdrain peer-4k" --rate 50000
+#   CPU per message, closed loop, against an older build:
+#     OLD_WSDRAIN=/tmp/old-target/release/wsdrain \
+#       bash benches/repeat.sh 4 benches/results/echo-repeat.csv "wsdrain wsdrain-old peer-4k"
+# Run it after `bash benches/run.sh`, which deletes benches/results/ when it starts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 3 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
+rounds=$1 out=$2 servers=$3
+shift 3
+cargo build --release --locked -p wsdrain -p peer -p loadgen >&2
+bin=target/release
+pin_server="taskset -c 0"
+pin_client="taskset -c 1"
+command -v taskset >/dev/null || { pin_server=""; pin_client=""; }
+logdir=$(mktemp -d)
+# shellcheck source=benches/servers.sh
+. benches/servers.sh
+trap 'cleanup_servers; rm -rf "$logdir"' EXIT
+
+[ -s "$out" ] || echo "run,server,msgs_per_sec,p50_us,p99_us,p999_us,server_cpu_us_per_msg,errors" >"$out"
+run=$(($(wc -l <"$out") - 1))
+for _ in $(seq 1 "$rounds"); do
+  for s in $servers; do
+    run=$((run + 1))
+    start "$s" ALIVE_INTERVAL=0
+    rm -f "$logdir/one.csv"
+    $pin_client $bin/loadgen echo --addr "127.0.0.1:$port" --pid "$pid" --connections 100 --in-flight 16 \
+      --size 32 --seconds 10 --warmup 2 --label "$s" --csv "$logdir/one.csv" "$@" >&2
+    stop
+    # one.csv: label,connections,in_flight,size,msgs_per_sec,p50_us,p99_us,p999_us,cpu_us_per_msg,errors
+    tail -1 "$logdir/one.csv" | awk -F, -v run="$run" '{print run "," $1 "," $5 "," $6 "," $7 "," $8 "," $9 "," $10}' >>"$out"
+  done
+done
+cat "$out"

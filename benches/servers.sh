@@ -1,0 +1,34 @@
+# Sourced by the bench scripts: starts and stops the servers under test the same way everywhere.
+# Needs $bin (the release binaries), $logdir (for each server's log) and $pin_server (e.g.
+# "taskset -c 0", or empty). Servers: wsdrain (optionally with ENV=VALUE settings), wsdrain-old
+# (the binary in $OLD_WSDRAIN, for a before/after comparison), peer-default, peer-4k.
+
+pids=()
+cleanup_servers() { for p in "${pids[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done; }
+
+# start NAME ENV... : starts a server on a free port; sets $port, $admin (wsdrain) and $pid.
+start() {
+  local name=$1; shift
+  local log="$logdir/$name.log"
+  case $name in
+    wsdrain-old) env RUST_LOG=info BIND=127.0.0.1 ADMIN_BIND=127.0.0.1 PORT=0 ADMIN_PORT=0 "$@" \
+                   $pin_server "${OLD_WSDRAIN:?set OLD_WSDRAIN to the older wsdrain binary}" >"$log" 2>&1 & ;;
+    wsdrain*) env RUST_LOG=info BIND=127.0.0.1 ADMIN_BIND=127.0.0.1 PORT=0 ADMIN_PORT=0 "$@" \
+                $pin_server $bin/wsdrain >"$log" 2>&1 & ;;
+    peer-4k)  $pin_server $bin/peer --port 0 --buffers 4k >"$log" 2>&1 & ;;
+    peer*)    $pin_server $bin/peer --port 0 --buffers default >"$log" 2>&1 & ;;
+  esac
+  pid=$!
+  pids+=("$pid")
+  # wsdrain logs "listening public=127.0.0.1:PORT admin=127.0.0.1:PORT ..."; the peer prints
+  # "listening ADDR".
+  for _ in $(seq 1 200); do
+    port=$(sed -n 's/.*listening \(public=\)\{0,1\}127.0.0.1:\([0-9]*\).*/\2/p' "$log" | head -1)
+    admin=$(sed -n 's/.* admin=127.0.0.1:\([0-9]*\).*/\1/p' "$log" | head -1)
+    [ -n "$port" ] && return
+    sleep 0.05
+  done
+  echo "$name did not start; log:" >&2; cat "$log" >&2; exit 1
+}
+
+stop() { kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
