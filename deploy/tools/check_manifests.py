@@ -26,8 +26,8 @@ import yaml
 # Memory per WebSocket connection, measured (benches/RESULTS.md, issue 3): server RSS per idle
 # WebSocket, kernel slab per socket (server side), kernel TCP buffers per connection.
 # The highest per-connection figures measured (benches/RESULTS.md, 1,000-19,000 idle WebSockets):
-# server RSS 254 B, kernel slab 5,394 B per socket, kernel TCP buffers 315 B.
-BYTES_PER_CONNECTION = 254 + 5394 + 315
+# server RSS 258 B, kernel slab 5,545 B per socket, kernel TCP buffers 315 B.
+BYTES_PER_CONNECTION = 258 + 5545 + 315
 PROCESS_BASE_BYTES = 2 * 1024 * 1024
 GOOGLE_LB_KEEPALIVE_SECONDS = 600
 # MAX_CONNECTION_AGE <= timeoutSec - 2 x CLOSE_TIMEOUT - this (deploy/gke/deployment.yaml): the
