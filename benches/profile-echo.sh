@@ -11,15 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 servers=${1:-wsdrain peer-default peer-4k}
-cargo build --release --locked -p wsdrain -p peer -p loadgen >&2
-bin=target/release
-pin_server="taskset -c 0"
-pin_client="taskset -c 1"
-command -v taskset >/dev/null || { pin_server=""; pin_client=""; }
-logdir=$(mktemp -d)
 # shellcheck source=benches/servers.sh
 . benches/servers.sh
-trap 'cleanup_servers; rm -rf "$logdir"' EXIT
 mkdir -p benches/results
 out=benches/results/profile-echo.csv
 echo "server,msgs_per_sec,user_us_per_msg,kernel_us_per_msg,voluntary_switches_per_1000_msgs,involuntary_switches_per_1000_msgs" >"$out"

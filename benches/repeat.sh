@@ -17,15 +17,8 @@ cd "$(dirname "$0")/.."
 [ $# -ge 3 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
 rounds=$1 out=$2 servers=$3
 shift 3
-cargo build --release --locked -p wsdrain -p peer -p loadgen >&2
-bin=target/release
-pin_server="taskset -c 0"
-pin_client="taskset -c 1"
-command -v taskset >/dev/null || { pin_server=""; pin_client=""; }
-logdir=$(mktemp -d)
 # shellcheck source=benches/servers.sh
 . benches/servers.sh
-trap 'cleanup_servers; rm -rf "$logdir"' EXIT
 
 [ -s "$out" ] || echo "run,server,msgs_per_sec,p50_us,p99_us,p999_us,server_cpu_us_per_msg,errors" >"$out"
 run=$(($(wc -l <"$out") - 1))

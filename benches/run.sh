@@ -22,16 +22,9 @@ else
   idle_counts="1000 10000 19000"; echo_seconds=10; warmup=2; fanout_n=10000; fanout_seconds=10; connect_seconds=5
 fi
 rm -rf "$out" && mkdir -p "$out"
-cargo build --release --locked -p wsdrain -p peer -p loadgen >&2
-bin=target/release
-pin_server="taskset -c 0"
-pin_client="taskset -c 1"
-command -v taskset >/dev/null || { pin_server=""; pin_client=""; }
-
 logdir=$out
 # shellcheck source=benches/servers.sh
 . benches/servers.sh
-trap cleanup_servers EXIT
 
 servers="wsdrain peer-default peer-4k"
 

@@ -1,10 +1,24 @@
-# Sourced by the bench scripts: starts and stops the servers under test the same way everywhere.
-# Needs $bin (the release binaries), $logdir (for each server's log) and $pin_server (e.g.
-# "taskset -c 0", or empty). Servers: wsdrain (optionally with ENV=VALUE settings), wsdrain-old
-# (the binary in $OLD_WSDRAIN, for a before/after comparison), peer-default, peer-4k.
+# Sourced by the bench scripts (from the repository root): builds the release binaries and
+# starts and stops the servers under test the same way everywhere. Servers run on core 0 and the
+# load generator on core 1 ($pin_server, $pin_client) when taskset exists. Each server's log goes
+# to $logdir (a temporary directory, removed at exit, unless the script set one). Servers:
+# wsdrain (optionally with ENV=VALUE settings), wsdrain-old (the binary in $OLD_WSDRAIN, for a
+# before/after comparison), peer-default, peer-4k.
+
+cargo build --release --locked -p wsdrain -p peer -p loadgen >&2
+bin=target/release
+pin_server="taskset -c 0"
+pin_client="taskset -c 1"
+command -v taskset >/dev/null || { pin_server=""; pin_client=""; }
+own_logdir=""
+[ -n "${logdir:-}" ] || { logdir=$(mktemp -d); own_logdir=$logdir; }
 
 pids=()
-cleanup_servers() { for p in "${pids[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done; }
+cleanup_servers() {
+  for p in "${pids[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done
+  [ -z "$own_logdir" ] || rm -rf "$own_logdir"
+}
+trap cleanup_servers EXIT
 
 # start NAME ENV... : starts a server on a free port; sets $port, $admin (wsdrain) and $pid.
 start() {
