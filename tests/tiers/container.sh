@@ -78,6 +78,10 @@ case "$file_out" in
   *stripped*) ;;
   *) echo "FAIL: file does not say stripped"; exit 1 ;;
 esac
+# The loop answers a panic in one connection with 1011 and serves everyone else (src/server.rs,
+# `guarded`): that needs the shipped build to unwind, not abort.
+grep -qx 'export CARGO_PROFILE_RELEASE_PANIC=unwind' deploy/build-static.sh ||
+  { echo "FAIL: deploy/build-static.sh must build with panic = unwind"; exit 1; }
 if readelf -lW "$bin" | grep -q 'INTERP'; then echo "FAIL: has a program interpreter"; exit 1; fi
 if readelf -dW "$bin" | grep -q '(NEEDED)'; then echo "FAIL: needs shared libraries"; exit 1; fi
 if ldd_out="$(ldd "$bin" 2>&1)"; then :; fi
