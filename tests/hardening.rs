@@ -43,6 +43,23 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / hz
 }
 
+/// Saturated, with a steady trickle of clients (`client` runs once per `pace`) for 2 s, the
+/// server must stay under 20 % of a core: a full loop must not spin.
+fn assert_cpu_stays_low(pid: u32, what: &str, pace: Duration, mut client: impl FnMut()) {
+    let before = cpu_seconds(pid);
+    let window = Instant::now();
+    while window.elapsed() < Duration::from_secs(2) {
+        client();
+        std::thread::sleep(pace); // the clients' pace, not a wait for an event
+    }
+    let cpu = (cpu_seconds(pid) - before) / window.elapsed().as_secs_f64();
+    assert!(
+        cpu < 0.2,
+        "server used {:.0}% of a core while {what}",
+        cpu * 100.0
+    );
+}
+
 fn echo_once(addr: std::net::SocketAddr) -> Duration {
     let started = Instant::now();
     let mut ws = ws_client(addr);
@@ -193,24 +210,15 @@ fn more_clients_than_descriptors_get_503_or_a_close_and_cpu_stays_low() {
         held.len()
     );
     server.wait_log("out of file descriptors", WAIT);
-    // Saturated: the loop must not spin.
-    let cpu_before = cpu_seconds(server.pid());
-    let window = Instant::now();
-    while window.elapsed() < Duration::from_secs(2) {
-        if let Ok(mut s) = TcpStream::connect(server.public) {
+    let public = server.public;
+    assert_cpu_stays_low(server.pid(), "saturated", Duration::from_millis(50), || {
+        if let Ok(mut s) = TcpStream::connect(public) {
             let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
             s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
             let mut buf = [0u8; 64];
             let _ = s.read(&mut buf);
         }
-        std::thread::sleep(Duration::from_millis(50)); // a steady trickle of clients
-    }
-    let cpu = (cpu_seconds(server.pid()) - cpu_before) / window.elapsed().as_secs_f64();
-    assert!(
-        cpu < 0.2,
-        "server used {:.0}% of a core while saturated",
-        cpu * 100.0
-    );
+    });
     // Probes on the admin port may also be refused while descriptors are exhausted; once
     // clients leave, service resumes.
     drop(held);
@@ -251,23 +259,14 @@ fn a_flood_past_max_connections_gets_503_at_once_and_cpu_stays_low() {
         }
     }
     assert!(burst_started.elapsed() < Duration::from_secs(5));
-    // Saturated, with a steady trickle of clients: the loop must not spin.
-    let cpu_before = cpu_seconds(server.pid());
-    let window = Instant::now();
-    while window.elapsed() < Duration::from_secs(2) {
-        let mut s = TcpStream::connect(server.public).unwrap();
+    let public = server.public;
+    assert_cpu_stays_low(server.pid(), "full", Duration::from_millis(10), || {
+        let mut s = TcpStream::connect(public).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let mut answer = Vec::new();
         s.read_to_end(&mut answer).unwrap();
         assert!(answer.starts_with(b"HTTP/1.1 503 "), "{answer:?}");
-        std::thread::sleep(Duration::from_millis(10)); // the clients' pace
-    }
-    let cpu = (cpu_seconds(server.pid()) - cpu_before) / window.elapsed().as_secs_f64();
-    assert!(
-        cpu < 0.2,
-        "server used {:.0}% of a core while full",
-        cpu * 100.0
-    );
+    });
     // Places free up: new clients are served again.
     drop(held);
     common::eventually(WAIT, "serving resumes", || {
