@@ -10,6 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::connection::LINGER;
+
 /// One setting: its environment name, flag, default and help text.
 #[derive(Debug, Clone, Copy)]
 pub struct Setting {
@@ -299,13 +301,17 @@ pub fn help_text() -> String {
             s.flag, s.env, default, s.help
         ));
     }
-    out.push_str(
+    out.push_str(&format!(
         "  --echo                     same as --echo-mode echo\n  \
          --help, --version\n\n\
          Budget rule (checked when TERMINATION_GRACE_PERIOD is set):\n  \
-         PRESTOP_DELAY + DRAIN_WINDOW + CLOSE_TIMEOUT + 2s <= TERMINATION_GRACE_PERIOD\n\n\
+         PRESTOP_DELAY + DRAIN_WINDOW + CLOSE_TIMEOUT + {}s <= TERMINATION_GRACE_PERIOD\n  \
+         ({}s for the lingering close after the last close handshake, {}s of margin)\n\n\
          Exit codes: 0 after a clean stop, 1 on a runtime failure (e.g. a port in use), 2 on a bad setting.\n",
-    );
+        (LINGER + GRACE_MARGIN).as_secs(),
+        LINGER.as_secs(),
+        GRACE_MARGIN.as_secs(),
+    ));
     out
 }
 
@@ -515,11 +521,12 @@ impl Config {
             if needed > grace {
                 return err(format!(
                     "TERMINATION_GRACE_PERIOD: {}s is too short: PRESTOP_DELAY {}s + DRAIN_WINDOW {}s + \
-                     CLOSE_TIMEOUT {}s + margin {}s = {}s must fit in it",
+                     CLOSE_TIMEOUT {}s + linger {}s + margin {}s = {}s must fit in it",
                     secs(grace),
                     secs(self.prestop_delay),
                     secs(self.drain_window),
                     secs(self.close_timeout),
+                    secs(LINGER),
                     secs(GRACE_MARGIN),
                     secs(needed)
                 ));
@@ -528,9 +535,18 @@ impl Config {
         Ok(())
     }
 
-    /// PRESTOP_DELAY + DRAIN_WINDOW + CLOSE_TIMEOUT: from the start of preStop to the last close.
+    /// PRESTOP_DELAY + DRAIN_WINDOW + CLOSE_TIMEOUT + LINGER: from the start of preStop to the
+    /// moment the last connection is gone.
     pub fn drain_budget(&self) -> Duration {
-        self.prestop_delay + self.drain_window + self.close_timeout
+        self.prestop_delay + self.drain_deadline()
+    }
+
+    /// DRAIN_WINDOW + CLOSE_TIMEOUT + LINGER: from the signal to the exit at the latest. The last
+    /// WebSocket gets its close frame at the end of the window, its client has `CLOSE_TIMEOUT` to
+    /// answer, and the server then lingers up to [`LINGER`] for the client's EOF so the client
+    /// reads the whole close handshake instead of a reset.
+    pub fn drain_deadline(&self) -> Duration {
+        self.drain_window + self.close_timeout + LINGER
     }
 }
 
@@ -752,18 +768,19 @@ mod tests {
 
     #[test]
     fn budget_rule() {
-        // 15 + 10 + 5 + 2 = 32 s.
-        let c = config(&[], &[("TERMINATION_GRACE_PERIOD", "32")]);
-        assert_eq!(c.termination_grace_period, Some(Duration::from_secs(32)));
-        let message = error(&[], &[("TERMINATION_GRACE_PERIOD", "31s")]);
+        // 15 + 10 + 5 + 2 (linger) + 2 (margin) = 34 s.
+        let c = config(&[], &[("TERMINATION_GRACE_PERIOD", "34")]);
+        assert_eq!(c.termination_grace_period, Some(Duration::from_secs(34)));
+        let message = error(&[], &[("TERMINATION_GRACE_PERIOD", "33s")]);
         assert!(
-            message.contains("TERMINATION_GRACE_PERIOD: 31s is too short"),
+            message.contains("TERMINATION_GRACE_PERIOD: 33s is too short"),
             "{message}"
         );
-        assert!(message.contains("= 32s"), "{message}");
+        assert!(message.contains("linger 2s"), "{message}");
+        assert!(message.contains("= 34s"), "{message}");
         config(
             &["--prestop-delay", "1s"],
-            &[("TERMINATION_GRACE_PERIOD", "18")],
+            &[("TERMINATION_GRACE_PERIOD", "20")],
         );
     }
 

@@ -1,6 +1,9 @@
-//! One client connection as a state machine. The loop calls [`Connection::on_ready`] when the
-//! socket is readable or writable and [`Connection::on_timeout`] when its deadline passes; both
-//! return whether to keep it.
+//! One client connection as a sans-IO state machine: it never touches a socket or a clock.
+//! The loop feeds it what happened (bytes read, end of input, bytes written, "now", a deadline
+//! passed) and asks it what it needs next ([`Connection::next_io`]: read, wait, shut down the
+//! write side, close), what to send ([`Connection::output`]) and when to wake it
+//! ([`Connection::next_deadline`]). The same code therefore runs over real sockets in the server
+//! and over simulated ones in `tests/simulation.rs`.
 //!
 //! ```text
 //! accept ─▶ Http ─(GET /prestop)─▶ AwaitPreStop ─(deadline)─▶ Http
@@ -8,12 +11,11 @@
 //!            ╰─(answer that closes: error, Connection: close, draining)───┴─▶ Lingering ─(EOF, deadline)─▶ gone
 //! ```
 //!
-//! Reading: bytes are read into the loop's scratch buffer and requests (or WebSocket frames) are
-//! parsed from there; only the bytes of an incomplete head or frame are copied into the
-//! connection, so an idle connection holds no buffer. At most [`READS_PER_EVENT`] reads are done
-//! per event, so one busy client cannot starve the others; the loop comes back to it. The socket is registered once for both directions (edge-triggered), so no
-//! `epoll_ctl` is needed while it lives: the connection remembers when it stopped reading
-//! (output above the high-water mark, waiting for the preStop answer) and resumes by itself.
+//! Reading: the loop reads into its scratch buffer and hands the bytes to
+//! [`Connection::on_bytes`], which parses requests (or WebSocket frames) straight from there;
+//! only the bytes of an incomplete head or frame are copied into the connection, so an idle
+//! connection holds no buffer. The connection stops asking for input while its output is above
+//! the high-water mark or a `/prestop` answer is pending, and asks again by itself.
 //!
 //! Deadlines: a request head must be complete within `HEADER_TIMEOUT` of accept, or of its first
 //! byte on a kept-alive connection (progress does not extend it); a kept-alive connection is
@@ -21,11 +23,7 @@
 //! dropped after `IDLE_TIMEOUT` without write progress. A WebSocket client whose output stays
 //! above the high-water mark without write progress for `PONG_TIMEOUT` is closed with 1008.
 
-use std::io::{self, Read};
-use std::net::Shutdown;
 use std::time::Duration;
-
-use mio::net::TcpStream;
 
 use crate::context::Context;
 use crate::http::{self, HttpError, Method, Parsed, Response};
@@ -33,14 +31,12 @@ use crate::lifecycle::Phase;
 use crate::metrics::Side;
 use crate::outbuf::OutQueue;
 use crate::routes::{self, Action};
-use crate::timers::{Deadline, Millis, NEVER, after};
+use crate::timers::{Millis, NEVER, after};
 use crate::websocket::{Flow, Session};
 
 /// Stop serving pipelined requests or WebSocket frames (and reading) while this much output is
 /// queued (or half of `MAX_OUTPUT_BYTES`, if smaller).
 pub const OUTPUT_HIGH_WATER_BYTES: usize = 64 * 1024;
-/// Reads per readiness event before the loop moves on to other connections.
-pub const READS_PER_EVENT: usize = 16;
 /// After an answer that closes, how long to read and discard what the client still sends, so
 /// it reads our answer instead of a reset.
 pub const LINGER: Duration = Duration::from_secs(2);
@@ -52,8 +48,52 @@ pub const LINGER_MAX_BYTES: usize = 64 * 1024;
 pub enum Verdict {
     /// Keep it; its deadline may have changed.
     Keep,
-    /// Close and forget it.
+    /// Close it: the loop makes one last attempt to send what is queued (a close frame, an
+    /// error answer), then forgets it.
     Close,
+}
+
+/// What the connection needs from its socket next, once its queued output has been written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextIo {
+    /// It served buffered input: write the output, then ask again.
+    Continue,
+    /// Read: it can take more input now.
+    Read,
+    /// Not reading for now (output above the high-water mark, a `/prestop` answer pending, a
+    /// close frame waiting to be flushed): the socket may fill without the loop looking. The
+    /// loop runs the connection again on a writable event or its deadline.
+    Paused,
+    /// The client has shut down its sending side: nothing more will be read; the connection
+    /// stays for its output or its pending `/prestop` answer.
+    InputClosed,
+    /// Every answer is written and the connection ends: shut down our sending side, then call
+    /// [`Connection::on_write_shut`].
+    ShutdownWrite,
+    /// Drop the connection.
+    Close,
+}
+
+/// What kind of connection this is, for the loop's open-connection counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Speaking HTTP on the public port.
+    Http,
+    /// Upgraded to WebSocket on the public port (until it is gone, closing handshake and
+    /// lingering included).
+    WebSocket,
+    /// On the admin port.
+    Admin,
+}
+
+/// How an HTTP answer that waits (`/prestop`) will be sent.
+#[derive(Debug, Clone, Copy)]
+struct PendingAnswer {
+    /// When it is due: always a finite time.
+    at: Millis,
+    head_only: bool,
+    keep_alive: bool,
+    http10: bool,
 }
 
 #[derive(Debug)]
@@ -62,28 +102,25 @@ enum State {
     /// head started (accept, or its first byte); `None` while idle between requests.
     Http { head_started: Option<Millis> },
     /// A `GET /prestop` waits for the preStop deadline; later requests wait behind it.
-    AwaitPreStop {
-        head_only: bool,
-        keep_alive: bool,
-        http10: bool,
-    },
+    AwaitPreStop(PendingAnswer),
     /// Upgraded: speaking WebSocket.
     WebSocket(Session),
     /// Our side is shut down; reading and discarding until EOF or the deadline.
-    Lingering { until: Millis, discarded: usize },
+    Lingering {
+        until: Millis,
+        discarded: usize,
+        upgraded: bool,
+    },
 }
 
-/// A client connection.
+/// A client connection, without its socket.
 #[derive(Debug)]
 pub struct Connection {
-    stream: TcpStream,
-    /// Distinguishes this connection from earlier ones in the same slab slot.
-    pub generation: u32,
-    /// The listener it came from.
-    pub side: Side,
-    /// Its place in the loop's timer heap.
-    pub deadline: Deadline,
+    /// A number for the logs (the loop's generation counter).
+    id: u32,
     state: State,
+    /// The listener it came from.
+    side: Side,
     /// Bytes read but not yet consumed (an incomplete head, or requests waiting behind output).
     input: Vec<u8>,
     /// `input` may hold complete requests not yet served.
@@ -92,60 +129,79 @@ pub struct Connection {
     /// An answer that closes the connection is queued.
     close_after_flush: bool,
     /// The client shut down its sending side.
-    read_closed: bool,
+    input_closed: bool,
     /// Last request completed or write progress.
     last_active: Millis,
-    /// The read budget ran out with input possibly left in the socket: run again soon.
-    rerun: bool,
-    /// Upgraded to WebSocket at some point.
-    upgraded: bool,
-    /// The socket may hold bytes that no pending readiness event will report (reading stopped
-    /// for back-pressure, the read budget, or the preStop wait).
-    unread: bool,
-}
-
-/// Why the loop runs a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wake {
-    /// A readiness event; `peer_closed` when it reported the peer's shutdown or an error.
-    Event {
-        /// The event said the peer shut down (or the socket failed).
-        peer_closed: bool,
-    },
-    /// No event: a deadline, or the loop coming back after the read budget.
-    Internal,
-    /// Look again, reading until `WouldBlock` (the drain: a request may have arrived whose
-    /// event the loop has not handled yet; it must be answered, not dropped as "idle").
-    Recheck,
 }
 
 impl Connection {
     /// A freshly accepted connection.
-    pub fn new(stream: TcpStream, side: Side, generation: u32, now: Millis) -> Self {
+    pub fn new(id: u32, side: Side, now: Millis) -> Self {
         Connection {
-            stream,
-            generation,
-            side,
-            deadline: Deadline::none(),
+            id,
             state: State::Http {
                 head_started: Some(now),
             },
+            side,
             input: Vec::new(),
             input_ready: false,
             output: OutQueue::new(),
             close_after_flush: false,
-            read_closed: false,
+            input_closed: false,
             last_active: now,
-            rerun: false,
-            upgraded: false,
-            unread: true,
         }
     }
 
-    /// Whether this connection was upgraded to WebSocket (and is counted as one until it is
-    /// gone, closing handshake and lingering included).
-    pub fn is_websocket(&self) -> bool {
-        self.upgraded
+    /// What it counts as.
+    pub fn kind(&self) -> Kind {
+        match (self.side, &self.state) {
+            (Side::Admin, _) => Kind::Admin,
+            (_, State::WebSocket(_)) | (_, State::Lingering { upgraded: true, .. }) => {
+                Kind::WebSocket
+            }
+            _ => Kind::Http,
+        }
+    }
+
+    /// The output waiting for the socket; the loop writes from it and reports with
+    /// [`Connection::on_written`].
+    pub fn output(&mut self) -> &mut OutQueue {
+        &mut self.output
+    }
+
+    /// Bytes of output waiting.
+    pub fn output_len(&self) -> usize {
+        self.output.len()
+    }
+
+    /// Bytes held for this connection: input not yet consumed, output not yet written, and an
+    /// unfinished WebSocket message.
+    pub fn buffered_bytes(&self) -> usize {
+        let fragments = match &self.state {
+            State::WebSocket(session) => session.buffered_bytes(),
+            _ => 0,
+        };
+        self.input.len() + self.output.len() + fragments
+    }
+
+    /// When a waiting `/prestop` is answered, if one waits.
+    pub fn prestop_answer_at(&self) -> Option<Millis> {
+        match self.state {
+            State::AwaitPreStop(answer) => Some(answer.at),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a WebSocket whose close frame has not been sent yet.
+    pub fn is_open_websocket(&self) -> bool {
+        matches!(&self.state, State::WebSocket(session) if !session.closing())
+    }
+
+    /// The kernel took `n` bytes of the output.
+    pub fn on_written(&mut self, n: usize, now: Millis) {
+        if n > 0 {
+            self.last_active = now;
+        }
     }
 
     /// Schedules the drain's close of a WebSocket; false for other connections.
@@ -159,23 +215,25 @@ impl Connection {
         }
     }
 
-    /// Stopping now (a second signal): queues a close frame on a WebSocket and tries once to
-    /// send what is queued, so clients see 1012 rather than a dropped connection.
+    /// The drain has begun: a waiting `/prestop` is answered now (the kubelet only signals after
+    /// preStop returned, so nobody is waiting for the rest of the delay).
+    pub fn on_drain_begins(&mut self, now: Millis) {
+        if let State::AwaitPreStop(answer) = &mut self.state {
+            answer.at = answer.at.min(now);
+        }
+    }
+
+    /// Stopping now (a second signal): queues a close frame on a WebSocket, so clients see 1012
+    /// rather than a dropped connection.
     pub fn close_now(&mut self, ctx: &mut Context) {
         if let State::WebSocket(session) = &mut self.state {
             session.start_close(
                 tungstenite::protocol::frame::coding::CloseCode::Restart,
                 "server stopping now; reconnect",
                 &mut self.output,
-                ctx,
+                &mut ctx.session(),
             );
         }
-        let _ = self.flush(ctx);
-    }
-
-    /// Whether the loop must run this connection again without waiting for an event.
-    pub fn take_rerun(&mut self) -> bool {
-        std::mem::take(&mut self.rerun)
     }
 
     /// When this connection next needs the loop's attention.
@@ -183,14 +241,14 @@ impl Connection {
         let config = &ctx.config;
         match self.state {
             State::Lingering { until, .. } => until,
-            State::AwaitPreStop { .. } => ctx.lifecycle.prestop_answer_at().unwrap_or(NEVER),
+            State::AwaitPreStop(answer) => answer.at,
             State::WebSocket(ref session) => {
                 let stalled = if self.output.len() >= high_water(config) {
                     after(self.last_active, config.pong_timeout)
                 } else {
                     NEVER
                 };
-                session.next_deadline(ctx).min(stalled)
+                session.next_deadline(config).min(stalled)
             }
             State::Http { head_started } => match head_started {
                 Some(start) if self.output.is_empty() => after(start, config.header_timeout),
@@ -199,128 +257,86 @@ impl Connection {
         }
     }
 
-    /// The socket is ready (or the loop asks the connection to re-examine itself): write what
-    /// is queued, process what is buffered, read until the socket would block.
-    ///
-    /// Reads are spared where readiness is known. After an event that did not report the
-    /// peer's shutdown, a read that returns less than the buffer holds means the socket is empty
-    /// for now: the read that would only say `WouldBlock` is skipped (with edge-triggered
-    /// readiness, data or a FIN arriving later raises a new event). Without an event (a timer,
-    /// the drain), the socket is read only if an earlier call left bytes in it unread.
-    pub fn on_ready(&mut self, ctx: &mut Context, scratch: &mut [u8], wake: Wake) -> Verdict {
-        let mut reads = 0;
-        let trust_short_read = wake == Wake::Event { peer_closed: false };
-        let mut drained = wake == Wake::Internal && !self.unread;
-        loop {
-            if !self.output.is_empty() && self.flush(ctx).is_err() {
-                return Verdict::Close;
+    /// What the connection needs next. It serves buffered requests or frames one batch per
+    /// call ([`NextIo::Continue`]), so the loop writes [`Connection::output`] between batches.
+    pub fn next_io(&mut self, ctx: &mut Context) -> NextIo {
+        if self.close_after_flush
+            && self.output.is_empty()
+            && !matches!(self.state, State::Lingering { .. })
+        {
+            return if self.input_closed {
+                NextIo::Close
+            } else {
+                NextIo::ShutdownWrite
+            };
+        }
+        if self.input_ready && self.can_process(ctx) {
+            let mut buffered = std::mem::take(&mut self.input);
+            let processed = self.process(&mut buffered, ctx);
+            if processed.verdict == Verdict::Close {
+                return NextIo::Close;
             }
-            if self.close_after_flush
-                && self.output.is_empty()
-                && !matches!(self.state, State::Lingering { .. })
-                && self.start_lingering(ctx) == Verdict::Close
-            {
-                return Verdict::Close;
-            }
-            if self.input_ready && self.can_process(ctx) {
-                let mut buffered = std::mem::take(&mut self.input);
-                let (used, partial, verdict) = self.process(&mut buffered, ctx);
-                if verdict == Verdict::Close {
-                    return Verdict::Close;
-                }
-                buffered.drain(..used);
-                self.keep_input(buffered, partial);
-                continue;
-            }
-            if self.read_closed {
-                let waiting = matches!(self.state, State::AwaitPreStop { .. });
-                return if self.output.is_empty() && !waiting {
-                    Verdict::Close
-                } else {
-                    Verdict::Keep
-                };
-            }
-            if !self.wants_read(ctx) {
-                self.unread = true;
-                return Verdict::Keep;
-            }
-            if drained {
-                self.unread = false;
-                return self.socket_empty(ctx);
-            }
-            if reads == READS_PER_EVENT {
-                self.rerun = true;
-                self.unread = true;
-                return Verdict::Keep;
-            }
-            reads += 1;
-            match self.stream.read(scratch) {
-                Ok(0) => {
-                    self.read_closed = true;
-                    if matches!(self.state, State::Lingering { .. }) {
-                        return Verdict::Close;
-                    }
-                }
-                Ok(n) => {
-                    ctx.metrics.bytes_in += n as u64;
-                    drained = trust_short_read && n < scratch.len();
-                    if self.on_bytes(&mut scratch[..n], ctx) == Verdict::Close {
-                        return Verdict::Close;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.unread = false;
-                    return self.socket_empty(ctx);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    log::debug!("conn #{}: read failed: {e}", self.generation);
-                    return Verdict::Close;
-                }
-            }
+            buffered.drain(..processed.used);
+            self.keep_input(buffered, processed.incomplete);
+            return NextIo::Continue;
+        }
+        if self.input_closed {
+            let waiting = matches!(self.state, State::AwaitPreStop(_));
+            return if self.output.is_empty() && !waiting {
+                NextIo::Close
+            } else {
+                NextIo::InputClosed
+            };
+        }
+        if self.wants_input(ctx) {
+            NextIo::Read
+        } else {
+            NextIo::Paused
         }
     }
 
-    /// Nothing more to read for now.
-    fn socket_empty(&self, ctx: &Context) -> Verdict {
-        if self.idle_while_draining(ctx) {
-            log::debug!(
-                "conn #{}: closing idle connection for drain",
-                self.generation
-            );
+    /// Our sending side is shut down (after [`NextIo::ShutdownWrite`]): linger, reading and
+    /// discarding, so a client still sending gets our answer rather than a reset.
+    pub fn on_write_shut(&mut self, now: Millis) {
+        let upgraded = self.kind() == Kind::WebSocket;
+        self.input = Vec::new();
+        self.input_ready = false;
+        self.state = State::Lingering {
+            until: after(now, LINGER),
+            discarded: 0,
+            upgraded,
+        };
+    }
+
+    /// The client shut down its sending side (a read returned 0).
+    pub fn on_input_closed(&mut self) -> Verdict {
+        self.input_closed = true;
+        if matches!(self.state, State::Lingering { .. }) {
             return Verdict::Close;
         }
         Verdict::Keep
     }
 
-    /// Writes what the kernel takes.
-    fn flush(&mut self, ctx: &mut Context) -> io::Result<()> {
-        match self.output.write_to(&mut self.stream) {
-            Ok(n) => {
-                ctx.metrics.bytes_out += n as u64;
-                if n > 0 {
-                    self.last_active = ctx.now;
-                }
-                Ok(())
-            }
-            Err(e) => {
-                log::debug!("conn #{}: write failed: {e}", self.generation);
-                Err(e)
-            }
+    /// The socket had nothing more to read for now.
+    pub fn on_input_drained(&self, ctx: &Context) -> Verdict {
+        if self.side == Side::Public && ctx.lifecycle.phase() == Phase::Draining && self.is_idle() {
+            log::debug!("conn #{}: closing idle connection for drain", self.id);
+            return Verdict::Close;
         }
+        Verdict::Keep
     }
 
-    /// After a panic while handling this connection (a bug): tell the client what it can,
-    /// 1011 on a WebSocket or 500 over HTTP, then drop the connection.
+    /// After a panic while handling this connection (a bug): queue what the client can be
+    /// told, 1011 on a WebSocket or 500 over HTTP; the loop then drops the connection.
     pub fn internal_error(&mut self, ctx: &mut Context) -> Verdict {
         match &mut self.state {
             State::WebSocket(session) => session.start_close(
                 tungstenite::protocol::frame::coding::CloseCode::Error,
                 "internal error",
                 &mut self.output,
-                ctx,
+                &mut ctx.session(),
             ),
-            State::Http { .. } | State::AwaitPreStop { .. } => {
+            State::Http { .. } | State::AwaitPreStop(_) => {
                 let e = http::HttpError {
                     status: 500,
                     reason: "internal error",
@@ -329,17 +345,11 @@ impl Connection {
             }
             State::Lingering { .. } => {}
         }
-        self.abandon(ctx)
-    }
-
-    /// Gives up on the connection after one last attempt to send what is queued (a close frame).
-    fn abandon(&mut self, ctx: &mut Context) -> Verdict {
-        let _ = self.flush(ctx);
         Verdict::Close
     }
 
     /// The connection's deadline has passed.
-    pub fn on_timeout(&mut self, ctx: &mut Context, scratch: &mut [u8]) -> Verdict {
+    pub fn on_timeout(&mut self, ctx: &mut Context) -> Verdict {
         let now = ctx.now;
         let config = &ctx.config;
         match self.state {
@@ -348,60 +358,47 @@ impl Connection {
                 if self.output.len() >= high_water(config)
                     && now >= after(self.last_active, config.pong_timeout)
                 {
-                    log::debug!(
-                        "conn #{}: client stopped reading its WebSocket",
-                        self.generation
-                    );
+                    log::debug!("conn #{}: client stopped reading its WebSocket", self.id);
                     session.start_close(
                         tungstenite::protocol::frame::coding::CloseCode::Policy,
                         "not reading",
                         &mut self.output,
-                        ctx,
+                        &mut ctx.session(),
                     );
-                    return self.abandon(ctx);
+                    return Verdict::Close;
                 }
-                match session.on_timeout(&mut self.output, ctx) {
+                match session.on_timeout(&mut self.output, &mut ctx.session()) {
                     Flow::Open => {}
                     Flow::Finish => self.close_after_flush = true,
-                    Flow::Drop => return self.abandon(ctx),
+                    Flow::Drop => return Verdict::Close,
                 }
             }
-            State::AwaitPreStop {
-                head_only,
-                keep_alive,
-                http10,
-            } => {
-                if ctx
-                    .lifecycle
-                    .prestop_answer_at()
-                    .is_some_and(|at| at <= now)
-                {
+            State::AwaitPreStop(answer) => {
+                if answer.at <= now {
                     self.state = State::Http {
                         head_started: (!self.input.is_empty()).then_some(now),
                     };
-                    let response = routes::prestop_done(ctx).keep_alive(keep_alive, http10);
-                    self.respond(response, head_only, ctx);
+                    let response =
+                        routes::prestop_done(ctx).keep_alive(answer.keep_alive, answer.http10);
+                    self.respond(response, answer.head_only, ctx);
                     self.input_ready = !self.input.is_empty();
                 }
             }
             State::Http { head_started } => {
                 if !self.output.is_empty() {
                     if now >= after(self.last_active, config.idle_timeout) {
-                        log::debug!("conn #{}: client stopped reading; closing", self.generation);
+                        log::debug!("conn #{}: client stopped reading; closing", self.id);
                         return Verdict::Close;
                     }
                 } else if let Some(start) = head_started {
                     if now >= after(start, config.header_timeout) {
                         if self.input.is_empty() {
-                            log::debug!(
-                                "conn #{}: no request within the header timeout",
-                                self.generation
-                            );
+                            log::debug!("conn #{}: no request within the header timeout", self.id);
                             return Verdict::Close;
                         }
                         log::debug!(
                             "conn #{}: request head incomplete at the header timeout",
-                            self.generation
+                            self.id
                         );
                         self.input = Vec::new();
                         self.respond(
@@ -414,12 +411,12 @@ impl Connection {
                         );
                     }
                 } else if now >= after(self.last_active, config.idle_timeout) {
-                    log::debug!("conn #{}: keep-alive idle timeout", self.generation);
+                    log::debug!("conn #{}: keep-alive idle timeout", self.id);
                     return Verdict::Close;
                 }
             }
         }
-        self.on_ready(ctx, scratch, Wake::Internal)
+        Verdict::Keep
     }
 
     /// Whether this connection is between requests with nothing in flight.
@@ -430,10 +427,6 @@ impl Connection {
             && !self.close_after_flush
     }
 
-    fn idle_while_draining(&self, ctx: &Context) -> bool {
-        self.side == Side::Public && ctx.lifecycle.phase() == Phase::Draining && self.is_idle()
-    }
-
     /// Whether buffered input may be processed now: in a state that reads requests or frames,
     /// not closing, and with room in the output queue.
     fn can_process(&self, ctx: &Context) -> bool {
@@ -442,41 +435,48 @@ impl Connection {
             && self.output.len() < high_water(&ctx.config)
     }
 
-    fn wants_read(&self, ctx: &Context) -> bool {
+    /// Whether the connection can take more input now.
+    pub fn wants_input(&self, ctx: &Context) -> bool {
         match self.state {
+            _ if self.input_closed => false,
             State::Http { .. } | State::WebSocket(_) => self.can_process(ctx),
-            State::AwaitPreStop { .. } => false,
+            State::AwaitPreStop(_) => false,
             State::Lingering { .. } => true,
         }
     }
 
-    /// Processes `buf` according to the state. Returns the bytes consumed, whether the rest is
-    /// an incomplete head or frame (nothing to do until more arrives), and whether to drop the
-    /// connection.
-    fn process(&mut self, buf: &mut [u8], ctx: &mut Context) -> (usize, bool, Verdict) {
+    /// Processes `buf` according to the state.
+    fn process(&mut self, buf: &mut [u8], ctx: &mut Context) -> Processed {
         match &mut self.state {
-            State::Http { .. } => {
-                let (used, partial) = self.serve(buf, ctx);
-                (used, partial, Verdict::Keep)
-            }
+            State::Http { .. } => self.serve(buf, ctx),
             State::WebSocket(session) => {
                 let high_water = high_water(&ctx.config);
-                let (used, flow) = session.on_input(buf, &mut self.output, high_water, ctx);
+                let (used, flow) =
+                    session.on_input(buf, &mut self.output, high_water, &mut ctx.session());
                 match flow {
-                    Flow::Open => (used, self.output.len() < high_water, Verdict::Keep),
+                    Flow::Open => Processed {
+                        used,
+                        incomplete: self.output.len() < high_water,
+                        verdict: Verdict::Keep,
+                    },
                     Flow::Finish => {
                         self.close_after_flush = true;
-                        (used, false, Verdict::Keep)
+                        Processed::keep(used, false)
                     }
-                    Flow::Drop => (used, false, self.abandon(ctx)),
+                    Flow::Drop => Processed {
+                        used,
+                        incomplete: false,
+                        verdict: Verdict::Close,
+                    },
                 }
             }
-            State::AwaitPreStop { .. } | State::Lingering { .. } => (0, false, Verdict::Keep),
+            State::AwaitPreStop(_) | State::Lingering { .. } => Processed::keep(0, false),
         }
     }
 
-    /// New bytes from the socket (in the loop's scratch buffer).
-    fn on_bytes(&mut self, data: &mut [u8], ctx: &mut Context) -> Verdict {
+    /// Bytes read from the socket (in the loop's scratch buffer, which they may be changed in:
+    /// WebSocket payloads are unmasked in place).
+    pub fn on_bytes(&mut self, data: &mut [u8], ctx: &mut Context) -> Verdict {
         match &mut self.state {
             State::Lingering { discarded, .. } => {
                 *discarded += data.len();
@@ -488,50 +488,45 @@ impl Connection {
             State::Http { head_started } => {
                 head_started.get_or_insert(ctx.now);
             }
-            State::WebSocket(_) | State::AwaitPreStop { .. } => {}
+            State::WebSocket(_) | State::AwaitPreStop(_) => {}
         }
         if self.input.is_empty() && !self.input_ready && self.can_process(ctx) {
             // The common case: whole requests or frames straight from the scratch buffer.
-            let (used, partial, verdict) = self.process(data, ctx);
-            if verdict == Verdict::Keep {
-                self.keep_input(data[used..].to_vec(), partial);
+            let processed = self.process(data, ctx);
+            if processed.verdict == Verdict::Keep {
+                self.keep_input(data[processed.used..].to_vec(), processed.incomplete);
             }
-            return verdict;
+            return processed.verdict;
         }
         self.input.extend_from_slice(data);
         self.input_ready = true;
         Verdict::Keep
     }
 
-    /// Keeps unconsumed bytes; `partial` means they are an incomplete head (nothing to serve
-    /// until more arrives).
-    fn keep_input(&mut self, rest: Vec<u8>, partial: bool) {
-        self.input_ready = !rest.is_empty() && !partial;
+    /// Keeps unconsumed bytes; `incomplete` means they are an incomplete head or frame (nothing
+    /// to serve until more arrives).
+    fn keep_input(&mut self, rest: Vec<u8>, incomplete: bool) {
+        self.input_ready = !rest.is_empty() && !incomplete;
         // An empty Vec::new() holds no allocation: idle connections keep no buffer.
         self.input = if rest.is_empty() { Vec::new() } else { rest };
     }
 
     /// Serves the complete requests at the start of `buf`, in order, while answers may be
-    /// queued. Returns the bytes consumed and whether it stopped at an incomplete head.
-    fn serve(&mut self, buf: &[u8], ctx: &mut Context) -> (usize, bool) {
+    /// queued.
+    fn serve(&mut self, buf: &[u8], ctx: &mut Context) -> Processed {
         let mut used = 0;
         while matches!(self.state, State::Http { .. }) && self.can_process(ctx) {
             let rest = &buf[used..];
             if rest.is_empty() {
-                return (used, true);
+                return Processed::keep(used, true);
             }
             let mut storage = [httparse::EMPTY_HEADER; http::MAX_HEADERS];
             match http::parse(rest, &mut storage, ctx.config.max_header_bytes) {
-                Parsed::Partial => return (used, true),
+                Parsed::Partial => return Processed::keep(used, true),
                 Parsed::Invalid(e) => {
-                    log::debug!(
-                        "conn #{}: bad request: {} {}",
-                        self.generation,
-                        e.status,
-                        e.reason
-                    );
+                    log::debug!("conn #{}: bad request: {} {}", self.id, e.status, e.reason);
                     self.respond(Response::error(e), false, ctx);
-                    return (buf.len(), false);
+                    return Processed::keep(buf.len(), false);
                 }
                 Parsed::Complete(head, len) => {
                     used += len;
@@ -543,7 +538,7 @@ impl Connection {
                 }
             }
         }
-        (used, false)
+        Processed::keep(used, false)
     }
 
     fn on_request(&mut self, head: &http::Head<'_>, ctx: &mut Context) {
@@ -551,37 +546,32 @@ impl Connection {
         let draining = ctx.lifecycle.phase() == Phase::Draining && self.side == Side::Public;
         let keep_alive = head.keep_alive && !draining;
         let http10 = head.version == 0;
-        ctx.inject_fault(head.path.as_bytes());
+        ctx.fault.check(head.path.as_bytes());
         match routes::handle(head, self.side, ctx) {
             Action::Respond(response) => {
                 let response = response.keep_alive(keep_alive, http10);
                 log::debug!(
                     "conn #{}: {} {} -> {}",
-                    self.generation,
+                    self.id,
                     head.method_name,
                     head.path,
                     response.status
                 );
                 self.respond(response, head_only, ctx);
             }
-            Action::AwaitPreStop => {
-                log::debug!(
-                    "conn #{}: GET /prestop waits for the deadline",
-                    self.generation
-                );
-                self.state = State::AwaitPreStop {
+            Action::AwaitPreStop { answer_at } => {
+                log::debug!("conn #{}: GET /prestop waits for the deadline", self.id);
+                self.state = State::AwaitPreStop(PendingAnswer {
+                    at: answer_at,
                     head_only,
                     keep_alive,
                     http10,
-                };
+                });
             }
             Action::Upgrade(switching) => {
-                log::debug!("conn #{}: upgraded to WebSocket", self.generation);
+                log::debug!("conn #{}: upgraded to WebSocket", self.id);
                 self.respond(switching, false, ctx);
-                self.state = State::WebSocket(Session::new(ctx));
-                self.upgraded = true;
-                ctx.open.http -= 1;
-                ctx.open.websocket += 1;
+                self.state = State::WebSocket(Session::new(&mut ctx.session()));
                 ctx.metrics.ws_upgrades += 1;
             }
         }
@@ -592,20 +582,26 @@ impl Connection {
         self.close_after_flush |= response.close;
         response.write_to(&mut self.output, &ctx.date, head_only);
     }
+}
 
-    /// Shuts down our sending side and waits for the client's EOF, so a client still sending
-    /// gets our answer rather than a reset.
-    fn start_lingering(&mut self, ctx: &Context) -> Verdict {
-        if self.read_closed || self.stream.shutdown(Shutdown::Write).is_err() {
-            return Verdict::Close;
+/// What processing a buffer did.
+#[derive(Debug, Clone, Copy)]
+struct Processed {
+    /// Bytes consumed from the front.
+    used: usize,
+    /// The rest is an incomplete head or frame: nothing to do until more arrives.
+    incomplete: bool,
+    /// Whether to drop the connection.
+    verdict: Verdict,
+}
+
+impl Processed {
+    fn keep(used: usize, incomplete: bool) -> Self {
+        Processed {
+            used,
+            incomplete,
+            verdict: Verdict::Keep,
         }
-        self.input = Vec::new();
-        self.input_ready = false;
-        self.state = State::Lingering {
-            until: after(ctx.now, LINGER),
-            discarded: 0,
-        };
-        Verdict::Keep
     }
 }
 

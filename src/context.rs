@@ -1,5 +1,10 @@
 //! The state every connection handler may read or update: settings, static files, lifecycle,
 //! metrics and the loop's notion of "now". Owned by the loop, lent to one handler at a time.
+//!
+//! Nothing here reads a clock: the loop passes "now" to [`Context::tick`], and the wall clock
+//! behind the `Date` header is a function the loop chooses (a fixed one in the simulation), so
+//! the same inputs give the same outputs. A WebSocket session gets a narrower view,
+//! [`SessionCtx`]: no static files and no connection counts.
 
 use std::time::SystemTime;
 
@@ -20,7 +25,7 @@ pub struct Context {
     pub lifecycle: Lifecycle,
     /// Counters.
     pub metrics: Metrics,
-    /// Connections open now, kept by the loop.
+    /// Connections open now, kept by the loop (connections never change it themselves).
     pub open: OpenConnections,
     /// The name clients see, as a JSON string literal (quoted and escaped once, at start:
     /// the hostname fallback is not validated and may hold anything).
@@ -32,41 +37,83 @@ pub struct Context {
     /// `Date` header value, refreshed once a second.
     pub date: String,
     date_second: Millis,
-    /// Debug builds only: input equal to `WSDRAIN_TEST_PANIC_ON` panics, so the tests can check
-    /// that a bug costs one connection, not the pod (see [`Context::inject_fault`]).
+    wall_clock: fn() -> SystemTime,
+    /// The test trigger for a panic (see [`FaultTrigger`]).
+    pub fault: FaultTrigger,
+}
+
+/// Debug builds only: input equal to `WSDRAIN_TEST_PANIC_ON` panics, so the tests can check that
+/// a bug costs one connection, not the pod. Release builds have no trigger.
+#[derive(Debug, Default)]
+pub struct FaultTrigger {
     #[cfg(debug_assertions)]
-    test_panic_on: Option<Vec<u8>>,
+    panic_on: Option<Vec<u8>>,
+}
+
+impl FaultTrigger {
+    /// The trigger named by `WSDRAIN_TEST_PANIC_ON`, if any.
+    pub fn from_env() -> Self {
+        FaultTrigger {
+            #[cfg(debug_assertions)]
+            panic_on: std::env::var_os("WSDRAIN_TEST_PANIC_ON").map(|v| v.into_encoded_bytes()),
+        }
+    }
+
+    /// Panics when `input` (a message or request path) is the test trigger.
+    #[inline]
+    pub fn check(&self, input: &[u8]) {
+        #[cfg(debug_assertions)]
+        if self.panic_on.as_deref() == Some(input) {
+            panic!("WSDRAIN_TEST_PANIC_ON: fault injected for a test");
+        }
+        let _ = input;
+    }
+}
+
+/// What a WebSocket session may use: settings, its counters, the lifecycle (the drain policy
+/// reads the phase and records its closes), jitter and the instance name. Static files and
+/// connection counts are out of its reach.
+#[derive(Debug)]
+pub struct SessionCtx<'a> {
+    /// Loop time of the current iteration.
+    pub now: Millis,
+    /// Validated settings.
+    pub config: &'a Config,
+    /// Counters.
+    pub metrics: &'a mut Metrics,
+    /// Phase and drain bookkeeping.
+    pub lifecycle: &'a mut Lifecycle,
+    /// Jitter for spreading timers.
+    pub rng: &'a mut Rng,
+    /// The instance name as a JSON string literal.
+    pub instance_json: &'a str,
+    /// The test trigger for a panic.
+    pub fault: &'a FaultTrigger,
 }
 
 impl Context {
-    /// A context at time zero.
-    pub fn new(config: Config, files: StaticFiles, instance_id: String) -> Self {
+    /// A context at time zero. `rng` spreads timers; `wall_clock` dates the responses.
+    pub fn new(
+        config: Config,
+        files: StaticFiles,
+        instance_id: &str,
+        rng: Rng,
+        wall_clock: fn() -> SystemTime,
+    ) -> Self {
         Context {
             config,
             files,
             lifecycle: Lifecycle::new(),
             metrics: Metrics::default(),
             open: OpenConnections::default(),
-            instance_json: json_string(&instance_id),
-            rng: Rng::from_entropy(),
+            instance_json: json_string(instance_id),
+            rng,
             now: 0,
-            date: httpdate::fmt_http_date(SystemTime::now()),
+            date: httpdate::fmt_http_date(wall_clock()),
             date_second: 0,
-            #[cfg(debug_assertions)]
-            test_panic_on: std::env::var_os("WSDRAIN_TEST_PANIC_ON")
-                .map(|v| v.into_encoded_bytes()),
+            wall_clock,
+            fault: FaultTrigger::from_env(),
         }
-    }
-
-    /// Panics when `input` (a message or request path) is the test trigger. Release builds have
-    /// no trigger: there is no way to make them panic on purpose.
-    #[inline]
-    pub fn inject_fault(&self, input: &[u8]) {
-        #[cfg(debug_assertions)]
-        if self.test_panic_on.as_deref() == Some(input) {
-            panic!("WSDRAIN_TEST_PANIC_ON: fault injected for a test");
-        }
-        let _ = input;
     }
 
     /// Advances the loop time, refreshing the `Date` header when a second has passed.
@@ -74,7 +121,20 @@ impl Context {
         self.now = now;
         if now / 1000 != self.date_second {
             self.date_second = now / 1000;
-            self.date = httpdate::fmt_http_date(SystemTime::now());
+            self.date = httpdate::fmt_http_date((self.wall_clock)());
+        }
+    }
+
+    /// The narrower view a WebSocket session works with.
+    pub fn session(&mut self) -> SessionCtx<'_> {
+        SessionCtx {
+            now: self.now,
+            config: &self.config,
+            metrics: &mut self.metrics,
+            lifecycle: &mut self.lifecycle,
+            rng: &mut self.rng,
+            instance_json: &self.instance_json,
+            fault: &self.fault,
         }
     }
 }

@@ -82,10 +82,12 @@ impl Lifecycle {
         self.phase == Phase::Serving
     }
 
-    /// A `GET /prestop` arrived: returns when it (and every other one) is answered. The first
-    /// call starts the delay and the PreStop phase; once draining, it is answered at once.
+    /// A `GET /prestop` arrived: returns when it (and every other one) is answered, always a
+    /// finite time. The first call starts the delay and the PreStop phase; once draining, it is
+    /// answered at once.
     pub fn request_prestop(&mut self, now: Millis, delay: Duration) -> Millis {
         if self.phase == Phase::Draining {
+            self.prestop_answer_at.get_or_insert(now);
             return now;
         }
         *self.prestop_answer_at.get_or_insert_with(|| {

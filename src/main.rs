@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 
 use wsdrain::config::{self, Command, Config};
-use wsdrain::server::Server;
 
 fn main() -> ExitCode {
     let config = match Config::from_process() {
@@ -32,7 +31,7 @@ fn main() -> ExitCode {
         env!("CARGO_PKG_VERSION"),
         std::process::id()
     );
-    match Server::bind(config, instance_id).and_then(Server::run) {
+    match wsdrain::server::run(config, &instance_id) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("stopped: {e}");

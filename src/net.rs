@@ -1,13 +1,139 @@
-//! Sockets below the loop: listeners with an explicit backlog, the open-files limit, and the
-//! spare descriptor that lets the server refuse clients even when descriptors run out.
+//! Sockets below the loop: the [`Net`] and [`Stream`] traits the loop works through, their mio
+//! implementation ([`MioNet`]: listeners with an explicit backlog, registered with the poll),
+//! the open-files limit, and the spare descriptor that lets the server refuse clients even when
+//! descriptors run out. The simulation in `tests/simulation.rs` implements the same traits over
+//! in-memory sockets, so the loop's logic runs unchanged against it.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 
 use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::http::REJECT_503;
+use crate::metrics::Side;
+
+/// The poll token of the public listener.
+pub const PUBLIC_TOKEN: Token = Token(usize::MAX - 1);
+/// The poll token of the admin listener.
+pub const ADMIN_TOKEN: Token = Token(usize::MAX - 2);
+
+/// A connected, non-blocking socket as the loop uses it.
+pub trait Stream: Read + Write {
+    /// Shuts down the sending side (the peer reads EOF after what was sent).
+    fn shutdown_write(&mut self) -> io::Result<()>;
+}
+
+impl Stream for TcpStream {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
+/// The listeners and the readiness registry the loop works with. Readiness is edge-triggered:
+/// a registered stream reports an event when it becomes readable or writable, not while it is.
+pub trait Net {
+    /// A connection's socket.
+    type Stream: Stream;
+    /// Accepts one waiting connection: `WouldBlock` when there is none (or the listener is
+    /// closed), EMFILE/ENFILE when descriptors ran out.
+    fn accept(&mut self, side: Side) -> io::Result<Self::Stream>;
+    /// Starts readiness events for `stream`, both directions, under the slab slot `slot`.
+    fn register(&mut self, stream: &mut Self::Stream, slot: usize) -> io::Result<()>;
+    /// Closes a listener: from now on its connections are refused by the kernel.
+    fn close_listener(&mut self, side: Side);
+    /// Frees the spare descriptor so one accept can succeed; false if none was held.
+    fn release_spare(&mut self) -> bool;
+    /// Takes the spare descriptor again, if it is not held.
+    fn refill_spare(&mut self);
+}
+
+/// The real sockets: two mio listeners registered with `poll`, and a spare descriptor.
+#[derive(Debug)]
+pub struct MioNet {
+    /// The poll every socket is registered with (the loop also registers its signal pipe).
+    pub poll: Poll,
+    public: Option<TcpListener>,
+    admin: TcpListener,
+    spare: SpareFd,
+}
+
+impl MioNet {
+    /// Binds both listeners and registers them with a new poll.
+    pub fn bind(public_addr: SocketAddr, admin_addr: SocketAddr, backlog: u32) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let mut public =
+            listen(public_addr, backlog).map_err(|e| annotate(e, "PORT", public_addr))?;
+        let mut admin =
+            listen(admin_addr, backlog).map_err(|e| annotate(e, "ADMIN_PORT", admin_addr))?;
+        poll.registry()
+            .register(&mut public, PUBLIC_TOKEN, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut admin, ADMIN_TOKEN, Interest::READABLE)?;
+        Ok(MioNet {
+            poll,
+            public: Some(public),
+            admin,
+            spare: SpareFd::new(),
+        })
+    }
+
+    /// The bound address of a listener (`None` once closed).
+    pub fn local_addr(&self, side: Side) -> Option<SocketAddr> {
+        match side {
+            Side::Public => self.public.as_ref()?.local_addr().ok(),
+            Side::Admin => self.admin.local_addr().ok(),
+        }
+    }
+}
+
+impl Net for MioNet {
+    type Stream = TcpStream;
+
+    fn accept(&mut self, side: Side) -> io::Result<TcpStream> {
+        let listener = match side {
+            Side::Public => self.public.as_ref(),
+            Side::Admin => Some(&self.admin),
+        };
+        let Some(listener) = listener else {
+            return Err(io::ErrorKind::WouldBlock.into());
+        };
+        let (stream, _) = listener.accept()?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    fn register(&mut self, stream: &mut TcpStream, slot: usize) -> io::Result<()> {
+        // Both directions, once: edge-triggered, so no epoll_ctl is needed while it lives.
+        self.poll
+            .registry()
+            .register(stream, Token(slot), Interest::READABLE | Interest::WRITABLE)
+    }
+
+    fn close_listener(&mut self, side: Side) {
+        if side == Side::Public
+            && let Some(mut listener) = self.public.take()
+        {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+    }
+
+    fn release_spare(&mut self) -> bool {
+        self.spare.release()
+    }
+
+    fn refill_spare(&mut self) {
+        self.spare.refill();
+    }
+}
+
+fn annotate(e: io::Error, setting: &str, addr: SocketAddr) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!("cannot listen on {addr} ({setting}): {e}"),
+    )
+}
 
 /// A non-blocking listener with `SO_REUSEADDR` and the given backlog (mio's own `bind` fixes the
 /// backlog at 128, too small for a reconnect storm after a rollout).
@@ -100,9 +226,9 @@ impl Default for SpareFd {
 /// Answers 503 on a connection the server will not keep, and closes it. Nothing is kept for it:
 /// the answer fits in an empty send buffer, and whatever request already arrived is read first
 /// so that closing sends FIN, not a reset that could destroy the answer.
-pub fn reject(mut stream: TcpStream, scratch: &mut [u8]) -> u64 {
+pub fn reject<S: Stream>(mut stream: S, scratch: &mut [u8]) -> u64 {
     let written = stream.write(REJECT_503).unwrap_or(0);
-    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.shutdown_write();
     let _ = stream.read(scratch);
     written as u64
 }

@@ -16,6 +16,7 @@ use crate::context::Context;
 use crate::http::{Body, Head, HttpError, Method, Response};
 use crate::metrics::Side;
 use crate::static_files::Lookup;
+use crate::timers::Millis;
 use crate::websocket;
 
 /// What the connection should do with a request.
@@ -23,8 +24,11 @@ use crate::websocket;
 pub enum Action {
     /// Send this response.
     Respond(Response),
-    /// Hold the answer until the preStop deadline.
-    AwaitPreStop,
+    /// Hold the answer until the preStop deadline, `answer_at`.
+    AwaitPreStop {
+        /// When to answer (a finite time: at once while draining).
+        answer_at: Millis,
+    },
     /// Send this `101 Switching Protocols` and speak WebSocket from then on.
     Upgrade(Response),
 }
@@ -117,9 +121,10 @@ pub fn handle(head: &Head<'_>, side: Side, ctx: &mut Context) -> Action {
             .header("Cache-Control", "no-store")
         }
         Endpoint::PreStop => {
-            ctx.lifecycle
+            let answer_at = ctx
+                .lifecycle
                 .request_prestop(ctx.now, ctx.config.prestop_delay);
-            return Action::AwaitPreStop;
+            return Action::AwaitPreStop { answer_at };
         }
         Endpoint::WebSocket => {
             match websocket::handshake(head, ctx.lifecycle.phase(), &ctx.config.allowed_origins) {

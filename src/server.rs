@@ -1,189 +1,296 @@
-//! The event loop: one `mio::Poll` over the two listeners, signal-hook's self-pipe and a slab of
-//! connections, with one heap of deadlines. Nothing blocks and there are no other threads: the
-//! poll timeout is the nearest deadline, and a signal wakes the poll through its pipe.
+//! The event loop. [`run`] is the thin shell that makes the syscalls: it binds the sockets,
+//! polls, reads the clock and turns what the poll reported into [`Event`]s. [`Server`] is the
+//! loop's logic, generic over the sockets ([`Net`]): a slab of connections, one heap of
+//! deadlines, accepting, the drain. It never reads a clock or blocks: [`Server::step`] takes
+//! "now" and the events of one poll, and says when it next needs to run. The simulation in
+//! `tests/simulation.rs` drives the same `Server` over simulated sockets and time.
 //!
-//! One iteration: poll → accept until `WouldBlock` on each ready listener → let each ready
-//! connection read, serve and write → fire due deadlines → check whether the drain is over.
+//! One step: run connections whose read budget ran out last time → accept until `WouldBlock`
+//! on each ready listener → let each ready connection read, serve and write → fire due
+//! deadlines → check whether the drain is over.
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::config::{Config, FD_RESERVE, MAX_ADMIN_CONNECTIONS};
-use crate::connection::{Connection, Verdict, Wake};
+use crate::connection::{Connection, Kind, NextIo, Verdict};
 use crate::context::Context;
 use crate::lifecycle::{DrainSchedule, Phase, SignalAction};
-use crate::metrics::{RejectReason, Side};
-use crate::net::{self, FdLimits, SpareFd};
+use crate::metrics::{OpenConnections, RejectReason, Side};
+use crate::net::{self, ADMIN_TOKEN, FdLimits, MioNet, Net, PUBLIC_TOKEN, Stream};
 use crate::static_files::StaticFiles;
-use crate::timers::{Clock, Millis, after};
+use crate::timers::{Clock, Deadline, Millis, NEVER, Rng, Timers, after};
 
-const PUBLIC: Token = Token(usize::MAX - 1);
-const ADMIN: Token = Token(usize::MAX - 2);
-const SIGNALS: Token = Token(usize::MAX - 3);
+const SIGNALS_TOKEN: Token = Token(usize::MAX - 3);
 
 /// Readiness events taken per poll.
 const EVENTS_CAPACITY: usize = 1024;
-/// The loop's one read buffer, lent to whichever connection is reading.
-const SCRATCH_BYTES: usize = 64 * 1024;
 /// When accept fails and nothing else will wake the loop, try again after this long.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// Descriptor exhaustion is logged at most this often.
 const FD_WARNING_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The server, bound and ready to run.
-pub struct Server {
-    poll: Poll,
-    public: Option<TcpListener>,
-    admin: TcpListener,
-    signals: Signals,
-    conns: Slab<Connection>,
-    timers: crate::timers::Timers,
+/// How hard the loop works per event. The defaults are the server's; the simulation uses tiny
+/// values so that budgets run out and buffers fill in every run.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    /// The loop's one read buffer, lent to whichever connection is reading.
+    pub scratch_bytes: usize,
+    /// Reads per readiness event before the loop moves on to other connections (it comes back
+    /// to this one in the next step).
+    pub reads_per_event: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            scratch_bytes: 64 * 1024,
+            reads_per_event: 16,
+        }
+    }
+}
+
+/// A termination signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGTERM: what the kubelet sends.
+    Term,
+    /// SIGINT: Ctrl-C.
+    Int,
+}
+
+impl Signal {
+    fn name(self) -> &'static str {
+        match self {
+            Signal::Term => "SIGTERM",
+            Signal::Int => "SIGINT",
+        }
+    }
+}
+
+/// What one poll reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A listener has connections waiting.
+    Acceptable(Side),
+    /// The socket in slab slot `slot` became readable or writable.
+    Ready {
+        /// The connection's slab slot (its poll token).
+        slot: usize,
+        /// The event said the peer shut down (or the socket failed).
+        peer_closed: bool,
+    },
+    /// A termination signal arrived.
+    Signal(Signal),
+}
+
+/// What the loop does after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Poll again; run the next step at `wake_at` at the latest, even if nothing happens.
+    Running {
+        /// The nearest deadline (`None`: only an event can wake the loop).
+        wake_at: Option<Millis>,
+    },
+    /// The drain is over (or a second signal came): exit.
+    Exited,
+}
+
+/// Why the loop runs a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    /// A readiness event; `peer_closed` when it reported the peer's shutdown or an error.
+    Event { peer_closed: bool },
+    /// No event: a deadline, or the loop coming back after the read budget.
+    Internal,
+    /// Look again, reading until `WouldBlock` (the drain: a request may have arrived whose
+    /// event the loop has not handled yet; it must be answered, not dropped as "idle").
+    Recheck,
+}
+
+/// A connection with its socket and the loop's bookkeeping for it.
+#[derive(Debug)]
+struct Slot<S> {
+    stream: S,
+    conn: Connection,
+    /// Distinguishes this connection from earlier ones in the same slab slot.
+    generation: u32,
+    /// Its place in the timer heap.
+    deadline: Deadline,
+    /// What it is counted as in [`Context::open`].
+    counted_as: Kind,
+    /// The socket may hold bytes that no pending readiness event will report (reading stopped
+    /// for back-pressure, the read budget, or the preStop wait).
+    unread: bool,
+    /// The read budget ran out: run it again in the next step.
+    rerun: bool,
+}
+
+/// One connection as the simulation's invariant checks see it.
+#[derive(Debug)]
+pub struct ConnectionView<'a> {
+    /// Slab slot (poll token).
+    pub slot: usize,
+    /// Generation number (the `conn #N` of the logs).
+    pub generation: u32,
+    /// The connection's state machine.
+    pub conn: &'a Connection,
+    /// Its current deadline ([`NEVER`] for none).
+    pub deadline: Millis,
+    /// Whether the loop will run it in the next step without an event.
+    pub rerun_queued: bool,
+    /// Whether the loop knows the socket may hold bytes no event will report.
+    pub unread: bool,
+}
+
+/// The loop's logic over the sockets of `N`.
+#[derive(Debug)]
+pub struct Server<N: Net> {
+    net: N,
+    conns: Slab<Slot<N::Stream>>,
+    timers: Timers,
     ctx: Context,
-    clock: Clock,
     scratch: Box<[u8]>,
-    spare: SpareFd,
+    tuning: Tuning,
     max_public: usize,
     next_generation: u32,
+    public_open: bool,
     /// Accepting paused after an error; retry at this time.
     accept_retry_at: Option<Millis>,
     last_fd_warning: Option<Millis>,
-    drain_deadline: Option<Millis>,
+    drain: Option<DrainProgress>,
     exit_now: bool,
-    /// Connections whose read budget ran out: `(slot, generation)`, run again next iteration.
+    /// Connections whose read budget ran out: `(slot, generation)`, run again next step.
     rerun: Vec<(usize, u32)>,
 }
 
-impl Server {
-    /// Loads the static files, raises the open-files limit, binds both listeners and registers
-    /// everything with a new poll.
-    pub fn bind(config: Config, instance_id: String) -> io::Result<Server> {
-        let clock = Clock::new();
-        let limits = net::raise_fd_limit()?;
-        let max_public = config
-            .max_connections
-            .unwrap_or_else(|| limits.soft.saturating_sub(FD_RESERVE).max(1) as usize);
-        let files = StaticFiles::load(&config.static_dir)?;
+/// What the drain's end line reports: counts since the drain began, not since the start.
+#[derive(Debug, Clone, Copy)]
+struct DrainProgress {
+    started_at: Millis,
+    deadline: Millis,
+    clean_closes_before: u64,
+    close_timeouts_before: u64,
+}
 
-        let poll = Poll::new()?;
-        let mut public = net::listen(config.public_addr, config.listen_backlog)
-            .map_err(|e| annotate(e, "PORT", config.public_addr))?;
-        let mut admin = net::listen(config.admin_addr, config.listen_backlog)
-            .map_err(|e| annotate(e, "ADMIN_PORT", config.admin_addr))?;
-        let mut signals = Signals::new([SIGTERM, SIGINT])?;
-        poll.registry()
-            .register(&mut public, PUBLIC, Interest::READABLE)?;
-        poll.registry()
-            .register(&mut admin, ADMIN, Interest::READABLE)?;
-        poll.registry()
-            .register(&mut signals, SIGNALS, Interest::READABLE)?;
-        let public_addr = public.local_addr()?;
-        let admin_addr = admin.local_addr()?;
-
-        log_listening(&config, &files, limits, max_public, public_addr, admin_addr);
-        let mut ctx = Context::new(config, files, instance_id);
-        ctx.tick(clock.now());
-        Ok(Server {
-            poll,
-            public: Some(public),
-            admin,
-            signals,
+impl<N: Net> Server<N> {
+    /// A server over `net`'s listeners, at the time `ctx.now`.
+    pub fn new(net: N, ctx: Context, max_public: usize, tuning: Tuning) -> Self {
+        Server {
+            net,
             conns: Slab::new(),
-            timers: crate::timers::Timers::new(),
+            timers: Timers::new(),
             ctx,
-            clock,
-            scratch: vec![0; SCRATCH_BYTES].into_boxed_slice(),
-            spare: SpareFd::new(),
+            scratch: vec![0; tuning.scratch_bytes.max(1)].into_boxed_slice(),
+            tuning,
             max_public,
             next_generation: 0,
+            public_open: true,
             accept_retry_at: None,
             last_fd_warning: None,
-            drain_deadline: None,
+            drain: None,
             exit_now: false,
             rerun: Vec::new(),
+        }
+    }
+
+    /// One iteration of the loop at time `now`, with the events of one poll.
+    pub fn step(&mut self, now: Millis, events: &[Event]) -> Status {
+        self.ctx.tick(now);
+        for (slot, generation) in std::mem::take(&mut self.rerun) {
+            if self
+                .conns
+                .get(slot)
+                .is_some_and(|s| s.generation == generation)
+            {
+                self.run_connection(slot, Wake::Internal);
+            }
+        }
+        for event in events {
+            match *event {
+                Event::Acceptable(side) => self.accept_all(side),
+                Event::Ready { slot, peer_closed } => {
+                    if self.conns.contains(slot) {
+                        self.run_connection(slot, Wake::Event { peer_closed });
+                    }
+                }
+                Event::Signal(signal) => self.on_signal(signal),
+            }
+        }
+        self.fire_timers();
+        if self.accept_retry_at.is_some_and(|at| at <= now) {
+            self.accept_retry_at = None;
+            self.accept_all(Side::Public);
+            self.accept_all(Side::Admin);
+        }
+        if self.finished() {
+            self.log_exit();
+            return Status::Exited;
+        }
+        Status::Running {
+            wake_at: self.wake_at(),
+        }
+    }
+
+    /// The shared state (settings, lifecycle, metrics, open counts).
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// The sockets.
+    pub fn net(&self) -> &N {
+        &self.net
+    }
+
+    /// The sockets, to change.
+    pub fn net_mut(&mut self) -> &mut N {
+        &mut self.net
+    }
+
+    /// Every open connection, for checks from outside (the simulation's invariants).
+    pub fn connections(&self) -> impl Iterator<Item = ConnectionView<'_>> {
+        self.conns.iter().map(|(slot, s)| ConnectionView {
+            slot,
+            generation: s.generation,
+            conn: &s.conn,
+            deadline: s.deadline.at(),
+            rerun_queued: self.rerun.contains(&(slot, s.generation)),
+            unread: s.unread,
         })
     }
 
-    /// Runs until the drain is over (or a second signal), then returns.
-    pub fn run(mut self) -> io::Result<()> {
-        let mut events = Events::with_capacity(EVENTS_CAPACITY);
-        let mut due = Vec::new();
-        log::info!("ready: serving");
-        loop {
-            let timeout = self.poll_timeout();
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            self.ctx.tick(self.clock.now());
-            for (slot, generation) in std::mem::take(&mut self.rerun) {
-                if self
-                    .conns
-                    .get(slot)
-                    .is_some_and(|c| c.generation == generation)
-                {
-                    self.on_conn_ready(slot, Wake::Internal);
-                }
-            }
-            for event in events.iter() {
-                match event.token() {
-                    PUBLIC => self.accept_all(Side::Public),
-                    ADMIN => self.accept_all(Side::Admin),
-                    SIGNALS => self.on_signals(),
-                    Token(slot) => {
-                        let peer_closed = event.is_read_closed() || event.is_error();
-                        self.on_conn_ready(slot, Wake::Event { peer_closed });
-                    }
-                }
-            }
-            self.fire_timers(&mut due);
-            if self.accept_retry_at.is_some_and(|at| at <= self.ctx.now) {
-                self.accept_retry_at = None;
-                self.accept_all(Side::Public);
-                self.accept_all(Side::Admin);
-            }
-            if self.finished() {
-                break;
-            }
-        }
-        self.log_exit();
-        Ok(())
+    /// When the drain must be over, once it has begun.
+    pub fn drain_deadline(&self) -> Option<Millis> {
+        self.drain.map(|d| d.deadline)
     }
 
-    fn poll_timeout(&self) -> Option<Duration> {
+    fn wake_at(&self) -> Option<Millis> {
         if !self.rerun.is_empty() {
-            return Some(Duration::ZERO);
+            return Some(self.ctx.now);
         }
-        let next = [
+        [
             self.timers.next(),
             self.accept_retry_at,
-            self.drain_deadline,
+            self.drain.map(|d| d.deadline),
         ]
         .into_iter()
         .flatten()
-        .min()?;
-        Some(Duration::from_millis(next.saturating_sub(self.clock.now())))
+        .min()
     }
 
     fn accept_all(&mut self, side: Side) {
         loop {
-            let listener = match side {
-                Side::Public => match &self.public {
-                    Some(listener) => listener,
-                    None => return, // closed for the drain
-                },
-                Side::Admin => &self.admin,
-            };
-            match listener.accept() {
-                Ok((stream, _)) => self.admit(stream, side),
+            if side == Side::Public && !self.public_open {
+                return; // closed for the drain
+            }
+            match self.net.accept(side) {
+                Ok(stream) => self.admit(stream, side),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if net::is_fd_exhaustion(&e) => {
                     if !self.shed_one(side, &e) {
@@ -215,144 +322,139 @@ impl Server {
                 self.conns.len()
             );
         }
-        if !self.spare.release() {
-            self.spare.refill();
+        if !self.net.release_spare() {
+            self.net.refill_spare();
             self.accept_retry_at = Some(after(now, ACCEPT_RETRY));
             return false;
         }
-        let listener = match side {
-            Side::Public => self.public.as_ref(),
-            Side::Admin => Some(&self.admin),
-        };
-        let accepted = listener.map(TcpListener::accept);
-        let more = match accepted {
-            Some(Ok((stream, _))) => {
+        let more = match self.net.accept(side) {
+            Ok(stream) => {
                 self.ctx.metrics.bytes_out += net::reject(stream, &mut self.scratch);
                 self.ctx.metrics.rejected(RejectReason::FdExhausted);
                 true
             }
             // EMFILE hides an empty backlog; with a free descriptor, WouldBlock reveals it.
-            Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => false,
-            Some(Err(e)) => {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Err(e) => {
                 log::warn!("accept on the {} port failed: {e}", side.as_str());
                 self.accept_retry_at = Some(after(now, ACCEPT_RETRY));
                 false
             }
-            None => false,
         };
-        self.spare.refill();
+        self.net.refill_spare();
         more
     }
 
-    fn admit(&mut self, mut stream: mio::net::TcpStream, side: Side) {
+    fn admit(&mut self, mut stream: N::Stream, side: Side) {
         let (open, cap) = match side {
             Side::Public => (
-                &mut self.ctx.open.http,
+                self.ctx.open.http,
                 self.max_public.saturating_sub(self.ctx.open.websocket),
             ),
-            Side::Admin => (&mut self.ctx.open.admin, MAX_ADMIN_CONNECTIONS),
+            Side::Admin => (self.ctx.open.admin, MAX_ADMIN_CONNECTIONS),
         };
-        if *open >= cap {
+        if open >= cap {
             self.ctx.metrics.bytes_out += net::reject(stream, &mut self.scratch);
             self.ctx.metrics.rejected(RejectReason::MaxConnections);
             log::debug!("{} port full ({cap}): answered 503", side.as_str());
             return;
         }
-        let _ = stream.set_nodelay(true);
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
-        // Both directions, once: edge-triggered, so no epoll_ctl is needed while it lives.
-        if let Err(e) = self.poll.registry().register(
-            &mut stream,
-            Token(slot),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        if let Err(e) = self.net.register(&mut stream, slot) {
             log::warn!("cannot register a connection: {e}");
             return;
         }
-        *open += 1;
         self.ctx.metrics.accepted(side);
         self.next_generation = self.next_generation.wrapping_add(1);
-        let conn = entry.insert(Connection::new(
+        let conn = Connection::new(self.next_generation, side, self.ctx.now);
+        let counted_as = conn.kind();
+        *count_of(&mut self.ctx.open, counted_as) += 1;
+        entry.insert(Slot {
             stream,
-            side,
-            self.next_generation,
-            self.ctx.now,
-        ));
+            conn,
+            generation: self.next_generation,
+            deadline: Deadline::none(),
+            counted_as,
+            unread: true,
+            rerun: false,
+        });
         log::debug!(
             "conn #{}: accepted on the {} port",
-            conn.generation,
+            self.next_generation,
             side.as_str()
         );
-        self.settle(slot, Verdict::Keep);
+        self.after_run(slot, Verdict::Keep);
     }
 
-    fn on_conn_ready(&mut self, slot: usize, wake: Wake) {
-        let Some(conn) = self.conns.get_mut(slot) else {
-            return;
-        };
-        let verdict = guarded(conn, &mut self.ctx, |conn, ctx| {
-            conn.on_ready(ctx, &mut self.scratch, wake)
+    /// Runs one connection (it must exist), then settles it: the one path every caller takes.
+    fn run_connection(&mut self, slot: usize, wake: Wake) {
+        let slot_ref = &mut self.conns[slot];
+        let reads = self.tuning.reads_per_event;
+        let verdict = guarded(slot_ref, &mut self.ctx, |s, ctx| {
+            drive(s, ctx, &mut self.scratch, reads, wake)
         });
-        if verdict == Verdict::Keep && conn.take_rerun() {
-            self.rerun.push((slot, conn.generation));
-        }
-        self.settle(slot, verdict);
+        self.after_run(slot, verdict);
     }
 
-    /// After a connection has run: drop it, or move its deadline.
-    fn settle(&mut self, slot: usize, verdict: Verdict) {
+    /// After a connection ran: drop it, or keep it with its open count, its rerun and its
+    /// deadline brought up to date.
+    fn after_run(&mut self, slot: usize, verdict: Verdict) {
         match verdict {
             Verdict::Close => {
-                let conn = self.conns.remove(slot);
-                match conn.side {
-                    Side::Public if conn.is_websocket() => self.ctx.open.websocket -= 1,
-                    Side::Public => self.ctx.open.http -= 1,
-                    Side::Admin => self.ctx.open.admin -= 1,
+                let mut gone = self.conns.remove(slot);
+                if gone.conn.output_len() > 0 {
+                    // One last attempt: a close frame or an error answer may still fit.
+                    if let Ok(n) = gone.conn.output().write_to(&mut gone.stream) {
+                        self.ctx.metrics.bytes_out += n as u64;
+                    }
                 }
-                log::debug!("conn #{}: closed", conn.generation);
+                *count_of(&mut self.ctx.open, gone.counted_as) -= 1;
+                log::debug!("conn #{}: closed", gone.generation);
             }
             Verdict::Keep => {
-                let conn = &mut self.conns[slot];
-                let at = conn.next_deadline(&self.ctx);
-                self.timers
-                    .set(&mut conn.deadline, slot, conn.generation, at);
+                let s = &mut self.conns[slot];
+                let kind = s.conn.kind();
+                if kind != s.counted_as {
+                    *count_of(&mut self.ctx.open, s.counted_as) -= 1;
+                    *count_of(&mut self.ctx.open, kind) += 1;
+                    s.counted_as = kind;
+                }
+                if std::mem::take(&mut s.rerun) {
+                    self.rerun.push((slot, s.generation));
+                }
+                let at = s.conn.next_deadline(&self.ctx);
+                self.timers.set(&mut s.deadline, slot, s.generation, at);
             }
         }
     }
 
-    fn fire_timers(&mut self, due: &mut Vec<usize>) {
+    fn fire_timers(&mut self) {
         let now = self.ctx.now;
+        let mut due = Vec::new();
         while let Some(entry) = self.timers.pop_due(now) {
-            let Some(conn) = self.conns.get_mut(entry.slot) else {
+            let Some(s) = self.conns.get_mut(entry.slot) else {
                 continue;
             };
-            if conn.generation == entry.generation
-                && self.timers.fire(entry, &mut conn.deadline, now)
-            {
+            if s.generation == entry.generation && self.timers.fire(entry, &mut s.deadline, now) {
                 due.push(entry.slot);
             }
         }
-        for slot in due.drain(..) {
-            let verdict = guarded(&mut self.conns[slot], &mut self.ctx, |conn, ctx| {
-                conn.on_timeout(ctx, &mut self.scratch)
+        for slot in due {
+            let s = &mut self.conns[slot];
+            let reads = self.tuning.reads_per_event;
+            let verdict = guarded(s, &mut self.ctx, |s, ctx| match s.conn.on_timeout(ctx) {
+                Verdict::Close => Verdict::Close,
+                Verdict::Keep => drive(s, ctx, &mut self.scratch, reads, Wake::Internal),
             });
-            self.settle(slot, verdict);
+            self.after_run(slot, verdict);
         }
     }
 
-    fn on_signals(&mut self) {
-        let pending: Vec<i32> = self.signals.pending().collect();
-        for signal in pending {
-            let name = if signal == SIGINT {
-                "SIGINT"
-            } else {
-                "SIGTERM"
-            };
-            match self.ctx.lifecycle.on_signal(self.ctx.now) {
-                SignalAction::BeginDrain => self.begin_drain(name),
-                SignalAction::ExitNow => self.close_all_now(name),
-            }
+    fn on_signal(&mut self, signal: Signal) {
+        match self.ctx.lifecycle.on_signal(self.ctx.now) {
+            SignalAction::BeginDrain => self.begin_drain(signal.name()),
+            SignalAction::ExitNow => self.close_all_now(signal.name()),
         }
     }
 
@@ -360,18 +462,23 @@ impl Server {
     /// here (preStop), so from now on every public connection only winds down.
     fn begin_drain(&mut self, signal: &str) {
         let now = self.ctx.now;
-        let window_ms = self.ctx.config.drain_window.as_millis() as u64;
-        let budget = self.ctx.config.drain_window + self.ctx.config.close_timeout;
-        self.drain_deadline = Some(after(now, budget));
+        let config = &self.ctx.config;
+        let window_ms = config.drain_window.as_millis() as u64;
+        let budget = config.drain_deadline();
+        self.drain = Some(DrainProgress {
+            started_at: now,
+            deadline: after(now, budget),
+            clean_closes_before: self.ctx.metrics.ws_clean_closes,
+            close_timeouts_before: self.ctx.metrics.ws_close_timeouts,
+        });
 
         // 1. Stop accepting: with the listener closed the kernel refuses new connections, so
         //    clients fail fast and retry on another pod. The admin port stays open for probes.
         //    Connections already in the backlog are taken first: they are answered (a WebSocket
         //    upgrade with 503) instead of being reset.
         self.accept_all(Side::Public);
-        if let Some(mut listener) = self.public.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
-        }
+        self.net.close_listener(Side::Public);
+        self.public_open = false;
         log::info!(
             "{signal}: draining: {} WebSocket, {} HTTP and {} admin connections open; \
              WebSockets close over {:.1}s; deadline {:.1}s",
@@ -391,9 +498,9 @@ impl Server {
         let mut schedule = DrainSchedule::new(window_ms);
         for slot in slots {
             let offset = self.ctx.rng.below(window_ms.max(1));
-            if self.conns[slot].schedule_drain(now + offset) {
+            if self.conns[slot].conn.schedule_drain(now + offset) {
                 schedule.add(offset);
-                self.settle(slot, Verdict::Keep);
+                self.after_run(slot, Verdict::Keep);
             }
         }
         log::info!("{schedule}");
@@ -406,12 +513,11 @@ impl Server {
     /// state (sessions, jobs, counters) would persist it here, before step 3 disconnects its
     /// clients, so that they find it on the pod they reconnect to.
     fn finish_in_flight_work(&mut self) {
+        let now = self.ctx.now;
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         for slot in slots {
-            let verdict = guarded(&mut self.conns[slot], &mut self.ctx, |conn, ctx| {
-                conn.on_ready(ctx, &mut self.scratch, Wake::Recheck)
-            });
-            self.settle(slot, verdict);
+            self.conns[slot].conn.on_drain_begins(now);
+            self.run_connection(slot, Wake::Recheck);
         }
     }
 
@@ -422,8 +528,11 @@ impl Server {
             "{signal} again: closing {} connections now",
             self.conns.len()
         );
-        for (_, conn) in self.conns.iter_mut() {
-            conn.close_now(&mut self.ctx);
+        for (_, s) in self.conns.iter_mut() {
+            s.conn.close_now(&mut self.ctx);
+            if let Ok(n) = s.conn.output().write_to(&mut s.stream) {
+                self.ctx.metrics.bytes_out += n as u64;
+            }
         }
         self.exit_now = true;
     }
@@ -433,15 +542,16 @@ impl Server {
         if self.exit_now {
             return true;
         }
-        if self.ctx.lifecycle.phase() != Phase::Draining {
+        let Some(drain) = self.drain else {
             return false;
-        }
+        };
+        debug_assert_eq!(self.ctx.lifecycle.phase(), Phase::Draining);
         let public = self.ctx.open.http + self.ctx.open.websocket;
         if public == 0 {
             log::info!("drain complete: every public connection closed");
             return true;
         }
-        if self.drain_deadline.is_some_and(|at| self.ctx.now >= at) {
+        if self.ctx.now >= drain.deadline {
             log::warn!(
                 "drain deadline passed with {public} public connections still open; closing them"
             );
@@ -452,7 +562,7 @@ impl Server {
 
     fn log_exit(&self) {
         let m = &self.ctx.metrics;
-        if let Some(started) = self.ctx.lifecycle.drain_started_at() {
+        if let Some(drain) = self.drain {
             let closes = self.ctx.lifecycle.drain_closes();
             let spread = match (closes.first(), closes.last()) {
                 (Some(first), Some(last)) => format!("first +{first}ms, last +{last}ms"),
@@ -461,10 +571,10 @@ impl Server {
             log::info!(
                 "drain end after {}ms: {} close frames sent (1012) ({spread}); {} close handshakes completed, \
                  {} clients did not answer within CLOSE_TIMEOUT, {} connections still open at exit",
-                self.ctx.now.saturating_sub(started),
+                self.ctx.now.saturating_sub(drain.started_at),
                 closes.len(),
-                m.ws_clean_closes,
-                m.ws_close_timeouts,
+                m.ws_clean_closes - drain.clean_closes_before,
+                m.ws_close_timeouts - drain.close_timeouts_before,
                 self.conns.len()
             );
         }
@@ -488,32 +598,183 @@ impl Server {
     }
 }
 
-/// Runs one connection's handler. A panic in it is a bug, but it costs that connection only:
-/// its client is told (1011, or 500) and dropped while the loop goes on serving everyone else,
-/// instead of the pod losing every connection at once. (The panic message itself is printed
-/// by the default hook, just before the log line.)
-fn guarded(
-    conn: &mut Connection,
+/// Runs one connection: writes what is queued, lets it serve what it has buffered, reads until
+/// the socket would block (or the read budget runs out), and repeats.
+///
+/// Reads are spared where readiness is known. After an event that did not report the peer's
+/// shutdown, a read that returns less than the buffer holds means the socket is empty for now:
+/// the read that would only say `WouldBlock` is skipped (with edge-triggered readiness, data or
+/// a FIN arriving later raises a new event). Without an event (a timer, the drain), the socket
+/// is read only if an earlier run left bytes in it unread.
+fn drive<S: Stream>(
+    s: &mut Slot<S>,
     ctx: &mut Context,
-    handler: impl FnOnce(&mut Connection, &mut Context) -> Verdict,
+    scratch: &mut [u8],
+    reads_per_event: usize,
+    wake: Wake,
 ) -> Verdict {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(conn, ctx))) {
-        Ok(verdict) => verdict,
-        Err(_) => {
-            log::error!(
-                "conn #{}: internal error (the panic above); closing this connection only",
-                conn.generation
-            );
-            conn.internal_error(ctx)
+    let mut reads = 0;
+    let trust_short_read = wake == Wake::Event { peer_closed: false };
+    let mut drained = wake == Wake::Internal && !s.unread;
+    loop {
+        if s.conn.output_len() > 0 {
+            match s.conn.output().write_to(&mut s.stream) {
+                Ok(n) => {
+                    ctx.metrics.bytes_out += n as u64;
+                    s.conn.on_written(n, ctx.now);
+                }
+                Err(e) => {
+                    log::debug!("conn #{}: write failed: {e}", s.generation);
+                    return Verdict::Close;
+                }
+            }
+        }
+        match s.conn.next_io(ctx) {
+            NextIo::Continue => continue,
+            NextIo::Close => return Verdict::Close,
+            NextIo::ShutdownWrite => {
+                if s.stream.shutdown_write().is_err() {
+                    return Verdict::Close;
+                }
+                s.conn.on_write_shut(ctx.now);
+                continue;
+            }
+            NextIo::InputClosed => return Verdict::Keep,
+            NextIo::Paused => {
+                s.unread = true;
+                return Verdict::Keep;
+            }
+            NextIo::Read => {}
+        }
+        if drained {
+            s.unread = false;
+            return s.conn.on_input_drained(ctx);
+        }
+        if reads == reads_per_event {
+            s.rerun = true;
+            s.unread = true;
+            return Verdict::Keep;
+        }
+        reads += 1;
+        match s.stream.read(scratch) {
+            Ok(0) => {
+                if s.conn.on_input_closed() == Verdict::Close {
+                    return Verdict::Close;
+                }
+            }
+            Ok(n) => {
+                ctx.metrics.bytes_in += n as u64;
+                drained = trust_short_read && n < scratch.len();
+                if s.conn.on_bytes(&mut scratch[..n], ctx) == Verdict::Close {
+                    return Verdict::Close;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                s.unread = false;
+                return s.conn.on_input_drained(ctx);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::debug!("conn #{}: read failed: {e}", s.generation);
+                return Verdict::Close;
+            }
         }
     }
 }
 
-fn annotate(e: io::Error, setting: &str, addr: SocketAddr) -> io::Error {
-    io::Error::new(
-        e.kind(),
-        format!("cannot listen on {addr} ({setting}): {e}"),
-    )
+/// The open count a kind of connection is counted in.
+fn count_of(open: &mut OpenConnections, kind: Kind) -> &mut usize {
+    match kind {
+        Kind::Http => &mut open.http,
+        Kind::WebSocket => &mut open.websocket,
+        Kind::Admin => &mut open.admin,
+    }
+}
+
+/// Runs one connection's handler. A panic in it is a bug, but it costs that connection only:
+/// its client is told (1011, or 500) and dropped while the loop goes on serving everyone else,
+/// instead of the pod losing every connection at once. (The panic message itself is printed
+/// by the default hook, just before the log line.)
+fn guarded<S>(
+    s: &mut Slot<S>,
+    ctx: &mut Context,
+    handler: impl FnOnce(&mut Slot<S>, &mut Context) -> Verdict,
+) -> Verdict {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(s, ctx))) {
+        Ok(verdict) => verdict,
+        Err(_) => {
+            log::error!(
+                "conn #{}: internal error (the panic above); closing this connection only",
+                s.generation
+            );
+            s.conn.internal_error(ctx)
+        }
+    }
+}
+
+/// Runs the server until the drain is over (or a second signal): loads the static files, raises
+/// the open-files limit, binds both listeners, and polls.
+pub fn run(config: Config, instance_id: &str) -> io::Result<()> {
+    let clock = Clock::new();
+    let limits = net::raise_fd_limit()?;
+    let max_public = config
+        .max_connections
+        .unwrap_or_else(|| limits.soft.saturating_sub(FD_RESERVE).max(1) as usize);
+    let files = StaticFiles::load(&config.static_dir)?;
+    let net = MioNet::bind(config.public_addr, config.admin_addr, config.listen_backlog)?;
+    let mut signals = Signals::new([SIGTERM, SIGINT])?;
+    net.poll
+        .registry()
+        .register(&mut signals, SIGNALS_TOKEN, Interest::READABLE)?;
+    log_listening(&config, &files, limits, max_public, &net);
+
+    let mut ctx = Context::new(
+        config,
+        files,
+        instance_id,
+        Rng::from_entropy(),
+        SystemTime::now,
+    );
+    ctx.tick(clock.now());
+    let mut server = Server::new(net, ctx, max_public, Tuning::default());
+    let mut events = Events::with_capacity(EVENTS_CAPACITY);
+    let mut batch = Vec::with_capacity(EVENTS_CAPACITY);
+    let mut wake_at = None;
+    log::info!("ready: serving");
+    loop {
+        let timeout =
+            wake_at.map(|at: Millis| Duration::from_millis(at.saturating_sub(clock.now())));
+        if let Err(e) = server.net.poll.poll(&mut events, timeout) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        batch.clear();
+        for event in events.iter() {
+            match event.token() {
+                PUBLIC_TOKEN => batch.push(Event::Acceptable(Side::Public)),
+                ADMIN_TOKEN => batch.push(Event::Acceptable(Side::Admin)),
+                // The pipe is emptied before acting, so a signal arriving meanwhile wakes the
+                // poll again.
+                SIGNALS_TOKEN => batch.extend(signals.pending().map(|n| {
+                    Event::Signal(if n == SIGINT {
+                        Signal::Int
+                    } else {
+                        Signal::Term
+                    })
+                })),
+                Token(slot) => batch.push(Event::Ready {
+                    slot,
+                    peer_closed: event.is_read_closed() || event.is_error(),
+                }),
+            }
+        }
+        match server.step(clock.now(), &batch) {
+            Status::Exited => return Ok(()),
+            Status::Running { wake_at: next } => wake_at = next.filter(|&at| at != NEVER),
+        }
+    }
 }
 
 fn log_listening(
@@ -521,12 +782,17 @@ fn log_listening(
     files: &StaticFiles,
     limits: FdLimits,
     max_public: usize,
-    public: SocketAddr,
-    admin: SocketAddr,
+    net: &MioNet,
 ) {
+    let addr = |side| {
+        net.local_addr(side)
+            .map_or_else(|| "?".to_string(), |a: SocketAddr| a.to_string())
+    };
     log::info!(
-        "listening public={public} admin={admin} max_connections={max_public} \
+        "listening public={} admin={} max_connections={max_public} \
          open_files_limit={} (was {}, hard {}) backlog={} static_files={} ({} bytes from {:?})",
+        addr(Side::Public),
+        addr(Side::Admin),
         limits.soft,
         limits.soft_before,
         limits.hard,

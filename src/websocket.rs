@@ -29,8 +29,9 @@ use tungstenite::handshake::derive_accept_key;
 use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 
+use crate::config::Config;
 use crate::config::EchoMode;
-use crate::context::Context;
+use crate::context::SessionCtx;
 use crate::http::{Head, HttpError, Response};
 use crate::lifecycle::Phase;
 use crate::outbuf::OutQueue;
@@ -157,7 +158,7 @@ pub struct Session {
 impl Session {
     /// A session that has just been upgraded. The first alive message is at a random point of
     /// the first interval, so clients that connected together do not all get theirs in one tick.
-    pub fn new(ctx: &mut Context) -> Self {
+    pub fn new(ctx: &mut SessionCtx<'_>) -> Self {
         let interval = ctx.config.alive_interval.as_millis() as u64;
         let next_alive = if interval == 0 {
             NEVER
@@ -183,14 +184,18 @@ impl Session {
         }
     }
 
+    /// Bytes of an unfinished fragmented message held for this session.
+    pub fn buffered_bytes(&self) -> usize {
+        self.fragments.as_ref().map_or(0, |f| f.payload.len())
+    }
+
     /// Whether our close frame has gone out (the session only waits for the client's).
     pub fn closing(&self) -> bool {
         self.close_sent_at != NEVER
     }
 
     /// When the session next needs the loop.
-    pub fn next_deadline(&self, ctx: &Context) -> Millis {
-        let config = &ctx.config;
+    pub fn next_deadline(&self, config: &Config) -> Millis {
         if self.closing() {
             return after(self.close_sent_at, config.close_timeout);
         }
@@ -211,9 +216,9 @@ impl Session {
 
     /// The session's deadline passed: send an alive message or a ping, or give up on a client
     /// that does not answer.
-    pub fn on_timeout(&mut self, out: &mut OutQueue, ctx: &mut Context) -> Flow {
+    pub fn on_timeout(&mut self, out: &mut OutQueue, ctx: &mut SessionCtx<'_>) -> Flow {
         let now = ctx.now;
-        let config = &ctx.config;
+        let config = ctx.config;
         if self.closing() {
             if now >= after(self.close_sent_at, config.close_timeout) {
                 log::debug!("websocket: no close frame from the client within the close timeout");
@@ -268,7 +273,7 @@ impl Session {
         Flow::Open
     }
 
-    fn send_alive(&mut self, out: &mut OutQueue, ctx: &mut Context) {
+    fn send_alive(&mut self, out: &mut OutQueue, ctx: &mut SessionCtx<'_>) {
         let text = format!(
             "{{\"type\":\"alive\",\"instance\":{},\"phase\":\"{}\",\"interval_ms\":{},\"uptime_ms\":{}}}",
             ctx.instance_json,
@@ -287,7 +292,7 @@ impl Session {
         code: CloseCode,
         reason: &str,
         out: &mut OutQueue,
-        ctx: &mut Context,
+        ctx: &mut SessionCtx<'_>,
     ) {
         if self.closing() {
             return;
@@ -305,7 +310,7 @@ impl Session {
         buf: &mut [u8],
         out: &mut OutQueue,
         high_water: usize,
-        ctx: &mut Context,
+        ctx: &mut SessionCtx<'_>,
     ) -> (usize, Flow) {
         let mut pos = 0;
         while out.len() < high_water {
@@ -453,7 +458,7 @@ impl Session {
         is_final: bool,
         payload: &[u8],
         out: &mut OutQueue,
-        ctx: &mut Context,
+        ctx: &mut SessionCtx<'_>,
     ) -> Flow {
         match opcode {
             OpCode::Control(Control::Ping) => {
@@ -534,11 +539,11 @@ impl Session {
         text: bool,
         payload: &[u8],
         out: &mut OutQueue,
-        ctx: &mut Context,
+        ctx: &mut SessionCtx<'_>,
     ) -> Flow {
         ctx.metrics.ws_messages_in += 1;
         ctx.metrics.ws_payload_bytes_in += payload.len() as u64;
-        ctx.inject_fault(payload);
+        ctx.fault.check(payload);
         if self.closing() {
             // Our close frame has gone out; nothing may follow it. The client re-sends elsewhere.
             ctx.metrics.ws_messages_after_close += 1;
@@ -579,7 +584,12 @@ impl Session {
         Flow::Open
     }
 
-    fn on_close_frame(&mut self, payload: &[u8], out: &mut OutQueue, ctx: &mut Context) -> Flow {
+    fn on_close_frame(
+        &mut self,
+        payload: &[u8],
+        out: &mut OutQueue,
+        ctx: &mut SessionCtx<'_>,
+    ) -> Flow {
         let code = match payload {
             [] => None,
             [_] => {
@@ -622,7 +632,7 @@ impl Session {
         code: CloseCode,
         reason: &str,
         out: &mut OutQueue,
-        ctx: &mut Context,
+        ctx: &mut SessionCtx<'_>,
     ) -> Flow {
         log::debug!("websocket: closing with {}: {reason}", u16::from(code));
         self.start_close(code, reason, out, ctx);
@@ -800,6 +810,39 @@ mod tests {
         assert!(bytes.len() - 2 <= 125);
         assert_eq!(u16::from_be_bytes([bytes[2], bytes[3]]), 1012);
         assert!(std::str::from_utf8(&bytes[4..]).is_ok());
+    }
+
+    #[test]
+    fn age_closes_spread_over_the_last_tenth() {
+        let Ok(crate::config::Command::Run(config)) = Config::parse(Vec::<String>::new(), |name| {
+            (name == "MAX_CONNECTION_AGE").then(|| "100s".to_string())
+        }) else {
+            panic!("config")
+        };
+        let mut metrics = crate::metrics::Metrics::default();
+        let mut lifecycle = crate::lifecycle::Lifecycle::new();
+        let mut rng = crate::timers::Rng::seeded(3);
+        let fault = crate::context::FaultTrigger::default();
+        let mut ctx = SessionCtx {
+            now: 1_000,
+            config: &config,
+            metrics: &mut metrics,
+            lifecycle: &mut lifecycle,
+            rng: &mut rng,
+            instance_json: "\"t\"",
+            fault: &fault,
+        };
+        let mut per_tenth = [0u32; 10];
+        for _ in 0..2_000 {
+            let at = Session::new(&mut ctx).restart_at - 1_000;
+            assert!((90_000..=100_000).contains(&at), "{at}");
+            per_tenth[((at - 90_000) / 1_000).min(9) as usize] += 1;
+        }
+        // Uniform over the last tenth of the age: about 200 in each hundredth.
+        assert!(
+            per_tenth.iter().all(|&n| (120..=280).contains(&n)),
+            "{per_tenth:?}"
+        );
     }
 
     #[test]

@@ -217,7 +217,7 @@ fn help_lists_every_setting_and_version_prints() {
     assert!(help.contains("[default: 8080]") && help.contains("[default: 620s]"));
     assert!(
         help.contains(
-            "PRESTOP_DELAY + DRAIN_WINDOW + CLOSE_TIMEOUT + 2s <= TERMINATION_GRACE_PERIOD"
+            "PRESTOP_DELAY + DRAIN_WINDOW + CLOSE_TIMEOUT + 4s <= TERMINATION_GRACE_PERIOD"
         )
     );
     let out = run(&["--version"], &[]);

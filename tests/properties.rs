@@ -12,6 +12,7 @@ use wsdrain::metrics::Side;
 use wsdrain::outbuf::OutQueue;
 use wsdrain::routes;
 use wsdrain::static_files::{StaticFiles, normalize};
+use wsdrain::timers::Rng;
 use wsdrain::websocket::{Flow, Session};
 
 fn context() -> Context {
@@ -22,7 +23,13 @@ fn context() -> Context {
         panic!("default config")
     };
     let files = StaticFiles::load(Path::new(dir)).unwrap();
-    Context::new(*config, files, "prop".into())
+    Context::new(
+        *config,
+        files,
+        "prop",
+        Rng::seeded(1),
+        std::time::SystemTime::now,
+    )
 }
 
 /// What parsing a buffer decided, in a comparable form.
@@ -143,7 +150,7 @@ proptest! {
                 let mut out = OutQueue::new();
                 match routes::handle(&head, side, &mut ctx) {
                     routes::Action::Respond(r) | routes::Action::Upgrade(r) => r.write_to(&mut out, "D", false),
-                    routes::Action::AwaitPreStop => {}
+                    routes::Action::AwaitPreStop { .. } => {}
                 }
                 let mut bytes = Vec::new();
                 out.write_to(&mut bytes).unwrap();
@@ -194,7 +201,7 @@ fn frame(fin: bool, opcode: u8, payload: &[u8], masked: bool, rsv: u8) -> Vec<u8
 /// and returns everything it wrote and how it ended.
 fn run_session(bytes: &[u8], cuts: &[usize]) -> (Vec<u8>, Flow) {
     let mut ctx = context();
-    let mut session = Session::new(&mut ctx);
+    let mut session = Session::new(&mut ctx.session());
     let mut out = OutQueue::new();
     let mut pending: Vec<u8> = Vec::new();
     let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
@@ -205,7 +212,7 @@ fn run_session(bytes: &[u8], cuts: &[usize]) -> (Vec<u8>, Flow) {
     for point in points {
         pending.extend_from_slice(&bytes[last..point]);
         last = point;
-        let (used, f) = session.on_input(&mut pending, &mut out, usize::MAX, &mut ctx);
+        let (used, f) = session.on_input(&mut pending, &mut out, usize::MAX, &mut ctx.session());
         pending.drain(..used);
         flow = f;
         if flow != Flow::Open {

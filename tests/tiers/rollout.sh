@@ -14,4 +14,4 @@ fi
 
 cargo build --release --locked --bin wsdrain --bin rollout
 timeout 120 ./target/release/rollout --clients 200 --prestop-delay 2 --drain-window 3 \
-  --close-timeout 2 --grace 9 --send-interval 200
+  --close-timeout 2 --grace 11 --send-interval 200

@@ -31,7 +31,7 @@ const USAGE: &str = "usage: rollout [--clients N] [--prestop-delay SECS] [--drai
 
 Plays a rolling update: pod A serves N reconnecting clients through nginx; pod B starts; A gets
 /prestop and leaves the upstream; A gets SIGTERM when /prestop answers; the clients must end on B
-with no message lost. Defaults are the server's (15 s preStop, 10 s drain, 5 s close, 32 s grace).";
+with no message lost. Defaults are the server's (15 s preStop, 10 s drain, 5 s close, 34 s grace).";
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -55,7 +55,7 @@ fn parse_options() -> Result<Options, String> {
         prestop_delay: 15.0,
         drain_window: 10.0,
         close_timeout: 5.0,
-        grace: 32.0,
+        grace: 34.0,
         send_interval: Duration::from_millis(1000),
         alive_interval: 1.0,
         server,
