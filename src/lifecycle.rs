@@ -265,6 +265,19 @@ mod tests {
     }
 
     #[test]
+    fn prestop_first_called_while_draining_is_answered_at_once() {
+        let mut l = Lifecycle::new();
+        assert_eq!(l.on_signal(3_000), SignalAction::BeginDrain);
+        assert_eq!(l.prestop_answer_at(), None);
+        assert_eq!(l.request_prestop(4_000, Duration::from_secs(15)), 4_000);
+        // The waiting connection's deadline comes from here: it must be set, and not later.
+        assert_eq!(l.prestop_answer_at(), Some(4_000));
+        assert_eq!(l.request_prestop(6_000, Duration::from_secs(15)), 6_000);
+        assert_eq!(l.prestop_answer_at(), Some(4_000));
+        assert_eq!(l.phase(), Phase::Draining);
+    }
+
+    #[test]
     fn drain_schedule_counts_closes_per_quarter_of_the_window() {
         let mut s = DrainSchedule::new(3_000);
         assert_eq!(

@@ -113,6 +113,31 @@ fn drain_refuses_new_connections_but_finishes_requests_and_keeps_admin() {
 }
 
 #[test]
+fn prestop_first_called_during_the_drain_answers_at_once() {
+    // A WebSocket keeps the drain going well past the bound below: its close comes at a random
+    // time in the 30 s window, and it never answers it (CLOSE_TIMEOUT, 5 s, follows).
+    let mut server = TestServer::start(&[("DRAIN_WINDOW", "30s"), ("PRESTOP_DELAY", "30s")]);
+    let _ws = common::RawWs::connect(server.public);
+    server.signal("TERM");
+    server.wait_log("SIGTERM: draining", WAIT);
+
+    let mut hook = Client::connect(server.admin);
+    hook.stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let started = Instant::now();
+    hook.send(b"GET /prestop HTTP/1.1\r\nHost: t\r\n\r\n");
+    // The first /prestop of the run, during the drain: answered at once, not at exit.
+    let r = hook.response();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(
+        server.running(),
+        "the drain should still be waiting for the WebSocket"
+    );
+}
+
+#[test]
 fn second_signal_exits_at_once() {
     let mut server = TestServer::start(&[("DRAIN_WINDOW", "60s")]);
     let mut slow = Client::connect(server.public);
