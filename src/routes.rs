@@ -15,7 +15,7 @@
 use crate::context::Context;
 use crate::http::{Body, Head, HttpError, Method, Response};
 use crate::metrics::Side;
-use crate::static_files::Lookup;
+use crate::static_files::{Lookup, add_slash_location};
 use crate::timers::Millis;
 use crate::websocket;
 
@@ -171,13 +171,9 @@ fn static_file(head: &Head<'_>, ctx: &Context) -> Response {
     match lookup {
         Lookup::NotFound => not_found(),
         _ if !Endpoint::Static.allows(head.method) => method_not_allowed(Endpoint::Static.allow()),
-        Lookup::AddSlash => {
-            let location = match head.query {
-                Some(q) => format!("{}/?{q}", head.path),
-                None => format!("{}/", head.path),
-            };
-            Response::text(301, "moved").header("Location", location)
-        }
+        Lookup::AddSlash(key) => Response::text(301, "moved")
+            .header("Location", add_slash_location(&key, head.query))
+            .header("Cache-Control", "no-cache"),
         Lookup::File(file) => {
             let fresh = file.not_modified(
                 head.header("if-none-match"),

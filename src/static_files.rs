@@ -12,6 +12,7 @@
 //! (`..`, encoded slashes, backslashes, NUL) answered 400, so probes for them are visible.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -71,8 +72,9 @@ fn secs(t: SystemTime) -> u64 {
 pub enum Lookup<'a> {
     /// A file.
     File(&'a StaticFile),
-    /// A directory named without its trailing slash: redirect so relative links work.
-    AddSlash,
+    /// A directory named without its trailing slash: redirect so relative links work. Holds
+    /// the directory's normalised key, from which [`add_slash_location`] builds the target.
+    AddSlash(String),
     /// Nothing here.
     NotFound,
 }
@@ -195,7 +197,7 @@ impl StaticFiles {
         } else if let Some(file) = self.files.get(&key) {
             Some(file)
         } else if self.dirs.contains(&key) {
-            return Ok(Lookup::AddSlash);
+            return Ok(Lookup::AddSlash(key));
         } else {
             None
         };
@@ -245,6 +247,32 @@ pub fn normalize(path: &str) -> Result<(String, bool), &'static str> {
         }
     }
     Ok((segments.join("/"), dir))
+}
+
+/// The `Location` that adds a directory's slash: `/` + its normalised `key` (percent-encoded
+/// again) + `/`, then the request's query. Never the request's own path: `//host` or `/\host`
+/// there would send a browser to another site. Whatever `key` holds, the result never starts
+/// with `//` or `/\` (slashes around it are dropped, a `\` is encoded).
+pub fn add_slash_location(key: &str, query: Option<&str>) -> String {
+    let key = key.trim_matches('/');
+    let mut location = String::with_capacity(key.len() + 2);
+    location.push('/');
+    for &b in key.as_bytes() {
+        // RFC 3986 pchar (unreserved, sub-delims, `:`, `@`) and the `/` between segments.
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b) {
+            location.push(char::from(b));
+        } else {
+            let _ = write!(location, "%{b:02X}");
+        }
+    }
+    if !key.is_empty() {
+        location.push('/');
+    }
+    if let Some(query) = query {
+        location.push('?');
+        location.push_str(query);
+    }
+    location
 }
 
 /// Media type by file extension.
@@ -312,6 +340,58 @@ mod tests {
         ];
         for path in bad {
             assert!(normalize(path).is_err(), "{path} accepted");
+        }
+    }
+
+    #[test]
+    fn add_slash_locations_stay_on_the_site() {
+        let cases: &[(&str, Option<&str>, &str)] = &[
+            ("sub", None, "/sub/"),
+            ("sub", Some("x=1"), "/sub/?x=1"),
+            ("a/b", Some(""), "/a/b/?"),
+            ("space dir", None, "/space%20dir/"),
+            ("100%", None, "/100%25/"),
+            ("q?#x", None, "/q%3F%23x/"),
+            ("café", None, "/caf%C3%A9/"),
+            ("x:y@z", None, "/x:y@z/"),
+            // Not keys normalize() gives, but still never off the site.
+            ("", None, "/"),
+            ("//evil.example", Some("x"), "/evil.example/?x"),
+            ("\\evil.example", None, "/%5Cevil.example/"),
+        ];
+        for (key, query, location) in cases {
+            assert_eq!(add_slash_location(key, *query), *location, "{key}");
+        }
+        // From whatever a request names, the redirect names the same directory, on this site.
+        for path in [
+            "/sub",
+            "//sub",
+            "///sub",
+            "//sub//",
+            "/%2F/sub",
+            "/\\sub",
+            "/%5Csub",
+            "//%73ub",
+            "/space%20dir",
+            "//100%25",
+            "//a//b",
+            "//caf%C3%A9",
+            "//%3F%23",
+            "/.%2e/x",
+        ] {
+            let Ok((key, _)) = normalize(path) else {
+                continue;
+            };
+            let location = add_slash_location(&key, None);
+            assert!(
+                !location.starts_with("//") && !location.starts_with("/\\"),
+                "{path} -> {location}"
+            );
+            assert_eq!(
+                normalize(&location),
+                Ok((key, true)),
+                "{path} -> {location}"
+            );
         }
     }
 

@@ -149,6 +149,40 @@ fn static_files_with_types_validators_and_directories() {
 }
 
 #[test]
+fn a_directory_redirect_never_points_off_the_site() {
+    let dir = common::fixture_static_dir();
+    for name in ["space dir", "100%"] {
+        std::fs::create_dir_all(dir.join(name)).unwrap();
+        std::fs::write(dir.join(name).join("index.html"), format!("{name} index\n")).unwrap();
+    }
+    let server = TestServer::start(&[("STATIC_DIR", dir.to_str().unwrap())]);
+    // A browser reads `//sub/` as the host `sub`: the Location is built from the normalised
+    // path, never from the request's own.
+    for (target, location) in [
+        ("/sub", "/sub/"),
+        ("//sub", "/sub/"),
+        ("///sub?x=1", "/sub/?x=1"),
+        ("/space%20dir", "/space%20dir/"),
+        ("//space%20dir", "/space%20dir/"),
+        ("/100%25", "/100%25/"),
+    ] {
+        let r = get(server.public, target);
+        assert_eq!(
+            (r.status, r.header("location"), r.header("cache-control")),
+            (301, Some(location), Some("no-cache")),
+            "{target}"
+        );
+        // And the Location leads to the directory.
+        assert_eq!(get(server.public, location).status, 200, "{location}");
+    }
+    assert_eq!(
+        get(server.public, "/space%20dir/").text(),
+        "space dir index\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn no_way_out_of_the_static_directory() {
     let server = TestServer::start(&[]);
     let shapes = [

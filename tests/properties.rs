@@ -1,8 +1,10 @@
 //! Properties of the parsing paths, checked on generated input with proptest: they never panic,
 //! the way bytes are split into reads never changes the result, path normalisation never leaves
-//! the static root, and reversing twice gives the original text.
+//! the static root, a directory's redirect never leaves the site, and reversing twice gives the
+//! original text.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use wsdrain::config::{Command, Config};
@@ -30,6 +32,60 @@ fn context() -> Context {
         Rng::seeded(1),
         std::time::SystemTime::now,
     )
+}
+
+/// A static directory with subdirectories whose names need percent-encoding in a URL.
+fn dirs_fixture() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("static-dirs");
+        for sub in ["sub", "space dir", "100%", "a/b", "café", "q?#x", "x:y@z"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+            std::fs::write(dir.join(sub).join("index.html"), "i\n").unwrap();
+        }
+        dir
+    })
+}
+
+/// A context serving `dir`.
+fn context_serving(dir: &Path) -> Context {
+    let dir = dir.display().to_string();
+    let Ok(Command::Run(config)) = Config::parse(Vec::<String>::new(), |name| {
+        (name == "STATIC_DIR").then(|| dir.clone())
+    }) else {
+        panic!("default config")
+    };
+    let files = StaticFiles::load(Path::new(&dir)).unwrap();
+    Context::new(*config, files, "prop".into())
+}
+
+/// Request targets that name a directory without its slash, in the shapes a browser or an
+/// attacker might send: extra leading slashes (`//host` is another site to a browser),
+/// backslashes, encoded separators, and names that need percent-encoding.
+fn directory_targets() -> impl Strategy<Value = String> {
+    let prefix = prop::sample::select(vec![
+        "/", "//", "///", "////", "/\\", "/\\/", "//\\", "/%2F", "/%5C", "/%5c/", "/./", "/%2e/",
+    ]);
+    let name = prop::sample::select(vec![
+        "sub",
+        "%73ub",
+        "space%20dir",
+        "100%25",
+        "a/b",
+        "a//b",
+        "caf%C3%A9",
+        "q%3F%23x",
+        "x:y@z",
+        "x%3Ay%40z",
+        "sub/index.html",
+        "nope",
+    ]);
+    let tail = prop::sample::select(vec!["", "", "/", "//"]);
+    let query = prop::sample::select(vec!["", "", "?x=1", "?//evil.example", "?a=%2F"]);
+    prop_oneof![
+        (prefix, name, tail, query).prop_map(|(p, n, t, q)| format!("{p}{n}{t}{q}")),
+        "/[a-z%0-9./\\\\?]{0,20}",
+    ]
 }
 
 /// What parsing a buffer decided, in a comparable form.
@@ -157,6 +213,41 @@ proptest! {
                 prop_assert!(bytes.is_empty() || bytes.starts_with(b"HTTP/1.1 "));
             }
         }
+    }
+
+    #[test]
+    fn a_directory_redirect_stays_on_the_site_and_names_the_directory(
+        target in directory_targets(),
+    ) {
+        let mut ctx = context_serving(dirs_fixture());
+        let request = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n");
+        let mut storage = [httparse::EMPTY_HEADER; http::MAX_HEADERS];
+        let Parsed::Complete(head, _) = http::parse(request.as_bytes(), &mut storage, 8192) else {
+            return Ok(());
+        };
+        let routes::Action::Respond(response) = routes::handle(&head, Side::Public, &mut ctx) else {
+            return Ok(());
+        };
+        if response.status != 301 {
+            return Ok(());
+        }
+        let location = response
+            .headers
+            .lines()
+            .find_map(|l| l.strip_prefix("Location: "))
+            .unwrap_or_default();
+        // `//x` and `/\x` are scheme-relative to a browser: another host.
+        prop_assert!(location.starts_with('/'), "{target} -> {location}");
+        prop_assert!(!location.starts_with("//") && !location.starts_with("/\\"), "{target} -> {location}");
+        // It names the directory the request named, with its slash, and keeps the query.
+        let (path, query) = match location.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (location, None),
+        };
+        let (key, _) = normalize(head.path).unwrap();
+        prop_assert_eq!(normalize(path), Ok((key, true)), "{} -> {}", target, location);
+        prop_assert_eq!(query, head.query);
+        prop_assert!(response.headers.contains("Cache-Control: no-cache\r\n"));
     }
 
     #[test]
