@@ -418,6 +418,11 @@ impl Session {
         if header.mask.is_none() {
             return Err((CloseCode::Protocol, "client frames must be masked"));
         }
+        if length >> 63 != 0 {
+            // RFC 6455 §5.2: a 64-bit length's most significant bit MUST be 0. A malformed
+            // header, not a big message.
+            return Err((CloseCode::Protocol, "64-bit length with its top bit set"));
+        }
         match header.opcode {
             OpCode::Control(_) => {
                 if !header.is_final {

@@ -196,6 +196,33 @@ fn protocol_violations_close_with_1002() {
 }
 
 #[test]
+fn a_64_bit_length_with_its_top_bit_set_is_1002_not_1009() {
+    // RFC 6455 §5.2: the most significant bit of a 64-bit length MUST be 0. Such a header is
+    // malformed, not a large message.
+    let server = TestServer::start(&[]);
+    for (first, length) in [
+        (0x81, 1u64 << 63),
+        (0x81, u64::MAX),
+        (0x82, (1u64 << 63) | 5),
+        (0x01, 1u64 << 63),
+    ] {
+        let mut ws = RawWs::connect(server.public);
+        let mut header = vec![first, 0x80 | 127];
+        header.extend_from_slice(&length.to_be_bytes());
+        header.extend_from_slice(&[1, 2, 3, 4]);
+        ws.send_raw(&header);
+        let reply = ws.read_reply();
+        assert_eq!(
+            (reply.opcode, reply.close_code()),
+            (8, Some(1002)),
+            "{first:#x} {length:#x}: {:?}",
+            String::from_utf8_lossy(&reply.payload)
+        );
+        ws.expect_tcp_close();
+    }
+}
+
+#[test]
 fn invalid_utf8_closes_with_1007() {
     let server = TestServer::start(&[]);
     type Frames = Vec<(bool, u8, Vec<u8>)>;
