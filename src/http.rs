@@ -249,15 +249,17 @@ fn validate<'a>(
     })
 }
 
-/// The origin-form (`/path?query`) of a request target; absolute-form (`http://host/path`) is
-/// reduced to it, as RFC 9112 §3.2.2 requires servers to accept.
+/// The origin-form (`/path?query`) of a request target; absolute-form (`http://host/path`,
+/// the scheme in any case: RFC 9110 §4.2.3) is reduced to it, as RFC 9112 §3.2.2 requires
+/// servers to accept.
 fn origin_form(target: &str) -> Option<&str> {
     if target.starts_with('/') {
         return Some(target);
     }
-    let rest = target
-        .strip_prefix("http://")
-        .or_else(|| target.strip_prefix("https://"))?;
+    let (scheme, rest) = target.split_once("://")?;
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return None;
+    }
     match rest.find(['/', '?']) {
         Some(i) if rest.as_bytes()[i] == b'/' => Some(&rest[i..]),
         Some(_) => None, // a query with no path: rare enough to refuse
@@ -509,6 +511,31 @@ mod tests {
                 1,
                 true,
             ),
+            // The scheme is case-insensitive (RFC 9110 §4.2.3).
+            (
+                "GET HTTP://host/a HTTP/1.1\r\nHost: a\r\n\r\n",
+                Method::Get,
+                "/a",
+                None,
+                1,
+                true,
+            ),
+            (
+                "GET Https://h HTTP/1.1\r\nHost: a\r\n\r\n",
+                Method::Get,
+                "/",
+                None,
+                1,
+                true,
+            ),
+            (
+                "HEAD hTTpS://h/x?y HTTP/1.1\r\nHost: a\r\n\r\n",
+                Method::Head,
+                "/x",
+                Some("y"),
+                1,
+                true,
+            ),
         ];
         for (text, method, path, query, version, keep_alive) in cases {
             let (m, p, q, v, k, n) = parse_str(text).unwrap_or_else(|e| panic!("{text:?}: {e:?}"));
@@ -552,6 +579,10 @@ mod tests {
             ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
             ("GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
             ("GET ftp://x/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            ("GET FTP://x/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            ("GET HTTP:/x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            ("GET httpx://x/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            ("GET HTTP://x?y HTTP/1.1\r\nHost: a\r\n\r\n", 400),
             ("GET / HTTP/1.1\r\nHo st: a\r\n\r\n", 400),
             ("GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n", 400),
             ("G\0T / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
