@@ -71,6 +71,14 @@ impl<'a> Head<'a> {
             .map(str::trim)
     }
 
+    /// How many fields have this name (case-insensitive); for fields that must appear once.
+    pub fn count(&self, name: &str) -> usize {
+        self.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .count()
+    }
+
     /// Whether a comma-separated header (e.g. `Connection`) contains `token`, in any of its
     /// occurrences, case-insensitively.
     pub fn has_token(&self, name: &str, token: &str) -> bool {
@@ -597,6 +605,20 @@ mod tests {
                 Ok(r) => panic!("{text:?} parsed: {r:?}"),
             }
         }
+    }
+
+    #[test]
+    fn header_lookup_and_count() {
+        let text = "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nx-a:  2 \r\nX-B: 3\r\n\r\n";
+        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let Parsed::Complete(head, _) = parse(text.as_bytes(), &mut storage, 8192) else {
+            panic!("{text:?} did not parse");
+        };
+        assert_eq!(head.header("x-a"), Some("1"));
+        assert_eq!(
+            (head.count("X-A"), head.count("x-b"), head.count("x-c")),
+            (2, 1, 0)
+        );
     }
 
     #[test]

@@ -66,6 +66,13 @@ pub fn handshake(
     if !head.has_token("connection", "upgrade") {
         return bad("expected Connection: Upgrade");
     }
+    // Each is a single value (RFC 6455 §4.2.1, §11.3.1): a second field is not one to pick from.
+    if head.count("sec-websocket-key") > 1 {
+        return bad("more than one Sec-WebSocket-Key");
+    }
+    if head.count("sec-websocket-version") > 1 {
+        return bad("more than one Sec-WebSocket-Version");
+    }
     if head.header("sec-websocket-version") != Some("13") {
         return Err(Response::error(HttpError {
             status: 426,

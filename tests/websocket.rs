@@ -475,6 +475,34 @@ fn upgrade_variants() {
 }
 
 #[test]
+fn a_duplicate_key_or_version_is_refused_with_400() {
+    // RFC 6455 §4.2.1 / §11.3.1: each is one value; a second field is not a list to pick from.
+    let server = TestServer::start(&[]);
+    let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let version = "Sec-WebSocket-Version: 13\r\n";
+    for (extra, reason) in [
+        (key.to_string(), "more than one Sec-WebSocket-Key"),
+        (
+            "sec-websocket-key: AAAAAAAAAAAAAAAAAAAAAA==\r\n".to_string(),
+            "more than one Sec-WebSocket-Key",
+        ),
+        (version.to_string(), "more than one Sec-WebSocket-Version"),
+        (
+            "Sec-WebSocket-Version: 8\r\n".to_string(),
+            "more than one Sec-WebSocket-Version",
+        ),
+    ] {
+        let request = UPGRADE.replace(key, &format!("{key}{extra}"));
+        assert_ne!(request, UPGRADE);
+        let r = raw(server.public, request.as_bytes());
+        assert_eq!((r.status, r.text().trim_end()), (400, reason), "{request}");
+        assert_eq!(r.header("connection"), Some("close"));
+    }
+    // One of each is still fine.
+    assert_eq!(raw(server.public, UPGRADE.as_bytes()).status, 101);
+}
+
+#[test]
 fn many_tiny_messages_in_one_write_are_all_answered_in_order() {
     let server = TestServer::start(&[]);
     let mut ws = RawWs::connect(server.public);
