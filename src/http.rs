@@ -131,6 +131,9 @@ pub fn parse<'a>(
         Err(httparse::Error::Version) if names_an_http_version(buf) => {
             return Parsed::Invalid(error(505, "only HTTP/1.0 and HTTP/1.1 are supported"));
         }
+        Err(_) if is_obs_fold(buf) => {
+            return Parsed::Invalid(error(400, "obsolete line folding is not accepted"));
+        }
         Err(e) => return Parsed::Invalid(error(400, bad_request_reason(e))),
     };
     if len > max_head_bytes {
@@ -158,6 +161,24 @@ fn has_bare_lf(head: &[u8]) -> bool {
     head.iter()
         .enumerate()
         .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
+}
+
+/// Whether what httparse refused is obsolete line folding (RFC 9112 §5.2): a line starting with
+/// a space or tab, and everything before it valid (so it is the first error, not a later one).
+/// httparse itself only says "invalid header name"; RFC 9112 §5.2 asks for a 400 that says the
+/// folding is the reason.
+fn is_obs_fold(buf: &[u8]) -> bool {
+    let Some(at) = buf
+        .windows(2)
+        .position(|w| w[0] == b'\n' && matches!(w[1], b' ' | b'\t'))
+    else {
+        return false;
+    };
+    let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    matches!(
+        httparse::Request::new(&mut storage).parse(&buf[..=at]),
+        Ok(httparse::Status::Partial)
+    )
 }
 
 /// Whether an incomplete head is already recognisably the HTTP/2 preface, whose full form
@@ -605,6 +626,45 @@ mod tests {
                 Ok(r) => panic!("{text:?} parsed: {r:?}"),
             }
         }
+    }
+
+    #[test]
+    fn obs_fold_is_refused_by_name() {
+        const OBS_FOLD: &str = "obsolete line folding is not accepted";
+        let cases: &[(&str, &str)] = &[
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n folded\r\n\r\n",
+                OBS_FOLD,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n\tfolded\r\n\r\n",
+                OBS_FOLD,
+            ),
+            ("GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n   \r\n\r\n", OBS_FOLD),
+            // Whitespace before the first field (RFC 9112 §2.2): the same shape.
+            ("GET / HTTP/1.1\r\n Host: a\r\n\r\n", OBS_FOLD),
+            // Not complete yet, but already refused.
+            ("GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n\tf", OBS_FOLD),
+            // Another error comes first: that one is named.
+            (
+                "GET / HTTP/1.1\r\nHo st: a\r\nX: 1\r\n folded\r\n\r\n",
+                "invalid header name",
+            ),
+            ("GET / HTTP/1.1\r\nHo st: a\r\n\r\n", "invalid header name"),
+            (
+                "GET / HTTP/2.0\r\nHost: a\r\n folded\r\n\r\n",
+                "only HTTP/1.0 and HTTP/1.1 are supported",
+            ),
+        ];
+        for (text, reason) in cases {
+            match parse_str(text) {
+                Err(e) => assert_eq!(e.reason, *reason, "{text:?}: {e:?}"),
+                Ok(r) => panic!("{text:?} parsed: {r:?}"),
+            }
+        }
+        // Whitespace inside a field value, or after a complete head, is not folding.
+        assert!(parse_str("GET / HTTP/1.1\r\nHost: a\r\nX: 1 \t 2\r\n\r\n").is_ok());
+        assert!(parse_str("GET / HTTP/1.1\r\nHost: a\r\n\r\n folded").is_ok());
     }
 
     #[test]

@@ -369,6 +369,30 @@ fn every_bad_request_gets_its_status_and_others_are_still_served() {
 }
 
 #[test]
+fn obs_fold_is_answered_400_saying_so() {
+    let server = TestServer::start(&[]);
+    for request in [
+        &b"GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n folded\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n\tfolded\r\n\r\n",
+    ] {
+        let mut c = Client::connect(server.public);
+        c.send(request);
+        let r = c.response();
+        assert_eq!(
+            (r.status, r.text().as_str(), r.header("connection")),
+            (
+                400,
+                "obsolete line folding is not accepted\n",
+                Some("close")
+            ),
+            "{:?}",
+            String::from_utf8_lossy(request)
+        );
+        assert!(c.read_to_close(WAIT).is_ok(), "not closed cleanly");
+    }
+}
+
+#[test]
 fn an_error_answer_survives_a_client_that_keeps_sending() {
     // Without a lingering close, unread input makes the kernel send a reset that can destroy
     // the 413 before the client reads it.
