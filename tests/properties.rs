@@ -18,20 +18,7 @@ use wsdrain::timers::Rng;
 use wsdrain::websocket::{Flow, Session};
 
 fn context() -> Context {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
-    let Ok(Command::Run(config)) = Config::parse(Vec::<String>::new(), |name| {
-        (name == "STATIC_DIR").then(|| dir.to_string())
-    }) else {
-        panic!("default config")
-    };
-    let files = StaticFiles::load(Path::new(dir)).unwrap();
-    Context::new(
-        *config,
-        files,
-        "prop",
-        Rng::seeded(1),
-        std::time::SystemTime::now,
-    )
+    context_serving(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/static")))
 }
 
 /// A static directory with subdirectories whose names need percent-encoding in a URL.
@@ -56,7 +43,13 @@ fn context_serving(dir: &Path) -> Context {
         panic!("default config")
     };
     let files = StaticFiles::load(Path::new(&dir)).unwrap();
-    Context::new(*config, files, "prop".into())
+    Context::new(
+        *config,
+        files,
+        "prop",
+        Rng::seeded(1),
+        std::time::SystemTime::now,
+    )
 }
 
 /// Request targets that name a directory without its slash, in the shapes a browser or an
