@@ -144,6 +144,14 @@ impl Metrics {
             .map_or(0, |(_, _, n)| *n)
     }
 
+    /// Requests answered with this status.
+    pub fn requests_with_status(&self, status: u16) -> u64 {
+        self.requests
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, n)| *n)
+    }
+
     /// Requests answered in total.
     pub fn requests_total(&self) -> u64 {
         self.requests.iter().map(|(_, n)| n).sum()

@@ -230,6 +230,7 @@ impl<N: Net> Server<N> {
             self.accept_all(Side::Admin);
         }
         if self.finished() {
+            self.flush_all();
             self.log_exit();
             return Status::Exited;
         }
@@ -530,11 +531,20 @@ impl<N: Net> Server<N> {
         );
         for (_, s) in self.conns.iter_mut() {
             s.conn.close_now(&mut self.ctx);
-            if let Ok(n) = s.conn.output().write_to(&mut s.stream) {
+        }
+        self.exit_now = true;
+    }
+
+    /// Exiting: one last attempt to hand every connection's queued output to the kernel (a
+    /// close frame, a probe's or the preStop hook's answer on the admin port).
+    fn flush_all(&mut self) {
+        for (_, s) in self.conns.iter_mut() {
+            if s.conn.output_len() > 0
+                && let Ok(n) = s.conn.output().write_to(&mut s.stream)
+            {
                 self.ctx.metrics.bytes_out += n as u64;
             }
         }
-        self.exit_now = true;
     }
 
     /// Whether the loop should stop: a second signal, or a drain with nothing left to wait for.

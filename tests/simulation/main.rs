@@ -1,0 +1,625 @@
+//! Deterministic simulation of the server's loop (in the spirit of FoundationDB's simulation
+//! testing and TigerBeetle's VOPR). The real [`Server`] — accept, connections, timers,
+//! lifecycle, drain — runs against simulated sockets ([`net`]) and a simulated clock, with
+//! simulated clients ([`clients`]) of every kind: HTTP, WebSocket, slow, non-reading, dribbling,
+//! abusive, vanishing, the preStop hook and probes. One seed decides everything: the settings,
+//! who connects when, how bytes are split on the wire, short writes and `WouldBlock`s, resets,
+//! clock jumps, when `/prestop` and SIGTERM (once or twice) come, descriptor exhaustion. After
+//! every step the invariants are checked; a failure prints the one command that replays it.
+//!
+//! - `cargo test --test simulation`: the fixed seeds (CI).
+//! - `SIM_SEED=123 cargo test --test simulation -- --ignored replay --nocapture`: one seed,
+//!   with a line per step.
+//! - `SIM_MINUTES=10 cargo test --release --test simulation -- --ignored soak --nocapture`:
+//!   random seeds for ten minutes.
+
+mod clients;
+mod net;
+
+use std::cell::{Cell, RefCell};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use wsdrain::config::{Command, Config};
+use wsdrain::connection::Kind;
+use wsdrain::context::Context;
+use wsdrain::server::{Event, Server, Signal, Status, Tuning};
+use wsdrain::static_files::StaticFiles;
+use wsdrain::timers::{Millis, NEVER, Rng, after};
+
+use clients::Client;
+use net::{Faults, SimNet, World};
+
+/// Seeds `cargo test` runs.
+const CI_SEEDS: u64 = 2_000;
+/// Steps after which a run that has not exited is a failure (the drain must end).
+const MAX_STEPS: usize = 20_000;
+
+thread_local! {
+    /// A panic in the server (caught by its guard) is a bug the simulation reports.
+    static PANICKED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// What a seed decided about its run.
+#[derive(Debug, Clone)]
+struct Scenario {
+    env: Vec<(&'static str, String)>,
+    tuning: Tuning,
+    fd_limit: usize,
+    faults: Faults,
+    /// Clients connect until then.
+    busy_until: Millis,
+    max_clients: usize,
+    prestop_at: Option<Millis>,
+    sigterm_at: Millis,
+    second_sigterm_after: Option<Millis>,
+    /// Chance per step of a jump of the clock past the next deadline.
+    clock_jumps: bool,
+}
+
+impl Scenario {
+    fn from_seed(seed: u64) -> Self {
+        let mut rng = Rng::seeded(seed);
+        let mut pick =
+            |choices: &[&str]| choices[rng.below(choices.len() as u64) as usize].to_string();
+        let env = vec![
+            ("PRESTOP_DELAY", pick(&["0s", "1s", "3s"])),
+            ("DRAIN_WINDOW", pick(&["0s", "500ms", "2s", "4s"])),
+            ("CLOSE_TIMEOUT", pick(&["300ms", "1s"])),
+            ("ALIVE_INTERVAL", pick(&["0", "700ms", "2s"])),
+            ("PING_INTERVAL", pick(&["0", "1s", "3s"])),
+            ("PONG_TIMEOUT", pick(&["1s", "2s"])),
+            ("HEADER_TIMEOUT", pick(&["2s", "5s"])),
+            ("IDLE_TIMEOUT", pick(&["1s", "6s"])),
+            ("MAX_CONNECTIONS", pick(&["3", "12", "40"])),
+            ("MAX_MESSAGE_SIZE", "16KiB".to_string()),
+            ("MAX_OUTPUT_BYTES", "64KiB".to_string()),
+            ("MAX_HEADER_BYTES", "1KiB".to_string()),
+            ("MAX_CONNECTION_AGE", pick(&["0", "0", "5s"])),
+        ];
+        let tuning = Tuning {
+            scratch_bytes: [7, 64, 512, 4096][rng.below(4) as usize],
+            reads_per_event: 1 + rng.below(4) as usize,
+        };
+        let fd_limit = if rng.below(4) == 0 {
+            12 + rng.below(8) as usize
+        } else {
+            10_000
+        };
+        let faults = Faults {
+            short_write: [0.0, 0.3][rng.below(2) as usize],
+            spurious_would_block: [0.0, 0.1][rng.below(2) as usize],
+        };
+        let busy_until = 2_000 + rng.below(10_000);
+        let prestop_at = (rng.below(2) == 0).then(|| rng.below(busy_until));
+        let sigterm_at = busy_until / 2 + rng.below(busy_until / 2 + 4_000);
+        let second_sigterm_after = (rng.below(8) == 0).then(|| rng.below(3_000));
+        Scenario {
+            env,
+            tuning,
+            fd_limit,
+            faults,
+            busy_until,
+            max_clients: 4 + rng.below(30) as usize,
+            prestop_at,
+            sigterm_at,
+            second_sigterm_after,
+            clock_jumps: rng.below(5) == 0,
+        }
+    }
+
+    /// Whether well-behaved clients may be asked for completeness: no clock jump can make them
+    /// miss a pong deadline, and no second signal stops the server mid-answer.
+    fn strict(&self) -> bool {
+        !self.clock_jumps && self.second_sigterm_after.is_none()
+    }
+}
+
+/// A static directory with a subdirectory (for redirects) and a file larger than the send
+/// buffers.
+fn static_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sim-static");
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(
+            dir.join("index.html"),
+            "<!doctype html><title>sim</title>\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("app.js"), "console.log('sim');\n").unwrap();
+        std::fs::write(dir.join("sub/index.html"), "sub\n").unwrap();
+        std::fs::write(dir.join("big.txt"), "0123456789abcdef".repeat(1_500)).unwrap();
+        dir
+    })
+}
+
+fn wall_clock() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+/// What a finished run leaves: a fingerprint of everything that happened, for the replay check,
+/// and what it reached.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    steps: usize,
+    exited_at: Millis,
+    fingerprint: u64,
+    reached: Reach,
+}
+
+/// Counts of the paths a run went through, summed over the seeds to show the simulation's
+/// reach (a path no seed reaches is a path the simulation does not test).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Reach {
+    requests: u64,
+    upgrades: u64,
+    messages: u64,
+    drain_closes: u64,
+    refused_full: u64,
+    refused_no_descriptors: u64,
+    header_timeouts: u64,
+    ping_timeouts: u64,
+    close_timeouts: u64,
+    age_closes: u64,
+    reruns: u64,
+    prestop_waits: u64,
+    second_signals: u64,
+}
+
+impl Reach {
+    fn add(&mut self, o: Reach) {
+        self.requests += o.requests;
+        self.upgrades += o.upgrades;
+        self.messages += o.messages;
+        self.drain_closes += o.drain_closes;
+        self.refused_full += o.refused_full;
+        self.refused_no_descriptors += o.refused_no_descriptors;
+        self.header_timeouts += o.header_timeouts;
+        self.ping_timeouts += o.ping_timeouts;
+        self.close_timeouts += o.close_timeouts;
+        self.age_closes += o.age_closes;
+        self.reruns += o.reruns;
+        self.prestop_waits += o.prestop_waits;
+        self.second_signals += o.second_signals;
+    }
+}
+
+struct Fingerprint(u64);
+
+impl Fingerprint {
+    fn add(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// Runs one seed; `Err` names the first invariant broken, with the step and time.
+fn run(seed: u64, verbose: bool) -> Result<Outcome, String> {
+    let scenario = Scenario::from_seed(seed);
+    let dir = static_dir().display().to_string();
+    let env = scenario.env.clone();
+    let Ok(Command::Run(config)) = Config::parse(Vec::<String>::new(), |name| {
+        if name == "STATIC_DIR" {
+            return Some(dir.clone());
+        }
+        env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+    }) else {
+        return Err(format!(
+            "the scenario's settings are invalid: {:?}",
+            scenario.env
+        ));
+    };
+    let config = *config;
+    let max_public = config.max_connections.unwrap_or(1000);
+    let drain_window = config.drain_window.as_millis() as Millis;
+    let drain_deadline = config.drain_deadline();
+    let prestop_delay = config.prestop_delay.as_millis() as Millis;
+    let files = StaticFiles::load(Path::new(&dir)).map_err(|e| e.to_string())?;
+    let ctx = Context::new(config, files, "sim", Rng::seeded(seed ^ 0x5eed), wall_clock);
+    let world = Rc::new(RefCell::new(World::new(
+        Rng::seeded(seed.rotate_left(17) ^ 0xabcd),
+        scenario.fd_limit,
+        scenario.faults,
+    )));
+    let mut server = Server::new(
+        SimNet {
+            world: world.clone(),
+        },
+        ctx,
+        max_public,
+        scenario.tuning,
+    );
+    let mut clients: Vec<Client> = Vec::new();
+    let mut fingerprint = Fingerprint(0xcbf2_9ce4_8422_2325);
+    let mut now: Millis = 0;
+    server.step(now, &[]);
+    let mut sigterm_sent: Option<Millis> = None;
+    let mut second_sent = false;
+    let mut prestop_started = false;
+    let strict = scenario.strict();
+    let mut reached = Reach::default();
+    PANICKED.with(|p| p.set(false));
+
+    let fail = |step: usize, now: Millis, what: String| {
+        Err(format!(
+            "step {step}, t = {now} ms: {what}\nscenario: {scenario:?}"
+        ))
+    };
+
+    for step in 0..MAX_STEPS {
+        // Clients connect, act and check what they got.
+        {
+            let mut w = world.borrow_mut();
+            if now < scenario.busy_until
+                && clients.len() < scenario.max_clients
+                && w.rng.below(100) < 15
+            {
+                clients.push(Client::connect(&mut w));
+            }
+            if !prestop_started && scenario.prestop_at.is_some_and(|at| now >= at) {
+                prestop_started = true;
+                clients.push(Client::prestop_hook(&mut w));
+            }
+            for client in &mut clients {
+                let violations = client.tick(&mut w, strict);
+                if let Some(v) = violations.into_iter().next() {
+                    drop(w);
+                    return fail(step, now, v);
+                }
+            }
+            for id in 0..w.sockets.len() {
+                if w.rng.below(100) < 70 {
+                    w.deliver(id);
+                }
+            }
+            if w.rng.below(100) < 50 {
+                w.pay_owed_writable();
+            }
+        }
+        let mut events = world.borrow_mut().take_events();
+        let signal = if sigterm_sent.is_none() && now >= scenario.sigterm_at {
+            sigterm_sent = Some(now);
+            true
+        } else if let (Some(t), Some(after_ms), false) =
+            (sigterm_sent, scenario.second_sigterm_after, second_sent)
+            && now >= t + after_ms
+        {
+            second_sent = true;
+            true
+        } else {
+            false
+        };
+        if signal {
+            // Anywhere in the poll's events: the kernel does not order them.
+            let at = world.borrow_mut().rng.below(events.len() as u64 + 1) as usize;
+            events.insert(at, Event::Signal(Signal::Term));
+        }
+        fingerprint.add(&now.to_le_bytes());
+        fingerprint.add(format!("{events:?}").as_bytes());
+        let status = server.step(now, &events);
+        fingerprint.add(format!("{status:?}").as_bytes());
+        if verbose {
+            println!("step {step} t={now} events={events:?} -> {status:?}");
+        }
+        if PANICKED.with(Cell::get) {
+            return fail(step, now, "the server panicked (see above)".into());
+        }
+        if status == Status::Exited {
+            // The process is gone: its sockets close, and the clients read what is left.
+            let exited_at = now;
+            let m = &server.context().metrics;
+            reached.requests = m.requests_total();
+            reached.upgrades = m.ws_upgrades;
+            reached.messages = m.ws_messages_in;
+            reached.drain_closes = server.context().lifecycle.drain_closes().len() as u64;
+            reached.refused_full = m.rejected_max_connections;
+            reached.refused_no_descriptors = m.rejected_fd_exhausted;
+            reached.header_timeouts = m.requests_with_status(408);
+            reached.ping_timeouts = m.ws_ping_timeouts;
+            reached.close_timeouts = m.ws_close_timeouts;
+            reached.age_closes = m.ws_age_closes;
+            reached.second_signals = u64::from(second_sent);
+            if let Some(t) = sigterm_sent
+                && !second_sent
+                && exited_at > after(t, drain_deadline)
+                && !scenario.clock_jumps
+            {
+                return fail(
+                    step,
+                    now,
+                    format!("exited {exited_at} ms, after the drain deadline"),
+                );
+            }
+            for socket in &mut world.borrow_mut().sockets {
+                socket.open_at_exit = socket.accepted && !socket.server_closed;
+            }
+            drop(server);
+            let mut w = world.borrow_mut();
+            for _ in 0..50 {
+                for client in &mut clients {
+                    let violations = client.tick(&mut w, strict);
+                    if let Some(v) = violations.into_iter().next() {
+                        drop(w);
+                        return fail(step, now, format!("after exit: {v}"));
+                    }
+                }
+            }
+            fingerprint.add(&exited_at.to_le_bytes());
+            return Ok(Outcome {
+                steps: step,
+                exited_at,
+                fingerprint: fingerprint.0,
+                reached,
+            });
+        }
+        for view in server.connections() {
+            reached.reruns += u64::from(view.rerun_queued);
+            reached.prestop_waits += u64::from(view.conn.prestop_answer_at().is_some());
+        }
+        if let Err(v) = check_server(
+            &server,
+            &world.borrow(),
+            now,
+            drain_window,
+            prestop_delay,
+            max_public,
+        ) {
+            return fail(step, now, v);
+        }
+        if let Some(t) = sigterm_sent
+            && now >= after(t, drain_deadline)
+        {
+            return fail(step, now, "still running after the drain deadline".into());
+        }
+
+        // The clock moves to the next moment something happens, or sooner; sometimes (in
+        // seeds with clock jumps) far past the next deadline, as after a stalled process.
+        let Status::Running { wake_at } = status else {
+            unreachable!()
+        };
+        let mut w = world.borrow_mut();
+        let mut dt = w.rng.below(40);
+        if scenario.clock_jumps && w.rng.below(100) < 2 {
+            dt = 500 + w.rng.below(5_000);
+        } else if let Some(at) = wake_at {
+            dt = dt.min(at.saturating_sub(now));
+        }
+        now += dt;
+    }
+    fail(MAX_STEPS, now, "the run did not end".into())
+}
+
+/// The server-side invariants, checked after every step.
+fn check_server(
+    server: &Server<SimNet>,
+    world: &World,
+    now: Millis,
+    drain_window: Millis,
+    prestop_delay: Millis,
+    max_public: usize,
+) -> Result<(), String> {
+    let ctx = server.context();
+    let config = &ctx.config;
+    let mut counted = [0usize; 3];
+    let socket_of = |slot: usize| {
+        world
+            .sockets
+            .iter()
+            .position(|s| s.slot == Some(slot) && s.accepted && !s.server_closed)
+    };
+    let memory_cap =
+        config.max_output_bytes + config.max_message_size + config.max_header_bytes + 64 * 1024;
+    for view in server.connections() {
+        let conn = view.conn;
+        counted[match conn.kind() {
+            Kind::Http => 0,
+            Kind::WebSocket => 1,
+            Kind::Admin => 2,
+        }] += 1;
+        let Some(id) = socket_of(view.slot) else {
+            return Err(format!("conn #{} has no socket", view.generation));
+        };
+        // No lost wake-up: input the connection wants, with nothing to make the loop read it.
+        let socket = &world.sockets[id];
+        if socket.has_input_for_server()
+            && conn.wants_input(ctx)
+            && !world.event_pending(view.slot)
+            && !view.rerun_queued
+        {
+            return Err(format!(
+                "conn #{} wants input and its socket holds some ({} bytes{}), but no event or \
+                 rerun will wake it (deadline {}): a lost wake-up",
+                view.generation,
+                socket.c2s_buf.len(),
+                if socket.fin_arrived { ", FIN" } else { "" },
+                view.deadline
+            ));
+        }
+        // A waiting /prestop has a finite answer time, not later than PRESTOP_DELAY from now,
+        // and the loop wakes for it.
+        if let Some(at) = conn.prestop_answer_at() {
+            if at == NEVER || at > now + prestop_delay {
+                return Err(format!(
+                    "conn #{}: a waiting /prestop has no answer time in reach ({at})",
+                    view.generation
+                ));
+            }
+            if at <= now || view.deadline > at {
+                return Err(format!(
+                    "conn #{}: a /prestop due at {at} is still waiting (deadline {})",
+                    view.generation, view.deadline
+                ));
+            }
+        }
+        if conn.buffered_bytes() > memory_cap {
+            return Err(format!(
+                "conn #{} holds {} bytes, over {memory_cap}",
+                view.generation,
+                conn.buffered_bytes()
+            ));
+        }
+        // After the drain window every WebSocket has its close frame.
+        if let Some(started) = ctx.lifecycle.drain_started_at()
+            && now >= started + drain_window
+            && conn.is_open_websocket()
+        {
+            return Err(format!(
+                "conn #{}: a WebSocket still without its close frame {} ms into the drain \
+                 (window {drain_window} ms)",
+                view.generation,
+                now - started
+            ));
+        }
+    }
+    let open = ctx.open;
+    if counted != [open.http, open.websocket, open.admin] {
+        return Err(format!(
+            "open counts {open:?}, but the slab holds {counted:?}"
+        ));
+    }
+    if open.http + open.websocket > max_public.max(1) + 1 {
+        return Err(format!("{open:?} over MAX_CONNECTIONS {max_public}"));
+    }
+    let m = &ctx.metrics;
+    let refused_binary = m.ws_closes(1003, true);
+    if m.ws_messages_in != m.ws_messages_out + m.ws_messages_after_close + refused_binary {
+        return Err(format!(
+            "messages do not balance: {} in, {} out, {} after close, {refused_binary} refused",
+            m.ws_messages_in, m.ws_messages_out, m.ws_messages_after_close
+        ));
+    }
+    if world.fds_in_use > world.fd_limit {
+        return Err("more descriptors in use than the limit".into());
+    }
+    Ok(())
+}
+
+fn replay_command(seed: u64) -> String {
+    format!("SIM_SEED={seed} cargo test --test simulation -- --ignored replay --nocapture")
+}
+
+fn install_panic_hook() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICKED.with(|p| p.set(true));
+            default(info);
+        }));
+    });
+}
+
+#[test]
+fn fixed_seeds_keep_every_invariant() {
+    install_panic_hook();
+    let started = Instant::now();
+    let mut steps = 0;
+    let mut reached = Reach::default();
+    for seed in 0..CI_SEEDS {
+        match run(seed, false) {
+            Ok(outcome) => {
+                steps += outcome.steps;
+                reached.add(outcome.reached);
+            }
+            Err(e) => panic!("seed {seed}: {e}\nreplay: {}", replay_command(seed)),
+        }
+    }
+    println!(
+        "{CI_SEEDS} seeds, {steps} steps in {:.1}s; reached: {reached:?}",
+        started.elapsed().as_secs_f64()
+    );
+    // Every path the invariants are meant to watch was taken by some seed.
+    let Reach {
+        requests,
+        upgrades,
+        messages,
+        drain_closes,
+        refused_full,
+        refused_no_descriptors,
+        header_timeouts,
+        ping_timeouts,
+        close_timeouts,
+        age_closes,
+        reruns,
+        prestop_waits,
+        second_signals,
+    } = reached;
+    for (what, n) in [
+        ("requests", requests),
+        ("upgrades", upgrades),
+        ("messages", messages),
+        ("drain closes", drain_closes),
+        ("refusals when full", refused_full),
+        ("refusals without descriptors", refused_no_descriptors),
+        ("header timeouts", header_timeouts),
+        ("ping timeouts", ping_timeouts),
+        ("close timeouts", close_timeouts),
+        ("age closes", age_closes),
+        ("reruns", reruns),
+        ("waiting /prestop", prestop_waits),
+        ("second signals", second_signals),
+    ] {
+        assert!(n > 0, "no seed reached {what}: {reached:?}");
+    }
+}
+
+#[test]
+fn a_seed_replays_exactly() {
+    install_panic_hook();
+    for seed in [7, 1_234_567] {
+        let first = run(seed, false).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let second = run(seed, false).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_eq!(first, second, "seed {seed} ran differently twice");
+    }
+    assert_ne!(
+        run(7, false).map(|o| o.fingerprint),
+        run(8, false).map(|o| o.fingerprint),
+        "two seeds ran the same"
+    );
+}
+
+/// `SIM_SEED=… cargo test --test simulation -- --ignored replay --nocapture`
+#[test]
+#[ignore = "replays SIM_SEED with a line per step"]
+fn replay() {
+    install_panic_hook();
+    let seed: u64 = std::env::var("SIM_SEED")
+        .expect("set SIM_SEED")
+        .parse()
+        .expect("SIM_SEED is a number");
+    let _ = simple_logger::SimpleLogger::new()
+        .with_level(log::LevelFilter::Debug)
+        .without_timestamps()
+        .init();
+    println!("{:#?}", Scenario::from_seed(seed));
+    match run(seed, true) {
+        Ok(outcome) => println!("seed {seed}: {outcome:?}"),
+        Err(e) => panic!("seed {seed}: {e}"),
+    }
+}
+
+/// `SIM_MINUTES=10 cargo test --release --test simulation -- --ignored soak --nocapture`
+#[test]
+#[ignore = "runs random seeds for SIM_MINUTES (default 10)"]
+fn soak() {
+    install_panic_hook();
+    let minutes: f64 = std::env::var("SIM_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(10.0);
+    let until = Instant::now() + Duration::from_secs_f64(minutes * 60.0);
+    let mut rng = Rng::from_entropy();
+    let mut seeds = 0u64;
+    while Instant::now() < until {
+        let seed = rng.next_u64() >> 1;
+        if let Err(e) = run(seed, false) {
+            panic!("seed {seed}: {e}\nreplay: {}", replay_command(seed));
+        }
+        seeds += 1;
+    }
+    println!("{seeds} seeds in {minutes} minutes, every invariant kept");
+}
