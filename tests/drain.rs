@@ -301,3 +301,58 @@ fn sigterm_during_prestop_answers_the_hook_and_drains_websockets() {
     ws.expect_tcp_close();
     assert_eq!(server.wait_exit(WAIT).code(), Some(0));
 }
+
+#[test]
+fn the_drain_end_line_counts_only_what_happened_in_the_drain() {
+    let mut server = TestServer::start(&[
+        ("DRAIN_WINDOW", "100ms"),
+        ("CLOSE_TIMEOUT", "2s"),
+        ("ALIVE_INTERVAL", "0"),
+    ]);
+    // A close handshake before the drain: the client's own 1000.
+    let mut early = RawWs::connect(server.public);
+    early.send(true, 8, &1000u16.to_be_bytes());
+    early.expect_close(1000);
+    eventually(WAIT, "the early close is counted", || {
+        metric(server.admin, "wsdrain_websocket_clean_closes_total") == Some(1.0)
+    });
+    // One in the drain.
+    let mut ws = RawWs::connect(server.public);
+    server.signal("TERM");
+    assert_eq!(ws.read_reply().close_code(), Some(1012));
+    ws.send(true, 8, &1012u16.to_be_bytes());
+    ws.expect_tcp_close();
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+    let end = server.wait_log("drain end after", WAIT);
+    assert!(
+        end.contains("1 close frames sent (1012)")
+            && end.contains("; 1 close handshakes completed"),
+        "{end}"
+    );
+    let exit = server.wait_log("exit: accepted", WAIT);
+    assert!(exit.contains("WebSocket closes: 2 clean"), "{exit}");
+}
+
+#[test]
+fn the_drain_deadline_leaves_room_for_the_lingering_close() {
+    let mut server = TestServer::start(&[
+        ("DRAIN_WINDOW", "100ms"),
+        ("CLOSE_TIMEOUT", "300ms"),
+        ("ALIVE_INTERVAL", "0"),
+    ]);
+    let mut ws = RawWs::connect(server.public);
+    server.signal("TERM");
+    assert_eq!(ws.read_reply().close_code(), Some(1012));
+    // Answer the close, read the server's FIN, but keep our side open: the server lingers
+    // (LINGER, 2 s) for our EOF, longer than DRAIN_WINDOW + CLOSE_TIMEOUT.
+    ws.send(true, 8, &1012u16.to_be_bytes());
+    ws.expect_tcp_close();
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+    let log = server.log_text();
+    assert!(
+        log.contains("drain complete: every public connection closed"),
+        "{log}"
+    );
+    assert!(!log.contains("drain deadline passed"), "{log}");
+    drop(ws);
+}
