@@ -18,7 +18,13 @@ pub fn context() -> Context {
         panic!("default config")
     };
     let files = StaticFiles::load(std::path::Path::new(dir)).expect("static dir");
-    Context::new(*config, files, "fuzz".into())
+    Context::new(
+        *config,
+        files,
+        "fuzz",
+        wsdrain::timers::Rng::seeded(1),
+        std::time::SystemTime::now,
+    )
 }
 
 /// What parsing decided, as text.
@@ -43,7 +49,7 @@ pub fn answer_all(mut buf: &[u8]) {
             let mut out = OutQueue::new();
             match routes::handle(&head, side, &mut ctx) {
                 routes::Action::Respond(r) | routes::Action::Upgrade(r) => r.write_to(&mut out, "D", false),
-                routes::Action::AwaitPreStop => {}
+                routes::Action::AwaitPreStop { .. } => {}
             }
             let mut sink = Vec::new();
             out.write_to(&mut sink).expect("vec write");
@@ -56,14 +62,14 @@ pub fn answer_all(mut buf: &[u8]) {
 #[allow(dead_code)]
 pub fn run_frames(bytes: &[u8], split: Option<usize>) -> (Vec<u8>, String) {
     let mut ctx = context();
-    let mut session = Session::new(&mut ctx);
+    let mut session = Session::new(&mut ctx.session());
     let mut out = OutQueue::new();
     let mut pending = Vec::new();
     let cut = split.unwrap_or(bytes.len());
     let mut flow = String::from("open");
     for part in [&bytes[..cut], &bytes[cut..]] {
         pending.extend_from_slice(part);
-        let (used, f) = session.on_input(&mut pending, &mut out, usize::MAX, &mut ctx);
+        let (used, f) = session.on_input(&mut pending, &mut out, usize::MAX, &mut ctx.session());
         pending.drain(..used);
         flow = format!("{f:?}");
         if flow != "Open" {
