@@ -202,6 +202,11 @@ impl Connection {
         if n > 0 {
             self.last_active = now;
         }
+        if self.output.is_empty()
+            && let State::WebSocket(session) = &mut self.state
+        {
+            session.on_output_written(now);
+        }
     }
 
     /// Schedules the drain's close of a WebSocket; false for other connections.
@@ -243,11 +248,15 @@ impl Connection {
             State::Lingering { until, .. } => until,
             State::AwaitPreStop(answer) => answer.at,
             State::WebSocket(ref session) => {
-                let stalled = if self.output.len() >= high_water(config) {
+                let closing = session.closing() || self.close_after_flush;
+                let stalled = if waits_on_the_client(&self.output, closing, config) {
                     after(self.last_active, config.pong_timeout)
                 } else {
                     NEVER
                 };
+                if self.close_after_flush {
+                    return stalled; // the WebSocket is over: only the flush is left
+                }
                 session.next_deadline(config).min(stalled)
             }
             State::Http { head_started } => match head_started {
@@ -355,7 +364,8 @@ impl Connection {
         match self.state {
             State::Lingering { .. } => return Verdict::Close,
             State::WebSocket(ref mut session) => {
-                if self.output.len() >= high_water(config)
+                let closing = session.closing() || self.close_after_flush;
+                if waits_on_the_client(&self.output, closing, config)
                     && now >= after(self.last_active, config.pong_timeout)
                 {
                     log::debug!("conn #{}: client stopped reading its WebSocket", self.id);
@@ -366,6 +376,9 @@ impl Connection {
                         &mut ctx.session(),
                     );
                     return Verdict::Close;
+                }
+                if self.close_after_flush {
+                    return Verdict::Keep;
                 }
                 match session.on_timeout(&mut self.output, &mut ctx.session()) {
                     Flow::Open => {}
@@ -603,6 +616,13 @@ impl Processed {
             verdict: Verdict::Keep,
         }
     }
+}
+
+/// Whether a WebSocket's output waits for the client to read: above the high-water mark, or
+/// anything at all once it is closing (its close frame must get out). Without write progress
+/// for `PONG_TIMEOUT`, the client is taken for one that stopped reading.
+fn waits_on_the_client(output: &OutQueue, closing: bool, config: &crate::config::Config) -> bool {
+    output.len() >= high_water(config) || (closing && !output.is_empty())
 }
 
 /// Output queued above which a connection stops reading.

@@ -40,6 +40,9 @@ use crate::timers::{Millis, NEVER, after};
 /// Largest server frame header: 2 bytes, plus 8 for a 64-bit length (no mask).
 const MAX_SERVER_HEADER_BYTES: usize = 10;
 
+/// [`Session::close_sent_at`] while our close frame is queued but not yet written.
+const CLOSE_QUEUED: Millis = NEVER - 1;
+
 /// Payload of the server's pings.
 const PING_PAYLOAD: &[u8] = b"wsdrain";
 
@@ -152,7 +155,10 @@ pub struct Session {
     ping_sent_at: Millis,
     /// Next alive message ([`NEVER`] when they are off).
     next_alive: Millis,
-    /// When we sent our close frame ([`NEVER`] while open).
+    /// When our close frame was written to the socket: [`NEVER`] while open, [`CLOSE_QUEUED`]
+    /// while it waits behind other output. `CLOSE_TIMEOUT` counts from the write, so a client
+    /// still reading the replies queued ahead of the close is not dropped for being slow (the
+    /// connection drops a client that makes no progress at all).
     close_sent_at: Millis,
     /// When this WebSocket is closed with 1012: its maximum age, or its turn in the drain
     /// ([`NEVER`] for neither).
@@ -196,15 +202,25 @@ impl Session {
         self.fragments.as_ref().map_or(0, |f| f.payload.len())
     }
 
-    /// Whether our close frame has gone out (the session only waits for the client's).
+    /// Whether our close frame is queued or sent (the session only waits for the client's).
     pub fn closing(&self) -> bool {
         self.close_sent_at != NEVER
+    }
+
+    /// The connection wrote all its output: a queued close frame has gone out now.
+    pub fn on_output_written(&mut self, now: Millis) {
+        if self.close_sent_at == CLOSE_QUEUED {
+            self.close_sent_at = now;
+        }
     }
 
     /// When the session next needs the loop.
     pub fn next_deadline(&self, config: &Config) -> Millis {
         if self.closing() {
-            return after(self.close_sent_at, config.close_timeout);
+            return match self.close_sent_at {
+                CLOSE_QUEUED => NEVER,
+                sent => after(sent, config.close_timeout),
+            };
         }
         let liveness = if config.ping_interval.is_zero() {
             NEVER
@@ -227,7 +243,9 @@ impl Session {
         let now = ctx.now;
         let config = ctx.config;
         if self.closing() {
-            if now >= after(self.close_sent_at, config.close_timeout) {
+            if self.close_sent_at != CLOSE_QUEUED
+                && now >= after(self.close_sent_at, config.close_timeout)
+            {
                 log::debug!("websocket: no close frame from the client within the close timeout");
                 ctx.metrics.ws_close_timeouts += 1;
                 return Flow::Drop;
@@ -306,7 +324,7 @@ impl Session {
         }
         write_close(out, code, reason);
         ctx.metrics.ws_close(code.into(), true);
-        self.close_sent_at = ctx.now;
+        self.close_sent_at = CLOSE_QUEUED;
     }
 
     /// Consumes the complete frames at the start of `buf` (unmasking them in place) and queues
@@ -633,7 +651,7 @@ impl Session {
                 Some(code) => write_close(out, code, ""),
                 None => write_frame(out, OpCode::Control(Control::Close), &[]),
             }
-            self.close_sent_at = ctx.now;
+            self.close_sent_at = CLOSE_QUEUED;
         }
         Flow::Finish
     }
