@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use wsdrain::config::{Command, Config};
+use wsdrain::connection::{Connection, NextIo, Verdict};
 use wsdrain::context::Context;
 use wsdrain::http::{self, Parsed};
 use wsdrain::metrics::Side;
@@ -43,13 +44,10 @@ fn context_serving(dir: &Path) -> Context {
         panic!("default config")
     };
     let files = StaticFiles::load(Path::new(&dir)).unwrap();
-    Context::new(
-        *config,
-        files,
-        "prop",
-        Rng::seeded(1),
-        std::time::SystemTime::now,
-    )
+    // A fixed wall clock: the Date header must not change between two runs being compared.
+    Context::new(*config, files, "prop", Rng::seeded(1), || {
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000)
+    })
 }
 
 /// Request targets that name a directory without its slash, in the shapes a browser or an
@@ -356,5 +354,85 @@ proptest! {
         prop_assert_eq!(reversed.chars().count(), text.chars().count());
         let (again, _) = run_session(&frame(true, 1, reversed.as_bytes(), true, 0), &[]);
         prop_assert_eq!(&again[header..], text.as_bytes());
+    }
+}
+
+/// Feeds a byte stream to a whole connection, as the loop does: reads cut at `cuts`, every
+/// output written as soon as it is queued. Returns everything the connection wrote. No socket
+/// and no clock: the connection is sans-IO.
+fn run_connection(bytes: &[u8], cuts: &[usize]) -> Vec<u8> {
+    let mut ctx = context();
+    let mut conn = Connection::new(1, Side::Public, 0);
+    let mut written = Vec::new();
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    points.push(bytes.len());
+    points.sort_unstable();
+    let mut last = 0;
+    for point in points {
+        let mut chunk = bytes[last..point].to_vec();
+        last = point;
+        if conn.on_bytes(&mut chunk, &mut ctx) == Verdict::Close
+            || !serve_buffered(&mut conn, &mut ctx, &mut written)
+        {
+            break;
+        }
+    }
+    written
+}
+
+/// Lets the connection serve what it holds, writing its output, until it asks for input.
+/// Returns false once it will take no more.
+fn serve_buffered(conn: &mut Connection, ctx: &mut Context, written: &mut Vec<u8>) -> bool {
+    loop {
+        let _ = conn.output().write_to(written);
+        match conn.next_io(ctx) {
+            NextIo::Continue => {}
+            NextIo::Read => return true,
+            NextIo::Paused | NextIo::InputClosed | NextIo::ShutdownWrite | NextIo::Close => {
+                return false;
+            }
+        }
+    }
+}
+
+/// A conversation on the public port: pipelined requests, maybe an upgrade, then frames.
+fn conversation() -> impl Strategy<Value = Vec<u8>> {
+    let request = prop::sample::select(vec![
+        "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "HEAD /app.js HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET /nope HTTP/1.1\r\nHost: a\r\n\r\n",
+        "POST /readyz HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        "GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n",
+    ]);
+    let text = "[a-zé€😀 ]{0,30}".prop_map(|t| frame(true, 1, t.as_bytes(), true, 0));
+    (
+        proptest::collection::vec(request, 0..5),
+        any::<bool>(),
+        proptest::collection::vec(text, 0..6),
+    )
+        .prop_map(|(requests, upgrade, frames)| {
+            let mut bytes: Vec<u8> = requests.concat().into_bytes();
+            if upgrade {
+                bytes.extend_from_slice(
+                    b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                      Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                );
+                bytes.extend(frames.concat());
+            }
+            bytes
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn a_connection_answers_the_same_however_its_reads_are_split(
+        bytes in conversation(),
+        cuts in proptest::collection::vec(any::<usize>(), 0..12),
+    ) {
+        prop_assert_eq!(run_connection(&bytes, &[]), run_connection(&bytes, &cuts));
     }
 }

@@ -26,10 +26,12 @@ pub enum Behaviour {
     Dribbler,
     /// Sends what the server must refuse: garbage, bad frames.
     Abusive,
-    /// Resets the connection at a random moment.
+    /// Resets the connection, or shuts down its sending side, at a random moment.
     Vanisher,
     /// A WebSocket peer that went quiet: reads, but answers no ping and no close.
     Mute,
+    /// Sends its requests, then at once shuts down its sending side, and reads the answers.
+    HalfClose,
     /// The kubelet's preStop hook, and a probe pipelined behind it, on the admin port.
     PreStop,
     /// Probes and metrics on the admin port.
@@ -38,8 +40,9 @@ pub enum Behaviour {
 
 impl Behaviour {
     pub fn pick(rng: &mut Rng) -> Self {
-        match rng.below(21) {
+        match rng.below(22) {
             0..=4 => Behaviour::Http,
+            21 => Behaviour::HalfClose,
             5..=10 => Behaviour::WebSocket,
             20 => Behaviour::Mute,
             11 => Behaviour::NonReading,
@@ -64,7 +67,11 @@ impl Behaviour {
     fn well_behaved(self) -> bool {
         matches!(
             self,
-            Behaviour::Http | Behaviour::WebSocket | Behaviour::PreStop | Behaviour::Prober
+            Behaviour::Http
+                | Behaviour::WebSocket
+                | Behaviour::PreStop
+                | Behaviour::Prober
+                | Behaviour::HalfClose
         )
     }
 }
@@ -232,9 +239,16 @@ impl Client {
         }
         self.ticks += 1;
         if self.behaviour == Behaviour::Vanisher && self.ticks > self.vanish_after {
-            world.reset(self.socket);
-            self.mode = Mode::Done;
-            return violations;
+            // Half the vanishers reset; the others shut down their sending side mid-conversation
+            // and read on.
+            if self.vanish_after.is_multiple_of(2) {
+                world.reset(self.socket);
+                self.mode = Mode::Done;
+                return violations;
+            }
+            if !self.sending_done {
+                self.finish_sending(world);
+            }
         }
         // Read.
         let max = match self.behaviour {
@@ -358,6 +372,22 @@ impl Client {
                         }),
                     );
                 }
+            }
+            (Behaviour::HalfClose, Mode::Http) => {
+                for _ in 0..self.requests_left {
+                    let (line, allowed) =
+                        PUBLIC_REQUESTS[world.rng.below(PUBLIC_REQUESTS.len() as u64) as usize];
+                    let request = format!("{line}\r\nHost: sim\r\n\r\n");
+                    self.send(
+                        world,
+                        request.as_bytes(),
+                        Some(Owed::Status {
+                            allowed: allowed.to_vec(),
+                            head_only: line.starts_with("HEAD"),
+                        }),
+                    );
+                }
+                self.finish_sending(world);
             }
             (Behaviour::PreStop, Mode::Http) => {
                 if self.sent == 0 {

@@ -236,7 +236,7 @@ fn run(seed: u64, verbose: bool) -> Result<Outcome, String> {
     let mut clients: Vec<Client> = Vec::new();
     let mut fingerprint = Fingerprint(0xcbf2_9ce4_8422_2325);
     let mut now: Millis = 0;
-    server.step(now, &[]);
+    server.step(now, []);
     let mut sigterm_sent: Option<Millis> = None;
     let mut second_sent = false;
     let mut prestop_started = false;
@@ -300,10 +300,27 @@ fn run(seed: u64, verbose: bool) -> Result<Outcome, String> {
         }
         fingerprint.add(&now.to_le_bytes());
         fingerprint.add(format!("{events:?}").as_bytes());
-        let status = server.step(now, &events);
+        let status = server.step(now, events.iter().copied());
         fingerprint.add(format!("{status:?}").as_bytes());
         if verbose {
             println!("step {step} t={now} events={events:?} -> {status:?}");
+            let w = world.borrow();
+            for view in server.connections() {
+                let socket = w
+                    .sockets
+                    .iter()
+                    .find(|s| s.slot == Some(view.slot) && !s.server_closed);
+                println!(
+                    "  conn #{} slot {}: {:?}, deadline {}, unread {}, rerun {}, socket {:?}",
+                    view.generation,
+                    view.slot,
+                    view.conn.kind(),
+                    view.deadline,
+                    view.unread,
+                    view.rerun_queued,
+                    socket.map(|s| (s.c2s_buf.len(), s.fin_arrived, s.end_seen, s.s2c_buf.len())),
+                );
+            }
         }
         if PANICKED.with(Cell::get) {
             return fail(step, now, "the server panicked (see above)".into());

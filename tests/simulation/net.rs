@@ -142,7 +142,11 @@ impl World {
         id
     }
 
+    /// Queues a readiness event. Like epoll's, its flags are the socket's state when it is
+    /// reported, not only what raised it: once the FIN or a reset has arrived, every event says
+    /// so (EPOLLRDHUP / EPOLLHUP stay set), whatever raised it.
     fn raise(&mut self, id: usize, peer_closed: bool) {
+        let peer_closed = peer_closed || self.sockets[id].fin_arrived || self.sockets[id].reset;
         if let Some(slot) = self.sockets[id].slot
             && !self.sockets[id].server_closed
         {
