@@ -168,6 +168,8 @@ pub struct Server<N: Net> {
     exit_now: bool,
     /// Connections whose read budget ran out: `(slot, generation)`, run again next step.
     rerun: Vec<(usize, u32)>,
+    /// Connections whose deadline passed, gathered before they run (kept to reuse its memory).
+    due: Vec<usize>,
 }
 
 /// What the drain's end line reports: counts since the drain began, not since the start.
@@ -197,11 +199,12 @@ impl<N: Net> Server<N> {
             drain: None,
             exit_now: false,
             rerun: Vec::new(),
+            due: Vec::new(),
         }
     }
 
     /// One iteration of the loop at time `now`, with the events of one poll.
-    pub fn step(&mut self, now: Millis, events: &[Event]) -> Status {
+    pub fn step(&mut self, now: Millis, events: impl IntoIterator<Item = Event>) -> Status {
         self.ctx.tick(now);
         for (slot, generation) in std::mem::take(&mut self.rerun) {
             if self
@@ -213,7 +216,7 @@ impl<N: Net> Server<N> {
             }
         }
         for event in events {
-            match *event {
+            match event {
                 Event::Acceptable(side) => self.accept_all(side),
                 Event::Ready { slot, peer_closed } => {
                     if self.conns.contains(slot) {
@@ -432,7 +435,7 @@ impl<N: Net> Server<N> {
 
     fn fire_timers(&mut self) {
         let now = self.ctx.now;
-        let mut due = Vec::new();
+        let mut due = std::mem::take(&mut self.due);
         while let Some(entry) = self.timers.pop_due(now) {
             let Some(s) = self.conns.get_mut(entry.slot) else {
                 continue;
@@ -441,7 +444,7 @@ impl<N: Net> Server<N> {
                 due.push(entry.slot);
             }
         }
-        for slot in due {
+        for slot in due.drain(..) {
             let s = &mut self.conns[slot];
             let reads = self.tuning.reads_per_event;
             let verdict = guarded(s, &mut self.ctx, |s, ctx| match s.conn.on_timeout(ctx) {
@@ -450,6 +453,7 @@ impl<N: Net> Server<N> {
             });
             self.after_run(slot, verdict);
         }
+        self.due = due;
     }
 
     fn on_signal(&mut self, signal: Signal) {
@@ -748,7 +752,6 @@ pub fn run(config: Config, instance_id: &str) -> io::Result<()> {
     ctx.tick(clock.now());
     let mut server = Server::new(net, ctx, max_public, Tuning::default());
     let mut events = Events::with_capacity(EVENTS_CAPACITY);
-    let mut batch = Vec::with_capacity(EVENTS_CAPACITY);
     let mut wake_at = None;
     log::info!("ready: serving");
     loop {
@@ -760,27 +763,31 @@ pub fn run(config: Config, instance_id: &str) -> io::Result<()> {
             }
             return Err(e);
         }
-        batch.clear();
-        for event in events.iter() {
-            match event.token() {
-                PUBLIC_TOKEN => batch.push(Event::Acceptable(Side::Public)),
-                ADMIN_TOKEN => batch.push(Event::Acceptable(Side::Admin)),
+        let batch = events.iter().flat_map(|event| {
+            let (one, signals) = match event.token() {
+                PUBLIC_TOKEN => (Some(Event::Acceptable(Side::Public)), None),
+                ADMIN_TOKEN => (Some(Event::Acceptable(Side::Admin)), None),
                 // The pipe is emptied before acting, so a signal arriving meanwhile wakes the
                 // poll again.
-                SIGNALS_TOKEN => batch.extend(signals.pending().map(|n| {
-                    Event::Signal(if n == SIGINT {
-                        Signal::Int
-                    } else {
-                        Signal::Term
-                    })
-                })),
-                Token(slot) => batch.push(Event::Ready {
-                    slot,
-                    peer_closed: event.is_read_closed() || event.is_error(),
-                }),
-            }
-        }
-        match server.step(clock.now(), &batch) {
+                SIGNALS_TOKEN => (None, Some(signals.pending())),
+                Token(slot) => (
+                    Some(Event::Ready {
+                        slot,
+                        peer_closed: event.is_read_closed() || event.is_error(),
+                    }),
+                    None,
+                ),
+            };
+            let signals = signals.into_iter().flatten().map(|n| {
+                Event::Signal(if n == SIGINT {
+                    Signal::Int
+                } else {
+                    Signal::Term
+                })
+            });
+            one.into_iter().chain(signals)
+        });
+        match server.step(clock.now(), batch) {
             Status::Exited => return Ok(()),
             Status::Running { wake_at: next } => wake_at = next.filter(|&at| at != NEVER),
         }
@@ -811,4 +818,20 @@ fn log_listening(
         files.total_bytes(),
         config.static_dir
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slab entry is what an idle connection costs the server: keep an eye on it.
+    #[test]
+    fn a_slot_stays_small() {
+        let size = std::mem::size_of::<Slot<mio::net::TcpStream>>();
+        println!(
+            "slot: {size} bytes, connection: {} bytes",
+            std::mem::size_of::<Connection>()
+        );
+        assert!(size <= 152, "the slot grew to {size} bytes");
+    }
 }
