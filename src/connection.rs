@@ -152,6 +152,11 @@ impl Connection {
         }
     }
 
+    /// Its number: the loop's generation counter at accept (`conn #N` in the logs).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
     /// What it counts as.
     pub fn kind(&self) -> Kind {
         match (self.side, &self.state) {
