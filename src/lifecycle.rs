@@ -93,8 +93,10 @@ impl Lifecycle {
         *self.prestop_answer_at.get_or_insert_with(|| {
             self.phase = Phase::PreStop;
             log::info!(
-                "prestop: readiness now 503, still serving; answering in {:.1}s",
-                delay.as_secs_f64()
+                "{}",
+                EventLine::new("prestop")
+                    .field("ready", false)
+                    .field("answer_in_ms", delay.as_millis())
             );
             after(now, delay)
         })
@@ -136,12 +138,97 @@ impl Lifecycle {
     }
 }
 
-/// How the drain's log line of its plan starts; the rollout harness finds it in pod A's log.
-pub const DRAIN_SCHEDULE_LOG: &str = "drain schedule: ";
+/// A lifecycle log line in logfmt: the event's name, then `key=value` fields. Tools and tests
+/// read numbers by key (never from prose); a value with a space or a quote is quoted, as Rust
+/// writes a string literal. One line per lifecycle event, with its counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventLine(String);
 
-/// The drain's planned close times, summarised for its log line: how evenly the closes are
-/// spread over `DRAIN_WINDOW` is what spares the new pods a reconnect storm, so it is shown.
-/// The line parses back ([`std::str::FromStr`]), so a harness can check the plan from the log.
+impl EventLine {
+    /// A line for `event` (a word: `draining`, `drain_end`, `exit`, …).
+    pub fn new(event: &str) -> Self {
+        EventLine(event.to_string())
+    }
+
+    /// Adds `key=value`.
+    pub fn field(mut self, key: &str, value: impl std::fmt::Display) -> Self {
+        use std::fmt::Write;
+        let value = value.to_string();
+        if value.is_empty() || value.contains([' ', '"', '=']) {
+            let _ = write!(self.0, " {key}={value:?}");
+        } else {
+            let _ = write!(self.0, " {key}={value}");
+        }
+        self
+    }
+}
+
+impl std::fmt::Display for EventLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A lifecycle line read back: the one parser of [`EventLine`]s, for the tests and the tools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFields {
+    fields: Vec<(String, String)>,
+}
+
+impl EventFields {
+    /// Reads `line` (a whole log line, the logger's time, level and module first) if its
+    /// message is the event `event`.
+    pub fn of(line: &str, event: &str) -> Option<EventFields> {
+        let message = line.split_once("] ").map_or(line, |(_, m)| m);
+        let rest = message.strip_prefix(event)?;
+        if !(rest.is_empty() || rest.starts_with(' ')) {
+            return None;
+        }
+        let mut fields = Vec::new();
+        let mut rest = rest.trim_start();
+        while let Some((key, after)) = rest.split_once('=') {
+            let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
+                let mut value = String::new();
+                let mut chars = quoted.char_indices();
+                let mut end = quoted.len();
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' => value.extend(chars.next().map(|(_, c)| c)),
+                        '"' => {
+                            end = i + 1;
+                            break;
+                        }
+                        c => value.push(c),
+                    }
+                }
+                (value, &quoted[end..])
+            } else {
+                let end = after.find(' ').unwrap_or(after.len());
+                (after[..end].to_string(), &after[end..])
+            };
+            fields.push((key.to_string(), value));
+            rest = next.trim_start();
+        }
+        Some(EventFields { fields })
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of `key` as a number.
+    pub fn number(&self, key: &str) -> Option<u64> {
+        self.get(key)?.parse().ok()
+    }
+}
+
+/// The drain's planned close times, summarised for its log line (`drain_schedule`): how evenly
+/// the closes are spread over `DRAIN_WINDOW` is what spares the new pods a reconnect storm, so
+/// it is shown, per quarter of the window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DrainSchedule {
     /// `DRAIN_WINDOW` in milliseconds.
@@ -177,63 +264,33 @@ impl DrainSchedule {
     pub fn closes(&self) -> usize {
         self.per_quarter.iter().sum()
     }
-}
 
-impl std::fmt::Display for DrainSchedule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let [a, b, c, d] = self.per_quarter;
-        write!(
-            f,
-            "{DRAIN_SCHEDULE_LOG}{} closes over DRAIN_WINDOW {} ms, per quarter [{a}, {b}, {c}, {d}]",
-            self.closes(),
-            self.window_ms
-        )?;
-        if let (Some(first), Some(last)) = (self.first_ms, self.last_ms) {
-            write!(f, ", first +{first} ms, last +{last} ms")?;
-        }
-        Ok(())
+    /// The schedule a `drain_schedule` line states (a harness checks the plan from the log).
+    pub fn from_fields(fields: &EventFields) -> Option<Self> {
+        let count = |key| fields.number(key).and_then(|n| usize::try_from(n).ok());
+        let schedule = DrainSchedule {
+            window_ms: fields.number("window_ms")?,
+            per_quarter: [count("q1")?, count("q2")?, count("q3")?, count("q4")?],
+            first_ms: fields.number("first_ms"),
+            last_ms: fields.number("last_ms"),
+        };
+        (Some(schedule.closes()) == count("closes")).then_some(schedule)
     }
-}
 
-impl std::str::FromStr for DrainSchedule {
-    type Err = String;
-
-    /// Reads the log line back; whatever precedes [`DRAIN_SCHEDULE_LOG`] (the logger's time
-    /// and level) is skipped.
-    fn from_str(line: &str) -> Result<Self, String> {
-        let bad = |what: &str| format!("cannot parse the drain schedule ({what}): {line:?}");
-        let number = |s: &str, what: &str| s.trim().parse::<u64>().map_err(|_| bad(what));
-        let (_, rest) = line
-            .split_once(DRAIN_SCHEDULE_LOG)
-            .ok_or_else(|| bad("no key"))?;
-        let (closes, rest) = rest
-            .split_once(" closes over DRAIN_WINDOW ")
-            .ok_or_else(|| bad("closes"))?;
-        let (window, rest) = rest
-            .split_once(" ms, per quarter [")
-            .ok_or_else(|| bad("window"))?;
-        let (quarters, rest) = rest.split_once(']').ok_or_else(|| bad("quarters"))?;
-        let quarters = quarters
-            .split(',')
-            .map(|q| q.trim().parse::<usize>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| bad("quarters"))?;
-        let mut schedule = DrainSchedule::new(number(window, "window")?);
-        schedule.per_quarter = quarters.try_into().map_err(|_| bad("not 4 quarters"))?;
-        if let Some(rest) = rest.trim_end().strip_prefix(", first +") {
-            let (first, last) = rest
-                .strip_suffix(" ms")
-                .and_then(|r| r.split_once(" ms, last +"))
-                .ok_or_else(|| bad("first/last"))?;
-            schedule.first_ms = Some(number(first, "first")?);
-            schedule.last_ms = Some(number(last, "last")?);
-        } else if !rest.trim().is_empty() {
-            return Err(bad("after the quarters"));
+    /// Its log line.
+    pub fn event_line(&self) -> EventLine {
+        let [q1, q2, q3, q4] = self.per_quarter;
+        let line = EventLine::new("drain_schedule")
+            .field("closes", self.closes())
+            .field("window_ms", self.window_ms)
+            .field("q1", q1)
+            .field("q2", q2)
+            .field("q3", q3)
+            .field("q4", q4);
+        match (self.first_ms, self.last_ms) {
+            (Some(first), Some(last)) => line.field("first_ms", first).field("last_ms", last),
+            _ => line,
         }
-        if schedule.closes() as u64 != number(closes, "closes")? {
-            return Err(bad("the quarters do not add up to the closes"));
-        }
-        Ok(schedule)
     }
 }
 
@@ -281,38 +338,65 @@ mod tests {
     fn drain_schedule_counts_closes_per_quarter_of_the_window() {
         let mut s = DrainSchedule::new(3_000);
         assert_eq!(
-            s.to_string(),
-            "drain schedule: 0 closes over DRAIN_WINDOW 3000 ms, per quarter [0, 0, 0, 0]"
+            s.event_line().to_string(),
+            "drain_schedule closes=0 window_ms=3000 q1=0 q2=0 q3=0 q4=0"
         );
         for offset in [2_990, 12, 749, 750, 1_600, 2_999] {
             s.add(offset);
         }
         assert_eq!(
-            s.to_string(),
-            "drain schedule: 6 closes over DRAIN_WINDOW 3000 ms, per quarter [2, 1, 1, 2], \
-             first +12 ms, last +2999 ms"
+            s.event_line().to_string(),
+            "drain_schedule closes=6 window_ms=3000 q1=2 q2=1 q3=1 q4=2 first_ms=12 last_ms=2999"
         );
     }
 
     #[test]
-    fn drain_schedule_line_parses_back() {
+    fn a_drain_schedule_reads_back_from_its_line() {
         let mut s = DrainSchedule::new(3_000);
-        assert_eq!(s.to_string().parse(), Ok(s.clone()));
         for offset in [12, 900, 2_990] {
             s.add(offset);
         }
-        // With the logger's prefix, as it appears in a pod's output.
-        let logged = format!("2026-12-01T00:00:00.000Z INFO  [wsdrain::server] {s}");
-        assert_eq!(logged.parse(), Ok(s.clone()));
-        let line = s.to_string();
-        for broken in [
-            line.replace("[1, 1, 0, 1]", "[1, 1, 0, 2]"),
-            line.replace("[1, 1, 0, 1]", "[1, 1, 0]"),
-            line.replace(", last +2990 ms", ""),
-            line.replace("drain schedule: ", "drain: "),
-            line.replace("3000 ms", "3 s"),
-        ] {
-            assert!(broken.parse::<DrainSchedule>().is_err(), "{broken}");
-        }
+        let line = format!(
+            "2026-12-01T00:00:00Z INFO  [wsdrain::server] {}",
+            s.event_line()
+        );
+        let fields = EventFields::of(&line, "drain_schedule").expect("a drain_schedule line");
+        assert_eq!(DrainSchedule::from_fields(&fields), Some(s.clone()));
+        let broken = line.replace("closes=3", "closes=4");
+        let fields = EventFields::of(&broken, "drain_schedule").expect("still a line");
+        assert_eq!(
+            DrainSchedule::from_fields(&fields),
+            None,
+            "quarters must add up"
+        );
+    }
+
+    #[test]
+    fn event_lines_read_back() {
+        let line = EventLine::new("drain_end")
+            .field("after_ms", 1500)
+            .field("dir", "a \"b\" c")
+            .field("n", 3);
+        let logged = format!("2026-12-01T00:00:00.000Z INFO  [wsdrain::server] {line}");
+        let fields = EventFields::of(&logged, "drain_end").expect("parsed");
+        assert_eq!(fields.number("after_ms"), Some(1500));
+        assert_eq!(fields.get("dir"), Some("a \"b\" c"));
+        assert_eq!(fields.number("n"), Some(3));
+        assert_eq!(fields.get("missing"), None);
+        assert!(EventFields::of(&logged, "drain").is_none());
+        assert!(EventFields::of(&logged, "exit").is_none());
+    }
+
+    #[test]
+    fn event_lines_quote_what_would_break_a_field() {
+        let line = EventLine::new("listening")
+            .field("port", 8080)
+            .field("dir", "my static")
+            .field("empty", "")
+            .field("eq", "a=b");
+        assert_eq!(
+            line.to_string(),
+            r#"listening port=8080 dir="my static" empty="" eq="a=b""#
+        );
     }
 }

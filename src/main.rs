@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use wsdrain::config::{self, Command, Config};
+use wsdrain::lifecycle::EventLine;
 
 fn main() -> ExitCode {
     let config = match Config::from_process() {
@@ -27,9 +28,11 @@ fn main() -> ExitCode {
     }
     let instance_id = config::instance_id(&config.instance_id);
     log::info!(
-        "starting wsdrain {} instance={instance_id} pid={}",
-        env!("CARGO_PKG_VERSION"),
-        std::process::id()
+        "{}",
+        EventLine::new("starting")
+            .field("version", env!("CARGO_PKG_VERSION"))
+            .field("instance", &instance_id)
+            .field("pid", std::process::id())
     );
     match wsdrain::server::run(config, &instance_id) {
         Ok(()) => ExitCode::SUCCESS,

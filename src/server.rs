@@ -21,7 +21,7 @@ use slab::Slab;
 use crate::config::{Config, FD_RESERVE, MAX_ADMIN_CONNECTIONS};
 use crate::connection::{Connection, Kind, NextIo, Verdict};
 use crate::context::Context;
-use crate::lifecycle::{DrainSchedule, Phase, SignalAction};
+use crate::lifecycle::{DrainSchedule, EventLine, Phase, SignalAction};
 use crate::metrics::{OpenConnections, RejectReason, Side};
 use crate::net::{self, ADMIN_TOKEN, FdLimits, MioNet, Net, PUBLIC_TOKEN, Stream};
 use crate::static_files::StaticFiles;
@@ -322,8 +322,11 @@ impl<N: Net> Server<N> {
         {
             self.last_fd_warning = Some(now);
             log::warn!(
-                "out of file descriptors ({e}) with {} connections open; refusing new clients",
-                self.conns.len()
+                "{}",
+                EventLine::new("out_of_descriptors")
+                    .field("error", e)
+                    .field("open", self.conns.len())
+                    .field("refusing", "new clients")
             );
         }
         if !self.net.release_spare() {
@@ -484,13 +487,14 @@ impl<N: Net> Server<N> {
         self.net.close_listener(Side::Public);
         self.public_open = false;
         log::info!(
-            "{signal}: draining: {} WebSocket, {} HTTP and {} admin connections open; \
-             WebSockets close over {:.1}s; deadline {:.1}s",
-            self.ctx.open.websocket,
-            self.ctx.open.http,
-            self.ctx.open.admin,
-            self.ctx.config.drain_window.as_secs_f64(),
-            budget.as_secs_f64()
+            "{}",
+            EventLine::new("draining")
+                .field("signal", signal)
+                .field("websockets", self.ctx.open.websocket)
+                .field("http", self.ctx.open.http)
+                .field("admin", self.ctx.open.admin)
+                .field("window_ms", window_ms)
+                .field("deadline_ms", budget.as_millis())
         );
 
         // 2. Finish in-flight work and persist state.
@@ -507,7 +511,7 @@ impl<N: Net> Server<N> {
                 self.after_run(slot, Verdict::Keep);
             }
         }
-        log::info!("{schedule}");
+        log::info!("{}", schedule.event_line());
     }
 
     /// The drain step where work in flight is finished before anyone is disconnected. For this
@@ -529,8 +533,10 @@ impl<N: Net> Server<N> {
     /// stop.
     fn close_all_now(&mut self, signal: &str) {
         log::info!(
-            "{signal} again: closing {} connections now",
-            self.conns.len()
+            "{}",
+            EventLine::new("stop_now")
+                .field("signal", signal)
+                .field("open", self.conns.len())
         );
         for (_, s) in self.conns.iter_mut() {
             s.conn.close_now(&mut self.ctx);
@@ -561,12 +567,16 @@ impl<N: Net> Server<N> {
         debug_assert_eq!(self.ctx.lifecycle.phase(), Phase::Draining);
         let public = self.ctx.open.http + self.ctx.open.websocket;
         if public == 0 {
-            log::info!("drain complete: every public connection closed");
+            log::info!(
+                "{}",
+                EventLine::new("drain_complete").field("open_public", 0)
+            );
             return true;
         }
         if self.ctx.now >= drain.deadline {
             log::warn!(
-                "drain deadline passed with {public} public connections still open; closing them"
+                "{}",
+                EventLine::new("drain_deadline_passed").field("open_public", public)
             );
             return true;
         }
@@ -577,36 +587,37 @@ impl<N: Net> Server<N> {
         let m = &self.ctx.metrics;
         if let Some(drain) = self.drain {
             let closes = self.ctx.lifecycle.drain_closes();
-            let spread = match (closes.first(), closes.last()) {
-                (Some(first), Some(last)) => format!("first +{first}ms, last +{last}ms"),
-                _ => "none".to_string(),
-            };
+            let mut line = EventLine::new("drain_end")
+                .field("after_ms", self.ctx.now.saturating_sub(drain.started_at))
+                .field("closes_sent", closes.len());
+            if let (Some(first), Some(last)) = (closes.first(), closes.last()) {
+                line = line.field("first_ms", first).field("last_ms", last);
+            }
             log::info!(
-                "drain end after {}ms: {} close frames sent (1012) ({spread}); {} close handshakes completed, \
-                 {} clients did not answer within CLOSE_TIMEOUT, {} connections still open at exit",
-                self.ctx.now.saturating_sub(drain.started_at),
-                closes.len(),
-                m.ws_clean_closes - drain.clean_closes_before,
-                m.ws_close_timeouts - drain.close_timeouts_before,
-                self.conns.len()
+                "{}",
+                line.field("clean", m.ws_clean_closes - drain.clean_closes_before)
+                    .field(
+                        "timed_out",
+                        m.ws_close_timeouts - drain.close_timeouts_before
+                    )
+                    .field("still_open", self.conns.len())
             );
         }
         log::info!(
-            "exit: accepted {} public and {} admin connections, refused {} (full) and {} (out of descriptors), \
-             answered {} requests; WebSocket messages: {} in, {} out, {} after close; \
-             WebSocket closes: {} clean, {} timed out; {} bytes in, {} bytes out",
-            m.accepted[Side::Public as usize],
-            m.accepted[Side::Admin as usize],
-            m.rejected_max_connections,
-            m.rejected_fd_exhausted,
-            m.requests_total(),
-            m.ws_messages_in,
-            m.ws_messages_out,
-            m.ws_messages_after_close,
-            m.ws_clean_closes,
-            m.ws_close_timeouts,
-            m.bytes_in,
-            m.bytes_out
+            "{}",
+            EventLine::new("exit")
+                .field("accepted_public", m.accepted[Side::Public as usize])
+                .field("accepted_admin", m.accepted[Side::Admin as usize])
+                .field("refused_full", m.rejected_max_connections)
+                .field("refused_no_descriptors", m.rejected_fd_exhausted)
+                .field("requests", m.requests_total())
+                .field("ws_messages_in", m.ws_messages_in)
+                .field("ws_messages_out", m.ws_messages_out)
+                .field("ws_messages_after_close", m.ws_messages_after_close)
+                .field("ws_clean_closes", m.ws_clean_closes)
+                .field("ws_close_timeouts", m.ws_close_timeouts)
+                .field("bytes_in", m.bytes_in)
+                .field("bytes_out", m.bytes_out)
         );
     }
 }
@@ -717,8 +728,11 @@ fn guarded<S>(
         Ok(verdict) => verdict,
         Err(_) => {
             log::error!(
-                "conn #{}: internal error (the panic above); closing this connection only",
-                s.conn.id()
+                "{}",
+                EventLine::new("internal_error")
+                    .field("conn", s.conn.id())
+                    .field("cause", "the panic above")
+                    .field("closing", "this connection only")
             );
             s.conn.internal_error(ctx)
         }
@@ -752,7 +766,7 @@ pub fn run(config: Config, instance_id: &str) -> io::Result<()> {
     let mut server = Server::new(net, ctx, max_public, Tuning::default());
     let mut events = Events::with_capacity(EVENTS_CAPACITY);
     let mut wake_at = None;
-    log::info!("ready: serving");
+    log::info!("{}", EventLine::new("ready").field("phase", "serving"));
     loop {
         let timeout =
             wake_at.map(|at: Millis| Duration::from_millis(at.saturating_sub(clock.now())));
@@ -805,17 +819,18 @@ fn log_listening(
             .map_or_else(|| "?".to_string(), |a: SocketAddr| a.to_string())
     };
     log::info!(
-        "listening public={} admin={} max_connections={max_public} \
-         open_files_limit={} (was {}, hard {}) backlog={} static_files={} ({} bytes from {:?})",
-        addr(Side::Public),
-        addr(Side::Admin),
-        limits.soft,
-        limits.soft_before,
-        limits.hard,
-        config.listen_backlog,
-        files.len(),
-        files.total_bytes(),
-        config.static_dir
+        "{}",
+        EventLine::new("listening")
+            .field("public", addr(Side::Public))
+            .field("admin", addr(Side::Admin))
+            .field("max_connections", max_public)
+            .field("open_files_limit", limits.soft)
+            .field("open_files_limit_was", limits.soft_before)
+            .field("open_files_limit_hard", limits.hard)
+            .field("backlog", config.listen_backlog)
+            .field("static_files", files.len())
+            .field("static_bytes", files.total_bytes())
+            .field("static_dir", config.static_dir.display())
     );
 }
 

@@ -209,7 +209,7 @@ fn more_clients_than_descriptors_get_503_or_a_close_and_cpu_stays_low() {
         "held {}, refused {refused}",
         held.len()
     );
-    server.wait_log("out of file descriptors", WAIT);
+    server.wait_event("out_of_descriptors", WAIT);
     let public = server.public;
     assert_cpu_stays_low(server.pid(), "saturated", Duration::from_millis(50), || {
         if let Ok(mut s) = TcpStream::connect(public) {
@@ -458,7 +458,7 @@ fn a_panic_while_serving_one_connection_costs_that_connection_only() {
     let mut victim = RawWs::connect(server.public);
     victim.send_text("/boom");
     victim.expect_close(1011);
-    server.wait_log("internal error (the panic above)", WAIT);
+    server.wait_event("internal_error", WAIT);
     let r = get(server.public, "/boom");
     assert_eq!(r.status, 500);
     // Everyone else is still served.

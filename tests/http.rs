@@ -415,7 +415,7 @@ fn an_error_answer_survives_a_client_that_keeps_sending() {
 
 #[test]
 fn header_timeout_closes_dribbling_and_silent_clients_while_others_are_served() {
-    let mut server = TestServer::start(&[("HEADER_TIMEOUT", "1s")]);
+    let server = TestServer::start(&[("HEADER_TIMEOUT", "1s")]);
     let start = Instant::now();
     let mut silent = Client::connect(server.public);
     let mut dribbler = Client::connect(server.public);
@@ -442,7 +442,6 @@ fn header_timeout_closes_dribbling_and_silent_clients_while_others_are_served() 
     // The silent client gets no answer, just a close.
     assert_eq!(silent.read_to_close(WAIT).expect("closed").len(), 0);
     assert!(start.elapsed() < Duration::from_secs(4));
-    server.wait_log("no request within the header timeout", WAIT);
 }
 
 #[test]

@@ -13,7 +13,7 @@ fn prestop_answers_after_the_delay_without_blocking_anyone() {
     let started = Instant::now();
     let mut first = Client::connect(server.admin);
     first.send(b"GET /prestop HTTP/1.1\r\nHost: t\r\n\r\n");
-    server.wait_log("prestop: readiness now 503", WAIT);
+    server.wait_event("prestop", WAIT);
 
     // While it waits: liveness answers at once, readiness says 503, the public side serves.
     let probe = Instant::now();
@@ -59,11 +59,12 @@ fn sigterm_closes_the_public_port_and_exits_zero() {
     let mut idle = Client::connect(server.public);
     assert_eq!(idle.get("/healthz").status, 200);
     server.signal("TERM");
-    server.wait_log("SIGTERM: draining", WAIT);
+    server.wait_event("draining", WAIT);
     let status = server.wait_exit(WAIT);
     assert_eq!(status.code(), Some(0), "log:\n{}", server.log_text());
     assert!(idle.closed_within(WAIT));
-    server.wait_log("exit: accepted 1 public", WAIT);
+    let exit = server.wait_event("exit", WAIT);
+    assert_eq!(exit.number("accepted_public"), Some(1), "{exit:?}");
     assert!(std::net::TcpStream::connect(server.public).is_err());
 }
 
@@ -71,7 +72,10 @@ fn sigterm_closes_the_public_port_and_exits_zero() {
 fn sigint_also_drains() {
     let mut server = TestServer::start(&[]);
     server.signal("INT");
-    server.wait_log("SIGINT: draining", WAIT);
+    assert_eq!(
+        server.wait_event("draining", WAIT).get("signal"),
+        Some("SIGINT")
+    );
     assert_eq!(server.wait_exit(WAIT).code(), Some(0));
 }
 
@@ -84,10 +88,10 @@ fn drain_refuses_new_connections_but_finishes_requests_and_keeps_admin() {
     // An admin connection waiting on /prestop.
     let mut hook = Client::connect(server.admin);
     hook.send(b"GET /prestop HTTP/1.1\r\nHost: t\r\n\r\n");
-    server.wait_log("prestop: readiness now 503", WAIT);
+    server.wait_event("prestop", WAIT);
 
     server.signal("TERM");
-    server.wait_log("SIGTERM: draining", WAIT);
+    server.wait_event("draining", WAIT);
     // The waiting hook is answered at once, not after 30 s.
     assert_eq!(hook.response().status, 200);
     // New public connections are refused by the kernel; admin still answers.
@@ -109,7 +113,7 @@ fn drain_refuses_new_connections_but_finishes_requests_and_keeps_admin() {
     let r = slow.response();
     assert_eq!((r.status, r.header("connection")), (200, Some("close")));
     assert_eq!(server.wait_exit(WAIT).code(), Some(0));
-    server.wait_log("drain complete", WAIT);
+    server.wait_event("drain_complete", WAIT);
 }
 
 #[test]
@@ -119,7 +123,7 @@ fn prestop_first_called_during_the_drain_answers_at_once() {
     let mut server = TestServer::start(&[("DRAIN_WINDOW", "30s"), ("PRESTOP_DELAY", "30s")]);
     let _ws = common::RawWs::connect(server.public);
     server.signal("TERM");
-    server.wait_log("SIGTERM: draining", WAIT);
+    server.wait_event("draining", WAIT);
 
     let mut hook = Client::connect(server.admin);
     hook.stream
@@ -143,13 +147,16 @@ fn second_signal_exits_at_once() {
     let mut slow = Client::connect(server.public);
     slow.send(b"GET /healthz HTTP/1.1\r\n");
     server.signal("TERM");
-    server.wait_log("SIGTERM: draining", WAIT);
+    server.wait_event("draining", WAIT);
     assert!(server.running());
     let started = Instant::now();
     server.signal("TERM");
     assert_eq!(server.wait_exit(WAIT).code(), Some(0));
     assert!(started.elapsed() < Duration::from_secs(2));
-    server.wait_log("SIGTERM again: closing", WAIT);
+    assert_eq!(
+        server.wait_event("stop_now", WAIT).get("signal"),
+        Some("SIGTERM")
+    );
     assert!(slow.closed_within(WAIT));
 }
 
@@ -166,10 +173,8 @@ fn drain_deadline_bounds_the_wait() {
         took >= Duration::from_millis(900) && took < Duration::from_secs(5),
         "{took:?}"
     );
-    server.wait_log(
-        "drain deadline passed with 1 public connections still open",
-        WAIT,
-    );
+    let passed = server.wait_event("drain_deadline_passed", WAIT);
+    assert_eq!(passed.number("open_public"), Some(1), "{passed:?}");
 }
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {

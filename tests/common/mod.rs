@@ -14,6 +14,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use wsdrain::lifecycle::EventFields;
+
 /// Default bound on any single wait.
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -129,9 +131,10 @@ impl TestServer {
             exited: None,
             closed: 0,
         };
-        let line = server.wait_log("listening public=", WAIT);
-        server.public = field(&line, "public=").parse().expect("public address");
-        server.admin = field(&line, "admin=").parse().expect("admin address");
+        let listening = server.wait_event("listening", WAIT);
+        let addr = |key| listening.get(key).and_then(|a| a.parse().ok());
+        server.public = addr("public").expect("public address");
+        server.admin = addr("admin").expect("admin address");
         server
     }
 
@@ -169,6 +172,13 @@ impl TestServer {
                 }
             }
         }
+    }
+
+    /// Waits for the lifecycle line `event` (seen before or arriving within `timeout`) and
+    /// returns its fields: tests read numbers by key, never from prose.
+    pub fn wait_event(&mut self, event: &str, timeout: Duration) -> EventFields {
+        let line = self.wait_log(&format!("] {event} "), timeout);
+        EventFields::of(&line, event).unwrap_or_else(|| panic!("not a {event} line: {line}"))
     }
 
     /// Every log line so far.
@@ -221,15 +231,6 @@ impl Drop for TestServer {
         }
         let _ = std::fs::remove_dir_all(&self.static_dir);
     }
-}
-
-/// The value after `key` up to the next space.
-pub fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    let start = line
-        .find(key)
-        .unwrap_or_else(|| panic!("{key} not in {line}"))
-        + key.len();
-    line[start..].split_whitespace().next().unwrap_or("")
 }
 
 /// A parsed HTTP response.

@@ -151,7 +151,7 @@ if [ -z "$server_rc" ]; then
   exit 1
 fi
 server_pid=""
-grep -E 'drain end|exit:' "$reports/server.log" | sed 's/^[^]]*\] /server: /' || true
+grep -E '\] (drain_end|exit) ' "$reports/server.log" | sed 's/^[^]]*\] /server: /' || true
 if [ "$server_rc" -ne 0 ]; then
   echo "autobahn tier: the server exited $server_rc after SIGTERM (expected 0)" >&2
   exit 1

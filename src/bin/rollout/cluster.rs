@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use wsdrain::lifecycle::EventFields;
 
 /// A wsdrain process playing a pod.
 pub struct Pod {
@@ -68,13 +69,16 @@ impl Pod {
             log,
             exited: None,
         };
-        let line = pod.wait_log("listening public=", Duration::from_secs(10))?;
-        pod.public = field(&line, "public=")
-            .parse()
-            .map_err(|_| format!("bad address in {line}"))?;
-        pod.admin = field(&line, "admin=")
-            .parse()
-            .map_err(|_| format!("bad address in {line}"))?;
+        let line = pod.wait_log("] listening ", Duration::from_secs(10))?;
+        let fields = EventFields::of(&line, "listening").ok_or(format!("unreadable: {line}"))?;
+        let addr = |key| {
+            fields
+                .get(key)
+                .and_then(|a| a.parse().ok())
+                .ok_or_else(|| format!("bad address in {line}"))
+        };
+        pod.public = addr("public")?;
+        pod.admin = addr("admin")?;
         Ok(pod)
     }
 
@@ -151,14 +155,6 @@ impl Drop for Pod {
             let _ = self.child.wait();
         }
     }
-}
-
-/// The value after `key` up to the next space.
-pub fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    line.find(key)
-        .map(|i| &line[i + key.len()..])
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or("")
 }
 
 /// One HTTP GET on a fresh connection; returns the status (blocking, bounded).

@@ -22,9 +22,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use cluster::{Nginx, Pod, field, http_get};
+use cluster::{Nginx, Pod, http_get};
 use fleet::{Fleet, FleetConfig};
-use wsdrain::lifecycle::{DRAIN_SCHEDULE_LOG, DrainSchedule};
+use wsdrain::lifecycle::{DrainSchedule, EventFields};
 
 const USAGE: &str = "usage: rollout [--clients N] [--prestop-delay SECS] [--drain-window SECS] \
 [--close-timeout SECS] [--grace SECS] [--send-interval MS] [--alive-interval SECS] [--server PATH] [--keep-logs]
@@ -206,7 +206,7 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
     nginx.switch_upstream(b.public)?;
     println!("pod A terminating: /prestop called, upstream switched to pod B");
     // Until the endpoint change reaches every load balancer, connections may still arrive at A.
-    a.wait_log("prestop: readiness now 503", Duration::from_secs(5))?;
+    a.wait_log("] prestop ready=false", Duration::from_secs(5))?;
     if http_get(a.public, "/healthz", Duration::from_secs(2)) != Ok(200) {
         failures.push("a connection that reached pod A during preStop was not served".into());
     }
@@ -293,12 +293,18 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
     // fleet of some size.
     let window = Duration::from_secs_f64(o.drain_window);
     let window_ms = window.as_millis() as u64;
-    let schedule = match a.wait_log(DRAIN_SCHEDULE_LOG, Duration::from_secs(1)) {
-        Ok(line) => line.parse::<DrainSchedule>(),
-        Err(_) => Err(format!(
-            "pod A logged no {DRAIN_SCHEDULE_LOG:?} line at drain begin, so the spread of its \
-             closes over DRAIN_WINDOW cannot be checked"
-        )),
+    let schedule = match a.wait_log("] drain_schedule ", Duration::from_secs(1)) {
+        Ok(line) => EventFields::of(&line, "drain_schedule")
+            .as_ref()
+            .and_then(DrainSchedule::from_fields)
+            .ok_or(format!(
+                "pod A's drain_schedule line does not read back: {line}"
+            )),
+        Err(_) => Err(
+            "pod A logged no drain_schedule line at drain begin, so the spread of its closes \
+             over DRAIN_WINDOW cannot be checked"
+                .to_string(),
+        ),
     };
     match &schedule {
         Ok(s) => failures.extend(check_schedule(s, window_ms, clients)),
@@ -332,14 +338,16 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
         })
         .collect();
     // Pod A's own books: every message it read was answered, or arrived after its close frame.
-    if let Some(line) = a.find_log("exit: accepted") {
-        let number = |key: &str| {
-            field(&line, key)
-                .trim_end_matches(',')
-                .parse::<u64>()
-                .unwrap_or(u64::MAX)
-        };
-        let (inbound, outbound, after) = (number("messages: "), number("in, "), number("out, "));
+    if let Some(exit) = a
+        .find_log("] exit ")
+        .and_then(|line| EventFields::of(&line, "exit"))
+    {
+        let number = |key: &str| exit.number(key).unwrap_or(u64::MAX);
+        let (inbound, outbound, after) = (
+            number("ws_messages_in"),
+            number("ws_messages_out"),
+            number("ws_messages_after_close"),
+        );
         if inbound != outbound.saturating_add(after) {
             failures.push(format!(
                 "pod A's counters do not balance: {inbound} in, {outbound} out, {after} after close"
@@ -382,7 +390,7 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
     );
     println!("| peak reconnects per second | {peak} |");
     match &schedule {
-        Ok(s) => println!("| pod A's planned closes (its log) | {s} |"),
+        Ok(s) => println!("| pod A's planned closes (its log) | {} |", s.event_line()),
         Err(_) => println!("| pod A's planned closes (its log) | missing |"),
     }
     println!(
@@ -453,11 +461,14 @@ fn check_schedule(s: &DrainSchedule, window_ms: u64, clients: usize) -> Vec<Stri
 mod tests {
     use super::*;
 
-    const SAMPLE: &str = "drain schedule: 200 closes over DRAIN_WINDOW 3000 ms, per quarter \
-                          [50, 50, 50, 50], first +12 ms, last +2990 ms";
+    const SAMPLE: &str = "drain_schedule closes=200 window_ms=3000 q1=50 q2=50 q3=50 q4=50 \
+                          first_ms=12 last_ms=2990";
 
     fn parse(line: &str) -> DrainSchedule {
-        line.parse().unwrap()
+        EventFields::of(line, "drain_schedule")
+            .as_ref()
+            .and_then(DrainSchedule::from_fields)
+            .unwrap()
     }
 
     #[test]
@@ -465,13 +476,13 @@ mod tests {
         let s = parse(SAMPLE);
         assert!(check_schedule(&s, 3000, 200).is_empty());
         assert_eq!(check_schedule(&s, 2000, 200).len(), 1, "window mismatch");
-        let narrow = parse(&SAMPLE.replace("+2990", "+2000"));
+        let narrow = parse(&SAMPLE.replace("last_ms=2990", "last_ms=2000"));
         assert_eq!(
             check_schedule(&narrow, 3000, 200).len(),
             1,
             "span 1988 ms < 2400 ms"
         );
-        let lopsided = parse(&SAMPLE.replace("[50, 50, 50, 50]", "[90, 24, 36, 50]"));
+        let lopsided = parse(&SAMPLE.replace("q1=50 q2=50 q3=50 q4=50", "q1=90 q2=24 q3=36 q4=50"));
         assert_eq!(check_schedule(&lopsided, 3000, 200).len(), 1, "24 < 25");
         assert!(check_schedule(&narrow, 3000, 19).is_empty());
         assert!(check_schedule(&lopsided, 3000, 19).is_empty());
