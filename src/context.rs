@@ -42,11 +42,12 @@ pub struct Context {
     pub fault: FaultTrigger,
 }
 
-/// Debug builds only: input equal to `WSDRAIN_TEST_PANIC_ON` panics, so the tests can check that
-/// a bug costs one connection, not the pod. Release builds have no trigger.
+/// With the `test-faults` feature only (the test command enables it; release builds and the
+/// image never do): input equal to `WSDRAIN_TEST_PANIC_ON` panics, so the tests can check that a
+/// bug costs one connection, not the pod. Without the feature there is no trigger at all.
 #[derive(Debug, Default)]
 pub struct FaultTrigger {
-    #[cfg(debug_assertions)]
+    #[cfg(feature = "test-faults")]
     panic_on: Option<Vec<u8>>,
 }
 
@@ -54,7 +55,7 @@ impl FaultTrigger {
     /// The trigger named by `WSDRAIN_TEST_PANIC_ON`, if any.
     pub fn from_env() -> Self {
         FaultTrigger {
-            #[cfg(debug_assertions)]
+            #[cfg(feature = "test-faults")]
             panic_on: std::env::var_os("WSDRAIN_TEST_PANIC_ON").map(|v| v.into_encoded_bytes()),
         }
     }
@@ -62,7 +63,7 @@ impl FaultTrigger {
     /// Panics when `input` (a message or request path) is the test trigger.
     #[inline]
     pub fn check(&self, input: &[u8]) {
-        #[cfg(debug_assertions)]
+        #[cfg(feature = "test-faults")]
         if self.panic_on.as_deref() == Some(input) {
             panic!("WSDRAIN_TEST_PANIC_ON: fault injected for a test");
         }

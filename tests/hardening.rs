@@ -451,6 +451,10 @@ fn websockets_are_closed_with_1012_before_max_connection_age() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "test-faults"),
+    ignore = "needs the test-faults feature: cargo test --features test-faults"
+)]
 fn a_panic_while_serving_one_connection_costs_that_connection_only() {
     let mut server =
         TestServer::start(&[("WSDRAIN_TEST_PANIC_ON", "/boom"), ("ALIVE_INTERVAL", "0")]);

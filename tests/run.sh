@@ -12,10 +12,11 @@ cargo fmt --all -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
 tier "clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 tier "cargo test"
-cargo test --locked
+# test-faults: the panic trigger one test needs (a cargo feature no release build enables).
+cargo test --locked --features test-faults
 
 # The release binaries every later tier runs, built once here: a cold build with LTO takes
 # minutes, which would otherwise count against the first tier's own time limit.

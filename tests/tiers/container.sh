@@ -110,7 +110,10 @@ import json, sys
 spec = json.loads(sys.argv[1])
 env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", **spec["env"],
        "PORT": "0", "ADMIN_PORT": "0", "RUST_LOG": "info", "INSTANCE_ID": "container-tier",
-       "DRAIN_WINDOW": "1s"}
+       "DRAIN_WINDOW": "1s",
+       # The test-only panic trigger: the image is built without the test-faults feature, so
+       # this must do nothing (checked below).
+       "WSDRAIN_TEST_PANIC_ON": "/boom"}
 for k, v in env.items():
     print(f"{k}={v}")
 ' "$spec")
@@ -175,6 +178,20 @@ fi
 
 python3 deploy/tools/wsprobe.py smoke --port "$public" --admin-port "$admin" \
   --page "$root/static/index.html"
+
+# No test hook in the shipped build: the trigger path is a plain 404, and nothing panicked.
+boom="$(python3 -c '
+import sys, urllib.request, urllib.error
+try:
+    urllib.request.urlopen("http://127.0.0.1:%s/boom" % sys.argv[1], timeout=5)
+    print(200)
+except urllib.error.HTTPError as e:
+    print(e.code)' "$public")"
+[ "$boom" = 404 ] || { echo "FAIL: /boom answered $boom, not 404: a test hook in the image?"; exit 1; }
+if grep -q 'internal_error\|panicked' "$log"; then
+  echo "FAIL: the image's build panics on the test trigger"; cat "$log"; exit 1
+fi
+echo "no test hook in the image: WSDRAIN_TEST_PANIC_ON=/boom, GET /boom -> 404"
 
 # SIGTERM with a WebSocket open: the drain must close it with 1012, then the server exits 0.
 closer_out="$work/closer.out"
