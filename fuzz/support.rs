@@ -2,13 +2,13 @@
 
 #[allow(unused_imports)]
 use wsdrain::config::{Command, Config};
-use wsdrain::context::Context;
-use wsdrain::http::{self, Parsed};
-use wsdrain::metrics::Side;
-use wsdrain::outbuf::OutQueue;
-use wsdrain::routes;
-use wsdrain::static_files::StaticFiles;
-use wsdrain::websocket::Session;
+use wsdrain::app::context::Context;
+use wsdrain::protocol::http::{self, Parsed};
+use wsdrain::net::Listener;
+use wsdrain::base::outbuf::OutQueue;
+use wsdrain::app::routes;
+use wsdrain::app::static_files::StaticFiles;
+use wsdrain::connection::Connection;
 
 pub fn context() -> Context {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../static");
@@ -22,7 +22,7 @@ pub fn context() -> Context {
         *config,
         files,
         "fuzz",
-        wsdrain::timers::Rng::seeded(1),
+        wsdrain::base::timers::Rng::seeded(1),
         std::time::SystemTime::now,
     )
 }
@@ -45,7 +45,7 @@ pub fn answer_all(mut buf: &[u8]) {
     while !buf.is_empty() {
         let mut storage = [httparse::EMPTY_HEADER; http::MAX_HEADERS];
         let Parsed::Complete(head, len) = http::parse(buf, &mut storage, 8192) else { return };
-        for side in [Side::Public, Side::Admin] {
+        for side in [Listener::Public, Listener::Admin] {
             let mut out = OutQueue::new();
             match routes::handle(&head, side, &mut ctx) {
                 routes::Action::Respond(r) | routes::Action::Upgrade(r) => r.write_to(&mut out, "D", false),
@@ -58,25 +58,25 @@ pub fn answer_all(mut buf: &[u8]) {
     }
 }
 
-/// Runs bytes through a WebSocket session, optionally split in two reads; returns the output.
+/// Runs bytes through an upgraded connection, optionally split in two reads; returns what the
+/// WebSocket wrote and how the connection ended.
 #[allow(dead_code)]
 pub fn run_frames(bytes: &[u8], split: Option<usize>) -> (Vec<u8>, String) {
     let mut ctx = context();
-    let mut session = Session::new(&mut ctx.session());
-    let mut out = OutQueue::new();
-    let mut pending = Vec::new();
+    let mut conn = Connection::new(1, Listener::Public, 0);
+    let mut written = Vec::new();
+    let mut upgrade = b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        .to_vec();
+    assert!(conn.feed(&mut upgrade, &mut ctx, &mut written).is_none());
+    written.clear();
     let cut = split.unwrap_or(bytes.len());
-    let mut flow = String::from("open");
+    let mut end = String::from("open");
     for part in [&bytes[..cut], &bytes[cut..]] {
-        pending.extend_from_slice(part);
-        let (used, f) = session.on_input(&mut pending, &mut out, usize::MAX, &mut ctx.session());
-        pending.drain(..used);
-        flow = format!("{f:?}");
-        if flow != "Open" {
+        if let Some(e) = conn.feed(&mut part.to_vec(), &mut ctx, &mut written) {
+            end = format!("{e:?}");
             break;
         }
     }
-    let mut written = Vec::new();
-    out.write_to(&mut written).expect("vec write");
-    (written, flow)
+    (written, end)
 }

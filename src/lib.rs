@@ -2,24 +2,27 @@
 //! service should behave while Kubernetes replaces its pod: serve through preStop, stop
 //! accepting on SIGTERM, drain open connections in an orderly, spread-out way, exit 0 in time.
 //!
-//! Follow one request: [`server`] accepts it and owns the loop → [`connection`] reads it and
-//! runs its state machine → [`http`] parses the head → [`routes`] picks the endpoint
-//! ([`static_files`], health, [`metrics`], preStop via [`lifecycle`]) → [`outbuf`] queues the
-//! answer → [`connection`] writes it. Deadlines live in [`timers`]; settings in [`config`].
+//! The modules are layers; each uses only the layers below it (its `//!` says which):
+//!
+//! | layer | modules | holds |
+//! |---|---|---|
+//! | 5 | [`server`] | the event loop: the slab of connections, accept, timers, the drain, and the mio shell that polls |
+//! | 4 | [`connection`] | one connection's state machine (HTTP → WebSocket → closing), sans-IO |
+//! | 3 | [`app`] | what this server does: routes, static files, the WebSocket service, lifecycle, metrics |
+//! | 2 | [`protocol`] | HTTP/1.1 and WebSocket (RFC 6455) as bytes in, bytes out |
+//! | 1 | [`net`] | sockets: the traits the loop works through, and their mio implementation |
+//! | 0 | [`config`], [`base`] | settings; time, deadlines and output buffers |
+//!
+//! Follow one request in `docs/ARCHITECTURE.md`. The public items are what the binary, the tests,
+//! the simulation and the fuzz targets use.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod app;
+pub mod base;
 pub mod config;
 pub mod connection;
-pub mod context;
-pub mod http;
-pub mod lifecycle;
-pub mod metrics;
 pub mod net;
-pub mod outbuf;
-pub mod routes;
+pub mod protocol;
 pub mod server;
-pub mod static_files;
-pub mod timers;
-pub mod websocket;

@@ -3,8 +3,8 @@
 
 use std::process::ExitCode;
 
+use wsdrain::app::lifecycle::EventLine;
 use wsdrain::config::{self, Command, Config};
-use wsdrain::lifecycle::EventLine;
 
 fn main() -> ExitCode {
     let config = match Config::from_process() {

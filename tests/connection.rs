@@ -5,12 +5,12 @@
 use std::io::{self, Write};
 use std::path::Path;
 
+use wsdrain::app::context::Context;
+use wsdrain::app::static_files::StaticFiles;
+use wsdrain::base::timers::{Millis, Rng};
 use wsdrain::config::{Command, Config};
 use wsdrain::connection::{Connection, NextIo, Verdict};
-use wsdrain::context::Context;
-use wsdrain::metrics::Side;
-use wsdrain::static_files::StaticFiles;
-use wsdrain::timers::{Millis, Rng};
+use wsdrain::net::Listener;
 
 fn context(settings: &[(&str, &str)]) -> Context {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
@@ -107,7 +107,7 @@ fn a_slow_reader_gets_every_reply_before_the_close_timeout_counts() {
         ("MAX_MESSAGE_SIZE", "1MiB"),
         ("MAX_OUTPUT_BYTES", "4MiB"),
     ]);
-    let mut conn = Connection::new(1, Side::Public, 0);
+    let mut conn = Connection::new(1, Listener::Public, 0);
     let mut client = SlowReader {
         received: Vec::new(),
         budget: usize::MAX,
@@ -155,7 +155,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         &client.received[reply_frame_len..],
         &[0x88, 0x02, 0x03, 0xe8]
     );
-    assert_eq!(ctx.metrics.ws_close_timeouts, 0);
+    assert_eq!(ctx.metrics.ws.close_timeouts, 0);
     assert!(
         now > 1_000,
         "the test must outlast CLOSE_TIMEOUT ({now} ms)"

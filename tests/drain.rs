@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::{RawWs, TestServer, WAIT, eventually, get, metric, ws_client};
 use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
-use wsdrain::lifecycle::DrainSchedule;
+use wsdrain::app::lifecycle::DrainSchedule;
 
 /// What one client saw during the drain.
 #[derive(Debug)]

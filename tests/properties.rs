@@ -7,16 +7,15 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
+use wsdrain::app::context::Context;
+use wsdrain::app::routes;
+use wsdrain::app::static_files::{StaticFiles, normalize};
+use wsdrain::base::outbuf::OutQueue;
+use wsdrain::base::timers::Rng;
 use wsdrain::config::{Command, Config};
-use wsdrain::connection::{Connection, NextIo, Verdict};
-use wsdrain::context::Context;
-use wsdrain::http::{self, Parsed};
-use wsdrain::metrics::Side;
-use wsdrain::outbuf::OutQueue;
-use wsdrain::routes;
-use wsdrain::static_files::{StaticFiles, normalize};
-use wsdrain::timers::Rng;
-use wsdrain::websocket::{Flow, Session};
+use wsdrain::connection::{Connection, NextIo};
+use wsdrain::net::Listener;
+use wsdrain::protocol::http::{self, Parsed};
 
 fn context() -> Context {
     context_serving(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/static")))
@@ -193,7 +192,7 @@ proptest! {
         let mut ctx = context();
         let mut storage = [httparse::EMPTY_HEADER; http::MAX_HEADERS];
         if let Parsed::Complete(head, _) = http::parse(&bytes, &mut storage, 8192) {
-            for side in [Side::Public, Side::Admin] {
+            for side in [Listener::Public, Listener::Admin] {
                 let mut out = OutQueue::new();
                 match routes::handle(&head, side, &mut ctx) {
                     routes::Action::Respond(r) | routes::Action::Upgrade(r) => r.write_to(&mut out, "D", false),
@@ -216,7 +215,7 @@ proptest! {
         let Parsed::Complete(head, _) = http::parse(request.as_bytes(), &mut storage, 8192) else {
             return Ok(());
         };
-        let routes::Action::Respond(response) = routes::handle(&head, Side::Public, &mut ctx) else {
+        let routes::Action::Respond(response) = routes::handle(&head, Listener::Public, &mut ctx) else {
             return Ok(());
         };
         if response.status != 301 {
@@ -279,32 +278,27 @@ fn frame(fin: bool, opcode: u8, payload: &[u8], masked: bool, rsv: u8) -> Vec<u8
     v
 }
 
-/// Feeds WebSocket input to a session as the connection does (keeping what is incomplete),
-/// and returns everything it wrote and how it ended.
-fn run_session(bytes: &[u8], cuts: &[usize]) -> (Vec<u8>, Flow) {
-    let mut ctx = context();
-    let mut session = Session::new(&mut ctx.session());
-    let mut out = OutQueue::new();
-    let mut pending: Vec<u8> = Vec::new();
-    let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
-    points.push(bytes.len());
-    points.sort_unstable();
-    let mut last = 0;
-    let mut flow = Flow::Open;
-    for point in points {
-        pending.extend_from_slice(&bytes[last..point]);
-        last = point;
-        let (used, f) = session.on_input(&mut pending, &mut out, usize::MAX, &mut ctx.session());
-        pending.drain(..used);
-        flow = f;
-        if flow != Flow::Open {
-            break;
-        }
-    }
-    let mut written = Vec::new();
-    out.write_to(&mut written).unwrap();
-    (written, flow)
+/// Feeds WebSocket input to an upgraded connection, reads cut at `cuts`; returns everything
+/// the WebSocket wrote (after the 101) and how the connection ended, if it did.
+fn run_session(bytes: &[u8], cuts: &[usize]) -> (Vec<u8>, Option<NextIo>) {
+    let mut input = UPGRADE.to_vec();
+    input.extend_from_slice(bytes);
+    let shifted: Vec<usize> = cuts
+        .iter()
+        .map(|c| UPGRADE.len() + c % (bytes.len() + 1))
+        .collect();
+    let (written, end) = run_connection(&input, &shifted);
+    let head = written
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("the 101 answer");
+    assert!(written.starts_with(b"HTTP/1.1 101 "));
+    (written[head + 4..].to_vec(), end)
 }
+
+const UPGRADE: &[u8] =
+    b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
 fn frames() -> impl Strategy<Value = Vec<u8>> {
     let one = (
@@ -348,7 +342,7 @@ proptest! {
     #[test]
     fn reversing_twice_gives_the_original(text in "\\PC{0,60}") {
         let (reply, flow) = run_session(&frame(true, 1, text.as_bytes(), true, 0), &[]);
-        prop_assert_eq!(flow, Flow::Open);
+        prop_assert_eq!(flow, None);
         let header = if text.len() < 126 { 2 } else { 4 };
         let reversed = String::from_utf8(reply[header..].to_vec()).unwrap();
         prop_assert_eq!(reversed.chars().count(), text.chars().count());
@@ -358,11 +352,11 @@ proptest! {
 }
 
 /// Feeds a byte stream to a whole connection, as the loop does: reads cut at `cuts`, every
-/// output written as soon as it is queued. Returns everything the connection wrote. No socket
-/// and no clock: the connection is sans-IO.
-fn run_connection(bytes: &[u8], cuts: &[usize]) -> Vec<u8> {
+/// output written as soon as it is queued. Returns everything the connection wrote and how it
+/// ended, if it did. No socket and no clock: the connection is sans-IO.
+fn run_connection(bytes: &[u8], cuts: &[usize]) -> (Vec<u8>, Option<NextIo>) {
     let mut ctx = context();
-    let mut conn = Connection::new(1, Side::Public, 0);
+    let mut conn = Connection::new(1, Listener::Public, 0);
     let mut written = Vec::new();
     let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
     points.push(bytes.len());
@@ -371,28 +365,11 @@ fn run_connection(bytes: &[u8], cuts: &[usize]) -> Vec<u8> {
     for point in points {
         let mut chunk = bytes[last..point].to_vec();
         last = point;
-        if conn.on_bytes(&mut chunk, &mut ctx) == Verdict::Close
-            || !serve_buffered(&mut conn, &mut ctx, &mut written)
-        {
-            break;
+        if let Some(end) = conn.feed(&mut chunk, &mut ctx, &mut written) {
+            return (written, Some(end));
         }
     }
-    written
-}
-
-/// Lets the connection serve what it holds, writing its output, until it asks for input.
-/// Returns false once it will take no more.
-fn serve_buffered(conn: &mut Connection, ctx: &mut Context, written: &mut Vec<u8>) -> bool {
-    loop {
-        let _ = conn.output().write_to(written);
-        match conn.next_io(ctx) {
-            NextIo::Continue => {}
-            NextIo::Read => return true,
-            NextIo::Paused | NextIo::InputClosed | NextIo::ShutdownWrite | NextIo::Close => {
-                return false;
-            }
-        }
-    }
+    (written, None)
 }
 
 /// A conversation on the public port: pipelined requests, maybe an upgrade, then frames.

@@ -14,7 +14,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use wsdrain::lifecycle::EventFields;
+pub use wsdrain::app::lifecycle::EventFields;
 
 /// Default bound on any single wait.
 pub const WAIT: Duration = Duration::from_secs(10);

@@ -6,8 +6,8 @@
 
 use std::collections::VecDeque;
 
-use wsdrain::metrics::Side;
-use wsdrain::timers::Rng;
+use wsdrain::base::timers::Rng;
+use wsdrain::net::Listener;
 
 use crate::net::World;
 
@@ -55,10 +55,10 @@ impl Behaviour {
         }
     }
 
-    fn side(self) -> Side {
+    fn side(self) -> Listener {
         match self {
-            Behaviour::PreStop | Behaviour::Prober => Side::Admin,
-            _ => Side::Public,
+            Behaviour::PreStop | Behaviour::Prober => Listener::Admin,
+            _ => Listener::Public,
         }
     }
 
@@ -290,7 +290,7 @@ impl Client {
         let socket = &world.sockets[self.socket];
         // The exit drops admin connections (probes, the hook) after one last write: their
         // answers are best effort. Public ones the drain has closed before.
-        if socket.refused || (socket.open_at_exit && self.behaviour.side() == Side::Admin) {
+        if socket.refused || (socket.open_at_exit && self.behaviour.side() == Listener::Admin) {
             return;
         }
         if !self.rx.is_empty() {

@@ -22,12 +22,12 @@ use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use wsdrain::app::context::Context;
+use wsdrain::app::static_files::StaticFiles;
+use wsdrain::base::timers::{Millis, NEVER, Rng, after};
 use wsdrain::config::{Command, Config};
 use wsdrain::connection::Kind;
-use wsdrain::context::Context;
 use wsdrain::server::{Event, Server, Signal, Status, Tuning};
-use wsdrain::static_files::StaticFiles;
-use wsdrain::timers::{Millis, NEVER, Rng, after};
 
 use clients::Client;
 use net::{Faults, SimNet, World};
@@ -330,15 +330,15 @@ fn run(seed: u64, verbose: bool) -> Result<Outcome, String> {
             let exited_at = now;
             let m = &server.context().metrics;
             reached.requests = m.requests_total();
-            reached.upgrades = m.ws_upgrades;
-            reached.messages = m.ws_messages_in;
+            reached.upgrades = m.ws.upgrades;
+            reached.messages = m.ws.messages_in;
             reached.drain_closes = server.context().lifecycle.drain_closes().len() as u64;
             reached.refused_full = m.rejected_max_connections;
             reached.refused_no_descriptors = m.rejected_fd_exhausted;
             reached.header_timeouts = m.requests_with_status(408);
-            reached.ping_timeouts = m.ws_ping_timeouts;
-            reached.close_timeouts = m.ws_close_timeouts;
-            reached.age_closes = m.ws_age_closes;
+            reached.ping_timeouts = m.ws.ping_timeouts;
+            reached.close_timeouts = m.ws.close_timeouts;
+            reached.age_closes = m.ws.age_closes;
             reached.second_signals = u64::from(second_sent);
             if let Some(t) = sigterm_sent
                 && !second_sent
@@ -502,11 +502,11 @@ fn check_server(
         return Err(format!("{open:?} over MAX_CONNECTIONS {max_public}"));
     }
     let m = &ctx.metrics;
-    let refused_binary = m.ws_closes(1003, true);
-    if m.ws_messages_in != m.ws_messages_out + m.ws_messages_after_close + refused_binary {
+    let refused_binary = m.ws.closes(1003, true);
+    if m.ws.messages_in != m.ws.messages_out + m.ws.messages_after_close + refused_binary {
         return Err(format!(
             "messages do not balance: {} in, {} out, {} after close, {refused_binary} refused",
-            m.ws_messages_in, m.ws_messages_out, m.ws_messages_after_close
+            m.ws.messages_in, m.ws.messages_out, m.ws.messages_after_close
         ));
     }
     if world.fds_in_use > world.fd_limit {

@@ -11,9 +11,9 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::rc::Rc;
 
-use wsdrain::metrics::Side;
+use wsdrain::base::timers::Rng;
+use wsdrain::net::Listener;
 use wsdrain::net::{Net, Stream};
-use wsdrain::timers::Rng;
 
 /// The world, shared by the simulated sockets inside the server and the driver outside it.
 pub type Shared = Rc<RefCell<World>>;
@@ -93,10 +93,10 @@ pub struct World {
     pub owed_writable: Vec<usize>,
 }
 
-pub fn side_index(side: Side) -> usize {
+pub fn side_index(side: Listener) -> usize {
     match side {
-        Side::Public => 0,
-        Side::Admin => 1,
+        Listener::Public => 0,
+        Listener::Admin => 1,
     }
 }
 
@@ -123,7 +123,7 @@ impl World {
     }
 
     /// A client connects: queued in the listener's backlog, or refused.
-    pub fn connect(&mut self, side: Side) -> usize {
+    pub fn connect(&mut self, side: Listener) -> usize {
         let id = self.sockets.len();
         // At least what a refusal (503) takes: a fresh socket's send buffer takes it whole.
         let capacity = 256 + self.rng.below(4096) as usize;
@@ -209,7 +209,7 @@ impl World {
     /// Takes the events for the next poll.
     pub fn take_events(&mut self) -> Vec<wsdrain::server::Event> {
         let mut events = Vec::new();
-        for (i, side) in [(0, Side::Public), (1, Side::Admin)] {
+        for (i, side) in [(0, Listener::Public), (1, Listener::Admin)] {
             if std::mem::take(&mut self.acceptable[i]) {
                 events.push(wsdrain::server::Event::Acceptable(side));
             }
@@ -361,7 +361,7 @@ pub struct SimNet {
 impl Net for SimNet {
     type Stream = SimStream;
 
-    fn accept(&mut self, side: Side) -> io::Result<SimStream> {
+    fn accept(&mut self, side: Listener) -> io::Result<SimStream> {
         let mut world = self.world.borrow_mut();
         let i = side_index(side);
         if !world.listener_open[i] || world.backlog[i].is_empty() {
@@ -390,7 +390,7 @@ impl Net for SimNet {
         Ok(())
     }
 
-    fn close_listener(&mut self, side: Side) {
+    fn close_listener(&mut self, side: Listener) {
         let mut world = self.world.borrow_mut();
         let i = side_index(side);
         world.listener_open[i] = false;

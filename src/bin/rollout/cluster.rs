@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wsdrain::lifecycle::EventFields;
+use wsdrain::app::lifecycle::EventFields;
 
 /// A wsdrain process playing a pod.
 pub struct Pod {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use cluster::{Nginx, Pod, http_get};
 use fleet::{Fleet, FleetConfig};
-use wsdrain::lifecycle::{DrainSchedule, EventFields};
+use wsdrain::app::lifecycle::{DrainSchedule, EventFields};
 
 const USAGE: &str = "usage: rollout [--clients N] [--prestop-delay SECS] [--drain-window SECS] \
 [--close-timeout SECS] [--grace SECS] [--send-interval MS] [--alive-interval SECS] [--server PATH] [--keep-logs]

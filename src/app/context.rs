@@ -4,15 +4,16 @@
 //! Nothing here reads a clock: the loop passes "now" to [`Context::tick`], and the wall clock
 //! behind the `Date` header is a function the loop chooses (a fixed one in the simulation), so
 //! the same inputs give the same outputs. A WebSocket session gets a narrower view,
-//! [`SessionCtx`]: no static files and no connection counts.
+//! [`SessionEnv`]: no static files, no connection counts, no lifecycle.
 
 use std::time::SystemTime;
 
+use crate::app::lifecycle::Lifecycle;
+use crate::app::metrics::{Metrics, OpenConnections};
+use crate::app::static_files::StaticFiles;
+use crate::base::timers::{Millis, Rng};
 use crate::config::Config;
-use crate::lifecycle::Lifecycle;
-use crate::metrics::{Metrics, OpenConnections};
-use crate::static_files::StaticFiles;
-use crate::timers::{Millis, Rng};
+use crate::protocol::websocket::SessionEnv;
 
 /// Shared loop state.
 #[derive(Debug)]
@@ -71,27 +72,6 @@ impl FaultTrigger {
     }
 }
 
-/// What a WebSocket session may use: settings, its counters, the lifecycle (the drain policy
-/// reads the phase and records its closes), jitter and the instance name. Static files and
-/// connection counts are out of its reach.
-#[derive(Debug)]
-pub struct SessionCtx<'a> {
-    /// Loop time of the current iteration.
-    pub now: Millis,
-    /// Validated settings.
-    pub config: &'a Config,
-    /// Counters.
-    pub metrics: &'a mut Metrics,
-    /// Phase and drain bookkeeping.
-    pub lifecycle: &'a mut Lifecycle,
-    /// Jitter for spreading timers.
-    pub rng: &'a mut Rng,
-    /// The instance name as a JSON string literal.
-    pub instance_json: &'a str,
-    /// The test trigger for a panic.
-    pub fault: &'a FaultTrigger,
-}
-
 impl Context {
     /// A context at time zero. `rng` spreads timers; `wall_clock` dates the responses.
     pub fn new(
@@ -126,16 +106,13 @@ impl Context {
         }
     }
 
-    /// The narrower view a WebSocket session works with.
-    pub fn session(&mut self) -> SessionCtx<'_> {
-        SessionCtx {
+    /// What a WebSocket session works with: "now", the settings and its counters; no static
+    /// files, no connection counts, no lifecycle.
+    pub fn session_env(&mut self) -> SessionEnv<'_> {
+        SessionEnv {
             now: self.now,
             config: &self.config,
-            metrics: &mut self.metrics,
-            lifecycle: &mut self.lifecycle,
-            rng: &mut self.rng,
-            instance_json: &self.instance_json,
-            fault: &self.fault,
+            counters: &mut self.metrics.ws,
         }
     }
 }

@@ -12,12 +12,13 @@
 //! `/metrics` and `/prestop` on the public port are 404: the public port is what the internet
 //! reaches, and anyone could otherwise start the pod's shutdown.
 
-use crate::context::Context;
-use crate::http::{Body, Head, HttpError, Method, Response};
-use crate::metrics::Side;
-use crate::static_files::{Lookup, add_slash_location};
-use crate::timers::Millis;
-use crate::websocket;
+use crate::app::context::Context;
+use crate::app::lifecycle::Phase;
+use crate::app::static_files::{Lookup, add_slash_location};
+use crate::base::timers::Millis;
+use crate::net::Listener;
+use crate::protocol::http::{Body, Head, HttpError, Method, Response};
+use crate::protocol::websocket;
 
 /// What the connection should do with a request.
 #[derive(Debug)]
@@ -54,15 +55,17 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// The endpoint a path names on a port.
-    pub fn of(side: Side, path: &str) -> Endpoint {
-        match (side, path) {
+    pub fn of(listener: Listener, path: &str) -> Endpoint {
+        match (listener, path) {
             (_, "/healthz") => Endpoint::Healthz,
             (_, "/readyz") => Endpoint::Readyz,
-            (Side::Admin, "/metrics") => Endpoint::Metrics,
-            (Side::Admin, "/prestop") => Endpoint::PreStop,
-            (Side::Public, "/ws") => Endpoint::WebSocket,
-            (Side::Public, "/metrics" | "/prestop") | (Side::Admin, _) => Endpoint::NotFound,
-            (Side::Public, _) => Endpoint::Static,
+            (Listener::Admin, "/metrics") => Endpoint::Metrics,
+            (Listener::Admin, "/prestop") => Endpoint::PreStop,
+            (Listener::Public, "/ws") => Endpoint::WebSocket,
+            (Listener::Public, "/metrics" | "/prestop") | (Listener::Admin, _) => {
+                Endpoint::NotFound
+            }
+            (Listener::Public, _) => Endpoint::Static,
         }
     }
 
@@ -83,8 +86,8 @@ impl Endpoint {
 }
 
 /// Answers one request.
-pub fn handle(head: &Head<'_>, side: Side, ctx: &mut Context) -> Action {
-    let endpoint = Endpoint::of(side, head.path);
+pub fn handle(head: &Head<'_>, listener: Listener, ctx: &mut Context) -> Action {
+    let endpoint = Endpoint::of(listener, head.path);
     if endpoint == Endpoint::NotFound {
         return Action::Respond(not_found());
     }
@@ -127,7 +130,8 @@ pub fn handle(head: &Head<'_>, side: Side, ctx: &mut Context) -> Action {
             return Action::AwaitPreStop { answer_at };
         }
         Endpoint::WebSocket => {
-            match websocket::handshake(head, ctx.lifecycle.phase(), &ctx.config.allowed_origins) {
+            let draining = ctx.lifecycle.phase() == Phase::Draining;
+            match websocket::handshake(head, draining, &ctx.config.allowed_origins) {
                 Ok(switching) => return Action::Upgrade(switching),
                 Err(refusal) => refusal,
             }
@@ -199,23 +203,27 @@ mod tests {
     #[test]
     fn endpoint_table() {
         let cases = [
-            (Side::Public, "/healthz", Endpoint::Healthz),
-            (Side::Admin, "/healthz", Endpoint::Healthz),
-            (Side::Public, "/readyz", Endpoint::Readyz),
-            (Side::Admin, "/readyz", Endpoint::Readyz),
-            (Side::Admin, "/metrics", Endpoint::Metrics),
-            (Side::Admin, "/prestop", Endpoint::PreStop),
-            (Side::Public, "/metrics", Endpoint::NotFound),
-            (Side::Public, "/prestop", Endpoint::NotFound),
-            (Side::Admin, "/", Endpoint::NotFound),
-            (Side::Admin, "/index.html", Endpoint::NotFound),
-            (Side::Public, "/", Endpoint::Static),
-            (Side::Public, "/healthz/", Endpoint::Static),
-            (Side::Public, "/ws", Endpoint::WebSocket),
-            (Side::Admin, "/ws", Endpoint::NotFound),
+            (Listener::Public, "/healthz", Endpoint::Healthz),
+            (Listener::Admin, "/healthz", Endpoint::Healthz),
+            (Listener::Public, "/readyz", Endpoint::Readyz),
+            (Listener::Admin, "/readyz", Endpoint::Readyz),
+            (Listener::Admin, "/metrics", Endpoint::Metrics),
+            (Listener::Admin, "/prestop", Endpoint::PreStop),
+            (Listener::Public, "/metrics", Endpoint::NotFound),
+            (Listener::Public, "/prestop", Endpoint::NotFound),
+            (Listener::Admin, "/", Endpoint::NotFound),
+            (Listener::Admin, "/index.html", Endpoint::NotFound),
+            (Listener::Public, "/", Endpoint::Static),
+            (Listener::Public, "/healthz/", Endpoint::Static),
+            (Listener::Public, "/ws", Endpoint::WebSocket),
+            (Listener::Admin, "/ws", Endpoint::NotFound),
         ];
-        for (side, path, endpoint) in cases {
-            assert_eq!(Endpoint::of(side, path), endpoint, "{side:?} {path}");
+        for (listener, path, endpoint) in cases {
+            assert_eq!(
+                Endpoint::of(listener, path),
+                endpoint,
+                "{listener:?} {path}"
+            );
         }
         assert!(Endpoint::PreStop.allows(Method::Get));
         assert!(!Endpoint::PreStop.allows(Method::Head));

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::timers::{Millis, after};
+use crate::base::timers::{Millis, after};
 
 /// Where the server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,9 @@
 
 use std::fmt::Write as _;
 
-use crate::lifecycle::Phase;
+use crate::app::lifecycle::Phase;
+use crate::net::Listener;
+use crate::protocol::websocket::WsCounters;
 
 /// Why a connection was refused at accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,25 +15,6 @@ pub enum RejectReason {
     MaxConnections,
     /// The process ran out of descriptors (EMFILE/ENFILE): accepted on the spare and closed.
     FdExhausted,
-}
-
-/// Which listener a connection came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// The public port.
-    Public,
-    /// The admin port.
-    Admin,
-}
-
-impl Side {
-    /// Label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Public => "public",
-            Side::Admin => "admin",
-        }
-    }
 }
 
 /// Connections open right now, by kind (computed by the loop when rendering).
@@ -60,38 +43,14 @@ pub struct Metrics {
     pub bytes_in: u64,
     /// Bytes written to clients.
     pub bytes_out: u64,
-    /// Successful WebSocket upgrades.
-    pub ws_upgrades: u64,
-    /// WebSocket frames received (all opcodes).
-    pub ws_frames_in: u64,
-    /// WebSocket messages received (after reassembly).
-    pub ws_messages_in: u64,
-    /// WebSocket replies sent.
-    pub ws_messages_out: u64,
-    /// Payload bytes of messages received.
-    pub ws_payload_bytes_in: u64,
-    /// Payload bytes of replies sent.
-    pub ws_payload_bytes_out: u64,
-    /// Messages that arrived after our close frame and could not be answered.
-    pub ws_messages_after_close: u64,
-    /// Alive messages sent.
-    pub ws_alive_sent: u64,
-    /// Close handshakes completed (both close frames exchanged).
-    pub ws_clean_closes: u64,
-    /// Our close frame went unanswered for `CLOSE_TIMEOUT`.
-    pub ws_close_timeouts: u64,
-    /// Clients dropped for not answering a ping.
-    pub ws_ping_timeouts: u64,
-    /// WebSockets closed (1012) for reaching `MAX_CONNECTION_AGE`.
-    pub ws_age_closes: u64,
-    /// Close frames by code and sender: `(code, sent_by_server, count)`.
-    ws_closes: Vec<(u16, bool, u64)>,
+    /// The WebSocket counters (the protocol's and the service's).
+    pub ws: WsCounters,
 }
 
 impl Metrics {
     /// Counts an accepted connection.
-    pub fn accepted(&mut self, side: Side) {
-        self.accepted[side as usize] += 1;
+    pub fn accepted(&mut self, listener: Listener) {
+        self.accepted[listener as usize] += 1;
     }
 
     /// Counts a refused connection.
@@ -111,37 +70,6 @@ impl Metrics {
                 self.requests.sort_unstable();
             }
         }
-    }
-
-    /// Counts a close frame: sent by the server, or received from the client.
-    pub fn ws_close(&mut self, code: u16, by_server: bool) {
-        // Clients choose codes 3000-4999 freely: one series per range, not one per code, so a
-        // client cannot grow /metrics by 2,000 series.
-        let code = if code >= 3000 {
-            code / 1000 * 1000
-        } else {
-            code
-        };
-        match self
-            .ws_closes
-            .iter_mut()
-            .find(|(c, s, _)| *c == code && *s == by_server)
-        {
-            Some((_, _, n)) => *n += 1,
-            None => {
-                self.ws_closes.push((code, by_server, 1));
-                self.ws_closes.sort_unstable();
-            }
-        }
-    }
-
-    /// Close frames counted so far with this code and sender (3000 and 4000 stand for their
-    /// whole range).
-    pub fn ws_closes(&self, code: u16, by_server: bool) -> u64 {
-        self.ws_closes
-            .iter()
-            .find(|(c, s, _)| *c == code && *s == by_server)
-            .map_or(0, |(_, _, n)| *n)
     }
 
     /// Requests answered with this status.
@@ -205,13 +133,13 @@ impl Metrics {
             "counter",
             "Connections accepted, by listener.",
         );
-        for side in [Side::Public, Side::Admin] {
-            let labels = format!("listener=\"{}\"", side.as_str());
+        for listener in [Listener::Public, Listener::Admin] {
+            let labels = format!("listener=\"{}\"", listener.as_str());
             sample(
                 o,
                 "wsdrain_connections_accepted_total",
                 &labels,
-                self.accepted[side as usize],
+                self.accepted[listener as usize],
             );
         }
         family(
@@ -260,62 +188,62 @@ impl Metrics {
             (
                 "wsdrain_websocket_upgrades_total",
                 "WebSocket upgrades completed.",
-                self.ws_upgrades,
+                self.ws.upgrades,
             ),
             (
                 "wsdrain_websocket_frames_received_total",
                 "WebSocket frames received.",
-                self.ws_frames_in,
+                self.ws.frames_in,
             ),
             (
                 "wsdrain_websocket_messages_received_total",
                 "WebSocket messages received.",
-                self.ws_messages_in,
+                self.ws.messages_in,
             ),
             (
                 "wsdrain_websocket_messages_sent_total",
                 "WebSocket replies sent.",
-                self.ws_messages_out,
+                self.ws.messages_out,
             ),
             (
                 "wsdrain_websocket_received_payload_bytes_total",
                 "Payload bytes of WebSocket messages received.",
-                self.ws_payload_bytes_in,
+                self.ws.payload_bytes_in,
             ),
             (
                 "wsdrain_websocket_sent_payload_bytes_total",
                 "Payload bytes of WebSocket replies sent.",
-                self.ws_payload_bytes_out,
+                self.ws.payload_bytes_out,
             ),
             (
                 "wsdrain_websocket_messages_after_close_total",
                 "Messages that arrived after the server's close frame (not answered; clients re-send them).",
-                self.ws_messages_after_close,
+                self.ws.messages_after_close,
             ),
             (
                 "wsdrain_websocket_alive_sent_total",
                 "Alive messages sent.",
-                self.ws_alive_sent,
+                self.ws.alive_sent,
             ),
             (
                 "wsdrain_websocket_clean_closes_total",
                 "Close handshakes completed.",
-                self.ws_clean_closes,
+                self.ws.clean_closes,
             ),
             (
                 "wsdrain_websocket_close_timeouts_total",
                 "Close frames the client did not answer within CLOSE_TIMEOUT.",
-                self.ws_close_timeouts,
+                self.ws.close_timeouts,
             ),
             (
                 "wsdrain_websocket_ping_timeouts_total",
                 "Clients dropped for not answering a ping within PONG_TIMEOUT.",
-                self.ws_ping_timeouts,
+                self.ws.ping_timeouts,
             ),
             (
                 "wsdrain_websocket_age_closes_total",
                 "WebSockets closed with 1012 for reaching MAX_CONNECTION_AGE.",
-                self.ws_age_closes,
+                self.ws.age_closes,
             ),
         ];
         for (name, help, value) in counters {
@@ -328,7 +256,7 @@ impl Metrics {
             "counter",
             "WebSocket close frames, by code and sender.",
         );
-        for (code, by_server, n) in &self.ws_closes {
+        for (code, by_server, n) in self.ws.close_series() {
             let by = if *by_server { "server" } else { "client" };
             let code = if *code >= 3000 {
                 format!("{}xxx", code / 1000)
@@ -381,7 +309,7 @@ mod tests {
     #[test]
     fn renders_every_family_with_help_and_type() {
         let mut m = Metrics::default();
-        m.accepted(Side::Public);
+        m.accepted(Listener::Public);
         m.request(200);
         m.request(404);
         m.request(200);

@@ -11,8 +11,24 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::http::REJECT_503;
-use crate::metrics::Side;
+/// Which listener a connection came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The public port (`PORT`): static files and `/ws`; what the internet reaches.
+    Public,
+    /// The admin port (`ADMIN_PORT`): probes, metrics, the preStop hook; never exposed.
+    Admin,
+}
+
+impl Listener {
+    /// Label value (`public`, `admin`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listener::Public => "public",
+            Listener::Admin => "admin",
+        }
+    }
+}
 
 /// The poll token of the public listener.
 pub const PUBLIC_TOKEN: Token = Token(usize::MAX - 1);
@@ -38,11 +54,11 @@ pub trait Net {
     type Stream: Stream;
     /// Accepts one waiting connection: `WouldBlock` when there is none (or the listener is
     /// closed), EMFILE/ENFILE when descriptors ran out.
-    fn accept(&mut self, side: Side) -> io::Result<Self::Stream>;
+    fn accept(&mut self, listener: Listener) -> io::Result<Self::Stream>;
     /// Starts readiness events for `stream`, both directions, under the slab slot `slot`.
     fn register(&mut self, stream: &mut Self::Stream, slot: usize) -> io::Result<()>;
     /// Closes a listener: from now on its connections are refused by the kernel.
-    fn close_listener(&mut self, side: Side);
+    fn close_listener(&mut self, listener: Listener);
     /// Frees the spare descriptor so one accept can succeed; false if none was held.
     fn release_spare(&mut self) -> bool;
     /// Takes the spare descriptor again, if it is not held.
@@ -80,10 +96,10 @@ impl MioNet {
     }
 
     /// The bound address of a listener (`None` once closed).
-    pub fn local_addr(&self, side: Side) -> Option<SocketAddr> {
-        match side {
-            Side::Public => self.public.as_ref()?.local_addr().ok(),
-            Side::Admin => self.admin.local_addr().ok(),
+    pub fn local_addr(&self, listener: Listener) -> Option<SocketAddr> {
+        match listener {
+            Listener::Public => self.public.as_ref()?.local_addr().ok(),
+            Listener::Admin => self.admin.local_addr().ok(),
         }
     }
 }
@@ -91,10 +107,10 @@ impl MioNet {
 impl Net for MioNet {
     type Stream = TcpStream;
 
-    fn accept(&mut self, side: Side) -> io::Result<TcpStream> {
-        let listener = match side {
-            Side::Public => self.public.as_ref(),
-            Side::Admin => Some(&self.admin),
+    fn accept(&mut self, listener: Listener) -> io::Result<TcpStream> {
+        let listener = match listener {
+            Listener::Public => self.public.as_ref(),
+            Listener::Admin => Some(&self.admin),
         };
         let Some(listener) = listener else {
             return Err(io::ErrorKind::WouldBlock.into());
@@ -111,8 +127,8 @@ impl Net for MioNet {
             .register(stream, Token(slot), Interest::READABLE | Interest::WRITABLE)
     }
 
-    fn close_listener(&mut self, side: Side) {
-        if side == Side::Public
+    fn close_listener(&mut self, listener: Listener) {
+        if listener == Listener::Public
             && let Some(mut listener) = self.public.take()
         {
             let _ = self.poll.registry().deregister(&mut listener);
@@ -223,11 +239,16 @@ impl Default for SpareFd {
     }
 }
 
+/// The 503 written straight to a connection refused at accept (no state is kept for it).
+pub const REFUSAL_503: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
+Content-Type: text/plain; charset=utf-8\r\nContent-Length: 29\r\nConnection: close\r\n\r\n\
+server full, try again later\n";
+
 /// Answers 503 on a connection the server will not keep, and closes it. Nothing is kept for it:
 /// the answer fits in an empty send buffer, and whatever request already arrived is read first
 /// so that closing sends FIN, not a reset that could destroy the answer.
 pub fn reject<S: Stream>(mut stream: S, scratch: &mut [u8]) -> u64 {
-    let written = stream.write(REJECT_503).unwrap_or(0);
+    let written = stream.write(REFUSAL_503).unwrap_or(0);
     let _ = stream.shutdown_write();
     let _ = stream.read(scratch);
     written as u64

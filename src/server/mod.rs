@@ -18,14 +18,14 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
+use crate::app::context::Context;
+use crate::app::lifecycle::{DrainSchedule, EventLine, Phase, SignalAction};
+use crate::app::metrics::{OpenConnections, RejectReason};
+use crate::app::static_files::StaticFiles;
+use crate::base::timers::{Clock, Deadline, Millis, NEVER, Rng, Timers, after};
 use crate::config::{Config, FD_RESERVE, MAX_ADMIN_CONNECTIONS};
 use crate::connection::{Connection, Kind, NextIo, Verdict};
-use crate::context::Context;
-use crate::lifecycle::{DrainSchedule, EventLine, Phase, SignalAction};
-use crate::metrics::{OpenConnections, RejectReason, Side};
-use crate::net::{self, ADMIN_TOKEN, FdLimits, MioNet, Net, PUBLIC_TOKEN, Stream};
-use crate::static_files::StaticFiles;
-use crate::timers::{Clock, Deadline, Millis, NEVER, Rng, Timers, after};
+use crate::net::{self, ADMIN_TOKEN, FdLimits, Listener, MioNet, Net, PUBLIC_TOKEN, Stream};
 
 const SIGNALS_TOKEN: Token = Token(usize::MAX - 3);
 
@@ -78,7 +78,7 @@ impl Signal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// A listener has connections waiting.
-    Acceptable(Side),
+    Acceptable(Listener),
     /// The socket in slab slot `slot` became readable or writable.
     Ready {
         /// The connection's slab slot (its poll token).
@@ -217,7 +217,7 @@ impl<N: Net> Server<N> {
         }
         for event in events {
             match event {
-                Event::Acceptable(side) => self.accept_all(side),
+                Event::Acceptable(listener) => self.accept_all(listener),
                 Event::Ready { slot, peer_closed } => {
                     if self.conns.contains(slot) {
                         self.run_connection(slot, Wake::Event { peer_closed });
@@ -229,8 +229,8 @@ impl<N: Net> Server<N> {
         self.fire_timers();
         if self.accept_retry_at.is_some_and(|at| at <= now) {
             self.accept_retry_at = None;
-            self.accept_all(Side::Public);
-            self.accept_all(Side::Admin);
+            self.accept_all(Listener::Public);
+            self.accept_all(Listener::Admin);
         }
         if self.finished() {
             self.flush_all();
@@ -288,22 +288,22 @@ impl<N: Net> Server<N> {
         .min()
     }
 
-    fn accept_all(&mut self, side: Side) {
+    fn accept_all(&mut self, listener: Listener) {
         loop {
-            if side == Side::Public && !self.public_open {
+            if listener == Listener::Public && !self.public_open {
                 return; // closed for the drain
             }
-            match self.net.accept(side) {
-                Ok(stream) => self.admit(stream, side),
+            match self.net.accept(listener) {
+                Ok(stream) => self.admit(stream, listener),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if net::is_fd_exhaustion(&e) => {
-                    if !self.shed_one(side, &e) {
+                    if !self.shed_one(listener, &e) {
                         return;
                     }
                 }
                 Err(e) if net::is_transient_accept_error(&e) => {}
                 Err(e) => {
-                    log::warn!("accept on the {} port failed: {e}", side.as_str());
+                    log::warn!("accept on the {} port failed: {e}", listener.as_str());
                     self.accept_retry_at = Some(after(self.ctx.now, ACCEPT_RETRY));
                     return;
                 }
@@ -314,7 +314,7 @@ impl<N: Net> Server<N> {
     /// Out of descriptors: use the spare one to accept a waiting client, refuse it, take the
     /// spare back. Returns whether to keep accepting (false when the backlog is empty, or when
     /// there was no spare: then the loop retries after [`ACCEPT_RETRY`]).
-    fn shed_one(&mut self, side: Side, e: &io::Error) -> bool {
+    fn shed_one(&mut self, listener: Listener, e: &io::Error) -> bool {
         let now = self.ctx.now;
         if self
             .last_fd_warning
@@ -334,7 +334,7 @@ impl<N: Net> Server<N> {
             self.accept_retry_at = Some(after(now, ACCEPT_RETRY));
             return false;
         }
-        let more = match self.net.accept(side) {
+        let more = match self.net.accept(listener) {
             Ok(stream) => {
                 self.ctx.metrics.bytes_out += net::reject(stream, &mut self.scratch);
                 self.ctx.metrics.rejected(RejectReason::FdExhausted);
@@ -343,7 +343,7 @@ impl<N: Net> Server<N> {
             // EMFILE hides an empty backlog; with a free descriptor, WouldBlock reveals it.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
             Err(e) => {
-                log::warn!("accept on the {} port failed: {e}", side.as_str());
+                log::warn!("accept on the {} port failed: {e}", listener.as_str());
                 self.accept_retry_at = Some(after(now, ACCEPT_RETRY));
                 false
             }
@@ -352,18 +352,18 @@ impl<N: Net> Server<N> {
         more
     }
 
-    fn admit(&mut self, mut stream: N::Stream, side: Side) {
-        let (open, cap) = match side {
-            Side::Public => (
+    fn admit(&mut self, mut stream: N::Stream, listener: Listener) {
+        let (open, cap) = match listener {
+            Listener::Public => (
                 self.ctx.open.http,
                 self.max_public.saturating_sub(self.ctx.open.websocket),
             ),
-            Side::Admin => (self.ctx.open.admin, MAX_ADMIN_CONNECTIONS),
+            Listener::Admin => (self.ctx.open.admin, MAX_ADMIN_CONNECTIONS),
         };
         if open >= cap {
             self.ctx.metrics.bytes_out += net::reject(stream, &mut self.scratch);
             self.ctx.metrics.rejected(RejectReason::MaxConnections);
-            log::debug!("{} port full ({cap}): answered 503", side.as_str());
+            log::debug!("{} port full ({cap}): answered 503", listener.as_str());
             return;
         }
         let entry = self.conns.vacant_entry();
@@ -372,9 +372,9 @@ impl<N: Net> Server<N> {
             log::warn!("cannot register a connection: {e}");
             return;
         }
-        self.ctx.metrics.accepted(side);
+        self.ctx.metrics.accepted(listener);
         self.next_generation = self.next_generation.wrapping_add(1);
-        let conn = Connection::new(self.next_generation, side, self.ctx.now);
+        let conn = Connection::new(self.next_generation, listener, self.ctx.now);
         let counted_as = conn.kind();
         *count_of(&mut self.ctx.open, counted_as) += 1;
         entry.insert(Slot {
@@ -388,7 +388,7 @@ impl<N: Net> Server<N> {
         log::debug!(
             "conn #{}: accepted on the {} port",
             self.next_generation,
-            side.as_str()
+            listener.as_str()
         );
         self.after_run(slot, Verdict::Keep);
     }
@@ -475,16 +475,16 @@ impl<N: Net> Server<N> {
         self.drain = Some(DrainProgress {
             started_at: now,
             deadline: after(now, budget),
-            clean_closes_before: self.ctx.metrics.ws_clean_closes,
-            close_timeouts_before: self.ctx.metrics.ws_close_timeouts,
+            clean_closes_before: self.ctx.metrics.ws.clean_closes,
+            close_timeouts_before: self.ctx.metrics.ws.close_timeouts,
         });
 
         // 1. Stop accepting: with the listener closed the kernel refuses new connections, so
         //    clients fail fast and retry on another pod. The admin port stays open for probes.
         //    Connections already in the backlog are taken first: they are answered (a WebSocket
         //    upgrade with 503) instead of being reset.
-        self.accept_all(Side::Public);
-        self.net.close_listener(Side::Public);
+        self.accept_all(Listener::Public);
+        self.net.close_listener(Listener::Public);
         self.public_open = false;
         log::info!(
             "{}",
@@ -595,10 +595,10 @@ impl<N: Net> Server<N> {
             }
             log::info!(
                 "{}",
-                line.field("clean", m.ws_clean_closes - drain.clean_closes_before)
+                line.field("clean", m.ws.clean_closes - drain.clean_closes_before)
                     .field(
                         "timed_out",
-                        m.ws_close_timeouts - drain.close_timeouts_before
+                        m.ws.close_timeouts - drain.close_timeouts_before
                     )
                     .field("still_open", self.conns.len())
             );
@@ -606,16 +606,16 @@ impl<N: Net> Server<N> {
         log::info!(
             "{}",
             EventLine::new("exit")
-                .field("accepted_public", m.accepted[Side::Public as usize])
-                .field("accepted_admin", m.accepted[Side::Admin as usize])
+                .field("accepted_public", m.accepted[Listener::Public as usize])
+                .field("accepted_admin", m.accepted[Listener::Admin as usize])
                 .field("refused_full", m.rejected_max_connections)
                 .field("refused_no_descriptors", m.rejected_fd_exhausted)
                 .field("requests", m.requests_total())
-                .field("ws_messages_in", m.ws_messages_in)
-                .field("ws_messages_out", m.ws_messages_out)
-                .field("ws_messages_after_close", m.ws_messages_after_close)
-                .field("ws_clean_closes", m.ws_clean_closes)
-                .field("ws_close_timeouts", m.ws_close_timeouts)
+                .field("ws_messages_in", m.ws.messages_in)
+                .field("ws_messages_out", m.ws.messages_out)
+                .field("ws_messages_after_close", m.ws.messages_after_close)
+                .field("ws_clean_closes", m.ws.clean_closes)
+                .field("ws_close_timeouts", m.ws.close_timeouts)
                 .field("bytes_in", m.bytes_in)
                 .field("bytes_out", m.bytes_out)
         );
@@ -778,8 +778,8 @@ pub fn run(config: Config, instance_id: &str) -> io::Result<()> {
         }
         let batch = events.iter().flat_map(|event| {
             let (one, signals) = match event.token() {
-                PUBLIC_TOKEN => (Some(Event::Acceptable(Side::Public)), None),
-                ADMIN_TOKEN => (Some(Event::Acceptable(Side::Admin)), None),
+                PUBLIC_TOKEN => (Some(Event::Acceptable(Listener::Public)), None),
+                ADMIN_TOKEN => (Some(Event::Acceptable(Listener::Admin)), None),
                 // The pipe is emptied before acting, so a signal arriving meanwhile wakes the
                 // poll again.
                 SIGNALS_TOKEN => (None, Some(signals.pending())),
@@ -814,15 +814,15 @@ fn log_listening(
     max_public: usize,
     net: &MioNet,
 ) {
-    let addr = |side| {
-        net.local_addr(side)
+    let addr = |listener| {
+        net.local_addr(listener)
             .map_or_else(|| "?".to_string(), |a: SocketAddr| a.to_string())
     };
     log::info!(
         "{}",
         EventLine::new("listening")
-            .field("public", addr(Side::Public))
-            .field("admin", addr(Side::Admin))
+            .field("public", addr(Listener::Public))
+            .field("admin", addr(Listener::Admin))
             .field("max_connections", max_public)
             .field("open_files_limit", limits.soft)
             .field("open_files_limit_was", limits.soft_before)
@@ -843,16 +843,16 @@ mod tests {
     fn a_slot_stays_small() {
         // The slab's stride: what each connection takes in it, the entry's tag included.
         let mut slab = Slab::new();
-        let entry = |side| Slot {
+        let entry = |listener| Slot {
             stream: 0u32, // a descriptor's size, as mio's TcpStream
-            conn: Connection::new(1, side, 0),
+            conn: Connection::new(1, listener, 0),
             deadline: Deadline::none(),
             counted_as: Kind::Http,
             unread: false,
             rerun: false,
         };
-        let a = slab.insert(entry(Side::Public));
-        let b = slab.insert(entry(Side::Admin));
+        let a = slab.insert(entry(Listener::Public));
+        let b = slab.insert(entry(Listener::Admin));
         let stride = std::ptr::from_ref(&slab[b]) as usize - std::ptr::from_ref(&slab[a]) as usize;
         println!(
             "slab stride: {stride} bytes, connection: {} bytes",

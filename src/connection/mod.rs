@@ -25,14 +25,16 @@
 
 use std::time::Duration;
 
-use crate::context::Context;
-use crate::http::{self, HttpError, Method, Parsed, Response};
-use crate::lifecycle::Phase;
-use crate::metrics::Side;
-use crate::outbuf::OutQueue;
-use crate::routes::{self, Action};
-use crate::timers::{Millis, NEVER, after};
-use crate::websocket::{Flow, Session};
+use crate::app::context::Context;
+use crate::app::lifecycle::Phase;
+use crate::app::routes::{self, Action};
+use crate::app::service::Service;
+use crate::base::outbuf::OutQueue;
+use crate::base::timers::{Millis, NEVER, after};
+use crate::net::Listener;
+use crate::protocol::http::{self, HttpError, Method, Parsed, Response};
+use crate::protocol::websocket::codec::MAX_SERVER_HEADER_BYTES;
+use crate::protocol::websocket::{Flow, Received, Session};
 
 /// Stop serving pipelined requests or WebSocket frames (and reading) while this much output is
 /// queued (or half of `MAX_OUTPUT_BYTES`, if smaller).
@@ -104,13 +106,20 @@ enum State {
     /// A `GET /prestop` waits for the preStop deadline; later requests wait behind it.
     AwaitPreStop(PendingAnswer),
     /// Upgraded: speaking WebSocket.
-    WebSocket(Session),
+    WebSocket(WebSocket),
     /// Our side is shut down; reading and discarding until EOF or the deadline.
     Lingering {
         until: Millis,
         discarded: usize,
         upgraded: bool,
     },
+}
+
+/// An upgraded connection: the protocol's state and the application's.
+#[derive(Debug)]
+struct WebSocket {
+    session: Session,
+    service: Service,
 }
 
 /// A client connection, without its socket.
@@ -120,7 +129,7 @@ pub struct Connection {
     id: u32,
     state: State,
     /// The listener it came from.
-    side: Side,
+    listener: Listener,
     /// Bytes read but not yet consumed (an incomplete head, or requests waiting behind output).
     input: Vec<u8>,
     /// `input` may hold complete requests not yet served.
@@ -136,13 +145,13 @@ pub struct Connection {
 
 impl Connection {
     /// A freshly accepted connection.
-    pub fn new(id: u32, side: Side, now: Millis) -> Self {
+    pub fn new(id: u32, listener: Listener, now: Millis) -> Self {
         Connection {
             id,
             state: State::Http {
                 head_started: Some(now),
             },
-            side,
+            listener,
             input: Vec::new(),
             input_ready: false,
             output: OutQueue::new(),
@@ -159,8 +168,8 @@ impl Connection {
 
     /// What it counts as.
     pub fn kind(&self) -> Kind {
-        match (self.side, &self.state) {
-            (Side::Admin, _) => Kind::Admin,
+        match (self.listener, &self.state) {
+            (Listener::Admin, _) => Kind::Admin,
             (_, State::WebSocket(_)) | (_, State::Lingering { upgraded: true, .. }) => {
                 Kind::WebSocket
             }
@@ -183,7 +192,7 @@ impl Connection {
     /// unfinished WebSocket message.
     pub fn buffered_bytes(&self) -> usize {
         let fragments = match &self.state {
-            State::WebSocket(session) => session.buffered_bytes(),
+            State::WebSocket(ws) => ws.session.buffered_bytes(),
             _ => 0,
         };
         self.input.len() + self.output.len() + fragments
@@ -199,7 +208,7 @@ impl Connection {
 
     /// Whether this is a WebSocket whose close frame has not been sent yet.
     pub fn is_open_websocket(&self) -> bool {
-        matches!(&self.state, State::WebSocket(session) if !session.closing())
+        matches!(&self.state, State::WebSocket(ws) if !ws.session.closing())
     }
 
     /// The kernel took `n` bytes of the output.
@@ -208,17 +217,17 @@ impl Connection {
             self.last_active = now;
         }
         if self.output.is_empty()
-            && let State::WebSocket(session) = &mut self.state
+            && let State::WebSocket(ws) = &mut self.state
         {
-            session.on_output_written(now);
+            ws.session.on_output_written(now);
         }
     }
 
     /// Schedules the drain's close of a WebSocket; false for other connections.
     pub fn schedule_drain(&mut self, at: Millis) -> bool {
         match &mut self.state {
-            State::WebSocket(session) if !session.closing() => {
-                session.schedule_drain(at);
+            State::WebSocket(ws) if !ws.session.closing() => {
+                ws.service.schedule_drain(at);
                 true
             }
             _ => false,
@@ -236,12 +245,12 @@ impl Connection {
     /// Stopping now (a second signal): queues a close frame on a WebSocket, so clients see 1012
     /// rather than a dropped connection.
     pub fn close_now(&mut self, ctx: &mut Context) {
-        if let State::WebSocket(session) = &mut self.state {
-            session.start_close(
+        if let State::WebSocket(ws) = &mut self.state {
+            ws.session.start_close(
                 tungstenite::protocol::frame::coding::CloseCode::Restart,
                 "server stopping now; reconnect",
                 &mut self.output,
-                &mut ctx.session(),
+                &mut ctx.session_env(),
             );
         }
     }
@@ -252,7 +261,8 @@ impl Connection {
         match self.state {
             State::Lingering { until, .. } => until,
             State::AwaitPreStop(answer) => answer.at,
-            State::WebSocket(ref session) => {
+            State::WebSocket(ref ws) => {
+                let session = &ws.session;
                 let closing = session.closing() || self.close_after_flush;
                 let stalled = if waits_on_the_client(&self.output, closing, config) {
                     after(self.last_active, config.pong_timeout)
@@ -262,7 +272,12 @@ impl Connection {
                 if self.close_after_flush {
                     return stalled; // the WebSocket is over: only the flush is left
                 }
-                session.next_deadline(config).min(stalled)
+                let service = if session.closing() {
+                    NEVER
+                } else {
+                    ws.service.next_deadline()
+                };
+                session.next_deadline(config).min(service).min(stalled)
             }
             State::Http { head_started } => match head_started {
                 Some(start) if self.output.is_empty() => after(start, config.header_timeout),
@@ -309,6 +324,30 @@ impl Connection {
         }
     }
 
+    /// Feeds `bytes` to the connection as the loop would over a socket that takes all output at
+    /// once: serves what is buffered, writes it to `sink`, until the connection wants more
+    /// input. Returns how it ended, if it did. For tests and fuzzing, which have no socket (the
+    /// loop itself does this in `drive`, with real reads and writes).
+    pub fn feed(
+        &mut self,
+        bytes: &mut [u8],
+        ctx: &mut Context,
+        sink: &mut Vec<u8>,
+    ) -> Option<NextIo> {
+        if self.on_bytes(bytes, ctx) == Verdict::Close {
+            return Some(NextIo::Close);
+        }
+        loop {
+            let n = self.output.write_to(sink).unwrap_or(0);
+            self.on_written(n, ctx.now);
+            match self.next_io(ctx) {
+                NextIo::Continue => {}
+                NextIo::Read => return None,
+                end => return Some(end),
+            }
+        }
+    }
+
     /// Our sending side is shut down (after [`NextIo::ShutdownWrite`]): linger, reading and
     /// discarding, so a client still sending gets our answer rather than a reset.
     pub fn on_write_shut(&mut self, now: Millis) {
@@ -333,7 +372,10 @@ impl Connection {
 
     /// The socket had nothing more to read for now.
     pub fn on_input_drained(&self, ctx: &Context) -> Verdict {
-        if self.side == Side::Public && ctx.lifecycle.phase() == Phase::Draining && self.is_idle() {
+        if self.listener == Listener::Public
+            && ctx.lifecycle.phase() == Phase::Draining
+            && self.is_idle()
+        {
             log::debug!("conn #{}: closing idle connection for drain", self.id);
             return Verdict::Close;
         }
@@ -344,11 +386,11 @@ impl Connection {
     /// told, 1011 on a WebSocket or 500 over HTTP; the loop then drops the connection.
     pub fn internal_error(&mut self, ctx: &mut Context) -> Verdict {
         match &mut self.state {
-            State::WebSocket(session) => session.start_close(
+            State::WebSocket(ws) => ws.session.start_close(
                 tungstenite::protocol::frame::coding::CloseCode::Error,
                 "internal error",
                 &mut self.output,
-                &mut ctx.session(),
+                &mut ctx.session_env(),
             ),
             State::Http { .. } | State::AwaitPreStop(_) => {
                 let e = http::HttpError {
@@ -368,24 +410,35 @@ impl Connection {
         let config = &ctx.config;
         match self.state {
             State::Lingering { .. } => return Verdict::Close,
-            State::WebSocket(ref mut session) => {
-                let closing = session.closing() || self.close_after_flush;
+            State::WebSocket(ref mut ws) => {
+                let closing = ws.session.closing() || self.close_after_flush;
                 if waits_on_the_client(&self.output, closing, config)
                     && now >= after(self.last_active, config.pong_timeout)
                 {
                     log::debug!("conn #{}: client stopped reading its WebSocket", self.id);
-                    session.start_close(
+                    ws.session.start_close(
                         tungstenite::protocol::frame::coding::CloseCode::Policy,
                         "not reading",
                         &mut self.output,
-                        &mut ctx.session(),
+                        &mut ctx.session_env(),
                     );
                     return Verdict::Close;
                 }
                 if self.close_after_flush {
                     return Verdict::Keep;
                 }
-                match session.on_timeout(&mut self.output, &mut ctx.session()) {
+                if !ws.session.closing()
+                    && let Some(close) = ws.service.on_timeout(&mut self.output, ctx)
+                {
+                    let mut env = ctx.session_env();
+                    ws.session
+                        .start_close(close.code, close.reason, &mut self.output, &mut env);
+                    return Verdict::Keep;
+                }
+                match ws
+                    .session
+                    .on_timeout(&mut self.output, &mut ctx.session_env())
+                {
                     Flow::Open => {}
                     Flow::Finish => self.close_after_flush = true,
                     Flow::Drop => return Verdict::Close,
@@ -467,22 +520,55 @@ impl Connection {
     fn process(&mut self, buf: &mut [u8], ctx: &mut Context) -> Processed {
         match &mut self.state {
             State::Http { .. } => self.serve(buf, ctx),
-            State::WebSocket(session) => {
+            State::WebSocket(ws) => {
                 let high_water = high_water(&ctx.config);
-                let (used, flow) =
-                    session.on_input(buf, &mut self.output, high_water, &mut ctx.session());
-                match flow {
-                    Flow::Open => Processed {
+                let mut used = 0;
+                let end = loop {
+                    if self.output.len() >= high_water {
+                        break None;
+                    }
+                    let received = ws.session.receive(
+                        buf,
+                        &mut used,
+                        &mut self.output,
+                        &mut ctx.session_env(),
+                    );
+                    let (text, payload) = match received {
+                        Received::Wait => break None,
+                        Received::End(flow) => break Some(flow),
+                        Received::Message { text, payload } => (text, payload),
+                    };
+                    let answered = ws.service.on_message(text, &payload, &mut self.output, ctx);
+                    drop(payload);
+                    // MAX_OUTPUT_BYTES counts payload: a frame header on top of it is allowed, so
+                    // a reply of the largest message fits a cap of the same size (Autobahn 9.1.6:
+                    // 16 MiB and 16 MiB).
+                    let cap = ctx.config.max_output_bytes + MAX_SERVER_HEADER_BYTES;
+                    let refusal = match answered {
+                        Err(close) => Some((close.code, close.reason)),
+                        Ok(()) if self.output.len() > cap => Some((
+                            tungstenite::protocol::frame::coding::CloseCode::Policy,
+                            "too much output queued: the client is not reading",
+                        )),
+                        Ok(()) => None,
+                    };
+                    if let Some((code, reason)) = refusal {
+                        let mut env = ctx.session_env();
+                        break Some(ws.session.fail(code, reason, &mut self.output, &mut env));
+                    }
+                };
+                match end {
+                    None => Processed {
                         used,
                         incomplete: self.output.len() < high_water,
                         verdict: Verdict::Keep,
                     },
-                    Flow::Finish => {
+                    Some(Flow::Open | Flow::Finish) => {
                         self.close_after_flush = true;
-                        Processed::keep(used, false)
+                        Processed::keep(buf.len(), false)
                     }
-                    Flow::Drop => Processed {
-                        used,
+                    Some(Flow::Drop) => Processed {
+                        used: buf.len(),
                         incomplete: false,
                         verdict: Verdict::Close,
                     },
@@ -561,11 +647,12 @@ impl Connection {
 
     fn on_request(&mut self, head: &http::Head<'_>, ctx: &mut Context) {
         let head_only = head.method == Method::Head;
-        let draining = ctx.lifecycle.phase() == Phase::Draining && self.side == Side::Public;
+        let draining =
+            ctx.lifecycle.phase() == Phase::Draining && self.listener == Listener::Public;
         let keep_alive = head.keep_alive && !draining;
         let http10 = head.version == 0;
         ctx.fault.check(head.path.as_bytes());
-        match routes::handle(head, self.side, ctx) {
+        match routes::handle(head, self.listener, ctx) {
             Action::Respond(response) => {
                 let response = response.keep_alive(keep_alive, http10);
                 log::debug!(
@@ -589,8 +676,11 @@ impl Connection {
             Action::Upgrade(switching) => {
                 log::debug!("conn #{}: upgraded to WebSocket", self.id);
                 self.respond(switching, false, ctx);
-                self.state = State::WebSocket(Session::new(&mut ctx.session()));
-                ctx.metrics.ws_upgrades += 1;
+                self.state = State::WebSocket(WebSocket {
+                    session: Session::new(ctx.now),
+                    service: Service::open(ctx),
+                });
+                ctx.metrics.ws.upgrades += 1;
             }
         }
     }
@@ -644,8 +734,8 @@ mod tests {
     fn connection_state_stays_small() {
         let size = std::mem::size_of::<Connection>();
         println!(
-            "Connection: {size} bytes, Session: {} bytes",
-            std::mem::size_of::<Session>()
+            "Connection: {size} bytes, WebSocket state: {} bytes",
+            std::mem::size_of::<WebSocket>()
         );
         assert!(size <= 256, "Connection grew to {size} bytes");
     }

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use crate::outbuf::{Chunk, OutQueue};
+use crate::base::outbuf::{Chunk, OutQueue};
 
 /// Header slots per request; more headers are answered 431.
 pub const MAX_HEADERS: usize = 64;
@@ -442,11 +442,6 @@ impl Response {
         }
     }
 }
-
-/// The 503 written straight to a connection refused at accept (no state is kept for it).
-pub const REJECT_503: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
-Content-Type: text/plain; charset=utf-8\r\nContent-Length: 29\r\nConnection: close\r\n\r\n\
-server full, try again later\n";
 
 #[cfg(test)]
 mod tests {

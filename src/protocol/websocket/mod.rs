@@ -1,0 +1,102 @@
+//! WebSocket (RFC 6455), in three pieces a reader can take one at a time: [`handshake`] (the
+//! upgrade), [`codec`] (frames out, payloads in) and [`session`] (one WebSocket's protocol
+//! state). What a message gets is not here: that is the application's ([`crate::app::service`]).
+//!
+//! # Why a frame layer of our own (and not `tungstenite::WebSocket` per connection)
+//!
+//! Very many sockets per pod is the point of this server, so what an *idle* WebSocket costs is
+//! the headline number. `tungstenite::WebSocket` (0.30) allocates its read buffer up front
+//! (128 KiB by default, zero-filled) and keeps its write buffer's capacity: even with 4 KiB
+//! buffers a connection holds kilobytes while doing nothing. Here the loop owns one read buffer;
+//! frames are parsed and unmasked in place there and answered at once. Per connection we keep
+//! only a [`Session`] (timers and close state, a few dozen bytes), plus, while they exist, the
+//! bytes of an incomplete frame and the fragments of an unfinished message. An idle connection
+//! therefore holds no buffer at all, which is the only way toward the ≤ 100 B goal.
+//!
+//! The price is owning the protocol rules that `tungstenite` would otherwise enforce:
+//! fragmentation, control frames, UTF-8 validity (checked incrementally, so an invalid fragment
+//! fails at once) and the close handshake. We still use `tungstenite`'s public pieces where they
+//! fit: `FrameHeader::parse` for the header, `OpCode` and `CloseCode` for their meaning, and
+//! `derive_accept_key` for the handshake. The Autobahn|Testsuite run in the test command
+//! checks the rules.
+//!
+//! Every failure is answered with a close frame the client can read (1002 protocol error, 1007
+//! invalid UTF-8, 1009 too big, 1003 unsupported data, 1008 policy, 1011 internal error), then
+//! the TCP connection is closed.
+
+pub mod codec;
+pub mod handshake;
+pub mod session;
+
+pub use handshake::handshake;
+pub use session::{Flow, Received, Session, SessionEnv};
+
+/// The WebSocket counters: the session counts what arrives and how handshakes end, the
+/// application what it sends.
+#[derive(Debug, Default, Clone)]
+pub struct WsCounters {
+    /// Successful upgrades.
+    pub upgrades: u64,
+    /// Frames received (all opcodes).
+    pub frames_in: u64,
+    /// Messages received (after reassembly).
+    pub messages_in: u64,
+    /// Replies sent.
+    pub messages_out: u64,
+    /// Payload bytes of messages received.
+    pub payload_bytes_in: u64,
+    /// Payload bytes of replies sent.
+    pub payload_bytes_out: u64,
+    /// Messages that arrived after our close frame and could not be answered.
+    pub messages_after_close: u64,
+    /// Alive messages sent.
+    pub alive_sent: u64,
+    /// Close handshakes completed (both close frames exchanged).
+    pub clean_closes: u64,
+    /// Our close frame went unanswered for `CLOSE_TIMEOUT`.
+    pub close_timeouts: u64,
+    /// Clients dropped for not answering a ping.
+    pub ping_timeouts: u64,
+    /// WebSockets closed (1012) for reaching `MAX_CONNECTION_AGE`.
+    pub age_closes: u64,
+    /// Close frames by code and sender: `(code, sent_by_server, count)`.
+    closes: Vec<(u16, bool, u64)>,
+}
+
+impl WsCounters {
+    /// Counts a close frame: sent by the server, or received from the client.
+    pub fn close(&mut self, code: u16, by_server: bool) {
+        // Clients choose codes 3000-4999 freely: one series per range, not one per code, so a
+        // client cannot grow /metrics by 2,000 series.
+        let code = if code >= 3000 {
+            code / 1000 * 1000
+        } else {
+            code
+        };
+        match self
+            .closes
+            .iter_mut()
+            .find(|(c, s, _)| *c == code && *s == by_server)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => {
+                self.closes.push((code, by_server, 1));
+                self.closes.sort_unstable();
+            }
+        }
+    }
+
+    /// Close frames counted so far with this code and sender (3000 and 4000 stand for their
+    /// whole range).
+    pub fn closes(&self, code: u16, by_server: bool) -> u64 {
+        self.closes
+            .iter()
+            .find(|(c, s, _)| *c == code && *s == by_server)
+            .map_or(0, |(_, _, n)| *n)
+    }
+
+    /// Every close series: `(code, sent_by_server, count)`, in order.
+    pub fn close_series(&self) -> &[(u16, bool, u64)] {
+        &self.closes
+    }
+}
