@@ -1,0 +1,120 @@
+//! Accepting: take every waiting connection, admit it under the connection caps (or answer 503
+//! at once), and keep refusing cleanly when descriptors run out (the spare descriptor).
+
+use std::io;
+
+use crate::app::lifecycle::EventLine;
+use crate::app::metrics::RejectReason;
+use crate::base::timers::{Deadline, after};
+use crate::config::MAX_ADMIN_CONNECTIONS;
+use crate::connection::{Connection, Verdict};
+use crate::net::{self, Listener, Net};
+use crate::server::drive::count_of;
+use crate::server::{ACCEPT_RETRY, FD_WARNING_INTERVAL, Server, Slot};
+
+impl<N: Net> Server<N> {
+    pub(super) fn accept_all(&mut self, listener: Listener) {
+        loop {
+            if listener == Listener::Public && !self.public_open {
+                return; // closed for the drain
+            }
+            match self.net.accept(listener) {
+                Ok(stream) => self.admit(stream, listener),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if net::is_fd_exhaustion(&e) => {
+                    if !self.shed_one(listener, &e) {
+                        return;
+                    }
+                }
+                Err(e) if net::is_transient_accept_error(&e) => {}
+                Err(e) => {
+                    log::warn!("accept on the {} port failed: {e}", listener.as_str());
+                    self.accept_retry_at = Some(after(self.ctx.now, ACCEPT_RETRY));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Out of descriptors: use the spare one to accept a waiting client, refuse it, take the
+    /// spare back. Returns whether to keep accepting (false when the backlog is empty, or when
+    /// there was no spare: then the loop retries after [`ACCEPT_RETRY`]).
+    fn shed_one(&mut self, listener: Listener, e: &io::Error) -> bool {
+        let now = self.ctx.now;
+        if self
+            .last_fd_warning
+            .is_none_or(|t| now >= after(t, FD_WARNING_INTERVAL))
+        {
+            self.last_fd_warning = Some(now);
+            log::warn!(
+                "{}",
+                EventLine::new("out_of_descriptors")
+                    .field("error", e)
+                    .field("open", self.conns.len())
+                    .field("refusing", "new clients")
+            );
+        }
+        if !self.net.release_spare() {
+            self.net.refill_spare();
+            self.accept_retry_at = Some(after(now, ACCEPT_RETRY));
+            return false;
+        }
+        let more = match self.net.accept(listener) {
+            Ok(stream) => {
+                self.ctx.metrics.bytes_out += net::reject(stream, &mut self.scratch);
+                self.ctx.metrics.rejected(RejectReason::FdExhausted);
+                true
+            }
+            // EMFILE hides an empty backlog; with a free descriptor, WouldBlock reveals it.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Err(e) => {
+                log::warn!("accept on the {} port failed: {e}", listener.as_str());
+                self.accept_retry_at = Some(after(now, ACCEPT_RETRY));
+                false
+            }
+        };
+        self.net.refill_spare();
+        more
+    }
+
+    fn admit(&mut self, mut stream: N::Stream, listener: Listener) {
+        let (open, cap) = match listener {
+            Listener::Public => (
+                self.ctx.open.http,
+                self.max_public.saturating_sub(self.ctx.open.websocket),
+            ),
+            Listener::Admin => (self.ctx.open.admin, MAX_ADMIN_CONNECTIONS),
+        };
+        if open >= cap {
+            self.ctx.metrics.bytes_out += net::reject(stream, &mut self.scratch);
+            self.ctx.metrics.rejected(RejectReason::MaxConnections);
+            log::debug!("{} port full ({cap}): answered 503", listener.as_str());
+            return;
+        }
+        let entry = self.conns.vacant_entry();
+        let slot = entry.key();
+        if let Err(e) = self.net.register(&mut stream, slot) {
+            log::warn!("cannot register a connection: {e}");
+            return;
+        }
+        self.ctx.metrics.accepted(listener);
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let conn = Connection::new(self.next_generation, listener, self.ctx.now);
+        let counted_as = conn.kind();
+        *count_of(&mut self.ctx.open, counted_as) += 1;
+        entry.insert(Slot {
+            stream,
+            conn,
+            deadline: Deadline::none(),
+            counted_as,
+            unread: true,
+            rerun: false,
+        });
+        log::debug!(
+            "conn #{}: accepted on the {} port",
+            self.next_generation,
+            listener.as_str()
+        );
+        self.after_run(slot, Verdict::Keep);
+    }
+}

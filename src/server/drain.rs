@@ -1,0 +1,167 @@
+//! The drain, and the end of the process: what the loop does when SIGTERM (or SIGINT) arrives,
+//! in named steps (stop accepting; finish in-flight work; disconnect WebSockets spread over
+//! `DRAIN_WINDOW`), when it is finished, and the lifecycle lines it leaves behind.
+
+use crate::app::lifecycle::{DrainSchedule, EventLine, Phase};
+use crate::base::timers::after;
+use crate::connection::Verdict;
+use crate::net::{Listener, Net};
+use crate::server::{DrainProgress, Server, Wake};
+
+impl<N: Net> Server<N> {
+    /// The drain, in its named steps. Kubernetes has already stopped routing new connections
+    /// here (preStop), so from now on every public connection only winds down.
+    pub(super) fn begin_drain(&mut self, signal: &str) {
+        let now = self.ctx.now;
+        let config = &self.ctx.config;
+        let window_ms = config.drain_window.as_millis() as u64;
+        let budget = config.drain_deadline();
+        self.drain = Some(DrainProgress {
+            started_at: now,
+            deadline: after(now, budget),
+            clean_closes_before: self.ctx.metrics.ws.clean_closes,
+            close_timeouts_before: self.ctx.metrics.ws.close_timeouts,
+        });
+
+        // 1. Stop accepting: with the listener closed the kernel refuses new connections, so
+        //    clients fail fast and retry on another pod. The admin port stays open for probes.
+        //    Connections already in the backlog are taken first: they are answered (a WebSocket
+        //    upgrade with 503) instead of being reset.
+        self.accept_all(Listener::Public);
+        self.net.close_listener(Listener::Public);
+        self.public_open = false;
+        log::info!(
+            "{}",
+            EventLine::new("draining")
+                .field("signal", signal)
+                .field("websockets", self.ctx.open.websocket)
+                .field("http", self.ctx.open.http)
+                .field("admin", self.ctx.open.admin)
+                .field("window_ms", window_ms)
+                .field("deadline_ms", budget.as_millis())
+        );
+
+        // 2. Finish in-flight work and persist state.
+        self.finish_in_flight_work();
+
+        // 3. Disconnect WebSockets at random times spread uniformly over DRAIN_WINDOW, so their
+        //    clients do not reconnect to the new pods all at once.
+        let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
+        let mut schedule = DrainSchedule::new(window_ms);
+        for slot in slots {
+            let offset = self.ctx.rng.below(window_ms.max(1));
+            if self.conns[slot].conn.schedule_drain(now + offset) {
+                schedule.add(offset);
+                self.after_run(slot, Verdict::Keep);
+            }
+        }
+        log::info!("{}", schedule.event_line());
+    }
+
+    /// The drain step where work in flight is finished before anyone is disconnected. For this
+    /// server that means: answer the requests and messages already read, and hand every queued
+    /// reply to the kernel (replies are queued ahead of any close frame, so none is lost); idle
+    /// HTTP connections are closed, and a waiting `/prestop` is answered. An application with
+    /// state (sessions, jobs, counters) would persist it here, before step 3 disconnects its
+    /// clients, so that they find it on the pod they reconnect to.
+    pub(super) fn finish_in_flight_work(&mut self) {
+        let now = self.ctx.now;
+        let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
+        for slot in slots {
+            self.conns[slot].conn.on_drain_begins(now);
+            self.run_connection(slot, Wake::Recheck);
+        }
+    }
+
+    /// A second signal: tell every WebSocket client (1012) as far as the socket takes it, and
+    /// stop.
+    pub(super) fn close_all_now(&mut self, signal: &str) {
+        log::info!(
+            "{}",
+            EventLine::new("stop_now")
+                .field("signal", signal)
+                .field("open", self.conns.len())
+        );
+        for (_, s) in self.conns.iter_mut() {
+            s.conn.close_now(&mut self.ctx);
+        }
+        self.exit_now = true;
+    }
+
+    /// Exiting: one last attempt to hand every connection's queued output to the kernel (a
+    /// close frame, a probe's or the preStop hook's answer on the admin port).
+    pub(super) fn flush_all(&mut self) {
+        for (_, s) in self.conns.iter_mut() {
+            if s.conn.output_len() > 0
+                && let Ok(n) = s.conn.output().write_to(&mut s.stream)
+            {
+                self.ctx.metrics.bytes_out += n as u64;
+            }
+        }
+    }
+
+    /// Whether the loop should stop: a second signal, or a drain with nothing left to wait for.
+    pub(super) fn finished(&self) -> bool {
+        if self.exit_now {
+            return true;
+        }
+        let Some(drain) = self.drain else {
+            return false;
+        };
+        debug_assert_eq!(self.ctx.lifecycle.phase(), Phase::Draining);
+        let public = self.ctx.open.http + self.ctx.open.websocket;
+        if public == 0 {
+            log::info!(
+                "{}",
+                EventLine::new("drain_complete").field("open_public", 0)
+            );
+            return true;
+        }
+        if self.ctx.now >= drain.deadline {
+            log::warn!(
+                "{}",
+                EventLine::new("drain_deadline_passed").field("open_public", public)
+            );
+            return true;
+        }
+        false
+    }
+
+    pub(super) fn log_exit(&self) {
+        let m = &self.ctx.metrics;
+        if let Some(drain) = self.drain {
+            let closes = self.ctx.lifecycle.drain_closes();
+            let mut line = EventLine::new("drain_end")
+                .field("after_ms", self.ctx.now.saturating_sub(drain.started_at))
+                .field("closes_sent", closes.len());
+            if let (Some(first), Some(last)) = (closes.first(), closes.last()) {
+                line = line.field("first_ms", first).field("last_ms", last);
+            }
+            log::info!(
+                "{}",
+                line.field("clean", m.ws.clean_closes - drain.clean_closes_before)
+                    .field(
+                        "timed_out",
+                        m.ws.close_timeouts - drain.close_timeouts_before
+                    )
+                    .field("still_open", self.conns.len())
+            );
+        }
+        log::info!(
+            "{}",
+            EventLine::new("exit")
+                .field("accepted_public", m.accepted[Listener::Public as usize])
+                .field("accepted_admin", m.accepted[Listener::Admin as usize])
+                .field("refused_full", m.rejected_max_connections)
+                .field("refused_no_descriptors", m.rejected_fd_exhausted)
+                .field("requests", m.requests_total())
+                .field("ws_messages_in", m.ws.messages_in)
+                .field("ws_messages_out", m.ws.messages_out)
+                .field("ws_messages_after_close", m.ws.messages_after_close)
+                .field("ws_clean_closes", m.ws.clean_closes)
+                .field("ws_close_timeouts", m.ws.close_timeouts)
+                .field("bytes_in", m.bytes_in)
+                .field("bytes_out", m.bytes_out)
+        );
+    }
+}
