@@ -23,14 +23,13 @@
 //! dropped after `IDLE_TIMEOUT` without write progress. A WebSocket client whose output stays
 //! above the high-water mark without write progress for `PONG_TIMEOUT` is closed with 1008.
 
-use std::time::Duration;
-
 use crate::app::context::Context;
 use crate::app::lifecycle::Phase;
 use crate::app::routes::{self, Action};
 use crate::app::service::Service;
 use crate::base::outbuf::OutQueue;
 use crate::base::timers::{Millis, NEVER, after};
+use crate::config::LINGER;
 use crate::net::Listener;
 use crate::protocol::http::{self, HttpError, Method, Parsed, Response};
 use crate::protocol::websocket::codec::MAX_SERVER_HEADER_BYTES;
@@ -39,9 +38,6 @@ use crate::protocol::websocket::{Flow, Received, Session};
 /// Stop serving pipelined requests or WebSocket frames (and reading) while this much output is
 /// queued (or half of `MAX_OUTPUT_BYTES`, if smaller).
 pub const OUTPUT_HIGH_WATER_BYTES: usize = 64 * 1024;
-/// After an answer that closes, how long to read and discard what the client still sends, so
-/// it reads our answer instead of a reset.
-pub const LINGER: Duration = Duration::from_secs(2);
 /// At most this much is discarded while lingering.
 pub const LINGER_MAX_BYTES: usize = 64 * 1024;
 

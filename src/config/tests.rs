@@ -1,0 +1,228 @@
+//! Settings: defaults, flags over environment, every kind of bad value, the budget rule.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use super::*;
+
+fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Command, ConfigError> {
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let dir = env!("CARGO_MANIFEST_DIR").to_string() + "/static";
+    Config::parse(args.iter().map(|s| s.to_string()), move |name| {
+        env.get(name)
+            .cloned()
+            .or_else(|| (name == "STATIC_DIR").then(|| dir.clone()))
+    })
+}
+
+fn config(args: &[&str], env: &[(&str, &str)]) -> Config {
+    match parse(args, env) {
+        Ok(Command::Run(c)) => *c,
+        other => panic!("expected a config, got {other:?}"),
+    }
+}
+
+fn error(args: &[&str], env: &[(&str, &str)]) -> String {
+    match parse(args, env) {
+        Err(e) => e.0,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[test]
+fn defaults() {
+    let c = config(&[], &[]);
+    assert_eq!(c.public_addr, "0.0.0.0:8080".parse().unwrap());
+    assert_eq!(c.admin_addr, "0.0.0.0:9090".parse().unwrap());
+    assert_eq!(c.prestop_delay, Duration::from_secs(15));
+    assert_eq!(c.drain_window, Duration::from_secs(10));
+    assert_eq!(c.close_timeout, Duration::from_secs(5));
+    assert_eq!(c.alive_interval, Duration::from_secs(5));
+    assert_eq!(c.ping_interval, Duration::from_secs(30));
+    assert_eq!(c.pong_timeout, Duration::from_secs(10));
+    assert_eq!(c.header_timeout, Duration::from_secs(10));
+    assert_eq!(c.idle_timeout, Duration::from_secs(620));
+    assert_eq!(c.max_connections, None);
+    assert_eq!(c.max_message_size, 64 * 1024);
+    assert_eq!(c.max_output_bytes, 1 << 20);
+    assert_eq!(c.max_header_bytes, 8 * 1024);
+    assert_eq!(c.listen_backlog, 4096);
+    assert_eq!(c.echo_mode, EchoMode::Reverse);
+    assert_eq!(c.termination_grace_period, None);
+    assert_eq!(c.log_level, log::LevelFilter::Info);
+    assert_eq!(c.max_connection_age, Duration::ZERO);
+    assert!(c.allowed_origins.is_empty());
+}
+
+#[test]
+fn origins_and_connection_age() {
+    let c = config(
+        &[
+            "--allowed-origins",
+            "https://Example.com, http://localhost:8080",
+        ],
+        &[("MAX_CONNECTION_AGE", "3470s")],
+    );
+    assert_eq!(
+        c.allowed_origins,
+        ["https://example.com", "http://localhost:8080"]
+    );
+    assert_eq!(c.max_connection_age, Duration::from_secs(3470));
+}
+
+#[test]
+fn flag_wins_over_env_and_both_forms_work() {
+    let c = config(
+        &["--port", "81", "--admin-port=91"],
+        &[("PORT", "80"), ("ADMIN_PORT", "90")],
+    );
+    assert_eq!(c.public_addr.port(), 81);
+    assert_eq!(c.admin_addr.port(), 91);
+    let c = config(
+        &[],
+        &[("PORT", "80"), ("BIND", "::"), ("ADMIN_BIND", "[::1]")],
+    );
+    assert_eq!(c.public_addr, "[::]:80".parse().unwrap());
+    assert_eq!(c.admin_addr.ip(), "::1".parse::<IpAddr>().unwrap());
+    assert_eq!(config(&["--echo"], &[]).echo_mode, EchoMode::Echo);
+    assert_eq!(
+        config(&[], &[("MAX_CONNECTIONS", "100")]).max_connections,
+        Some(100)
+    );
+}
+
+#[test]
+fn bad_values_name_the_setting() {
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
+        (&[], &[("PORT", "http")], "PORT: invalid value \"http\""),
+        (&[], &[("PORT", "70000")], "PORT"),
+        (&[], &[("BIND", "localhost")], "BIND"),
+        (&[], &[("PRESTOP_DELAY", "15 seconds")], "PRESTOP_DELAY"),
+        (&[], &[("PRESTOP_DELAY", "-1")], "PRESTOP_DELAY"),
+        (
+            &[],
+            &[("CLOSE_TIMEOUT", "0")],
+            "CLOSE_TIMEOUT: invalid value \"0\": must be greater than zero",
+        ),
+        (&[], &[("HEADER_TIMEOUT", "0s")], "HEADER_TIMEOUT"),
+        (&[], &[("MAX_CONNECTIONS", "0")], "MAX_CONNECTIONS"),
+        (&[], &[("MAX_HEADER_BYTES", "10")], "MAX_HEADER_BYTES"),
+        (&[], &[("MAX_MESSAGE_SIZE", "64kb")], "MAX_MESSAGE_SIZE"),
+        (&[], &[("LISTEN_BACKLOG", "0")], "LISTEN_BACKLOG"),
+        (&[], &[("ECHO_MODE", "mirror")], "ECHO_MODE"),
+        (&[], &[("RUST_LOG", "loud")], "RUST_LOG"),
+        (&[], &[("STATIC_DIR", "/nonexistent/dir")], "STATIC_DIR"),
+        (&[], &[("INSTANCE_ID", "a\"b")], "INSTANCE_ID"),
+        (
+            &[],
+            &[("ALLOWED_ORIGINS", "example.com")],
+            "ALLOWED_ORIGINS",
+        ),
+        (
+            &[],
+            &[("ALLOWED_ORIGINS", "https://a.com/")],
+            "ALLOWED_ORIGINS",
+        ),
+        (&[], &[("MAX_CONNECTION_AGE", "soon")], "MAX_CONNECTION_AGE"),
+        (
+            &[],
+            &[("PORT", "8080"), ("ADMIN_PORT", "8080")],
+            "admin port must differ",
+        ),
+        (&["--nope", "1"], &[], "unknown flag --nope"),
+        (&["--port"], &[], "--port (PORT) needs a value"),
+        (&["stray"], &[], "unexpected argument"),
+    ];
+    for (args, env, expected) in cases {
+        let message = error(args, env);
+        assert!(message.contains(expected), "{args:?} {env:?}: {message}");
+    }
+}
+
+#[test]
+fn budget_rule() {
+    // 15 + 10 + 5 + 2 (linger) + 2 (margin) = 34 s.
+    let c = config(&[], &[("TERMINATION_GRACE_PERIOD", "34")]);
+    assert_eq!(c.termination_grace_period, Some(Duration::from_secs(34)));
+    let message = error(&[], &[("TERMINATION_GRACE_PERIOD", "33s")]);
+    assert!(
+        message.contains("TERMINATION_GRACE_PERIOD: 33s is too short"),
+        "{message}"
+    );
+    assert!(message.contains("linger 2s"), "{message}");
+    assert!(message.contains("= 34s"), "{message}");
+    config(
+        &["--prestop-delay", "1s"],
+        &[("TERMINATION_GRACE_PERIOD", "20")],
+    );
+}
+
+#[test]
+fn help_and_version() {
+    let Ok(Command::Print(help)) = parse(&["--help"], &[]) else {
+        panic!("no help")
+    };
+    for s in SETTINGS {
+        assert!(
+            help.contains(s.env) && help.contains(s.flag),
+            "{} missing",
+            s.env
+        );
+    }
+    assert!(help.contains("[default: 15s]"));
+    let Ok(Command::Print(version)) = parse(&["--version"], &[]) else {
+        panic!("no version")
+    };
+    assert!(version.starts_with("wsdrain "));
+}
+
+#[test]
+fn durations() {
+    let ok = [
+        ("15s", 15_000),
+        ("500ms", 500),
+        ("2m", 120_000),
+        ("1h", 3_600_000),
+        ("15", 15_000),
+        ("0.5", 500),
+        ("0", 0),
+        ("1.5s", 1_500),
+    ];
+    for (text, ms) in ok {
+        assert_eq!(
+            parse_duration(text).map(|d| d.as_millis()),
+            Ok(ms),
+            "{text}"
+        );
+    }
+    for bad in [
+        "",
+        "s",
+        "1x",
+        "-1",
+        ".5",
+        "5.",
+        "1e3",
+        "15 s",
+        "31d",
+        "99999999h",
+        "NaN",
+    ] {
+        assert!(parse_duration(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn sizes() {
+    assert_eq!(parse_size("65536"), Ok(65536));
+    assert_eq!(parse_size("64KiB"), Ok(65536));
+    assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+    assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+    for bad in ["", "KiB", "1kb", "1.5MiB", "-1", "99999999999999999999GiB"] {
+        assert!(parse_size(bad).is_err(), "{bad}");
+    }
+}
