@@ -23,17 +23,17 @@
 //! dropped after `IDLE_TIMEOUT` without write progress. A WebSocket client whose output stays
 //! above the high-water mark without write progress for `PONG_TIMEOUT` is closed with 1008.
 
+mod http;
+mod websocket;
+
 use crate::app::context::Context;
 use crate::app::lifecycle::Phase;
-use crate::app::routes::{self, Action};
-use crate::app::service::Service;
 use crate::base::outbuf::OutQueue;
-use crate::base::timers::{Millis, NEVER, after};
+use crate::base::timers::{Millis, after};
 use crate::config::LINGER;
 use crate::net::Listener;
-use crate::protocol::http::{self, HttpError, Method, Parsed, Response};
-use crate::protocol::websocket::codec::MAX_SERVER_HEADER_BYTES;
-use crate::protocol::websocket::{Flow, Received, Session};
+use crate::protocol::http::{HttpError, Response};
+use websocket::WebSocket;
 
 /// Stop serving pipelined requests or WebSocket frames (and reading) while this much output is
 /// queued (or half of `MAX_OUTPUT_BYTES`, if smaller).
@@ -109,13 +109,6 @@ enum State {
         discarded: usize,
         upgraded: bool,
     },
-}
-
-/// An upgraded connection: the protocol's state and the application's.
-#[derive(Debug)]
-struct WebSocket {
-    session: Session,
-    service: Service,
 }
 
 /// A client connection, without its socket.
@@ -257,24 +250,7 @@ impl Connection {
         match self.state {
             State::Lingering { until, .. } => until,
             State::AwaitPreStop(answer) => answer.at,
-            State::WebSocket(ref ws) => {
-                let session = &ws.session;
-                let closing = session.closing() || self.close_after_flush;
-                let stalled = if waits_on_the_client(&self.output, closing, config) {
-                    after(self.last_active, config.pong_timeout)
-                } else {
-                    NEVER
-                };
-                if self.close_after_flush {
-                    return stalled; // the WebSocket is over: only the flush is left
-                }
-                let service = if session.closing() {
-                    NEVER
-                } else {
-                    ws.service.next_deadline()
-                };
-                session.next_deadline(config).min(service).min(stalled)
-            }
+            State::WebSocket(ref ws) => self.websocket_deadline(ws, config),
             State::Http { head_started } => match head_started {
                 Some(start) if self.output.is_empty() => after(start, config.header_timeout),
                 _ => after(self.last_active, config.idle_timeout),
@@ -389,7 +365,7 @@ impl Connection {
                 &mut ctx.session_env(),
             ),
             State::Http { .. } | State::AwaitPreStop(_) => {
-                let e = http::HttpError {
+                let e = HttpError {
                     status: 500,
                     reason: "internal error",
                 };
@@ -402,88 +378,15 @@ impl Connection {
 
     /// The connection's deadline has passed.
     pub fn on_timeout(&mut self, ctx: &mut Context) -> Verdict {
-        let now = ctx.now;
-        let config = &ctx.config;
         match self.state {
-            State::Lingering { .. } => return Verdict::Close,
-            State::WebSocket(ref mut ws) => {
-                let closing = ws.session.closing() || self.close_after_flush;
-                if waits_on_the_client(&self.output, closing, config)
-                    && now >= after(self.last_active, config.pong_timeout)
-                {
-                    log::debug!("conn #{}: client stopped reading its WebSocket", self.id);
-                    ws.session.start_close(
-                        tungstenite::protocol::frame::coding::CloseCode::Policy,
-                        "not reading",
-                        &mut self.output,
-                        &mut ctx.session_env(),
-                    );
-                    return Verdict::Close;
-                }
-                if self.close_after_flush {
-                    return Verdict::Keep;
-                }
-                if !ws.session.closing()
-                    && let Some(close) = ws.service.on_timeout(&mut self.output, ctx)
-                {
-                    let mut env = ctx.session_env();
-                    ws.session
-                        .start_close(close.code, close.reason, &mut self.output, &mut env);
-                    return Verdict::Keep;
-                }
-                match ws
-                    .session
-                    .on_timeout(&mut self.output, &mut ctx.session_env())
-                {
-                    Flow::Open => {}
-                    Flow::Finish => self.close_after_flush = true,
-                    Flow::Drop => return Verdict::Close,
-                }
-            }
+            State::Lingering { .. } => Verdict::Close,
+            State::WebSocket(_) => self.websocket_timeout(ctx),
             State::AwaitPreStop(answer) => {
-                if answer.at <= now {
-                    self.state = State::Http {
-                        head_started: (!self.input.is_empty()).then_some(now),
-                    };
-                    let response =
-                        routes::prestop_done(ctx).keep_alive(answer.keep_alive, answer.http10);
-                    self.respond(response, answer.head_only, ctx);
-                    self.input_ready = !self.input.is_empty();
-                }
+                self.answer_prestop_if_due(answer, ctx);
+                Verdict::Keep
             }
-            State::Http { head_started } => {
-                if !self.output.is_empty() {
-                    if now >= after(self.last_active, config.idle_timeout) {
-                        log::debug!("conn #{}: client stopped reading; closing", self.id);
-                        return Verdict::Close;
-                    }
-                } else if let Some(start) = head_started {
-                    if now >= after(start, config.header_timeout) {
-                        if self.input.is_empty() {
-                            log::debug!("conn #{}: no request within the header timeout", self.id);
-                            return Verdict::Close;
-                        }
-                        log::debug!(
-                            "conn #{}: request head incomplete at the header timeout",
-                            self.id
-                        );
-                        self.input = Vec::new();
-                        self.respond(
-                            Response::error(HttpError {
-                                status: 408,
-                                reason: "request head not received in time",
-                            }),
-                            false,
-                            ctx,
-                        );
-                    }
-                } else if now >= after(self.last_active, config.idle_timeout) {
-                    log::debug!("conn #{}: keep-alive idle timeout", self.id);
-                    return Verdict::Close;
-                }
-            }
+            State::Http { head_started } => self.http_timeout(head_started, ctx),
         }
-        Verdict::Keep
     }
 
     /// Whether this connection is between requests with nothing in flight.
@@ -516,60 +419,7 @@ impl Connection {
     fn process(&mut self, buf: &mut [u8], ctx: &mut Context) -> Processed {
         match &mut self.state {
             State::Http { .. } => self.serve(buf, ctx),
-            State::WebSocket(ws) => {
-                let high_water = high_water(&ctx.config);
-                let mut used = 0;
-                let end = loop {
-                    if self.output.len() >= high_water {
-                        break None;
-                    }
-                    let received = ws.session.receive(
-                        buf,
-                        &mut used,
-                        &mut self.output,
-                        &mut ctx.session_env(),
-                    );
-                    let (text, payload) = match received {
-                        Received::Wait => break None,
-                        Received::End(flow) => break Some(flow),
-                        Received::Message { text, payload } => (text, payload),
-                    };
-                    let answered = ws.service.on_message(text, &payload, &mut self.output, ctx);
-                    drop(payload);
-                    // MAX_OUTPUT_BYTES counts payload: a frame header on top of it is allowed, so
-                    // a reply of the largest message fits a cap of the same size (Autobahn 9.1.6:
-                    // 16 MiB and 16 MiB).
-                    let cap = ctx.config.max_output_bytes + MAX_SERVER_HEADER_BYTES;
-                    let refusal = match answered {
-                        Err(close) => Some((close.code, close.reason)),
-                        Ok(()) if self.output.len() > cap => Some((
-                            tungstenite::protocol::frame::coding::CloseCode::Policy,
-                            "too much output queued: the client is not reading",
-                        )),
-                        Ok(()) => None,
-                    };
-                    if let Some((code, reason)) = refusal {
-                        let mut env = ctx.session_env();
-                        break Some(ws.session.fail(code, reason, &mut self.output, &mut env));
-                    }
-                };
-                match end {
-                    None => Processed {
-                        used,
-                        incomplete: self.output.len() < high_water,
-                        verdict: Verdict::Keep,
-                    },
-                    Some(Flow::Open | Flow::Finish) => {
-                        self.close_after_flush = true;
-                        Processed::keep(buf.len(), false)
-                    }
-                    Some(Flow::Drop) => Processed {
-                        used: buf.len(),
-                        incomplete: false,
-                        verdict: Verdict::Close,
-                    },
-                }
-            }
+            State::WebSocket(_) => self.process_websocket(buf, ctx),
             State::AwaitPreStop(_) | State::Lingering { .. } => Processed::keep(0, false),
         }
     }
@@ -610,87 +460,11 @@ impl Connection {
         // An empty Vec::new() holds no allocation: idle connections keep no buffer.
         self.input = if rest.is_empty() { Vec::new() } else { rest };
     }
-
-    /// Serves the complete requests at the start of `buf`, in order, while answers may be
-    /// queued.
-    fn serve(&mut self, buf: &[u8], ctx: &mut Context) -> Processed {
-        let mut used = 0;
-        while matches!(self.state, State::Http { .. }) && self.can_process(ctx) {
-            let rest = &buf[used..];
-            if rest.is_empty() {
-                return Processed::keep(used, true);
-            }
-            let mut storage = [httparse::EMPTY_HEADER; http::MAX_HEADERS];
-            match http::parse(rest, &mut storage, ctx.config.max_header_bytes) {
-                Parsed::Partial => return Processed::keep(used, true),
-                Parsed::Invalid(e) => {
-                    log::debug!("conn #{}: bad request: {} {}", self.id, e.status, e.reason);
-                    self.respond(Response::error(e), false, ctx);
-                    return Processed::keep(buf.len(), false);
-                }
-                Parsed::Complete(head, len) => {
-                    used += len;
-                    self.last_active = ctx.now;
-                    self.state = State::Http {
-                        head_started: (used < buf.len()).then_some(ctx.now),
-                    };
-                    self.on_request(&head, ctx);
-                }
-            }
-        }
-        Processed::keep(used, false)
-    }
-
-    fn on_request(&mut self, head: &http::Head<'_>, ctx: &mut Context) {
-        let head_only = head.method == Method::Head;
-        let draining =
-            ctx.lifecycle.phase() == Phase::Draining && self.listener == Listener::Public;
-        let keep_alive = head.keep_alive && !draining;
-        let http10 = head.version == 0;
-        ctx.fault.check(head.path.as_bytes());
-        match routes::handle(head, self.listener, ctx) {
-            Action::Respond(response) => {
-                let response = response.keep_alive(keep_alive, http10);
-                log::debug!(
-                    "conn #{}: {} {} -> {}",
-                    self.id,
-                    head.method_name,
-                    head.path,
-                    response.status
-                );
-                self.respond(response, head_only, ctx);
-            }
-            Action::AwaitPreStop { answer_at } => {
-                log::debug!("conn #{}: GET /prestop waits for the deadline", self.id);
-                self.state = State::AwaitPreStop(PendingAnswer {
-                    at: answer_at,
-                    head_only,
-                    keep_alive,
-                    http10,
-                });
-            }
-            Action::Upgrade(switching) => {
-                log::debug!("conn #{}: upgraded to WebSocket", self.id);
-                self.respond(switching, false, ctx);
-                self.state = State::WebSocket(WebSocket {
-                    session: Session::new(ctx.now),
-                    service: Service::open(ctx),
-                });
-                ctx.metrics.ws.upgrades += 1;
-            }
-        }
-    }
-
-    fn respond(&mut self, response: Response, head_only: bool, ctx: &mut Context) {
-        ctx.metrics.request(response.status);
-        self.close_after_flush |= response.close;
-        response.write_to(&mut self.output, &ctx.date, head_only);
-    }
 }
 
 /// What processing a buffer did.
 #[derive(Debug, Clone, Copy)]
-struct Processed {
+pub(super) struct Processed {
     /// Bytes consumed from the front.
     used: usize,
     /// The rest is an incomplete head or frame: nothing to do until more arrives.
@@ -700,7 +474,7 @@ struct Processed {
 }
 
 impl Processed {
-    fn keep(used: usize, incomplete: bool) -> Self {
+    pub(super) fn keep(used: usize, incomplete: bool) -> Self {
         Processed {
             used,
             incomplete,
@@ -709,30 +483,7 @@ impl Processed {
     }
 }
 
-/// Whether a WebSocket's output waits for the client to read: above the high-water mark, or
-/// anything at all once it is closing (its close frame must get out). Without write progress
-/// for `PONG_TIMEOUT`, the client is taken for one that stopped reading.
-fn waits_on_the_client(output: &OutQueue, closing: bool, config: &crate::config::Config) -> bool {
-    output.len() >= high_water(config) || (closing && !output.is_empty())
-}
-
 /// Output queued above which a connection stops reading.
-fn high_water(config: &crate::config::Config) -> usize {
+pub(super) fn high_water(config: &crate::config::Config) -> usize {
     OUTPUT_HIGH_WATER_BYTES.min(config.max_output_bytes / 2)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The per-connection state is the floor of memory per idle socket: keep an eye on it.
-    #[test]
-    fn connection_state_stays_small() {
-        let size = std::mem::size_of::<Connection>();
-        println!(
-            "Connection: {size} bytes, WebSocket state: {} bytes",
-            std::mem::size_of::<WebSocket>()
-        );
-        assert!(size <= 256, "Connection grew to {size} bytes");
-    }
 }

@@ -29,7 +29,52 @@ pub mod handshake;
 pub mod session;
 
 pub use handshake::handshake;
-pub use session::{Flow, Received, Session, SessionEnv};
+pub use session::Session;
+
+use std::borrow::Cow;
+
+use crate::base::timers::Millis;
+use crate::config::Config;
+
+/// What the connection should do after the session has run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep going.
+    Open,
+    /// The WebSocket is over: send what is queued (the close frame last), then close the TCP
+    /// connection.
+    Finish,
+    /// Close the TCP connection now (the peer is gone or will not answer).
+    Drop,
+}
+
+/// What [`Session::receive`] found.
+#[derive(Debug)]
+pub enum Received<'a> {
+    /// A whole message, for the application (text is valid UTF-8). Borrowed from the read
+    /// buffer when it came in one frame; owned when it was reassembled from fragments.
+    Message {
+        /// Text (or binary).
+        text: bool,
+        /// Its payload, unmasked.
+        payload: Cow<'a, [u8]>,
+    },
+    /// Nothing more until more bytes arrive.
+    Wait,
+    /// The WebSocket is over (a close handshake, or a failure answered with a close frame).
+    End(Flow),
+}
+
+/// What a session may use besides its own state: the loop's "now", the settings, its counters.
+#[derive(Debug)]
+pub struct SessionEnv<'a> {
+    /// Loop time of the current iteration.
+    pub now: Millis,
+    /// Validated settings.
+    pub config: &'a Config,
+    /// The WebSocket counters.
+    pub counters: &'a mut WsCounters,
+}
 
 /// The WebSocket counters: the session counts what arrives and how handshakes end, the
 /// application what it sends.

@@ -1,0 +1,152 @@
+//! The connection once upgraded: its frames go through the protocol's session, whole messages
+//! to the application's service; its deadlines are the session's (ping, close), the service's
+//! (alive, the drain's close) and the client's reading (a client that takes nothing while output
+//! waits is dropped).
+
+use tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::app::context::Context;
+use crate::app::service::Service;
+use crate::base::outbuf::OutQueue;
+use crate::base::timers::{Millis, NEVER, after};
+use crate::config::Config;
+use crate::connection::{Connection, Processed, State, Verdict, high_water};
+use crate::protocol::websocket::codec::MAX_SERVER_HEADER_BYTES;
+use crate::protocol::websocket::{Flow, Received, Session};
+
+/// An upgraded connection: the protocol's state and the application's.
+#[derive(Debug)]
+pub(super) struct WebSocket {
+    pub(super) session: Session,
+    pub(super) service: Service,
+}
+
+impl Connection {
+    /// When an upgraded connection next needs the loop.
+    pub(super) fn websocket_deadline(&self, ws: &WebSocket, config: &Config) -> Millis {
+        let session = &ws.session;
+        let closing = session.closing() || self.close_after_flush;
+        let stalled = if waits_on_the_client(&self.output, closing, config) {
+            after(self.last_active, config.pong_timeout)
+        } else {
+            NEVER
+        };
+        if self.close_after_flush {
+            return stalled; // the WebSocket is over: only the flush is left
+        }
+        let service = if session.closing() {
+            NEVER
+        } else {
+            ws.service.next_deadline()
+        };
+        session.next_deadline(config).min(service).min(stalled)
+    }
+
+    /// An upgraded connection's deadline passed.
+    pub(super) fn websocket_timeout(&mut self, ctx: &mut Context) -> Verdict {
+        let now = ctx.now;
+        let config = &ctx.config;
+        let State::WebSocket(ws) = &mut self.state else {
+            return Verdict::Keep;
+        };
+        let closing = ws.session.closing() || self.close_after_flush;
+        if waits_on_the_client(&self.output, closing, config)
+            && now >= after(self.last_active, config.pong_timeout)
+        {
+            log::debug!("conn #{}: client stopped reading its WebSocket", self.id);
+            ws.session.start_close(
+                CloseCode::Policy,
+                "not reading",
+                &mut self.output,
+                &mut ctx.session_env(),
+            );
+            return Verdict::Close;
+        }
+        if self.close_after_flush {
+            return Verdict::Keep;
+        }
+        if !ws.session.closing()
+            && let Some(close) = ws.service.on_timeout(&mut self.output, ctx)
+        {
+            let mut env = ctx.session_env();
+            ws.session
+                .start_close(close.code, close.reason, &mut self.output, &mut env);
+            return Verdict::Keep;
+        }
+        match ws
+            .session
+            .on_timeout(&mut self.output, &mut ctx.session_env())
+        {
+            Flow::Open => {}
+            Flow::Finish => self.close_after_flush = true,
+            Flow::Drop => return Verdict::Close,
+        }
+
+        Verdict::Keep
+    }
+
+    /// Frames at the start of `buf`: each whole message to the service, its answer queued,
+    /// until the input ends inside a frame, the output reaches its high-water mark, or the
+    /// WebSocket ends.
+    pub(super) fn process_websocket(&mut self, buf: &mut [u8], ctx: &mut Context) -> Processed {
+        let State::WebSocket(ws) = &mut self.state else {
+            return Processed::keep(0, false);
+        };
+        let high_water = high_water(&ctx.config);
+        let mut used = 0;
+        let end = loop {
+            if self.output.len() >= high_water {
+                break None;
+            }
+            let received =
+                ws.session
+                    .receive(buf, &mut used, &mut self.output, &mut ctx.session_env());
+            let (text, payload) = match received {
+                Received::Wait => break None,
+                Received::End(flow) => break Some(flow),
+                Received::Message { text, payload } => (text, payload),
+            };
+            let answered = ws.service.on_message(text, &payload, &mut self.output, ctx);
+            drop(payload);
+            // MAX_OUTPUT_BYTES counts payload: a frame header on top of it is allowed, so
+            // a reply of the largest message fits a cap of the same size (Autobahn 9.1.6:
+            // 16 MiB and 16 MiB).
+            let cap = ctx.config.max_output_bytes + MAX_SERVER_HEADER_BYTES;
+            let refusal = match answered {
+                Err(close) => Some((close.code, close.reason)),
+                Ok(()) if self.output.len() > cap => Some((
+                    CloseCode::Policy,
+                    "too much output queued: the client is not reading",
+                )),
+                Ok(()) => None,
+            };
+            if let Some((code, reason)) = refusal {
+                let mut env = ctx.session_env();
+                break Some(ws.session.fail(code, reason, &mut self.output, &mut env));
+            }
+        };
+        match end {
+            None => Processed {
+                used,
+                incomplete: self.output.len() < high_water,
+                verdict: Verdict::Keep,
+            },
+            Some(Flow::Open | Flow::Finish) => {
+                self.close_after_flush = true;
+                Processed::keep(buf.len(), false)
+            }
+            Some(Flow::Drop) => Processed {
+                used: buf.len(),
+                incomplete: false,
+                verdict: Verdict::Close,
+            },
+        }
+    }
+}
+
+/// Whether a WebSocket's output waits for the client to read: above the high-water mark, or
+/// anything at all once it is closing (its close frame must get out). Without write progress
+/// for `PONG_TIMEOUT`, the client is taken for one that stopped reading.
+fn waits_on_the_client(output: &OutQueue, closing: bool, config: &Config) -> bool {
+    output.len() >= high_water(config) || (closing && !output.is_empty())
+}
