@@ -1,5 +1,6 @@
-//! Settings: every tunable comes from a CLI flag or an environment variable (a flag wins), with a
-//! default, and is validated once at start with an error that names the setting.
+//! Layer 0, the settings; uses nothing else of this crate. Every tunable comes from a CLI flag
+//! or an environment variable (a flag wins), with a default, and is validated once at start
+//! with an error that names the setting.
 //!
 //! One table ([`SETTINGS`]) drives parsing, `--help` and the README's config table, so the three
 //! cannot drift apart.

@@ -1,9 +1,11 @@
-//! One client connection as a sans-IO state machine: it never touches a socket or a clock.
-//! The loop feeds it what happened (bytes read, end of input, bytes written, "now", a deadline
-//! passed) and asks it what it needs next ([`Connection::next_io`]: read, wait, shut down the
-//! write side, close), what to send ([`Connection::output`]) and when to wake it
-//! ([`Connection::next_deadline`]). The same code therefore runs over real sockets in the server
-//! and over simulated ones in `tests/simulation.rs`.
+//! Layer 4, one connection; uses the application, the protocols, the sockets' `Listener`, the
+//! base and the settings. One client connection as a sans-IO state machine: it never touches a
+//! socket or a clock. The loop feeds it what happened (bytes read, end of input, bytes written,
+//! "now", a deadline passed) and asks it what it needs next ([`Connection::next_io`]: read,
+//! wait, shut down the write side, close), what to send ([`Connection::output`]) and when to
+//! wake it ([`Connection::next_deadline`]). The same code runs over real sockets in the server
+//! and over simulated ones in the simulation (`tests/simulation/`). The HTTP side is in
+//! `http.rs`, the WebSocket side in `websocket.rs`.
 //!
 //! ```text
 //! accept ─▶ Http ─(GET /prestop)─▶ AwaitPreStop ─(deadline)─▶ Http

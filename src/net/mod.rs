@@ -1,8 +1,9 @@
-//! Sockets below the loop: the [`Net`] and [`Stream`] traits the loop works through, their mio
-//! implementation ([`MioNet`]: listeners with an explicit backlog, registered with the poll),
-//! the open-files limit, and the spare descriptor that lets the server refuse clients even when
-//! descriptors run out. The simulation in `tests/simulation.rs` implements the same traits over
-//! in-memory sockets, so the loop's logic runs unchanged against it.
+//! Layer 1, the sockets; uses nothing else of this crate. The [`Net`] and [`Stream`] traits the
+//! loop works through and their mio implementation ([`MioNet`]: listeners with an explicit
+//! backlog, registered with the poll), which [`Listener`] a connection came from, the open-files
+//! limit, and the spare descriptor that lets the server refuse clients even when descriptors run
+//! out. The simulation (`tests/simulation/`) implements the same traits over in-memory sockets,
+//! so the loop's logic runs unchanged against it.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
