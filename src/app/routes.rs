@@ -36,7 +36,7 @@ pub enum Action {
 
 /// The endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     /// Liveness.
     Healthz,
     /// Readiness.

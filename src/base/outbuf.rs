@@ -15,7 +15,7 @@ const COALESCE_BYTES: usize = 16 * 1024;
 
 /// A piece of output.
 #[derive(Debug)]
-pub enum Chunk {
+pub(crate) enum Chunk {
     /// Bytes built for this connection.
     Owned(Vec<u8>),
     /// A compile-time text.
@@ -68,7 +68,7 @@ impl OutQueue {
     }
 
     /// Appends a chunk.
-    pub fn push(&mut self, chunk: Chunk) {
+    pub(crate) fn push(&mut self, chunk: Chunk) {
         if !chunk.bytes().is_empty() {
             self.queue().push(chunk);
         }

@@ -20,7 +20,7 @@ pub const NEVER: Millis = Millis::MAX;
 
 /// A monotonic clock counting milliseconds from the start of the process.
 #[derive(Debug, Clone, Copy)]
-pub struct Clock {
+pub(crate) struct Clock {
     start: Instant,
 }
 
@@ -90,7 +90,7 @@ impl Rng {
 
 /// One connection's deadline, plus the bookkeeping that keeps the heap small.
 #[derive(Debug, Clone, Copy)]
-pub struct Deadline {
+pub(crate) struct Deadline {
     /// When the connection next needs attention ([`NEVER`] for not at all).
     at: Millis,
     /// The time of this connection's live heap entry, or [`NEVER`] if it has none.
@@ -114,7 +114,7 @@ impl Deadline {
 
 /// A popped heap entry: the connection it was for and the time it was set to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// The time the entry was pushed for.
     pub at: Millis,
     /// The connection's slab slot.
@@ -125,7 +125,7 @@ pub struct Entry {
 
 /// The loop's heap of connection deadlines.
 #[derive(Debug, Default)]
-pub struct Timers {
+pub(crate) struct Timers {
     /// (time, slot, generation): 16 bytes an entry; slots are slab indices, far below 2^32.
     heap: BinaryHeap<Reverse<(Millis, u32, u32)>>,
 }
@@ -189,12 +189,14 @@ impl Timers {
         false
     }
 
-    /// Number of heap entries, live and stale.
+    /// Number of heap entries, live and stale (for the tests).
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.heap.len()
     }
 
-    /// Whether the heap has no entries.
+    /// Whether the heap has no entries (for the tests).
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }

@@ -32,9 +32,9 @@ impl Listener {
 }
 
 /// The poll token of the public listener.
-pub const PUBLIC_TOKEN: Token = Token(usize::MAX - 1);
+pub(crate) const PUBLIC_TOKEN: Token = Token(usize::MAX - 1);
 /// The poll token of the admin listener.
-pub const ADMIN_TOKEN: Token = Token(usize::MAX - 2);
+pub(crate) const ADMIN_TOKEN: Token = Token(usize::MAX - 2);
 
 /// A connected, non-blocking socket as the loop uses it.
 pub trait Stream: Read + Write {
@@ -154,7 +154,7 @@ fn annotate(e: io::Error, setting: &str, addr: SocketAddr) -> io::Error {
 
 /// A non-blocking listener with `SO_REUSEADDR` and the given backlog (mio's own `bind` fixes the
 /// backlog at 128, too small for a reconnect storm after a rollout).
-pub fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+pub(crate) fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
@@ -165,7 +165,7 @@ pub fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
 
 /// The open-files limit before and after raising it.
 #[derive(Debug, Clone, Copy)]
-pub struct FdLimits {
+pub(crate) struct FdLimits {
     /// Soft limit found at start.
     pub soft_before: u64,
     /// Soft limit now.
@@ -175,7 +175,7 @@ pub struct FdLimits {
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit: every socket is a descriptor.
-pub fn raise_fd_limit() -> io::Result<FdLimits> {
+pub(crate) fn raise_fd_limit() -> io::Result<FdLimits> {
     let (soft_before, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
     let mut soft = soft_before;
     if soft < hard {
@@ -192,12 +192,12 @@ pub fn raise_fd_limit() -> io::Result<FdLimits> {
 }
 
 /// Whether an accept error means the process or system is out of descriptors.
-pub fn is_fd_exhaustion(e: &io::Error) -> bool {
+pub(crate) fn is_fd_exhaustion(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
 /// Whether an accept error concerns only that one connection (try the next).
-pub fn is_transient_accept_error(e: &io::Error) -> bool {
+pub(crate) fn is_transient_accept_error(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::ConnectionAborted
@@ -211,7 +211,7 @@ pub fn is_transient_accept_error(e: &io::Error) -> bool {
 /// emptied instead of left to hang, and the listener does not stay readable in a busy loop.
 /// An unbound UDP socket is used because it needs no filesystem (distroless, chroot).
 #[derive(Debug)]
-pub struct SpareFd(Option<Socket>);
+pub(crate) struct SpareFd(Option<Socket>);
 
 impl SpareFd {
     /// Takes a descriptor.
@@ -241,14 +241,14 @@ impl Default for SpareFd {
 }
 
 /// The 503 written straight to a connection refused at accept (no state is kept for it).
-pub const REFUSAL_503: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
+pub(crate) const REFUSAL_503: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
 Content-Type: text/plain; charset=utf-8\r\nContent-Length: 29\r\nConnection: close\r\n\r\n\
 server full, try again later\n";
 
 /// Answers 503 on a connection the server will not keep, and closes it. Nothing is kept for it:
 /// the answer fits in an empty send buffer, and whatever request already arrived is read first
 /// so that closing sends FIN, not a reset that could destroy the answer.
-pub fn reject<S: Stream>(mut stream: S, scratch: &mut [u8]) -> u64 {
+pub(crate) fn reject<S: Stream>(mut stream: S, scratch: &mut [u8]) -> u64 {
     let written = stream.write(REFUSAL_503).unwrap_or(0);
     let _ = stream.shutdown_write();
     let _ = stream.read(scratch);

@@ -24,7 +24,7 @@
 //! invalid UTF-8, 1009 too big, 1003 unsupported data, 1008 policy, 1011 internal error), then
 //! the TCP connection is closed.
 
-pub mod codec;
+pub(crate) mod codec;
 pub mod handshake;
 pub mod session;
 
