@@ -151,7 +151,14 @@ impl EventLine {
     }
 
     /// Adds `key=value`.
-    pub fn field(mut self, key: &str, value: impl std::fmt::Display) -> Self {
+    #[inline]
+    pub fn field(self, key: &str, value: impl std::fmt::Display) -> Self {
+        self.push(key, &value)
+    }
+
+    /// One copy of the formatting for every type of value (the binary stays small).
+    #[inline(never)]
+    fn push(mut self, key: &str, value: &dyn std::fmt::Display) -> Self {
         use std::fmt::Write;
         let value = value.to_string();
         if value.is_empty() || value.contains([' ', '"', '=']) {

@@ -290,6 +290,12 @@ impl Metrics {
 
 /// Writes one sample line.
 fn sample(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Display) {
+    write_sample(out, name, labels, &value);
+}
+
+/// One copy of the formatting for every type of value (the binary stays small).
+#[inline(never)]
+fn write_sample(out: &mut String, name: &str, labels: &str, value: &dyn std::fmt::Display) {
     let _ = if labels.is_empty() {
         writeln!(out, "{name} {value}")
     } else {

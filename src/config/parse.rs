@@ -64,43 +64,12 @@ impl Config {
     }
 
     fn from_values(v: &HashMap<&'static str, String>) -> Result<Config, ConfigError> {
-        let get = |name: &'static str| v.get(name).map(String::as_str).unwrap_or("");
-        let duration = |name: &'static str| {
-            parse_duration(get(name)).map_err(|why| invalid(name, get(name), why))
-        };
-        let positive = |name: &'static str| {
-            let d = duration(name)?;
-            if d.is_zero() {
-                return Err(invalid(name, get(name), "must be greater than zero"));
-            }
-            Ok(d)
-        };
-        let size = |name: &'static str, min: usize, max: usize| {
-            let n = parse_size(get(name)).map_err(|why| invalid(name, get(name), why))?;
-            if n < min || n > max {
-                return Err(invalid(
-                    name,
-                    get(name),
-                    &format!("must be between {min} and {max} bytes"),
-                ));
-            }
-            Ok(n)
-        };
-        let ip = |name: &'static str| {
-            let text = get(name).trim_start_matches('[').trim_end_matches(']');
-            text.parse::<IpAddr>().map_err(|_| {
-                invalid(
-                    name,
-                    get(name),
-                    "expected an IP address such as 0.0.0.0 or ::",
-                )
-            })
-        };
-        let port = |name: &'static str| {
-            get(name)
-                .parse::<u16>()
-                .map_err(|_| invalid(name, get(name), "expected a port number 0-65535"))
-        };
+        let get = |name: &'static str| get(v, name);
+        let duration = |name: &'static str| duration(v, name);
+        let positive = |name: &'static str| positive(v, name);
+        let size = |name: &'static str, min: usize, max: usize| size(v, name, min, max);
+        let ip = |name: &'static str| ip(v, name);
+        let port = |name: &'static str| port(v, name);
 
         let max_connections = match get("MAX_CONNECTIONS") {
             "auto" | "" => None,
@@ -242,6 +211,70 @@ impl Config {
     pub fn drain_deadline(&self) -> Duration {
         self.drain_window + self.close_timeout + LINGER
     }
+}
+
+/// The raw value of a setting.
+fn get<'a>(v: &'a HashMap<&'static str, String>, name: &'static str) -> &'a str {
+    v.get(name).map(String::as_str).unwrap_or("")
+}
+
+// One copy of each reader (they are not inlined at every setting: start-up code, kept small).
+
+#[inline(never)]
+fn duration(
+    v: &HashMap<&'static str, String>,
+    name: &'static str,
+) -> Result<Duration, ConfigError> {
+    parse_duration(get(v, name)).map_err(|why| invalid(name, get(v, name), why))
+}
+
+#[inline(never)]
+fn positive(
+    v: &HashMap<&'static str, String>,
+    name: &'static str,
+) -> Result<Duration, ConfigError> {
+    let d = duration(v, name)?;
+    if d.is_zero() {
+        return Err(invalid(name, get(v, name), "must be greater than zero"));
+    }
+    Ok(d)
+}
+
+#[inline(never)]
+fn size(
+    v: &HashMap<&'static str, String>,
+    name: &'static str,
+    min: usize,
+    max: usize,
+) -> Result<usize, ConfigError> {
+    let n = parse_size(get(v, name)).map_err(|why| invalid(name, get(v, name), why))?;
+    if n < min || n > max {
+        return Err(invalid(
+            name,
+            get(v, name),
+            &format!("must be between {min} and {max} bytes"),
+        ));
+    }
+    Ok(n)
+}
+
+#[inline(never)]
+fn ip(v: &HashMap<&'static str, String>, name: &'static str) -> Result<IpAddr, ConfigError> {
+    let text = get(v, name).trim_start_matches('[').trim_end_matches(']');
+    text.parse::<IpAddr>().map_err(|_| {
+        invalid(
+            name,
+            get(v, name),
+            "expected an IP address such as 0.0.0.0 or ::",
+        )
+    })
+}
+
+#[inline(never)]
+fn port(v: &HashMap<&'static str, String>, name: &'static str) -> Result<u16, ConfigError> {
+    get(v, name)
+        .parse::<u16>()
+        .map_err(|_| invalid(name, get(v, name), "expected a port number 0-65535"))
 }
 
 /// The instance name: `INSTANCE_ID` if set, else the hostname (the pod name on Kubernetes).

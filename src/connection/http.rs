@@ -83,6 +83,7 @@ impl Connection {
         }
     }
 
+    #[inline(never)]
     pub(super) fn respond(&mut self, response: Response, head_only: bool, ctx: &mut Context) {
         ctx.metrics.request(response.status);
         self.close_after_flush |= response.close;

@@ -69,6 +69,7 @@ pub struct Response {
 
 impl Response {
     /// A response with a body and its content type.
+    #[inline(never)]
     pub fn new(status: u16, content_type: &str, body: Body) -> Self {
         let mut r = Response {
             status,
@@ -91,6 +92,7 @@ impl Response {
     }
 
     /// A short plain-text response (the body gets a trailing newline).
+    #[inline(never)]
     pub fn text(status: u16, text: &str) -> Self {
         Self::new(
             status,
@@ -101,6 +103,7 @@ impl Response {
 
     /// The answer to a request that cannot be served; 4xx/5xx other than 404/405 close the
     /// connection, since the rest of the stream cannot be trusted.
+    #[inline(never)]
     pub fn error(e: HttpError) -> Self {
         let mut r = Self::text(e.status, e.reason);
         r.close = !matches!(e.status, 404 | 405);
@@ -119,7 +122,14 @@ impl Response {
     }
 
     /// Adds a header line.
-    pub fn header(mut self, name: &str, value: impl std::fmt::Display) -> Self {
+    #[inline]
+    pub fn header(self, name: &str, value: impl std::fmt::Display) -> Self {
+        self.push_header(name, &value)
+    }
+
+    /// One copy of the formatting for every type of value (the binary stays small).
+    #[inline(never)]
+    fn push_header(mut self, name: &str, value: &dyn std::fmt::Display) -> Self {
         let _ = write!(self.headers, "{name}: {value}\r\n");
         self
     }
