@@ -44,7 +44,7 @@ fi
 # repeated so the image does not depend on it. strip is set only here: the test and bench
 # builds share Cargo.toml's release profile. Panics unwind (not abort): the loop catches a panic
 # in one connection's handler, answers that client 1011 and keeps serving the rest
-# (src/server.rs, `guarded`); with abort a bug would drop every connection of the pod at once.
+# (src/server/drive.rs, `guarded`); with abort a bug would drop every connection of the pod at once.
 # Unwinding costs 21,600 bytes of binary (1,519,200 against 1,497,600 B, measured 2026-12-01).
 export CARGO_PROFILE_RELEASE_LTO=true
 export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1

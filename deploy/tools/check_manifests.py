@@ -33,7 +33,7 @@ GOOGLE_LB_KEEPALIVE_SECONDS = 600
 # MAX_CONNECTION_AGE <= timeoutSec - 2 x CLOSE_TIMEOUT - this (deploy/gke/deployment.yaml): the
 # margin beyond the rule MAX_CONNECTION_AGE + CLOSE_TIMEOUT < timeoutSec.
 AGE_MARGIN_SECONDS = 60
-# The longest duration the server accepts (MAX_DURATION in src/config.rs: 30 days).
+# The longest duration the server accepts (MAX_DURATION in src/config/parse.rs: 30 days).
 MAX_DURATION_SECONDS = 30 * 24 * 3600
 
 failures = []
@@ -46,7 +46,7 @@ def check(cond, msg):
 
 
 def seconds(text):
-    """A duration exactly as the server parses it (parse_duration in src/config.rs): digits with
+    """A duration exactly as the server parses it (parse_duration in src/config/parse.rs): digits with
     at most one inner dot, then nothing (seconds), ms, s, m or h; no space inside; at most 30
     days. Anything else raises ValueError, as the server refuses to start on it."""
     m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)?", str(text).strip())

@@ -78,7 +78,7 @@ case "$file_out" in
   *stripped*) ;;
   *) echo "FAIL: file does not say stripped"; exit 1 ;;
 esac
-# The loop answers a panic in one connection with 1011 and serves everyone else (src/server.rs,
+# The loop answers a panic in one connection with 1011 and serves everyone else (src/server/drive.rs,
 # `guarded`): that needs the shipped build to unwind, not abort.
 grep -qx 'export CARGO_PROFILE_RELEASE_PANIC=unwind' deploy/build-static.sh ||
   { echo "FAIL: deploy/build-static.sh must build with panic = unwind"; exit 1; }
