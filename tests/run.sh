@@ -21,7 +21,7 @@ cargo test --locked --features test-faults
 # The release binaries every later tier runs, built once here: a cold build with LTO takes
 # minutes, which would otherwise count against the first tier's own time limit.
 tier "release build (wsdrain, rollout, loadgen, peer)"
-cargo build --release --locked -p wsdrain -p peer -p loadgen
+cargo build --release --locked -p wsdrain -p rollout -p peer -p loadgen
 
 for script in tests/tiers/*.sh; do
   [ -e "$script" ] || continue

@@ -149,7 +149,7 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
         ("ALIVE_INTERVAL", secs(o.alive_interval)),
         (
             "STATIC_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/static").to_string(),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../static").to_string(),
         ),
         ("RUST_LOG", "info".to_string()),
     ]
