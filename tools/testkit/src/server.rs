@@ -103,7 +103,10 @@ impl Launch {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("start {name}: {e}"))?;
+            .map_err(|e| {
+                let program = self.command.get_program().to_string_lossy();
+                format!("start {name} ({program}): {e}")
+            })?;
         let file = match &self.log_file {
             Some(path) => Some(Arc::new(Mutex::new(
                 std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?,
