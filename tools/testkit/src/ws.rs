@@ -36,7 +36,9 @@ Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhb
 /// (0..16), the payload length in the shortest of the 7-, 16- and 64-bit forms, and the
 /// payload, masked with `mask` when given (a client's frames must be; a server's must not).
 /// Bits of `rsv` and `opcode` beyond their fields are dropped. Allocates only when `out` must
-/// grow.
+/// grow (the load generator's hot path: written as plain pushes and one pass over the payload,
+/// which measured faster than reserving first or masking in place).
+#[inline]
 pub fn encode_into(
     out: &mut Vec<u8>,
     fin: bool,
@@ -45,7 +47,6 @@ pub fn encode_into(
     mask: Option<[u8; 4]>,
     rsv: u8,
 ) {
-    out.reserve(MAX_HEADER + payload.len());
     out.push((u8::from(fin) << 7) | ((rsv & 0b111) << 4) | (opcode & 0x0f));
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
     let len = payload.len();
@@ -61,9 +62,7 @@ pub fn encode_into(
     match mask {
         Some(key) => {
             out.extend_from_slice(&key);
-            let start = out.len();
-            out.extend_from_slice(payload);
-            apply_mask(&mut out[start..], key);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i & 3]));
         }
         None => out.extend_from_slice(payload),
     }
