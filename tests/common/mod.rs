@@ -27,9 +27,14 @@ pub use testkit::ws::{Frame, encode as encode_frame};
 /// Default bound on any single wait.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// The test kit's result, or a panic with its message (which carries the server's log).
+/// The test kit's result, or a panic with its message (which carries the server's log), at
+/// the test's line.
+#[track_caller]
 fn ok<T>(result: Result<T, String>) -> T {
-    result.unwrap_or_else(|e| panic!("{e}"))
+    match result {
+        Ok(value) => value,
+        Err(e) => panic!("{e}"),
+    }
 }
 
 /// A running server process.
@@ -86,11 +91,13 @@ pub fn binary() -> &'static str {
 impl TestServer {
     /// Starts the server with test defaults (loopback, ephemeral ports, fixture files) and the
     /// given environment overrides; returns once it logged its addresses.
+    #[track_caller]
     pub fn start(env: &[(&str, &str)]) -> TestServer {
         Self::start_with(Command::new(binary()), env)
     }
 
     /// Like [`TestServer::start`], with a prepared command (e.g. a wrapper that lowers limits).
+    #[track_caller]
     pub fn start_with(command: Command, env: &[(&str, &str)]) -> TestServer {
         let static_dir = fixture_static_dir();
         let server = ok(Launch::with_command(command)
@@ -113,12 +120,14 @@ impl TestServer {
     }
 
     /// Waits for a log line containing `needle` (seen before or arriving within `timeout`).
+    #[track_caller]
     pub fn wait_log(&mut self, needle: &str, timeout: Duration) -> String {
         ok(self.server.wait_log(needle, timeout))
     }
 
     /// Waits for the lifecycle line `event` (seen before or arriving within `timeout`) and
     /// returns its fields: tests read numbers by key, never from prose.
+    #[track_caller]
     pub fn wait_event(&mut self, event: &str, timeout: Duration) -> EventFields {
         ok(self.server.wait_event(event, timeout))
     }
@@ -134,11 +143,13 @@ impl TestServer {
     }
 
     /// Sends a signal by name (TERM, INT, KILL) with kill(1).
+    #[track_caller]
     pub fn signal(&self, name: &str) {
         ok(self.server.signal(name))
     }
 
     /// Waits for the process to exit (its output closes) and returns its status.
+    #[track_caller]
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         ok(self.server.wait_exit(timeout))
     }
@@ -459,17 +470,20 @@ pub fn eventually(timeout: Duration, what: &str, mut condition: impl FnMut() -> 
 }
 
 /// One scrape of the admin port's `/metrics`, parsed.
+#[track_caller]
 pub fn metrics(admin: SocketAddr) -> Metrics {
     ok(testkit::evidence::scrape(admin))
 }
 
 /// The value of one series (`name` or `name{label="value",…}`, all its labels) in the admin
 /// port's `/metrics`; `None` if the server does not expose it.
+#[track_caller]
 pub fn metric(admin: SocketAddr, series: &str) -> Option<f64> {
     ok(testkit::evidence::metric(admin, series))
 }
 
 /// Asserts the value of each series (as for [`metric`]) in one scrape of `/metrics`.
+#[track_caller]
 pub fn assert_metrics(admin: SocketAddr, expected: &[(&str, f64)]) {
     let scraped = metrics(admin);
     for &(series, value) in expected {
