@@ -291,6 +291,8 @@ pub fn metric(admin: SocketAddr, series: &str) -> Result<Option<f64>, String> {
 
 #[cfg(test)]
 mod tests {
+    //! Lifecycle lines, the drain plan and Prometheus samples read back.
+
     use super::*;
 
     #[test]

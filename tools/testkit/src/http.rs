@@ -90,6 +90,8 @@ fn parse(response: &[u8]) -> Option<Answer> {
 
 #[cfg(test)]
 mod tests {
+    //! Responses parse; a silent server is an error within the bound.
+
     use super::*;
 
     #[test]

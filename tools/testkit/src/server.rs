@@ -380,6 +380,8 @@ impl Drop for Server {
 
 #[cfg(test)]
 mod tests {
+    //! The launcher against a shell script that logs as the server does.
+
     use super::*;
 
     /// A stand-in for the server: a shell script that logs as it does.

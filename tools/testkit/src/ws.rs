@@ -216,6 +216,8 @@ pub fn upgrade_response(buf: &[u8]) -> Option<Result<usize, String>> {
 
 #[cfg(test)]
 mod tests {
+    //! Round trips at every length form, masking as RFC 6455 shows it, partial buffers.
+
     use super::*;
 
     #[test]
