@@ -97,38 +97,32 @@ impl Launch {
             self.command.env(key, value);
         }
         self.command.envs(self.env);
-        let mut child = self
-            .command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                let program = self.command.get_program().to_string_lossy();
-                format!("start {name} ({program}): {e}")
-            })?;
         let file = match &self.log_file {
             Some(path) => Some(Arc::new(Mutex::new(
                 std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?,
             ))),
             None => None,
         };
+        // The pipes and their readers come first, so that starting the threads is not part of
+        // the server's start-up (the load generator measures it with this launcher).
         let (tx, lines) = channel();
         let log = Arc::new(Mutex::new(Vec::new()));
-        let streams = [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        ];
-        for stream in streams.into_iter().flatten() {
+        let follow_pipe = || {
+            let (reader, writer) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
             let (tx, log, file) = (tx.clone(), log.clone(), file.clone());
-            std::thread::spawn(move || follow(stream, &log, file.as_deref(), &tx));
-        }
+            std::thread::spawn(move || follow(reader, &log, file.as_deref(), &tx));
+            Ok::<_, String>(writer)
+        };
+        let (stdout, stderr) = (follow_pipe()?, follow_pipe()?);
+        let mut command = self.command;
+        command.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
+        let spawned_at = Instant::now();
+        let spawned = command.spawn();
+        // The command holds the pipes' write ends: closed here, so only the child has them and
+        // the readers see the end of its output when it exits (or at once if it did not start).
+        let program = command.get_program().to_string_lossy().into_owned();
+        drop(command);
+        let child = spawned.map_err(|e| format!("start {name} ({program}): {e}"))?;
         drop(tx); // only the readers send: the channel disconnects when both streams ended
         let mut server = Server {
             name,
@@ -139,8 +133,15 @@ impl Launch {
             exited: None,
             public: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listening_after: Duration::ZERO,
         };
-        let listening = server.wait_event("listening", self.start_timeout)?;
+        let (read_at, line) =
+            server.wait_line("the event \"listening\"", self.start_timeout, |line| {
+                EventFields::of(line, "listening").is_some()
+            })?;
+        server.listening_after = read_at.saturating_duration_since(spawned_at);
+        let listening = EventFields::of(&line, "listening")
+            .ok_or_else(|| format!("not a listening line: {line}"))?;
         let addr = |key: &str| {
             listening
                 .get(key)
@@ -156,8 +157,8 @@ impl Launch {
 /// Reads one output stream line by line into the shared log (and the log file), telling the
 /// server handle about each line and, with `None`, about the end of the stream.
 fn follow(
-    stream: Box<dyn Read + Send>,
-    log: &Mutex<Vec<String>>,
+    stream: impl Read,
+    log: &Mutex<Vec<Line>>,
     file: Option<&Mutex<std::fs::File>>,
     tx: &std::sync::mpsc::Sender<Option<()>>,
 ) {
@@ -169,6 +170,7 @@ fn follow(
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
+        let read_at = Instant::now();
         let line = String::from_utf8_lossy(&bytes)
             .trim_end_matches(['\n', '\r'])
             .to_string();
@@ -178,11 +180,21 @@ fn follow(
             let _ = writeln!(f, "{line}");
         }
         if let Ok(mut log) = log.lock() {
-            log.push(line);
+            log.push(Line {
+                read_at,
+                text: line,
+            });
         }
         let _ = tx.send(Some(()));
     }
     let _ = tx.send(None);
+}
+
+/// One line of the server's output, and when it was read.
+#[derive(Debug)]
+struct Line {
+    read_at: Instant,
+    text: String,
 }
 
 /// A running (or exited) server process and its log.
@@ -192,12 +204,13 @@ pub struct Server {
     child: Child,
     /// A message per line read (`Some`) and per output stream that ended (`None`).
     lines: Receiver<Option<()>>,
-    log: Arc<Mutex<Vec<String>>>,
+    log: Arc<Mutex<Vec<Line>>>,
     /// Output streams (stdout, stderr) that have ended.
     closed: usize,
     exited: Option<ExitStatus>,
     public: SocketAddr,
     admin: SocketAddr,
+    listening_after: Duration,
 }
 
 impl Server {
@@ -209,6 +222,12 @@ impl Server {
     /// The admin listener's address (probes, `/metrics`, `/prestop`).
     pub fn admin(&self) -> SocketAddr {
         self.admin
+    }
+
+    /// From just before the spawn to the moment its `listening` line was read from its
+    /// output: its start-up time, without the hand-off from the reading thread.
+    pub fn listening_after(&self) -> Duration {
+        self.listening_after
     }
 
     /// The process id.
@@ -226,12 +245,13 @@ impl Server {
         self.wait_line(&format!("a log line with {needle:?}"), timeout, |line| {
             line.contains(needle)
         })
+        .map(|(_, line)| line)
     }
 
     /// Waits for the lifecycle line `event` (logged before, or within `timeout`) and returns
     /// its fields.
     pub fn wait_event(&mut self, event: &str, timeout: Duration) -> Result<EventFields, String> {
-        let line = self.wait_line(&format!("the event {event:?}"), timeout, |line| {
+        let (_, line) = self.wait_line(&format!("the event {event:?}"), timeout, |line| {
             EventFields::of(line, event).is_some()
         })?;
         EventFields::of(&line, event).ok_or_else(|| format!("not a {event} line: {line}"))
@@ -250,7 +270,9 @@ impl Server {
 
     /// Every log line so far, one per line.
     pub fn log_text(&self) -> String {
-        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+        let log = self.log.lock();
+        let lines = log.iter().flat_map(|l| l.iter()).map(|l| l.text.as_str());
+        lines.collect::<Vec<_>>().join("\n")
     }
 
     /// Sends a signal by name (`TERM`, `INT`, `KILL`, …) with kill(1).
@@ -326,23 +348,27 @@ impl Server {
     }
 
     fn first_line(&self, matches: impl Fn(&str) -> bool) -> Option<String> {
-        self.log.lock().ok()?.iter().find(|l| matches(l)).cloned()
+        let log = self.log.lock().ok()?;
+        log.iter()
+            .find(|l| matches(&l.text))
+            .map(|l| l.text.clone())
     }
 
-    /// Waits for the first line for which `matches` holds, logged before or within `timeout`.
+    /// Waits for the first line for which `matches` holds, logged before or within `timeout`;
+    /// returns it and when it was read.
     fn wait_line(
         &mut self,
         what: &str,
         timeout: Duration,
         matches: impl Fn(&str) -> bool,
-    ) -> Result<String, String> {
+    ) -> Result<(Instant, String), String> {
         let deadline = Instant::now() + timeout;
         let mut seen = 0;
         loop {
             {
                 let log = self.log.lock().map_err(|_| "log poisoned".to_string())?;
-                if let Some(line) = log[seen..].iter().find(|l| matches(l)) {
-                    return Ok(line.clone());
+                if let Some(line) = log[seen..].iter().find(|l| matches(&l.text)) {
+                    return Ok((line.read_at, line.text.clone()));
                 }
                 seen = log.len();
             }
@@ -409,6 +435,8 @@ mod tests {
             "env overrides"
         );
         assert_eq!(s.admin(), "127.0.0.1:4001".parse().unwrap());
+        assert!(s.listening_after() > Duration::ZERO);
+        assert!(s.listening_after() < Duration::from_secs(5));
         assert!(s.wait_log("on stderr", Duration::from_secs(5)).is_ok());
         let listening = s.find_event("listening").unwrap();
         assert_eq!(listening.number("x"), Some(1));
