@@ -56,23 +56,9 @@ impl Write for SlowReader {
     }
 }
 
+/// A masked, final client frame (the test kit's codec).
 fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0x80 | opcode];
-    match payload.len() {
-        n @ 0..=125 => frame.push(0x80 | n as u8),
-        n @ 126..=0xffff => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    let mask = [7, 1, 2, 9];
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    frame
+    testkit::ws::encode(true, opcode, payload, Some([7, 1, 2, 9]), 0)
 }
 
 /// What the loop does after bytes or a deadline: write what the client takes, then let the

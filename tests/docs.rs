@@ -46,15 +46,51 @@ fn readme_config_table_matches_help() {
 
 #[test]
 fn cargo_run_starts_the_server() {
-    // The package has two binaries (the server and the rollout harness); `cargo run --release`
-    // must pick the server without a --bin flag.
-    let manifest =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
-    assert!(
-        manifest
-            .lines()
-            .any(|l| l.trim() == "default-run = \"wsdrain\""),
-        "Cargo.toml lacks default-run"
+    // `cargo run --release` must start the server with neither a --bin flag nor `default-run`:
+    // the root package has one binary, the server. The tools (rollout harness, load generator,
+    // peer) are workspace members of their own, under tools/ and benches/.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    // The sections of Cargo.toml: (header, its lines).
+    let mut sections: Vec<(&str, Vec<&str>)> = vec![("", Vec::new())];
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            sections.push((line, Vec::new()));
+        } else if let Some((_, lines)) = sections.last_mut() {
+            lines.push(line);
+        }
+    }
+    let value = |lines: &[&str], key: &str| {
+        lines.iter().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
+        })
+    };
+    let package = &sections.iter().find(|(h, _)| *h == "[package]").unwrap().1;
+    assert_eq!(value(package, "name").as_deref(), Some("wsdrain"));
+    // The binaries cargo finds: src/main.rs and src/bin/* (unless autobins = false), and
+    // every [[bin]] section.
+    let mut binaries = std::collections::BTreeSet::new();
+    if value(package, "autobins").as_deref() != Some("false") {
+        if root.join("src/main.rs").exists() {
+            binaries.insert("wsdrain".to_string());
+        }
+        if let Ok(entries) = std::fs::read_dir(root.join("src/bin")) {
+            for entry in entries {
+                let path = entry.unwrap().path();
+                let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+                binaries.insert(stem);
+            }
+        }
+    }
+    for (_, lines) in sections.iter().filter(|(h, _)| *h == "[[bin]]") {
+        binaries.insert(value(lines, "name").unwrap_or_else(|| "unnamed [[bin]]".into()));
+    }
+    assert_eq!(
+        binaries.into_iter().collect::<Vec<_>>(),
+        ["wsdrain"],
+        "the server package must have exactly one binary, so that `cargo run --release` \
+         starts it; tools belong in their own workspace members"
     );
 }
 

@@ -7,7 +7,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Client, RawWs, TestServer, UPGRADE, WAIT, encode_frame, get, metric, raw, ws_client};
+use common::{
+    Client, RawWs, TestServer, UPGRADE, WAIT, assert_metrics, encode_frame, get, metric, ws_client,
+};
 use tungstenite::Message;
 
 /// Resident memory of a process, bytes.
@@ -400,10 +402,9 @@ fn allowed_origins_refuse_other_sites_with_403() {
     let mut c = Client::connect(open.public);
     c.send(request.as_bytes());
     assert_eq!(c.read_response(true).status, 101);
-    let text = raw(server.admin, b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").text();
-    assert!(
-        text.contains("wsdrain_http_requests_total{status=\"403\"} 1"),
-        "{text}"
+    assert_metrics(
+        server.admin,
+        &[("wsdrain_http_requests_total{status=\"403\"}", 1.0)],
     );
 }
 
@@ -469,13 +470,14 @@ fn a_panic_while_serving_one_connection_costs_that_connection_only() {
     bystander.send_text("still here?");
     assert_eq!(bystander.read_reply().text(), "?ereh llits");
     assert_eq!(get(server.public, "/healthz").status, 200);
-    let text = get(server.admin, "/metrics").text();
-    assert!(
-        text.contains("wsdrain_websocket_closes_total{code=\"1011\",by=\"server\"} 1"),
-        "{text}"
-    );
-    assert!(
-        text.contains("wsdrain_connections_open{kind=\"websocket\"} 1"),
-        "{text}"
+    assert_metrics(
+        server.admin,
+        &[
+            (
+                "wsdrain_websocket_closes_total{code=\"1011\",by=\"server\"}",
+                1.0,
+            ),
+            ("wsdrain_connections_open{kind=\"websocket\"}", 1.0),
+        ],
     );
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, TestServer, WAIT, get, raw};
+use common::{Client, TestServer, WAIT, assert_metrics, get, metrics, raw};
 
 #[test]
 fn health_and_readiness_on_both_ports() {
@@ -48,29 +48,30 @@ fn metrics_count_requests_connections_and_phase() {
     let server = TestServer::start(&[]);
     assert_eq!(get(server.public, "/").status, 200);
     assert_eq!(get(server.public, "/nope").status, 404);
-    let text = get(server.admin, "/metrics").text();
-    for line in [
-        "wsdrain_phase{phase=\"serving\"} 1",
-        "wsdrain_phase{phase=\"prestop\"} 0",
-        "wsdrain_connections_accepted_total{listener=\"public\"} 2",
-        "wsdrain_connections_accepted_total{listener=\"admin\"} 1",
-        "wsdrain_connections_open{kind=\"admin\"} 1",
-        "wsdrain_http_requests_total{status=\"200\"} 1",
-        "wsdrain_http_requests_total{status=\"404\"} 1",
-        "wsdrain_connections_rejected_total{reason=\"max_connections\"} 0",
+    let scraped = metrics(server.admin);
+    for (series, value) in [
+        ("wsdrain_phase{phase=\"serving\"}", 1.0),
+        ("wsdrain_phase{phase=\"prestop\"}", 0.0),
+        (
+            "wsdrain_connections_accepted_total{listener=\"public\"}",
+            2.0,
+        ),
+        (
+            "wsdrain_connections_accepted_total{listener=\"admin\"}",
+            1.0,
+        ),
+        ("wsdrain_connections_open{kind=\"admin\"}", 1.0),
+        ("wsdrain_http_requests_total{status=\"200\"}", 1.0),
+        ("wsdrain_http_requests_total{status=\"404\"}", 1.0),
+        (
+            "wsdrain_connections_rejected_total{reason=\"max_connections\"}",
+            0.0,
+        ),
     ] {
-        assert!(
-            text.lines().any(|l| l == line),
-            "missing {line:?} in\n{text}"
-        );
+        assert_eq!(scraped.get(series), Some(value), "{series} in\n{scraped}");
     }
-    let bytes_in: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("wsdrain_received_bytes_total "))
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(bytes_in > 0);
+    let bytes_in = scraped.get("wsdrain_received_bytes_total").unwrap();
+    assert!(bytes_in > 0.0);
 }
 
 #[test]
@@ -495,10 +496,12 @@ fn max_connections_answers_503_at_once_and_recovers() {
     }
     // Probes keep working while the public side is full.
     assert_eq!(get(server.admin, "/healthz").status, 200);
-    let metrics = get(server.admin, "/metrics").text();
-    assert!(
-        metrics.contains("wsdrain_connections_rejected_total{reason=\"max_connections\"} 5"),
-        "{metrics}"
+    assert_metrics(
+        server.admin,
+        &[(
+            "wsdrain_connections_rejected_total{reason=\"max_connections\"}",
+            5.0,
+        )],
     );
     // Free one place: a new client is served.
     let mut closed = held.pop().unwrap();

@@ -5,7 +5,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Client, TestServer, WAIT, get};
+use common::{Client, TestServer, WAIT, assert_metrics, get};
 
 #[test]
 fn prestop_answers_after_the_delay_without_blocking_anyone() {
@@ -26,11 +26,7 @@ fn prestop_answers_after_the_delay_without_blocking_anyone() {
     );
     assert_eq!(get(server.public, "/readyz").status, 503);
     assert_eq!(get(server.public, "/").status, 200);
-    let metrics = get(server.admin, "/metrics").text();
-    assert!(
-        metrics.contains("wsdrain_phase{phase=\"prestop\"} 1"),
-        "{metrics}"
-    );
+    assert_metrics(server.admin, &[("wsdrain_phase{phase=\"prestop\"}", 1.0)]);
 
     // A second, concurrent call shares the first one's deadline.
     let mut second = Client::connect(server.admin);
@@ -101,11 +97,7 @@ fn drain_refuses_new_connections_but_finishes_requests_and_keeps_admin() {
         (ready.status, ready.text().as_str()),
         (503, "not ready: draining\n")
     );
-    assert!(
-        get(server.admin, "/metrics")
-            .text()
-            .contains("wsdrain_phase{phase=\"draining\"} 1")
-    );
+    assert_metrics(server.admin, &[("wsdrain_phase{phase=\"draining\"}", 1.0)]);
     assert!(server.running());
 
     // The request in flight is finished, with Connection: close, and then the process exits.

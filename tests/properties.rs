@@ -254,28 +254,10 @@ proptest! {
     }
 }
 
-/// A client frame.
+/// A client frame (the test kit's codec), masked or not.
 fn frame(fin: bool, opcode: u8, payload: &[u8], masked: bool, rsv: u8) -> Vec<u8> {
-    let mut v = vec![(u8::from(fin) << 7) | ((rsv & 7) << 4) | (opcode & 0x0f)];
-    let m = if masked { 0x80 } else { 0 };
-    match payload.len() {
-        n if n < 126 => v.push(m | n as u8),
-        n => {
-            v.push(m | 126);
-            v.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-    }
-    let mask = [0x11, 0x22, 0x33, 0x44];
-    if masked {
-        v.extend_from_slice(&mask);
-    }
-    v.extend(
-        payload
-            .iter()
-            .enumerate()
-            .map(|(i, b)| if masked { b ^ mask[i % 4] } else { *b }),
-    );
-    v
+    let mask = masked.then_some([0x11, 0x22, 0x33, 0x44]);
+    testkit::ws::encode(fin, opcode, payload, mask, rsv)
 }
 
 /// Feeds WebSocket input to an upgraded connection, reads cut at `cuts`; returns everything

@@ -16,12 +16,14 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 tier "cargo test"
 # test-faults: the panic trigger one test needs (a cargo feature no release build enables).
-cargo test --locked --features test-faults
+# --workspace: the test kit's and the tools' own unit tests too (the rollout harness's ran with
+# the server's until it became a package of its own).
+cargo test --workspace --locked --features wsdrain/test-faults
 
 # The release binaries every later tier runs, built once here: a cold build with LTO takes
 # minutes, which would otherwise count against the first tier's own time limit.
 tier "release build (wsdrain, rollout, loadgen, peer)"
-cargo build --release --locked -p wsdrain -p peer -p loadgen
+cargo build --release --locked -p wsdrain -p rollout -p peer -p loadgen
 
 for script in tests/tiers/*.sh; do
   [ -e "$script" ] || continue

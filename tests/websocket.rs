@@ -7,7 +7,8 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::{
-    RawWs, TestServer, UPGRADE, WAIT, encode_frame, eventually, get, metric, raw, ws_client,
+    RawWs, TestServer, UPGRADE, WAIT, assert_metrics, encode_frame, eventually, get, metric,
+    metrics, raw, ws_client,
 };
 use tungstenite::Message;
 
@@ -46,22 +47,14 @@ fn text_is_answered_reversed_by_unicode_scalar_values() {
             format!("{i}-x").chars().rev().collect::<String>()
         );
     }
-    let text = get(server.admin, "/metrics").text();
-    assert!(
-        text.contains("wsdrain_connections_open{kind=\"websocket\"} 1"),
-        "{text}"
-    );
-    assert!(
-        text.contains("wsdrain_websocket_messages_received_total 105"),
-        "{text}"
-    );
-    assert!(
-        text.contains("wsdrain_websocket_messages_sent_total 105"),
-        "{text}"
-    );
-    assert!(
-        text.contains("wsdrain_websocket_upgrades_total 1"),
-        "{text}"
+    assert_metrics(
+        server.admin,
+        &[
+            ("wsdrain_connections_open{kind=\"websocket\"}", 1.0),
+            ("wsdrain_websocket_messages_received_total", 105.0),
+            ("wsdrain_websocket_messages_sent_total", 105.0),
+            ("wsdrain_websocket_upgrades_total", 1.0),
+        ],
     );
 }
 
@@ -186,12 +179,12 @@ fn protocol_violations_close_with_1002() {
         );
         ws.expect_tcp_close();
     }
-    let text = get(server.admin, "/metrics").text();
-    assert!(
-        text.contains(&format!(
-            "wsdrain_websocket_closes_total{{code=\"1002\",by=\"server\"}} {violations}"
-        )),
-        "{text}"
+    assert_metrics(
+        server.admin,
+        &[(
+            "wsdrain_websocket_closes_total{code=\"1002\",by=\"server\"}",
+            violations as f64,
+        )],
     );
 }
 
@@ -353,10 +346,9 @@ fn silent_client_is_pinged_and_dropped_without_a_pong() {
     polite.get_mut().set_read_timeout(Some(WAIT)).unwrap();
     polite.send(Message::text("still here")).unwrap();
     assert_eq!(next_text(&mut polite), "ereh llits");
-    let text = get(server.admin, "/metrics").text();
-    assert!(
-        text.contains("wsdrain_websocket_ping_timeouts_total 1"),
-        "{text}"
+    assert_metrics(
+        server.admin,
+        &[("wsdrain_websocket_ping_timeouts_total", 1.0)],
     );
 }
 
@@ -381,10 +373,9 @@ fn close_handshake_initiated_by_the_client() {
             Err(e) => panic!("unclean close: {e}"),
         }
     }
-    let text = get(server.admin, "/metrics").text();
-    assert!(
-        text.contains("wsdrain_websocket_clean_closes_total 3"),
-        "{text}"
+    assert_metrics(
+        server.admin,
+        &[("wsdrain_websocket_clean_closes_total", 3.0)],
     );
     drop((ws, client));
     eventually(WAIT, "closed WebSockets are no longer counted", || {
@@ -400,14 +391,26 @@ fn application_close_codes_share_one_series_per_range() {
         ws.send(true, 8, &code.to_be_bytes());
         ws.expect_close(code);
     }
-    let text = get(server.admin, "/metrics").text();
-    for line in [
-        "wsdrain_websocket_closes_total{code=\"3xxx\",by=\"client\"} 1",
-        "wsdrain_websocket_closes_total{code=\"4xxx\",by=\"client\"} 2",
+    let scraped = metrics(server.admin);
+    for (series, value) in [
+        (
+            "wsdrain_websocket_closes_total{code=\"3xxx\",by=\"client\"}",
+            1.0,
+        ),
+        (
+            "wsdrain_websocket_closes_total{code=\"4xxx\",by=\"client\"}",
+            2.0,
+        ),
     ] {
-        assert!(text.lines().any(|l| l == line), "{line} not in {text}");
+        assert_eq!(scraped.get(series), Some(value), "{series} in {scraped}");
     }
-    assert!(!text.contains("code=\"4321\""), "{text}");
+    assert!(
+        scraped
+            .samples()
+            .iter()
+            .all(|s| s.label("code") != Some("4321")),
+        "{scraped}"
+    );
 }
 
 #[test]
@@ -427,10 +430,9 @@ fn a_client_that_sends_but_never_reads_is_throttled_then_closed() {
     assert_eq!(next_text(&mut other), "?ko");
     // Without write progress for PONG_TIMEOUT, the server gives up on it.
     flooder.expect_dropped_for_not_reading(server.admin);
-    let text = get(server.admin, "/metrics").text();
-    assert!(
-        text.contains("wsdrain_connections_open{kind=\"websocket\"} 1"),
-        "{text}"
+    assert_metrics(
+        server.admin,
+        &[("wsdrain_connections_open{kind=\"websocket\"}", 1.0)],
     );
 }
 

@@ -1,35 +1,48 @@
 //! Test harness: runs the real `wsdrain` binary on ephemeral loopback ports, follows its log, and
 //! talks to it over real sockets. Every wait is bounded, so a broken server fails a test instead
 //! of hanging it.
+//!
+//! The launcher, the WebSocket codec and the readers of log lines and `/metrics` are the test
+//! kit's (`tools/testkit`, shared with the rollout harness and the load generator); this module
+//! gives them the tests' shape: test defaults, and a panic with the server's log on failure.
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use wsdrain::app::lifecycle::EventFields;
+use testkit::server::{Launch, Server};
+use testkit::ws;
+
+// Not every test file uses every helper.
+#[allow(unused_imports)]
+pub use testkit::evidence::{DrainPlan, EventFields, Metrics};
+#[allow(unused_imports)]
+pub use testkit::ws::{Frame, encode as encode_frame};
 
 /// Default bound on any single wait.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// The test kit's result, or a panic with its message (which carries the server's log), at
+/// the test's line.
+#[track_caller]
+fn ok<T>(result: Result<T, String>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// A running server process.
 pub struct TestServer {
-    child: Child,
-    lines: Receiver<Option<String>>,
-    log: Arc<Mutex<Vec<String>>>,
+    server: Server,
     pub public: SocketAddr,
     pub admin: SocketAddr,
     pub static_dir: PathBuf,
-    exited: Option<ExitStatus>,
-    /// Output streams (stdout, stderr) that have ended.
-    closed: usize,
 }
 
 /// A fresh directory under the system temp dir.
@@ -78,157 +91,78 @@ pub fn binary() -> &'static str {
 impl TestServer {
     /// Starts the server with test defaults (loopback, ephemeral ports, fixture files) and the
     /// given environment overrides; returns once it logged its addresses.
+    #[track_caller]
     pub fn start(env: &[(&str, &str)]) -> TestServer {
         Self::start_with(Command::new(binary()), env)
     }
 
     /// Like [`TestServer::start`], with a prepared command (e.g. a wrapper that lowers limits).
-    pub fn start_with(mut command: Command, env: &[(&str, &str)]) -> TestServer {
+    #[track_caller]
+    pub fn start_with(command: Command, env: &[(&str, &str)]) -> TestServer {
         let static_dir = fixture_static_dir();
-        let mut vars: HashMap<&str, String> = HashMap::from([
-            ("BIND", "127.0.0.1".to_string()),
-            ("ADMIN_BIND", "127.0.0.1".to_string()),
-            ("PORT", "0".to_string()),
-            ("ADMIN_PORT", "0".to_string()),
-            ("STATIC_DIR", static_dir.display().to_string()),
-            ("RUST_LOG", "debug".to_string()),
-            ("INSTANCE_ID", "test-instance".to_string()),
-        ]);
-        for (k, v) in env {
-            vars.insert(k, v.to_string());
-        }
-        let mut child = command
-            .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn wsdrain");
-        let (tx, lines) = channel();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    log.lock().unwrap().push(line.clone());
-                    let _ = tx.send(Some(line));
-                }
-                let _ = tx.send(None);
-            });
-        }
-        let mut server = TestServer {
-            child,
-            lines,
-            log,
-            public: "0.0.0.0:0".parse().unwrap(),
-            admin: "0.0.0.0:0".parse().unwrap(),
+        let server = ok(Launch::with_command(command)
+            .name("wsdrain")
+            .env("STATIC_DIR", &static_dir.display().to_string())
+            .env("RUST_LOG", "debug")
+            .env("INSTANCE_ID", "test-instance")
+            .envs(env.iter().copied())
+            .start());
+        TestServer {
+            public: server.public(),
+            admin: server.admin(),
+            server,
             static_dir,
-            exited: None,
-            closed: 0,
-        };
-        let listening = server.wait_event("listening", WAIT);
-        let addr = |key| listening.get(key).and_then(|a| a.parse().ok());
-        server.public = addr("public").expect("public address");
-        server.admin = addr("admin").expect("admin address");
-        server
+        }
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.server.pid()
     }
 
     /// Waits for a log line containing `needle` (seen before or arriving within `timeout`).
+    #[track_caller]
     pub fn wait_log(&mut self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        let mut seen = 0;
-        loop {
-            {
-                let log = self.log.lock().unwrap();
-                if let Some(line) = log[seen..].iter().find(|l| l.contains(needle)) {
-                    return line.clone();
-                }
-                seen = log.len();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(Some(_)) => {}
-                Ok(None) => self.closed += 1,
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "no log line with {needle:?} within {timeout:?}; log:\n{}",
-                        self.log_text()
-                    )
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!(
-                        "server output ended before {needle:?}; log:\n{}",
-                        self.log_text()
-                    )
-                }
-            }
-        }
+        ok(self.server.wait_log(needle, timeout))
     }
 
     /// Waits for the lifecycle line `event` (seen before or arriving within `timeout`) and
     /// returns its fields: tests read numbers by key, never from prose.
+    #[track_caller]
     pub fn wait_event(&mut self, event: &str, timeout: Duration) -> EventFields {
-        let line = self.wait_log(&format!("] {event} "), timeout);
-        EventFields::of(&line, event).unwrap_or_else(|| panic!("not a {event} line: {line}"))
+        ok(self.server.wait_event(event, timeout))
+    }
+
+    /// The fields of the lifecycle line `event`, if it was logged.
+    pub fn find_event(&self, event: &str) -> Option<EventFields> {
+        self.server.find_event(event)
     }
 
     /// Every log line so far.
     pub fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.server.log_text()
     }
 
     /// Sends a signal by name (TERM, INT, KILL) with kill(1).
+    #[track_caller]
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args(["-s", name, &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -s {name} failed");
+        ok(self.server.signal(name))
     }
 
     /// Waits for the process to exit (its output closes) and returns its status.
+    #[track_caller]
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        if let Some(status) = self.exited {
-            return status;
-        }
-        let deadline = Instant::now() + timeout;
-        while self.closed < 2 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(None) => self.closed += 1,
-                Ok(Some(_)) => {}
-                Err(_) => panic!(
-                    "server still running after {timeout:?}; log:\n{}",
-                    self.log_text()
-                ),
-            }
-        }
-        let status = self.child.wait().expect("wait for wsdrain");
-        self.exited = Some(status);
-        status
+        ok(self.server.wait_exit(timeout))
     }
 
     /// Whether the process is still running.
     pub fn running(&mut self) -> bool {
-        self.exited.is_none() && matches!(self.child.try_wait(), Ok(None))
+        self.server.running()
     }
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        if self.exited.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        let _ = self.server.kill();
         let _ = std::fs::remove_dir_all(&self.static_dir);
     }
 }
@@ -381,34 +315,14 @@ pub fn repo_file(rel: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).unwrap()
 }
 
-/// A frame as the server sent it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
-    pub fin: bool,
-    pub opcode: u8,
-    pub payload: Vec<u8>,
-}
-
-impl Frame {
-    pub fn text(&self) -> String {
-        String::from_utf8(self.payload.clone()).expect("server text is UTF-8")
-    }
-
-    /// The close code of a close frame.
-    pub fn close_code(&self) -> Option<u16> {
-        (self.opcode == 8 && self.payload.len() >= 2)
-            .then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
-    }
-}
-
 /// A WebSocket client that writes frames byte by byte as told, valid or not.
 pub struct RawWs {
     pub stream: TcpStream,
     buf: Vec<u8>,
 }
 
-pub const UPGRADE: &str = "GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+/// A complete upgrade request for `/ws`.
+pub const UPGRADE: &str = ws::UPGRADE_REQUEST;
 
 impl RawWs {
     /// Connects and upgrades; `extra` is sent in the same write as the request.
@@ -419,10 +333,7 @@ impl RawWs {
         client.send(&request);
         let r = client.read_response(true);
         assert_eq!(r.status, 101, "upgrade refused: {}", r.text());
-        assert_eq!(
-            r.header("sec-websocket-accept"),
-            Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
-        );
+        assert_eq!(r.header("sec-websocket-accept"), Some(ws::ACCEPT));
         RawWs {
             stream: client.stream,
             buf: client.buf,
@@ -439,7 +350,7 @@ impl RawWs {
 
     /// Sends a masked frame.
     pub fn send(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
-        let bytes = encode_frame(fin, opcode, payload, Some([0x12, 0x34, 0x56, 0x78]), 0);
+        let bytes = ws::encode(fin, opcode, payload, Some([0x12, 0x34, 0x56, 0x78]), 0);
         self.send_raw(&bytes);
     }
 
@@ -449,8 +360,10 @@ impl RawWs {
 
     pub fn read_frame(&mut self) -> Frame {
         loop {
-            if let Some((frame, used)) = decode_frame(&self.buf) {
-                self.buf.drain(..used);
+            if let Some(head) = ws::frame_at(&self.buf) {
+                assert_eq!(head.mask, None, "server frames must not be masked");
+                let frame = Frame::at(&self.buf, &head);
+                self.buf.drain(..head.frame_len());
                 return frame;
             }
             let mut chunk = [0u8; 65536];
@@ -535,65 +448,6 @@ impl RawWs {
     }
 }
 
-/// Encodes a frame (client frames are masked; `rsv` is the 3 reserved bits, 0..8).
-pub fn encode_frame(
-    fin: bool,
-    opcode: u8,
-    payload: &[u8],
-    mask: Option<[u8; 4]>,
-    rsv: u8,
-) -> Vec<u8> {
-    let mut v = vec![(if fin { 0x80 } else { 0 }) | (rsv << 4) | opcode];
-    let m = if mask.is_some() { 0x80 } else { 0 };
-    match payload.len() {
-        n if n < 126 => v.push(m | n as u8),
-        n if n < 65536 => {
-            v.push(m | 126);
-            v.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            v.push(m | 127);
-            v.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    match mask {
-        Some(mask) => {
-            v.extend_from_slice(&mask);
-            v.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        }
-        None => v.extend_from_slice(payload),
-    }
-    v
-}
-
-/// Decodes one unmasked server frame from the start of `buf`.
-pub fn decode_frame(buf: &[u8]) -> Option<(Frame, usize)> {
-    if buf.len() < 2 {
-        return None;
-    }
-    assert_eq!(buf[1] & 0x80, 0, "server frames must not be masked");
-    let (len, start) = match buf[1] & 0x7f {
-        126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
-        127 if buf.len() >= 10 => (
-            u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize,
-            10,
-        ),
-        126 | 127 => return None,
-        n => (n as usize, 2),
-    };
-    if buf.len() < start + len {
-        return None;
-    }
-    Some((
-        Frame {
-            fin: buf[0] & 0x80 != 0,
-            opcode: buf[0] & 0x0f,
-            payload: buf[start..start + len].to_vec(),
-        },
-        start + len,
-    ))
-}
-
 /// A standard client (tungstenite) connected to `/ws`.
 pub fn ws_client(addr: SocketAddr) -> tungstenite::WebSocket<TcpStream> {
     let stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
@@ -615,13 +469,28 @@ pub fn eventually(timeout: Duration, what: &str, mut condition: impl FnMut() -> 
     }
 }
 
-/// The value of one sample in the admin port's `/metrics`.
-pub fn metric(admin: SocketAddr, sample: &str) -> Option<f64> {
-    let text = get(admin, "/metrics").text();
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(sample)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
-        .map(|v| v.parse().expect("numeric sample"))
+/// One scrape of the admin port's `/metrics`, parsed.
+#[track_caller]
+pub fn metrics(admin: SocketAddr) -> Metrics {
+    ok(testkit::evidence::scrape(admin))
+}
+
+/// The value of one series (`name` or `name{label="value",…}`, all its labels) in the admin
+/// port's `/metrics`; `None` if the server does not expose it.
+#[track_caller]
+pub fn metric(admin: SocketAddr, series: &str) -> Option<f64> {
+    ok(testkit::evidence::metric(admin, series))
+}
+
+/// Asserts the value of each series (as for [`metric`]) in one scrape of `/metrics`.
+#[track_caller]
+pub fn assert_metrics(admin: SocketAddr, expected: &[(&str, f64)]) {
+    let scraped = metrics(admin);
+    for &(series, value) in expected {
+        assert_eq!(
+            scraped.get(series),
+            Some(value),
+            "{series} in /metrics:\n{scraped}"
+        );
+    }
 }

@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 
+use testkit::ws;
 use wsdrain::base::timers::Rng;
 use wsdrain::net::Listener;
 
@@ -584,7 +585,16 @@ impl Client {
     }
 
     fn parse_frame(&mut self, world: &mut World, violations: &mut Vec<Violation>) -> Option<usize> {
-        let (fin, opcode, payload, len) = decode_server_frame(&self.rx)?;
+        let head = ws::frame_at(&self.rx)?;
+        if head.mask.is_some() {
+            violations.push("the server masked a frame".into());
+        }
+        let ws::Frame {
+            fin,
+            opcode,
+            payload,
+        } = ws::Frame::at(&self.rx, &head);
+        let len = head.frame_len();
         if !fin {
             violations.push("the server fragmented a frame".into());
         }
@@ -648,43 +658,10 @@ impl Client {
     }
 }
 
-/// A server frame at the start of `buf`: (fin, opcode, payload, frame length).
-fn decode_server_frame(buf: &[u8]) -> Option<(bool, u8, Vec<u8>, usize)> {
-    if buf.len() < 2 {
-        return None;
-    }
-    let fin = buf[0] & 0x80 != 0;
-    let opcode = buf[0] & 0x0f;
-    let (len, start) = match buf[1] & 0x7f {
-        126 => (u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?]) as usize, 4),
-        127 => {
-            let bytes: [u8; 8] = buf.get(2..10)?.try_into().ok()?;
-            (u64::from_be_bytes(bytes) as usize, 10)
-        }
-        n => (n as usize, 2),
-    };
-    let payload = buf.get(start..start + len)?.to_vec();
-    Some((fin, opcode, payload, start + len))
-}
-
-/// A masked client frame.
+/// A masked client frame (the test kit's codec), its masking key drawn from the seed.
 pub fn client_frame(rng: &mut Rng, opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![opcode | if fin { 0x80 } else { 0 }];
-    match payload.len() {
-        n @ 0..=125 => frame.push(0x80 | n as u8),
-        n @ 126..=0xffff => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
     let mask = (rng.next_u64() as u32).to_be_bytes();
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    frame
+    ws::encode(fin, opcode, payload, Some(mask), 0)
 }
 
 fn message_text(rng: &mut Rng, socket: usize, n: u32) -> String {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Tier: a rolling update played with real nginx, two real server processes and 200 reconnecting
-# clients (src/bin/rollout). Fails on any lost message, any 1006 during the drain, a pod that
+# clients (tools/rollout). Fails on any lost message, any 1006 during the drain, a pod that
 # outlives its grace period, or closes that are not spread over the drain window.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -12,6 +12,6 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   timeout 120 apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
 fi
 
-cargo build --release --locked --bin wsdrain --bin rollout
+cargo build --release --locked -p wsdrain -p rollout
 timeout 120 ./target/release/rollout --clients 200 --prestop-delay 2 --drain-window 3 \
   --close-timeout 2 --grace 11 --send-interval 200

@@ -1,6 +1,7 @@
 //! The event-driven client side: many WebSocket connections on one `mio` loop, so the load
-//! generator is not the bottleneck. A mode supplies a [`Behaviour`]; the driver does TCP,
-//! the upgrade, framing and masking.
+//! generator is not the bottleneck. A mode supplies a [`Behaviour`]; the driver does TCP and
+//! the upgrade, and frames with the test kit's codec (`testkit::ws`), which appends to the
+//! connection's buffer and reads headers in place: nothing is allocated per frame.
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -8,6 +9,10 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use testkit::ws;
+
+/// The masking key of every frame the load generator sends.
+pub const MASK: [u8; 4] = [0x5a, 0x17, 0x99, 0x03];
 
 /// Connections per source address (well under the ~28k ephemeral ports of one address).
 const PER_SOURCE: usize = 20_000;
@@ -37,12 +42,13 @@ pub struct Conn {
 impl Conn {
     /// Queues a masked text frame.
     pub fn send_text(&mut self, payload: &[u8]) {
-        encode(&mut self.outbuf, 1, payload);
+        ws::encode_into(&mut self.outbuf, true, ws::TEXT, payload, Some(MASK), 0);
     }
 
     /// Queues a close frame (1000).
     pub fn send_close(&mut self) {
-        encode(&mut self.outbuf, 8, &1000u16.to_be_bytes());
+        let code = 1000u16.to_be_bytes();
+        ws::encode_into(&mut self.outbuf, true, ws::CLOSE, &code, Some(MASK), 0);
     }
 
     pub fn is_open(&self) -> bool {
@@ -108,14 +114,7 @@ impl Driver {
             Interest::READABLE | Interest::WRITABLE,
         )?;
         let mut outbuf = Vec::with_capacity(256);
-        outbuf.extend_from_slice(
-            format!(
-                "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-                self.server
-            )
-            .as_bytes(),
-        );
+        outbuf.extend_from_slice(ws::UPGRADE_REQUEST.as_bytes());
         self.conns[id] = Some(Conn {
             stream,
             phase: Phase::Connecting,
@@ -185,36 +184,36 @@ impl Driver {
             }
         }
         if conn.phase == Phase::Handshaking
-            && let Some(end) = conn.inbuf.windows(4).position(|w| w == b"\r\n\r\n")
+            && let Some(upgrade) = ws::upgrade_response(&conn.inbuf)
         {
-            if !conn.inbuf.starts_with(b"HTTP/1.1 101") {
+            let Ok(end) = upgrade else {
                 self.errors += 1;
                 self.remove(id, false, behaviour, now);
                 return;
-            }
-            conn.inbuf.drain(..end + 4);
+            };
+            conn.inbuf.drain(..end);
             conn.phase = Phase::Open;
             behaviour.on_open(id, conn, now);
         }
         let mut clean = false;
         if conn.phase == Phase::Open {
             let mut consumed = 0;
-            while let Some((opcode, start, len)) = frame_at(&conn.inbuf[consumed..]) {
-                let payload_range = consumed + start..consumed + start + len;
-                consumed += start + len;
-                match opcode {
-                    1 => {
+            while let Some(head) = ws::frame_at(&conn.inbuf[consumed..]) {
+                let payload_range = consumed + head.header_len..consumed + head.frame_len();
+                consumed += head.frame_len();
+                match head.opcode {
+                    ws::TEXT => {
                         let payload = conn.inbuf[payload_range].to_vec();
                         behaviour.on_text(id, conn, &payload, now);
                     }
-                    8 => {
+                    ws::CLOSE => {
                         clean = true;
                         conn.phase = Phase::Closed;
                         break;
                     }
-                    9 => {
+                    ws::PING => {
                         let payload = conn.inbuf[payload_range].to_vec();
-                        encode(&mut conn.outbuf, 10, &payload);
+                        ws::encode_into(&mut conn.outbuf, true, ws::PONG, &payload, Some(MASK), 0);
                     }
                     _ => {}
                 }
@@ -248,41 +247,4 @@ fn flush(conn: &mut Conn) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// A masked client frame.
-pub fn encode(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
-    let mask = [0x5a, 0x17, 0x99, 0x03];
-    out.push(0x80 | opcode);
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n < 65536 => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-}
-
-/// A complete unmasked server frame at the start of `buf`: (opcode, payload start, length).
-pub fn frame_at(buf: &[u8]) -> Option<(u8, usize, usize)> {
-    if buf.len() < 2 {
-        return None;
-    }
-    let (len, start) = match buf[1] & 0x7f {
-        126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
-        127 if buf.len() >= 10 => {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&buf[2..10]);
-            (u64::from_be_bytes(b) as usize, 10)
-        }
-        126 | 127 => return None,
-        n => (n as usize, 2),
-    };
-    (buf.len() >= start + len).then_some((buf[0] & 0x0f, start, len))
 }

@@ -22,6 +22,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
+use testkit::ws;
 
 mod driver;
 mod modes;
@@ -210,26 +211,16 @@ impl Client {
             stream,
             buf: Vec::new(),
         };
-        let request = format!(
-            "GET /ws HTTP/1.1\r\nHost: {server}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-        );
         client
             .stream
-            .write_all(request.as_bytes())
+            .write_all(ws::UPGRADE_REQUEST.as_bytes())
             .map_err(|e| e.to_string())?;
         let end = loop {
-            if let Some(i) = client.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
+            if let Some(upgrade) = ws::upgrade_response(&client.buf) {
+                break upgrade?;
             }
             client.fill()?;
         };
-        if !client.buf.starts_with(b"HTTP/1.1 101") {
-            return Err(format!(
-                "upgrade refused: {}",
-                String::from_utf8_lossy(&client.buf[..end])
-            ));
-        }
         client.buf.drain(..end);
         Ok(client)
     }
@@ -247,21 +238,20 @@ impl Client {
     }
 
     fn send_text(&mut self, text: &[u8]) -> Result<(), String> {
-        let mut frame = Vec::with_capacity(text.len() + 14);
-        driver::encode(&mut frame, 1, text);
+        let frame = ws::encode(true, ws::TEXT, text, Some(driver::MASK), 0);
         self.stream.write_all(&frame).map_err(|e| e.to_string())
     }
 
     /// Reads one text frame; `Ok((is_alive, payload))`.
     fn read_text(&mut self) -> Result<(bool, Vec<u8>), String> {
         loop {
-            while let Some((opcode, start, len)) = driver::frame_at(&self.buf) {
-                let payload = self.buf[start..start + len].to_vec();
-                self.buf.drain(..start + len);
-                match opcode {
-                    1 => return Ok((payload.starts_with(b"{\"type\":\"alive\""), payload)),
-                    9 | 10 => {}
-                    8 => return Err("server sent close".into()),
+            while let Some((frame, used)) = ws::decode(&self.buf) {
+                self.buf.drain(..used);
+                let payload = frame.payload;
+                match frame.opcode {
+                    ws::TEXT => return Ok((payload.starts_with(b"{\"type\":\"alive\""), payload)),
+                    ws::PING | ws::PONG => {}
+                    ws::CLOSE => return Err("server sent close".into()),
                     other => return Err(format!("unexpected opcode {other}")),
                 }
             }
@@ -286,25 +276,11 @@ fn startup(args: &[String]) -> Result<(), String> {
     let server = server.ok_or("--server is required")?;
     let mut times = Vec::new();
     for _ in 0..runs.max(1) {
-        let started = Instant::now();
-        let mut child = std::process::Command::new(&server)
-            .env("PORT", "0")
-            .env("ADMIN_PORT", "0")
-            .env("BIND", "127.0.0.1")
-            .env("ADMIN_BIND", "127.0.0.1")
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("{server}: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
-        let listening = lines.any(|l| l.map(|l| l.contains("listening")).unwrap_or(false));
-        let took = started.elapsed();
-        let _ = child.kill();
-        let _ = child.wait();
-        if !listening {
-            return Err("the server exited without listening".into());
-        }
-        times.push(took);
+        // The test kit's launcher (loopback, ephemeral ports) notes when it read the listening
+        // line, so its thread hand-off is not counted.
+        let mut child = testkit::server::Launch::new(&server).start()?;
+        times.push(child.listening_after());
+        child.kill()?;
     }
     times.sort();
     println!(

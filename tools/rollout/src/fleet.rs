@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use testkit::ws;
+
+/// The masking key of every frame the clients send.
+const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 /// Fleet settings.
 #[derive(Debug, Clone)]
@@ -238,10 +242,8 @@ impl Fleet {
             };
             match stream.peer_addr() {
                 Ok(_) => {
-                    let request = "GET /ws HTTP/1.1\r\nHost: rollout\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
                     let c = &mut self.clients[id];
-                    c.outbuf.extend_from_slice(request.as_bytes());
+                    c.outbuf.extend_from_slice(ws::UPGRADE_REQUEST.as_bytes());
                     c.phase = Phase::Handshaking;
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => {
@@ -312,7 +314,14 @@ impl Fleet {
                 break;
             };
             let text = format!("c{id}:{seq}");
-            encode_text(&mut c.outbuf, text.as_bytes());
+            ws::encode_into(
+                &mut c.outbuf,
+                true,
+                ws::TEXT,
+                text.as_bytes(),
+                Some(MASK),
+                0,
+            );
             c.in_flight.push_back(seq);
         }
     }
@@ -320,15 +329,16 @@ impl Fleet {
     fn process_input(&mut self, id: usize) {
         if matches!(self.clients[id].phase, Phase::Handshaking) {
             let c = &mut self.clients[id];
-            let Some(end) = c.inbuf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                return;
+            let end = match ws::upgrade_response(&c.inbuf) {
+                None => return,
+                Some(Ok(end)) => end,
+                Some(Err(_)) => {
+                    self.stats.connect_failures += 1;
+                    self.lost(id);
+                    return;
+                }
             };
-            if !c.inbuf.starts_with(b"HTTP/1.1 101") {
-                self.stats.connect_failures += 1;
-                self.lost(id);
-                return;
-            }
-            c.inbuf.drain(..end + 4);
+            c.inbuf.drain(..end);
             c.phase = Phase::Open;
             let now = Instant::now();
             c.opened_at = Some(now);
@@ -348,18 +358,24 @@ impl Fleet {
         }
         loop {
             let c = &mut self.clients[id];
-            let Some((opcode, payload, used)) = decode_frame(&c.inbuf) else {
+            let Some((
+                ws::Frame {
+                    opcode, payload, ..
+                },
+                used,
+            )) = ws::decode(&c.inbuf)
+            else {
                 return;
             };
             c.inbuf.drain(..used);
             match opcode {
-                1 if payload.starts_with(b"{\"type\":\"alive\"") => {
+                ws::TEXT if payload.starts_with(b"{\"type\":\"alive\"") => {
                     let text = String::from_utf8_lossy(&payload);
                     if let Some(rest) = text.split("\"instance\":\"").nth(1) {
                         c.instance = rest.split('"').next().unwrap_or("").to_string();
                     }
                 }
-                1 => {
+                ws::TEXT => {
                     let Some(seq) = c.in_flight.pop_front() else {
                         self.stats.mismatches += 1;
                         continue;
@@ -380,7 +396,7 @@ impl Fleet {
                     }
                     self.fill_output(id);
                 }
-                8 => {
+                ws::CLOSE => {
                     let code = if payload.len() >= 2 {
                         u16::from_be_bytes([payload[0], payload[1]])
                     } else {
@@ -392,9 +408,14 @@ impl Fleet {
                             .restarts
                             .push((Instant::now(), c.instance.clone()));
                     }
-                    let mut reply = Vec::new();
-                    encode_frame(&mut reply, 8, &code.to_be_bytes());
-                    c.outbuf.extend_from_slice(&reply);
+                    ws::encode_into(
+                        &mut c.outbuf,
+                        true,
+                        ws::CLOSE,
+                        &code.to_be_bytes(),
+                        Some(MASK),
+                        0,
+                    );
                     c.phase = Phase::Closing;
                     c.close_code = Some(code);
                     self.stats.resent += c.in_flight.len() as u64;
@@ -409,10 +430,8 @@ impl Fleet {
                     c.outbuf.clear();
                     return;
                 }
-                9 => {
-                    let mut pong = Vec::new();
-                    encode_frame(&mut pong, 10, &payload);
-                    c.outbuf.extend_from_slice(&pong);
+                ws::PING => {
+                    ws::encode_into(&mut c.outbuf, true, ws::PONG, &payload, Some(MASK), 0);
                 }
                 _ => {}
             }
@@ -499,44 +518,4 @@ impl Fleet {
             })
             .sum()
     }
-}
-
-fn encode_text(out: &mut Vec<u8>, payload: &[u8]) {
-    encode_frame(out, 1, payload);
-}
-
-/// A masked client frame.
-fn encode_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
-    let mask = [0x37, 0xfa, 0x21, 0x3d];
-    out.push(0x80 | opcode);
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-}
-
-/// One unmasked server frame: (opcode, payload, bytes used).
-fn decode_frame(buf: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
-    if buf.len() < 2 {
-        return None;
-    }
-    let (len, start) = match buf[1] & 0x7f {
-        126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
-        127 if buf.len() >= 10 => {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&buf[2..10]);
-            (u64::from_be_bytes(b) as usize, 10)
-        }
-        126 | 127 => return None,
-        n => (n as usize, 2),
-    };
-    if buf.len() < start + len {
-        return None;
-    }
-    Some((buf[0] & 0x0f, buf[start..start + len].to_vec(), start + len))
 }

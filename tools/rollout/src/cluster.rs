@@ -1,182 +1,35 @@
 //! The parts of a cluster the rollout needs, as real processes on 127.0.0.1: pods (wsdrain
-//! processes) and a load balancer (nginx with its own prefix and config in a temp dir).
+//! processes, started by the test kit's launcher) and a load balancer (nginx with its own prefix
+//! and config in a temp dir).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use wsdrain::app::lifecycle::EventFields;
 
-/// A wsdrain process playing a pod.
-pub struct Pod {
-    pub name: String,
-    child: Child,
-    pub public: SocketAddr,
-    pub admin: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
-    exited: Option<ExitStatus>,
-}
+use testkit::server::{Launch, Server};
 
-impl Pod {
-    /// Starts the server with `env` and waits (bounded) until it listens.
-    pub fn start(
-        binary: &Path,
-        name: &str,
-        env: &HashMap<String, String>,
-        log_dir: &Path,
-    ) -> Result<Pod, String> {
-        let mut child = Command::new(binary)
-            .envs(env)
-            .env("INSTANCE_ID", name)
-            .env("BIND", "127.0.0.1")
-            .env("ADMIN_BIND", "127.0.0.1")
-            .env("PORT", "0")
-            .env("ADMIN_PORT", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("start {name} ({}): {e}", binary.display()))?;
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let file = std::fs::File::create(log_dir.join(format!("{name}.log")))
-            .map_err(|e| e.to_string())?;
-        let file = Arc::new(Mutex::new(file));
-        for stream in [
-            Box::new(child.stdout.take().ok_or("no stdout")?) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().ok_or("no stderr")?),
-        ] {
-            let log = log.clone();
-            let file = file.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if let Ok(mut f) = file.lock() {
-                        let _ = writeln!(f, "{line}");
-                    }
-                    if let Ok(mut l) = log.lock() {
-                        l.push(line);
-                    }
-                }
-            });
-        }
-        let mut pod = Pod {
-            name: name.to_string(),
-            child,
-            public: "127.0.0.1:0".parse().map_err(|_| "addr")?,
-            admin: "127.0.0.1:0".parse().map_err(|_| "addr")?,
-            log,
-            exited: None,
-        };
-        let line = pod.wait_log("] listening ", Duration::from_secs(10))?;
-        let fields = EventFields::of(&line, "listening").ok_or(format!("unreadable: {line}"))?;
-        let addr = |key| {
-            fields
-                .get(key)
-                .and_then(|a| a.parse().ok())
-                .ok_or_else(|| format!("bad address in {line}"))
-        };
-        pod.public = addr("public")?;
-        pod.admin = addr("admin")?;
-        Ok(pod)
-    }
-
-    /// Waits for a log line containing `needle`.
-    pub fn wait_log(&mut self, needle: &str, timeout: Duration) -> Result<String, String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(line) = self.find_log(needle) {
-                return Ok(line);
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "{}: no log line with {needle:?} within {timeout:?}",
-                    self.name
-                ));
-            }
-            if self.exit_status().is_some() && self.find_log(needle).is_none() {
-                std::thread::sleep(Duration::from_millis(50)); // let the reader threads finish
-                return self
-                    .find_log(needle)
-                    .ok_or_else(|| format!("{} exited without logging {needle:?}", self.name));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    pub fn find_log(&self, needle: &str) -> Option<String> {
-        self.log
-            .lock()
-            .ok()?
-            .iter()
-            .find(|l| l.contains(needle))
-            .cloned()
-    }
-
-    pub fn signal(&self, name: &str) -> Result<(), String> {
-        let status = Command::new("kill")
-            .args(["-s", name, &self.child.id().to_string()])
-            .status()
-            .map_err(|e| e.to_string())?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!("kill -s {name} {} failed", self.name))
-        }
-    }
-
-    pub fn exit_status(&mut self) -> Option<ExitStatus> {
-        if self.exited.is_none() {
-            self.exited = self.child.try_wait().ok().flatten();
-        }
-        self.exited
-    }
-
-    /// Waits until the process exits, or `deadline`; then SIGKILLs it (as the kubelet does at
-    /// the end of the grace period) and returns None.
-    pub fn wait_exit_or_kill(&mut self, deadline: Instant) -> Option<ExitStatus> {
-        while Instant::now() < deadline {
-            if let Some(status) = self.exit_status() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        None
-    }
-}
-
-impl Drop for Pod {
-    fn drop(&mut self) {
-        if self.exit_status().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// Starts a wsdrain process playing the pod `name` (its `INSTANCE_ID`) with `env`, on loopback
+/// ephemeral ports, its log copied to `log_dir/NAME.log`; returns once it listens.
+pub fn start_pod(
+    binary: &Path,
+    name: &str,
+    env: &HashMap<String, String>,
+    log_dir: &Path,
+) -> Result<Server, String> {
+    Launch::new(binary)
+        .name(name)
+        .envs(env)
+        .env("INSTANCE_ID", name)
+        .log_file(log_dir.join(format!("{name}.log")))
+        .start()
 }
 
 /// One HTTP GET on a fresh connection; returns the status (blocking, bounded).
 pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<u16, String> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: k\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&response);
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad response {text:?}"))
+    testkit::http::get(addr, path, timeout).map(|answer| answer.status)
 }
 
 /// nginx as the load balancer: upgraded connections stay on the worker (and so the pod) that

@@ -22,9 +22,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use cluster::{Nginx, Pod, http_get};
+use cluster::{Nginx, http_get, start_pod};
 use fleet::{Fleet, FleetConfig};
-use wsdrain::app::lifecycle::{DrainSchedule, EventFields};
+use testkit::evidence::DrainPlan;
 
 const USAGE: &str = "usage: rollout [--clients N] [--prestop-delay SECS] [--drain-window SECS] \
 [--close-timeout SECS] [--grace SECS] [--send-interval MS] [--alive-interval SECS] [--server PATH] [--keep-logs]
@@ -149,7 +149,7 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
         ("ALIVE_INTERVAL", secs(o.alive_interval)),
         (
             "STATIC_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/static").to_string(),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../static").to_string(),
         ),
         ("RUST_LOG", "info".to_string()),
     ]
@@ -159,8 +159,8 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
     let draining_timeout =
         Duration::from_secs_f64(o.prestop_delay + o.drain_window + o.close_timeout + 1.0);
 
-    let mut a = Pod::start(&o.server, "pod-a", &env, dir)?;
-    let nginx = Nginx::start(&dir.join("nginx"), a.public, draining_timeout, o.clients)?;
+    let mut a = start_pod(&o.server, "pod-a", &env, dir)?;
+    let nginx = Nginx::start(&dir.join("nginx"), a.public(), draining_timeout, o.clients)?;
     let mut fleet = Fleet::new(FleetConfig {
         addr: nginx.listen,
         clients: o.clients,
@@ -188,9 +188,9 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
     fleet.run(Duration::from_secs(1), |_| false);
 
     // The replacement starts at once; it gets traffic only once ready.
-    let b = Pod::start(&o.server, "pod-b", &env, dir)?;
+    let b = start_pod(&o.server, "pod-b", &env, dir)?;
     let ready_by = Instant::now() + Duration::from_secs(10);
-    while http_get(b.admin, "/readyz", Duration::from_secs(2)) != Ok(200) {
+    while http_get(b.admin(), "/readyz", Duration::from_secs(2)) != Ok(200) {
         if Instant::now() > ready_by {
             return Err("pod B never became ready".into());
         }
@@ -200,17 +200,22 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
     // Pod A is terminating: preStop and endpoint removal start together.
     let terminating = Instant::now();
     let grace_ends = terminating + Duration::from_secs_f64(o.grace);
-    let a_admin = a.admin;
+    let a_admin = a.admin();
     let prestop_timeout = Duration::from_secs_f64(o.prestop_delay + 10.0);
     let prestop = std::thread::spawn(move || http_get(a_admin, "/prestop", prestop_timeout));
-    nginx.switch_upstream(b.public)?;
+    nginx.switch_upstream(b.public())?;
     println!("pod A terminating: /prestop called, upstream switched to pod B");
     // Until the endpoint change reaches every load balancer, connections may still arrive at A.
-    a.wait_log("] prestop ready=false", Duration::from_secs(5))?;
-    if http_get(a.public, "/healthz", Duration::from_secs(2)) != Ok(200) {
+    let prestop_event = a.wait_event("prestop", Duration::from_secs(5))?;
+    if prestop_event.get("ready") != Some("false") {
+        failures.push(format!(
+            "pod A's prestop line does not say ready=false: {prestop_event:?}"
+        ));
+    }
+    if http_get(a.public(), "/healthz", Duration::from_secs(2)) != Ok(200) {
         failures.push("a connection that reached pod A during preStop was not served".into());
     }
-    if http_get(a.admin, "/readyz", Duration::from_secs(2)) != Ok(503) {
+    if http_get(a.admin(), "/readyz", Duration::from_secs(2)) != Ok(503) {
         failures.push("pod A still reported ready during preStop".into());
     }
     while !prestop.is_finished() {
@@ -227,16 +232,17 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
 
     let sigterm = Instant::now();
     a.signal("TERM")?;
-    let mut a_exit = None;
-    while a_exit.is_none() && Instant::now() < grace_ends {
+    while a.running() && Instant::now() < grace_ends {
         fleet.run(Duration::from_millis(10), |_| false);
-        a_exit = a.exit_status();
     }
     let drain_took = sigterm.elapsed();
-    match a_exit.or_else(|| a.wait_exit_or_kill(grace_ends)) {
-        Some(status) if status.code() == Some(0) => {}
-        Some(status) => failures.push(format!("pod A exited with {status}")),
-        None => {
+    // Its exit status, and its log read to the end; at the grace period, SIGKILL (as the
+    // kubelet would).
+    match a.wait_exit(grace_ends.saturating_duration_since(Instant::now())) {
+        Ok(status) if status.code() == Some(0) => {}
+        Ok(status) => failures.push(format!("pod A exited with {status}")),
+        Err(_) => {
+            a.kill()?;
             failures.push("pod A was still running at the end of the grace period: SIGKILL".into())
         }
     }
@@ -293,13 +299,10 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
     // fleet of some size.
     let window = Duration::from_secs_f64(o.drain_window);
     let window_ms = window.as_millis() as u64;
-    let schedule = match a.wait_log("] drain_schedule ", Duration::from_secs(1)) {
-        Ok(line) => EventFields::of(&line, "drain_schedule")
-            .as_ref()
-            .and_then(DrainSchedule::from_fields)
-            .ok_or(format!(
-                "pod A's drain_schedule line does not read back: {line}"
-            )),
+    let schedule = match a.wait_event("drain_schedule", Duration::from_secs(1)) {
+        Ok(fields) => DrainPlan::from_fields(&fields).ok_or(format!(
+            "pod A's drain_schedule line does not read back: {fields:?}"
+        )),
         Err(_) => Err(
             "pod A logged no drain_schedule line at drain begin, so the spread of its closes \
              over DRAIN_WINDOW cannot be checked"
@@ -338,10 +341,7 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
         })
         .collect();
     // Pod A's own books: every message it read was answered, or arrived after its close frame.
-    if let Some(exit) = a
-        .find_log("] exit ")
-        .and_then(|line| EventFields::of(&line, "exit"))
-    {
+    if let Some(exit) = a.find_event("exit") {
         let number = |key: &str| exit.number(key).unwrap_or(u64::MAX);
         let (inbound, outbound, after) = (
             number("ws_messages_in"),
@@ -390,7 +390,7 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
     );
     println!("| peak reconnects per second | {peak} |");
     match &schedule {
-        Ok(s) => println!("| pod A's planned closes (its log) | {} |", s.event_line()),
+        Ok(s) => println!("| pod A's planned closes (its log) | {s} |"),
         Err(_) => println!("| pod A's planned closes (its log) | missing |"),
     }
     println!(
@@ -423,7 +423,7 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
 /// The spread checks on pod A's plan: the planned closes span at least 80 % of DRAIN_WINDOW,
 /// and every quarter of the window holds at least half of an even share. The checks are
 /// statistical (each close is drawn uniformly in the window), so only with 20+ clients.
-fn check_schedule(s: &DrainSchedule, window_ms: u64, clients: usize) -> Vec<String> {
+fn check_schedule(s: &DrainPlan, window_ms: u64, clients: usize) -> Vec<String> {
     let mut failures = Vec::new();
     if s.window_ms != window_ms {
         failures.push(format!(
@@ -460,14 +460,15 @@ fn check_schedule(s: &DrainSchedule, window_ms: u64, clients: usize) -> Vec<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use testkit::evidence::EventFields;
 
     const SAMPLE: &str = "drain_schedule closes=200 window_ms=3000 q1=50 q2=50 q3=50 q4=50 \
                           first_ms=12 last_ms=2990";
 
-    fn parse(line: &str) -> DrainSchedule {
+    fn parse(line: &str) -> DrainPlan {
         EventFields::of(line, "drain_schedule")
             .as_ref()
-            .and_then(DrainSchedule::from_fields)
+            .and_then(DrainPlan::from_fields)
             .unwrap()
     }
 
