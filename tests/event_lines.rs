@@ -3,7 +3,7 @@
 //! two crates, so this checks that they agree.
 
 use testkit::evidence::{DrainPlan, EventFields};
-use wsdrain::lifecycle::{DrainSchedule, EventLine};
+use wsdrain::app::lifecycle::{DrainSchedule, EventLine};
 
 /// A line as the logger prints it: time, level, module, then the event.
 fn logged(line: impl std::fmt::Display) -> String {
