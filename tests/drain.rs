@@ -208,8 +208,7 @@ fn messages_after_the_close_frame_are_not_answered_but_counted() {
         metric(server.admin, "wsdrain_drain_close_frames_sent"),
         Some(1.0)
     );
-    ws.send(true, 8, &1012u16.to_be_bytes());
-    ws.expect_tcp_close();
+    ws.answer_close(1012);
     assert_eq!(server.wait_exit(WAIT).code(), Some(0));
 }
 
@@ -257,8 +256,7 @@ fn an_open_websocket_keeps_echoing_while_new_connections_are_refused() {
         echoed += 1;
     }
     assert!(echoed > 0);
-    ws.send(true, 8, &1012u16.to_be_bytes());
-    ws.expect_tcp_close();
+    ws.answer_close(1012);
     assert_eq!(server.wait_exit(WAIT).code(), Some(0));
 }
 
@@ -284,8 +282,7 @@ fn sigterm_during_prestop_answers_the_hook_and_drains_websockets() {
         "the hook was not answered at once"
     );
     assert_eq!(ws.read_reply().close_code(), Some(1012));
-    ws.send(true, 8, &1012u16.to_be_bytes());
-    ws.expect_tcp_close();
+    ws.answer_close(1012);
     assert_eq!(server.wait_exit(WAIT).code(), Some(0));
 }
 
@@ -307,8 +304,7 @@ fn the_drain_end_line_counts_only_what_happened_in_the_drain() {
     let mut ws = RawWs::connect(server.public);
     server.signal("TERM");
     assert_eq!(ws.read_reply().close_code(), Some(1012));
-    ws.send(true, 8, &1012u16.to_be_bytes());
-    ws.expect_tcp_close();
+    ws.answer_close(1012);
     assert_eq!(server.wait_exit(WAIT).code(), Some(0));
     let end = server.wait_event("drain_end", WAIT);
     assert_eq!(
@@ -332,8 +328,7 @@ fn the_drain_deadline_leaves_room_for_the_lingering_close() {
     assert_eq!(ws.read_reply().close_code(), Some(1012));
     // Answer the close, read the server's FIN, but keep our side open: the server lingers
     // (LINGER, 2 s) for our EOF, longer than DRAIN_WINDOW + CLOSE_TIMEOUT.
-    ws.send(true, 8, &1012u16.to_be_bytes());
-    ws.expect_tcp_close();
+    ws.answer_close(1012);
     assert_eq!(server.wait_exit(WAIT).code(), Some(0));
     server.wait_event("drain_complete", WAIT);
     assert!(

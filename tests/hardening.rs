@@ -428,8 +428,7 @@ fn websockets_are_closed_with_1012_before_max_connection_age() {
                 let at = opened.elapsed();
                 assert_eq!(close.close_code(), Some(1012));
                 assert!(String::from_utf8_lossy(&close.payload[2..]).contains("age"));
-                ws.send(true, 8, &1012u16.to_be_bytes());
-                ws.expect_tcp_close();
+                ws.answer_close(1012);
                 at
             })
         })

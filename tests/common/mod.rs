@@ -433,6 +433,13 @@ impl RawWs {
         self.expect_tcp_close();
     }
 
+    /// Answers the server's close frame with `code` (completing the close handshake), then
+    /// expects the server to close the TCP connection.
+    pub fn answer_close(&mut self, code: u16) {
+        self.send(true, 8, &code.to_be_bytes());
+        self.expect_tcp_close();
+    }
+
     /// Expects the server to close the TCP connection (EOF or reset) within the wait bound.
     pub fn expect_tcp_close(&mut self) {
         self.stream.set_read_timeout(Some(WAIT)).unwrap();

@@ -226,6 +226,21 @@ impl Client {
         }
     }
 
+    /// Sends one request from a table (its line and the statuses allowed), with
+    /// `Connection: close` if `close`.
+    fn send_request(&mut self, world: &mut World, (line, allowed): (&str, &[u16]), close: bool) {
+        let close = if close { "Connection: close\r\n" } else { "" };
+        let request = format!("{line}\r\nHost: sim\r\n{close}\r\n");
+        self.send(
+            world,
+            request.as_bytes(),
+            Some(Owed::Status {
+                allowed: allowed.to_vec(),
+                head_only: line.starts_with("HEAD"),
+            }),
+        );
+    }
+
     fn finish_sending(&mut self, world: &mut World) {
         self.sending_done = true;
         world.sockets[self.socket].client_fin = true;
@@ -360,33 +375,16 @@ impl Client {
                     } else {
                         PUBLIC_REQUESTS
                     };
-                    let (line, allowed) = table[world.rng.below(table.len() as u64) as usize];
+                    let request = table[world.rng.below(table.len() as u64) as usize];
                     let last = self.requests_left == 0 && chance(&mut world.rng, 30);
-                    let close = if last { "Connection: close\r\n" } else { "" };
-                    let request = format!("{line}\r\nHost: sim\r\n{close}\r\n");
-                    self.send(
-                        world,
-                        request.as_bytes(),
-                        Some(Owed::Status {
-                            allowed: allowed.to_vec(),
-                            head_only: line.starts_with("HEAD"),
-                        }),
-                    );
+                    self.send_request(world, request, last);
                 }
             }
             (Behaviour::HalfClose, Mode::Http) => {
                 for _ in 0..self.requests_left {
-                    let (line, allowed) =
+                    let request =
                         PUBLIC_REQUESTS[world.rng.below(PUBLIC_REQUESTS.len() as u64) as usize];
-                    let request = format!("{line}\r\nHost: sim\r\n\r\n");
-                    self.send(
-                        world,
-                        request.as_bytes(),
-                        Some(Owed::Status {
-                            allowed: allowed.to_vec(),
-                            head_only: line.starts_with("HEAD"),
-                        }),
-                    );
+                    self.send_request(world, request, false);
                 }
                 self.finish_sending(world);
             }
