@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     match wsdrain::server::run(config, &instance_id) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("stopped: {e}");
+            log::error!("{}", EventLine::new("stopped").field("error", e));
             ExitCode::from(1)
         }
     }

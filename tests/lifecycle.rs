@@ -256,9 +256,15 @@ fn a_port_in_use_exits_1_naming_it() {
     );
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let stopped = stdout
+        .lines()
+        .find_map(|line| common::EventFields::of(line, "stopped"))
+        .unwrap_or_else(|| panic!("no stopped line: {stdout}"));
+    // The error is the explanation a person reads: it names the address and the setting.
+    let error = stopped.get("error").unwrap_or_default();
     assert!(
-        stdout.contains(&format!("cannot listen on 127.0.0.1:{port} (PORT)")),
-        "{stdout}"
+        error.contains(&format!("127.0.0.1:{port}")) && error.contains("(PORT)"),
+        "{stopped:?}"
     );
 }
 
