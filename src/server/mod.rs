@@ -243,16 +243,6 @@ impl<N: Net> Server<N> {
         &self.ctx
     }
 
-    /// The sockets.
-    pub fn net(&self) -> &N {
-        &self.net
-    }
-
-    /// The sockets, to change.
-    pub fn net_mut(&mut self) -> &mut N {
-        &mut self.net
-    }
-
     /// Every open connection, for checks from outside (the simulation's invariants).
     pub fn connections(&self) -> impl Iterator<Item = ConnectionView<'_>> {
         self.conns.iter().map(|(slot, s)| ConnectionView {
@@ -263,11 +253,6 @@ impl<N: Net> Server<N> {
             rerun_queued: self.rerun.contains(&(slot, s.conn.id())),
             unread: s.unread,
         })
-    }
-
-    /// When the drain must be over, once it has begun.
-    pub fn drain_deadline(&self) -> Option<Millis> {
-        self.drain.map(|d| d.deadline)
     }
 
     fn wake_at(&self) -> Option<Millis> {
