@@ -17,7 +17,6 @@ impl<N: Net> Server<N> {
         let window_ms = config.drain_window.as_millis() as u64;
         let budget = config.drain_deadline();
         self.drain = Some(DrainProgress {
-            started_at: now,
             deadline: after(now, budget),
             clean_closes_before: self.ctx.metrics.ws.clean_closes,
             close_timeouts_before: self.ctx.metrics.ws.close_timeouts,
@@ -132,7 +131,12 @@ impl<N: Net> Server<N> {
         if let Some(drain) = self.drain {
             let closes = self.ctx.lifecycle.drain_closes();
             let mut line = EventLine::new("drain_end")
-                .field("after_ms", self.ctx.now.saturating_sub(drain.started_at))
+                .field(
+                    "after_ms",
+                    self.ctx
+                        .now
+                        .saturating_sub(self.ctx.lifecycle.drain_started_at().unwrap_or(0)),
+                )
                 .field("closes_sent", closes.len());
             if let (Some(first), Some(last)) = (closes.first(), closes.last()) {
                 line = line.field("first_ms", first).field("last_ms", last);

@@ -27,7 +27,7 @@ pub(super) fn drive<S: Stream>(
 ) -> Verdict {
     let mut reads = 0;
     let trust_short_read = wake == Wake::Event { peer_closed: false };
-    let mut drained = wake == Wake::Internal && !s.unread;
+    let mut drained = matches!(wake, Wake::Internal | Wake::Deadline) && !s.unread;
     loop {
         if s.conn.output_len() > 0 {
             match s.conn.output().write_to(&mut s.stream) {

@@ -103,7 +103,9 @@ pub enum Status {
 enum Wake {
     /// A readiness event; `peer_closed` when it reported the peer's shutdown or an error.
     Event { peer_closed: bool },
-    /// No event: a deadline, or the loop coming back after the read budget.
+    /// Its deadline passed: the connection handles that first, then runs as for `Internal`.
+    Deadline,
+    /// No event: the loop coming back after the read budget.
     Internal,
     /// Look again, reading until `WouldBlock` (the drain: a request may have arrived whose
     /// event the loop has not handled yet; it must be answered, not dropped as "idle").
@@ -171,7 +173,6 @@ pub struct Server<N: Net> {
 /// What the drain's end line reports: counts since the drain began, not since the start.
 #[derive(Debug, Clone, Copy)]
 struct DrainProgress {
-    started_at: Millis,
     deadline: Millis,
     clean_closes_before: u64,
     close_timeouts_before: u64,
@@ -274,6 +275,9 @@ impl<N: Net> Server<N> {
         let slot_ref = &mut self.conns[slot];
         let reads = self.tuning.reads_per_event;
         let verdict = guarded(slot_ref, &mut self.ctx, |s, ctx| {
+            if wake == Wake::Deadline && s.conn.on_timeout(ctx) == Verdict::Close {
+                return Verdict::Close;
+            }
             drive(s, ctx, &mut self.scratch, reads, wake)
         });
         self.after_run(slot, verdict);
@@ -323,13 +327,7 @@ impl<N: Net> Server<N> {
             }
         }
         for slot in due.drain(..) {
-            let s = &mut self.conns[slot];
-            let reads = self.tuning.reads_per_event;
-            let verdict = guarded(s, &mut self.ctx, |s, ctx| match s.conn.on_timeout(ctx) {
-                Verdict::Close => Verdict::Close,
-                Verdict::Keep => drive(s, ctx, &mut self.scratch, reads, Wake::Internal),
-            });
-            self.after_run(slot, verdict);
+            self.run_connection(slot, Wake::Deadline);
         }
         self.due = due;
     }
