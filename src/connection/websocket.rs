@@ -7,7 +7,6 @@ use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::app::context::Context;
 use crate::app::service::Service;
-use crate::base::outbuf::OutQueue;
 use crate::base::timers::{Millis, NEVER, after};
 use crate::config::Config;
 use crate::connection::{Connection, Processed, State, Verdict, high_water};
@@ -25,12 +24,7 @@ impl Connection {
     /// When an upgraded connection next needs the loop.
     pub(super) fn websocket_deadline(&self, ws: &WebSocket, config: &Config) -> Millis {
         let session = &ws.session;
-        let closing = session.closing() || self.close_after_flush;
-        let stalled = if waits_on_the_client(&self.output, closing, config) {
-            after(self.last_active, config.pong_timeout)
-        } else {
-            NEVER
-        };
+        let stalled = self.stalled_at(session, config);
         if self.close_after_flush {
             return stalled; // the WebSocket is over: only the flush is left
         }
@@ -46,13 +40,14 @@ impl Connection {
     pub(super) fn websocket_timeout(&mut self, ctx: &mut Context) -> Verdict {
         let now = ctx.now;
         let config = &ctx.config;
+        let stalled = match &self.state {
+            State::WebSocket(ws) => self.stalled_at(&ws.session, config),
+            _ => return Verdict::Keep,
+        };
         let State::WebSocket(ws) = &mut self.state else {
             return Verdict::Keep;
         };
-        let closing = ws.session.closing() || self.close_after_flush;
-        if waits_on_the_client(&self.output, closing, config)
-            && now >= after(self.last_active, config.pong_timeout)
-        {
+        if now >= stalled {
             log::debug!("conn #{}: client stopped reading its WebSocket", self.id);
             ws.session.start_close(
                 CloseCode::Policy,
@@ -81,7 +76,6 @@ impl Connection {
             Flow::Finish => self.close_after_flush = true,
             Flow::Drop => return Verdict::Close,
         }
-
         Verdict::Keep
     }
 
@@ -144,9 +138,18 @@ impl Connection {
     }
 }
 
-/// Whether a WebSocket's output waits for the client to read: above the high-water mark, or
-/// anything at all once it is closing (its close frame must get out). Without write progress
-/// for `PONG_TIMEOUT`, the client is taken for one that stopped reading.
-fn waits_on_the_client(output: &OutQueue, closing: bool, config: &Config) -> bool {
-    output.len() >= high_water(config) || (closing && !output.is_empty())
+impl Connection {
+    /// When a client that takes nothing is given up on: while output waits for it (above the
+    /// high-water mark, or anything at all once the WebSocket is closing: its close frame must
+    /// get out), `PONG_TIMEOUT` after the last write progress; [`NEVER`] otherwise.
+    fn stalled_at(&self, session: &Session, config: &Config) -> Millis {
+        let closing = session.closing() || self.close_after_flush;
+        let waiting =
+            self.output.len() >= high_water(config) || (closing && !self.output.is_empty());
+        if waiting {
+            after(self.last_active, config.pong_timeout)
+        } else {
+            NEVER
+        }
+    }
 }
