@@ -16,6 +16,7 @@
 
 mod cluster;
 mod fleet;
+mod report;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -23,23 +24,33 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use cluster::{Nginx, http_get, start_pod};
-use fleet::{Fleet, FleetConfig};
+use fleet::{Fleet, FleetConfig, Kind};
+use report::{Summary, check_drain_end, line_message, print_table};
 use testkit::evidence::DrainPlan;
 
-const USAGE: &str = "usage: rollout [--clients N] [--prestop-delay SECS] [--drain-window SECS] \
-[--close-timeout SECS] [--grace SECS] [--send-interval MS] [--alive-interval SECS] [--server PATH] [--keep-logs]
+const USAGE: &str = "usage: rollout [--clients N] [--old-clients N] [--prestop-delay SECS] \
+[--drain-window SECS] [--handover-timeout SECS] [--close-timeout SECS] [--grace SECS] \
+[--send-interval MS] [--alive-interval SECS] [--server PATH] [--keep-logs]
 
 Plays a rolling update: pod A serves N reconnecting clients through nginx; pod B starts; A gets
 /prestop and leaves the upstream; A gets SIGTERM when /prestop answers; the clients must end on B
-with no message lost. Defaults are the server's (15 s preStop, 10 s drain, 5 s close, 34 s grace).";
+with no message lost. Of the N clients, --old-clients (default: half, rounded down) act as today's
+clients (they leave pod A on its close 1012 and re-send); the others are handover-aware (on the
+goaway notice they open a new connection and close the old one themselves, and must see no gap
+and re-send nothing). Defaults are the server's (15 s preStop, 10 s drain, 5 s handover, 5 s
+close); the grace period defaults to the budget rule's 15 + 10 + 5 + 5 + 4 = 39 s, rounded up to
+40 s.";
 
 #[derive(Debug, Clone)]
 struct Options {
     clients: usize,
     prestop_delay: f64,
     drain_window: f64,
+    handover_timeout: f64,
     close_timeout: f64,
     grace: f64,
+    /// None: half of the clients.
+    old_clients: Option<usize>,
     send_interval: Duration,
     alive_interval: f64,
     server: PathBuf,
@@ -54,8 +65,10 @@ fn parse_options() -> Result<Options, String> {
         clients: 1000,
         prestop_delay: 15.0,
         drain_window: 10.0,
+        handover_timeout: 5.0,
         close_timeout: 5.0,
-        grace: 34.0,
+        grace: 40.0,
+        old_clients: None,
         send_interval: Duration::from_millis(1000),
         alive_interval: 1.0,
         server,
@@ -83,7 +96,15 @@ fn parse_options() -> Result<Options, String> {
             "--clients" => o.clients = value.parse().map_err(|_| format!("--clients: {value}"))?,
             "--prestop-delay" => o.prestop_delay = number()?,
             "--drain-window" => o.drain_window = number()?,
+            "--handover-timeout" => o.handover_timeout = number()?,
             "--close-timeout" => o.close_timeout = number()?,
+            "--old-clients" => {
+                o.old_clients = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("--old-clients: {value}"))?,
+                )
+            }
             "--grace" => o.grace = number()?,
             "--send-interval" => o.send_interval = Duration::from_millis(number()? as u64),
             "--alive-interval" => o.alive_interval = number()?,
@@ -93,6 +114,9 @@ fn parse_options() -> Result<Options, String> {
     }
     if o.clients == 0 || o.clients > 15_000 {
         return Err("--clients must be 1..=15000 (nginx holds two sockets per client)".into());
+    }
+    if o.old_clients.is_some_and(|n| n > o.clients) {
+        return Err("--old-clients cannot exceed --clients".into());
     }
     Ok(o)
 }
@@ -144,6 +168,7 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
     let env: HashMap<String, String> = [
         ("PRESTOP_DELAY", secs(o.prestop_delay)),
         ("DRAIN_WINDOW", secs(o.drain_window)),
+        ("HANDOVER_TIMEOUT", secs(o.handover_timeout)),
         ("CLOSE_TIMEOUT", secs(o.close_timeout)),
         ("TERMINATION_GRACE_PERIOD", secs(o.grace)),
         ("ALIVE_INTERVAL", secs(o.alive_interval)),
@@ -156,23 +181,31 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let draining_timeout =
-        Duration::from_secs_f64(o.prestop_delay + o.drain_window + o.close_timeout + 1.0);
+    // GKE's drainingTimeoutSec: the load balancer must not cut a WebSocket before the server
+    // has closed it, at the latest its drain time + the handover + the close handshake.
+    let draining_timeout = Duration::from_secs_f64(
+        o.prestop_delay + o.drain_window + o.handover_timeout + o.close_timeout + 1.0,
+    );
+    let clients = o.clients;
+    let old_clients = o.old_clients.unwrap_or(clients / 2);
+    // With HANDOVER_TIMEOUT=0 the server sends no notice, so aware clients take today's path.
+    let expect_handover = o.handover_timeout > 0.0;
 
     let mut a = start_pod(&o.server, "pod-a", &env, dir)?;
     let nginx = Nginx::start(&dir.join("nginx"), a.public(), draining_timeout, o.clients)?;
     let mut fleet = Fleet::new(FleetConfig {
         addr: nginx.listen,
-        clients: o.clients,
+        clients,
+        old_clients,
         send_interval: o.send_interval,
         in_flight: 4,
         restart_delay: (Duration::from_millis(200), Duration::from_millis(1000)),
         backoff_base: Duration::from_millis(100),
         backoff_cap: Duration::from_secs(5),
         stable_after: Duration::from_secs(30),
+        close_wait: Duration::from_secs_f64(o.close_timeout + 5.0),
     })
     .map_err(|e| e.to_string())?;
-    let clients = o.clients;
     let connect_by = Duration::from_secs(30) + Duration::from_millis(clients as u64 * 2);
     fleet.run(connect_by, |f| f.on_instance("pod-a") == clients);
     if fleet.on_instance("pod-a") != clients {
@@ -182,7 +215,10 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
         ));
     }
     println!(
-        "{clients} clients connected through nginx to pod A; sending a message every {:?} each",
+        "{clients} clients ({} handover-aware, {} old) connected through nginx to pod A; sending \
+         a message every {:?} each",
+        fleet.count(Kind::Aware),
+        fleet.count(Kind::Old),
         o.send_interval
     );
     fleet.run(Duration::from_secs(1), |_| false);
@@ -259,46 +295,40 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
     fleet.run(settle, |f| f.on_instance("pod-b") == clients);
     fleet.sending = false;
     fleet.run(Duration::from_secs(10), |f| f.unanswered() == 0);
+    // The end of the measurement: a gap still open now counts up to here.
+    let reports = fleet.reports(Instant::now());
 
-    let stats = &fleet.stats;
-    let lost = fleet.lost_messages();
-    if lost > 0 {
-        failures.push(format!("{lost} messages never answered"));
-    }
-    if stats.mismatches > 0 {
-        failures.push(format!(
-            "{} replies did not match the message sent",
-            stats.mismatches
-        ));
-    }
-    // A message is answered twice only if it was sent twice, i.e. re-sent after its connection
-    // ended unanswered; more duplicates than re-sends means something answered a message twice.
-    if stats.duplicates > stats.resent {
-        failures.push(format!(
-            "{} duplicate replies but only {} messages were re-sent after a reconnect: a \
-             duplicate can only come from a re-send, so a message was answered twice",
-            stats.duplicates, stats.resent
-        ));
+    let window = Duration::from_secs_f64(o.drain_window);
+    let window_ms = window.as_millis() as u64;
+    let handover_ms = (o.handover_timeout * 1000.0).round() as u64;
+    let mut summaries = Vec::new();
+    for kind in Kind::ALL {
+        let close_offset = if expect_handover {
+            Duration::from_secs_f64(o.handover_timeout)
+        } else {
+            Duration::ZERO
+        };
+        let s = Summary::of(
+            &fleet,
+            &reports,
+            kind,
+            terminating,
+            sigterm,
+            window,
+            close_offset,
+        );
+        // Aware clients are held to the handover only when the server sends notices.
+        let handover = kind == Kind::Aware && expect_handover;
+        failures.extend(s.check(handover, expect_handover, handover_ms));
+        summaries.push(s);
     }
     let on_b = fleet.on_instance("pod-b");
     if on_b != clients {
         failures.push(format!("only {on_b} of {clients} clients ended on pod B"));
     }
-    let abnormal_a = stats
-        .abnormal_by_instance
-        .get("pod-a")
-        .copied()
-        .unwrap_or(0);
-    if abnormal_a > 0 {
-        failures.push(format!(
-            "{abnormal_a} clients of pod A saw their connection end without a close frame (1006)"
-        ));
-    }
     // The close schedule pod A planned at drain begin, from its own log line. The checks are
     // statistical (the server draws each close uniformly in DRAIN_WINDOW), so they need a
     // fleet of some size.
-    let window = Duration::from_secs_f64(o.drain_window);
-    let window_ms = window.as_millis() as u64;
     let schedule = match a.wait_event("drain_schedule", Duration::from_secs(1)) {
         Ok(fields) => DrainPlan::from_fields(&fields).ok_or(format!(
             "pod A's drain_schedule line does not read back: {fields:?}"
@@ -313,33 +343,6 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
         Ok(s) => failures.extend(check_schedule(s, window_ms, clients)),
         Err(e) => failures.push(e.clone()),
     }
-    // The close schedule as the clients saw it (1012 arrivals): information only, since it
-    // also carries nginx's and the event loops' delays.
-    let mut closes: Vec<Duration> = stats
-        .restarts
-        .iter()
-        .filter(|(_, instance)| instance == "pod-a")
-        .map(|(t, _)| t.saturating_duration_since(sigterm))
-        .collect();
-    closes.sort();
-    if closes.len() != clients {
-        failures.push(format!(
-            "{} of {clients} clients got close 1012 from pod A",
-            closes.len()
-        ));
-    }
-    let quarters: Vec<usize> = (0..4)
-        .map(|q| {
-            let (from, to) = (
-                window.mul_f64(q as f64 / 4.0),
-                window.mul_f64((q + 1) as f64 / 4.0),
-            );
-            closes
-                .iter()
-                .filter(|t| **t >= from && (**t < to || q == 3))
-                .count()
-        })
-        .collect();
     // Pod A's own books: every message it read was answered, or arrived after its close frame.
     if let Some(exit) = a.find_event("exit") {
         let number = |key: &str| exit.number(key).unwrap_or(u64::MAX);
@@ -356,49 +359,25 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
     } else {
         failures.push("pod A logged no exit line".into());
     }
-
-    let mut delays = stats.reconnect_delays.clone();
-    delays.sort();
-    let pct = |p: f64| {
-        delays
-            .get(((delays.len() as f64 - 1.0) * p).round() as usize)
-            .map_or("n/a".into(), |d| format!("{} ms", d.as_millis()))
-    };
-    let mut per_second: HashMap<u64, usize> = HashMap::new();
-    for t in &stats.reopened_at {
-        *per_second
-            .entry(t.saturating_duration_since(sigterm).as_secs())
-            .or_default() += 1;
+    let drain_end = a.find_event("drain_end");
+    if let Some(fields) = &drain_end {
+        failures.extend(check_drain_end(fields, &summaries, expect_handover));
+    } else {
+        failures.push("pod A logged no drain_end line".into());
     }
-    let peak = per_second.values().max().copied().unwrap_or(0);
-    let mut codes: Vec<_> = stats.closes.iter().collect();
-    codes.sort();
+
+    println!();
+    print_table(&summaries, clients);
     println!();
     println!("| rollout, {clients} clients | |");
     println!("|---|---|");
-    println!("| messages sent (unique) | {} |", stats.sent);
-    println!("| replies received | {} |", stats.replies);
-    println!("| lost | {lost} |");
-    println!("| duplicates | {} |", stats.duplicates);
-    println!("| re-sent after a reconnect | {} |", stats.resent);
-    println!("| close codes seen | {codes:?} |");
-    println!("| closes without a close frame from pod A | {abnormal_a} |");
-    println!(
-        "| reconnect delay p50 / p99 | {} / {} |",
-        pct(0.5),
-        pct(0.99)
-    );
-    println!("| peak reconnects per second | {peak} |");
     match &schedule {
         Ok(s) => println!("| pod A's planned closes (its log) | {s} |"),
         Err(_) => println!("| pod A's planned closes (its log) | missing |"),
     }
-    println!(
-        "| 1012 received by clients: first / last after SIGTERM | {:?} / {:?} |",
-        closes.first().copied().unwrap_or_default(),
-        closes.last().copied().unwrap_or_default()
-    );
-    println!("| 1012 received by clients per quarter of DRAIN_WINDOW | {quarters:?} |");
+    if let Some(line) = a.find_log("drain_end ") {
+        println!("| pod A's drain_end | {} |", line_message(&line));
+    }
     println!("| preStop took | {:.2} s |", prestop_took.as_secs_f64());
     println!(
         "| drain (SIGTERM to exit) | {:.2} s |",
@@ -414,7 +393,7 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
 
     b.signal("TERM")?;
     fleet.run(
-        Duration::from_secs_f64(o.drain_window + o.close_timeout + 2.0),
+        Duration::from_secs_f64(o.drain_window + o.handover_timeout + o.close_timeout + 2.0),
         |_| false,
     );
     Ok(failures)

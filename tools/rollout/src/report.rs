@@ -1,0 +1,420 @@
+//! What the fleet saw, per kind of client (handover-aware and old), the checks on it, and the
+//! table the harness prints.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use testkit::evidence::EventFields;
+
+use crate::fleet::{ClientReport, Fleet, Kind};
+
+/// The figures of one kind of client.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub kind: Option<Kind>,
+    pub clients: usize,
+    pub sent: u64,
+    pub replies: u64,
+    pub gap_p50: Duration,
+    pub gap_p99: Duration,
+    pub gap_max: Duration,
+    /// Clients that had any gap.
+    pub with_gap: usize,
+    pub resent: u64,
+    /// Clients that re-sent anything.
+    pub clients_resent: usize,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub mismatches: u64,
+    pub closes: Vec<(u16, u64)>,
+    /// Connections to pod A that ended without a close frame.
+    pub abnormal_a: u64,
+    /// Clients that received close 1012 from pod A (each at most once).
+    pub closed_by_a: usize,
+    /// Closes 1012 from pod A received in all.
+    pub closes_by_a: usize,
+    /// 1012 from pod A per quarter of DRAIN_WINDOW (shifted by the handover timeout when the
+    /// server sends notices: the close comes that long after the notice).
+    pub closes_by_a_quarters: [usize; 4],
+    /// Goaway notices received from pod A.
+    pub notices_a: usize,
+    pub notices_a_quarters: [usize; 4],
+    /// First and last notice from pod A, after SIGTERM.
+    pub notices_span: Option<(Duration, Duration)>,
+    pub notices_ignored: u64,
+    pub notices_deferred: u64,
+    pub handovers: u64,
+    pub closed_by_client: u64,
+    pub handover_failed: u64,
+    pub handover_late: u64,
+    pub close_waits_expired: u64,
+    pub connect_failures: u64,
+    /// New connections opened (101) from the start of the termination on.
+    pub reconnects: usize,
+    /// Per second after the start of the termination.
+    pub reconnects_per_second: BTreeMap<u64, usize>,
+    /// The instances each client's connections served, in order: clients per sequence.
+    pub served: BTreeMap<String, usize>,
+    /// `handover_ms` of the hellos, per instance (hellos received, the value announced).
+    pub hellos: BTreeMap<String, (u64, Option<u64>)>,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn quarters(times: impl Iterator<Item = Duration>, window: Duration) -> [usize; 4] {
+    let mut q = [0; 4];
+    for t in times {
+        let i = if window.is_zero() {
+            3
+        } else {
+            ((t.as_secs_f64() / window.as_secs_f64() * 4.0) as usize).min(3)
+        };
+        q[i] += 1;
+    }
+    q
+}
+
+impl Summary {
+    /// The figures of `kind` from the fleet's counters and the clients' reports.
+    /// `terminating`: pod A's termination began; `sigterm`: its drain began; `close_offset`:
+    /// how long after its notice pod A closes a connection (the handover timeout, or 0).
+    pub fn of(
+        fleet: &Fleet,
+        reports: &[ClientReport],
+        kind: Kind,
+        terminating: Instant,
+        sigterm: Instant,
+        window: Duration,
+        close_offset: Duration,
+    ) -> Summary {
+        let st = fleet.stats(kind);
+        let mine: Vec<&ClientReport> = reports.iter().filter(|r| r.kind == kind).collect();
+        let mut gaps: Vec<Duration> = mine.iter().map(|r| r.gap).collect();
+        gaps.sort();
+        let mut closes: Vec<(u16, u64)> = st.closes.iter().map(|(k, v)| (*k, *v)).collect();
+        closes.sort();
+        let mut served = BTreeMap::new();
+        for r in &mine {
+            let path: Vec<&str> = r
+                .served
+                .iter()
+                .map(|s| if s.is_empty() { "?" } else { s.as_str() })
+                .collect();
+            *served.entry(path.join(" → ")).or_default() += 1;
+        }
+        let mut reconnects_per_second = BTreeMap::new();
+        let mut reconnects = 0;
+        for t in st.reopened_at.iter().filter(|t| **t >= terminating) {
+            reconnects += 1;
+            *reconnects_per_second
+                .entry(t.duration_since(terminating).as_secs())
+                .or_default() += 1;
+        }
+        let from_a = |instance: &String| instance == "pod-a";
+        let closes_a: Vec<Duration> = st
+            .restarts
+            .iter()
+            .filter(|(_, i)| from_a(i))
+            .map(|(t, _)| {
+                t.saturating_duration_since(sigterm)
+                    .saturating_sub(close_offset)
+            })
+            .collect();
+        let notices_a: Vec<Duration> = st
+            .notices
+            .iter()
+            .filter(|(_, i)| from_a(i))
+            .map(|(t, _)| t.saturating_duration_since(sigterm))
+            .collect();
+        Summary {
+            kind: Some(kind),
+            clients: mine.len(),
+            sent: st.sent,
+            replies: st.replies,
+            gap_p50: percentile(&gaps, 0.5),
+            gap_p99: percentile(&gaps, 0.99),
+            gap_max: gaps.last().copied().unwrap_or_default(),
+            with_gap: gaps.iter().filter(|g| !g.is_zero()).count(),
+            resent: mine.iter().map(|r| r.resent).sum(),
+            clients_resent: mine.iter().filter(|r| r.resent > 0).count(),
+            lost: mine.iter().map(|r| r.lost).sum(),
+            duplicates: st.duplicates,
+            mismatches: st.mismatches,
+            closes,
+            abnormal_a: st.abnormal_by_instance.get("pod-a").copied().unwrap_or(0),
+            closed_by_a: mine
+                .iter()
+                .filter(|r| r.restarts_from.iter().any(from_a))
+                .count(),
+            closes_by_a: closes_a.len(),
+            closes_by_a_quarters: quarters(closes_a.iter().copied(), window),
+            notices_a: notices_a.len(),
+            notices_a_quarters: quarters(notices_a.iter().copied(), window),
+            notices_span: notices_a
+                .iter()
+                .min()
+                .copied()
+                .zip(notices_a.iter().max().copied()),
+            notices_ignored: st.notices_ignored,
+            notices_deferred: st.notices_deferred,
+            handovers: st.handovers,
+            closed_by_client: st.closed_by_client,
+            handover_failed: st.handover_failed,
+            handover_late: st.handover_late,
+            close_waits_expired: st.close_waits_expired,
+            connect_failures: st.connect_failures,
+            reconnects,
+            reconnects_per_second,
+            served,
+            hellos: st.hellos.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        self.kind.map_or("?", Kind::name)
+    }
+
+    pub fn peak_per_second(&self) -> usize {
+        self.reconnects_per_second
+            .values()
+            .max()
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The checks on one kind. `handover`: these clients must have handed over (aware clients
+    /// while the server sends notices); `notices`: the server sends notices (HANDOVER_TIMEOUT >
+    /// 0), announced as `handover_ms` in its hellos.
+    pub fn check(&self, handover: bool, notices: bool, handover_ms: u64) -> Vec<String> {
+        let mut failures = Vec::new();
+        let (kind, n) = (self.name(), self.clients);
+        if n == 0 {
+            return failures;
+        }
+        if self.lost > 0 {
+            failures.push(format!(
+                "{kind} clients: {} messages never answered",
+                self.lost
+            ));
+        }
+        if self.mismatches > 0 {
+            failures.push(format!(
+                "{kind} clients: {} replies did not match the message sent",
+                self.mismatches
+            ));
+        }
+        // A message is answered twice only if it was sent twice, i.e. re-sent after its
+        // connection ended unanswered; more duplicates than re-sends means something answered
+        // a message twice.
+        if self.duplicates > self.resent {
+            failures.push(format!(
+                "{kind} clients: {} duplicate replies but only {} messages were re-sent: a \
+                 duplicate can only come from a re-send, so a message was answered twice",
+                self.duplicates, self.resent
+            ));
+        }
+        if self.abnormal_a > 0 {
+            failures.push(format!(
+                "{kind} clients: {} connections to pod A ended without a close frame (1006)",
+                self.abnormal_a
+            ));
+        }
+        if handover {
+            if self.with_gap > 0 {
+                failures.push(format!(
+                    "{} of {n} aware clients had no open connection for a while (p99 {} ms, \
+                     max {} ms): a handover opens the new connection before the old one closes",
+                    self.with_gap,
+                    self.gap_p99.as_millis(),
+                    self.gap_max.as_millis()
+                ));
+            }
+            if self.resent > 0 {
+                failures.push(format!(
+                    "aware clients re-sent {} messages: the old connection should have answered \
+                     everything sent on it before the client closed it",
+                    self.resent
+                ));
+            }
+            // Strict: on loopback the new connection opens in milliseconds and the old one's
+            // replies come at once, so a 1012 from pod A means the client could not leave
+            // within HANDOVER_TIMEOUT, which only a broken handover (client, nginx or server)
+            // explains. A run with a HANDOVER_TIMEOUT too short to open a connection through
+            // nginx would fail here too, rightly: that setting is too short.
+            if self.closed_by_a > 0 {
+                failures.push(format!(
+                    "{} of {n} aware clients were closed by pod A with 1012 instead of leaving \
+                     it by themselves after the notice",
+                    self.closed_by_a
+                ));
+            }
+            if self.closed_by_client as usize != n {
+                failures.push(format!(
+                    "{} of {n} aware clients closed their connection to pod A themselves (1000) \
+                     after the handover ({} handovers begun, {} new connections failed, {} \
+                     old connections gone before the new one opened)",
+                    self.closed_by_client, self.handovers, self.handover_failed, self.handover_late
+                ));
+            }
+        } else if self.closed_by_a != n {
+            failures.push(format!(
+                "{} of {n} {kind} clients got close 1012 from pod A",
+                self.closed_by_a
+            ));
+        }
+        if notices {
+            // Each client's connection to pod A gets exactly one notice.
+            if self.notices_a != n {
+                failures.push(format!(
+                    "{kind} clients received {} goaway notices from pod A, expected one per \
+                     client ({n})",
+                    self.notices_a
+                ));
+            }
+            if self.hellos.is_empty() {
+                failures.push(format!(
+                    "{kind} clients received no hello message: the server does not announce \
+                     the handover"
+                ));
+            }
+            for (instance, (count, announced)) in &self.hellos {
+                if *announced != Some(handover_ms) {
+                    failures.push(format!(
+                        "{kind} clients: {count} hellos from {instance} announced handover_ms \
+                         {announced:?}, HANDOVER_TIMEOUT is {handover_ms} ms"
+                    ));
+                }
+            }
+        } else if self.notices_a > 0 {
+            failures.push(format!(
+                "{kind} clients received {} goaway notices from pod A with HANDOVER_TIMEOUT=0",
+                self.notices_a
+            ));
+        }
+        failures
+    }
+}
+
+/// Pod A's `drain_end` fields against what the clients saw. The server's fields for the
+/// handover are read when present (`notices_sent`, and the closes that ended it: by the client
+/// or forced); the clients' counts are the truth the server's must match.
+pub fn check_drain_end(fields: &EventFields, summaries: &[Summary], notices: bool) -> Vec<String> {
+    let mut failures = Vec::new();
+    let total = |f: fn(&Summary) -> usize| summaries.iter().map(f).sum::<usize>();
+    let notices_seen = total(|s| s.notices_a);
+    let closes_seen = total(|s| s.closes_by_a);
+    if let Some(sent) = fields.number("notices_sent") {
+        if sent != notices_seen as u64 {
+            failures.push(format!(
+                "pod A's drain_end says notices_sent={sent}, the clients received {notices_seen}"
+            ));
+        }
+    } else if notices {
+        failures.push("pod A's drain_end line has no notices_sent field".into());
+    }
+    if let Some(sent) = fields.number("closes_sent")
+        && sent != closes_seen as u64
+    {
+        failures.push(format!(
+            "pod A's drain_end says closes_sent={sent}, the clients received {closes_seen} \
+             closes 1012 from pod A"
+        ));
+    }
+    failures
+}
+
+/// The message of a log line, without the logger's prefix.
+pub fn line_message(line: &str) -> &str {
+    line.split_once("] ").map_or(line, |(_, m)| m).trim_end()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{} ms", d.as_millis())
+}
+
+/// The table, aware and old side by side.
+pub fn print_table(summaries: &[Summary], clients: usize) {
+    let mut combined: HashMap<u64, usize> = HashMap::new();
+    for s in summaries {
+        for (sec, n) in &s.reconnects_per_second {
+            *combined.entry(*sec).or_default() += n;
+        }
+    }
+    let peak_all = combined.values().max().copied().unwrap_or(0);
+    let row = |label: &str, f: &dyn Fn(&Summary) -> String| {
+        let cells: Vec<String> = summaries.iter().map(f).collect();
+        println!("| {label} | {} |", cells.join(" | "));
+    };
+    let heads: Vec<String> = summaries
+        .iter()
+        .map(|s| format!("{} ({})", s.name(), s.clients))
+        .collect();
+    println!("| rollout, {clients} clients | {} |", heads.join(" | "));
+    println!("|---|{}", "---|".repeat(summaries.len()));
+    row("messages sent (unique)", &|s| s.sent.to_string());
+    row("replies received", &|s| s.replies.to_string());
+    row("gap p50 / p99 / max", &|s| {
+        format!("{} / {} / {}", ms(s.gap_p50), ms(s.gap_p99), ms(s.gap_max))
+    });
+    row("clients with any gap", &|s| s.with_gap.to_string());
+    row("messages re-sent (by clients)", &|s| {
+        format!("{} ({})", s.resent, s.clients_resent)
+    });
+    row("lost", &|s| s.lost.to_string());
+    row("duplicates", &|s| s.duplicates.to_string());
+    row("close codes seen", &|s| format!("{:?}", s.closes));
+    row("closes without a close frame from pod A", &|s| {
+        s.abnormal_a.to_string()
+    });
+    row("clients closed by pod A with 1012", &|s| {
+        s.closed_by_a.to_string()
+    });
+    row("goaway notices from pod A (ignored / deferred)", &|s| {
+        format!(
+            "{} ({} / {})",
+            s.notices_a, s.notices_ignored, s.notices_deferred
+        )
+    });
+    row("notices from pod A per quarter of DRAIN_WINDOW", &|s| {
+        format!("{:?}", s.notices_a_quarters)
+    });
+    row("notices: first / last after SIGTERM", &|s| {
+        s.notices_span
+            .map_or("-".into(), |(a, b)| format!("{} / {}", ms(a), ms(b)))
+    });
+    row(
+        "1012 from pod A per quarter (after SIGTERM + handover)",
+        &|s| format!("{:?}", s.closes_by_a_quarters),
+    );
+    row(
+        "handovers begun / old closed by client / new failed / old gone first",
+        &|s| {
+            format!(
+                "{} / {} / {} / {}",
+                s.handovers, s.closed_by_client, s.handover_failed, s.handover_late
+            )
+        },
+    );
+    row("reconnects (new connections during the rollout)", &|s| {
+        s.reconnects.to_string()
+    });
+    row("peak new connections per second", &|s| {
+        s.peak_per_second().to_string()
+    });
+    row("connections served (clients)", &|s| {
+        s.served
+            .iter()
+            .map(|(path, n)| format!("{path}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    row("connect failures / close waits expired", &|s| {
+        format!("{} / {}", s.connect_failures, s.close_waits_expired)
+    });
+    println!("| peak new connections per second, all clients | {peak_all} |");
+}
