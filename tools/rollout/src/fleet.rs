@@ -951,18 +951,35 @@ mod tests {
 
     #[derive(Clone, Copy)]
     struct Script {
+        /// When the first connection (pod A) gets its notice.
         notice_after: Duration,
+        /// When the second connection gets one (none: never).
+        second_notice_after: Option<Duration>,
+        /// Send each notice twice.
+        repeat_notice: bool,
+        /// After its notice, a connection holds each reply this long.
+        slow_after_notice: Duration,
+        /// The handover timeout: close 1012 this long after a notice.
         close_in: Duration,
         /// The second connection gets a 503 instead of a 101.
         refuse_second: bool,
     }
+
+    const SCRIPT: Script = Script {
+        notice_after: Duration::from_millis(200),
+        second_notice_after: None,
+        repeat_notice: false,
+        slow_after_notice: Duration::ZERO,
+        close_in: Duration::from_secs(3),
+        refuse_second: false,
+    };
 
     fn text(out: &mut std::net::TcpStream, s: &str) {
         let _ = out.write_all(&ws::encode(true, ws::TEXT, s.as_bytes(), None, 0));
     }
 
     fn serve(mut s: std::net::TcpStream, index: usize, script: Script) {
-        let instance = if index == 0 { "pod-a" } else { "pod-b" };
+        let instance = ["pod-a", "pod-b", "pod-c"][index.min(2)];
         s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
         let start = Instant::now();
         let mut buf = Vec::new();
@@ -995,28 +1012,39 @@ mod tests {
                  \"handover_ms\":{handover_ms}}}"
             ),
         );
-        let mut notice_at = None;
+        let notice_after = match index {
+            0 => Some(script.notice_after),
+            1 => script.second_notice_after,
+            _ => None,
+        };
+        let mut notice_at: Option<Instant> = None;
         let mut closed = false;
+        // Replies held back: (due, text).
+        let mut held: VecDeque<(Instant, String)> = VecDeque::new();
         while start.elapsed() < Duration::from_secs(20) {
-            if index == 0 && notice_at.is_none() && start.elapsed() >= script.notice_after {
-                text(
-                    &mut s,
-                    &format!(
-                        "{{\"type\":\"alive\",\"event\":\"goaway\",\"instance\":\"{instance}\",\
-                         \"phase\":\"draining\",\"interval_ms\":5000,\"uptime_ms\":1,\
-                         \"close_in_ms\":{handover_ms}}}"
-                    ),
+            if notice_at.is_none() && notice_after.is_some_and(|a| start.elapsed() >= a) {
+                let notice = format!(
+                    "{{\"type\":\"alive\",\"event\":\"goaway\",\"instance\":\"{instance}\",\
+                     \"phase\":\"draining\",\"interval_ms\":5000,\"uptime_ms\":1,\
+                     \"close_in_ms\":{handover_ms}}}"
                 );
+                text(&mut s, &notice);
+                if script.repeat_notice {
+                    text(&mut s, &notice);
+                }
                 notice_at = Some(Instant::now());
             }
+            while held.front().is_some_and(|(due, _)| *due <= Instant::now()) {
+                let (_, reply) = held.pop_front().unwrap();
+                text(&mut s, &reply);
+            }
             if !closed && notice_at.is_some_and(|t| t.elapsed() >= script.close_in) {
-                let _ = s.write_all(&ws::encode(
-                    true,
-                    ws::CLOSE,
-                    &1012u16.to_be_bytes(),
-                    None,
-                    0,
-                ));
+                // Replies already queued go out before the close frame.
+                for (_, reply) in held.drain(..) {
+                    text(&mut s, &reply);
+                }
+                let close = ws::encode(true, ws::CLOSE, &1012u16.to_be_bytes(), None, 0);
+                let _ = s.write_all(&close);
                 closed = true;
             }
             match s.read(&mut chunk) {
@@ -1033,7 +1061,12 @@ mod tests {
                 buf.drain(..used);
                 match frame.opcode {
                     ws::TEXT if !closed => {
-                        text(&mut s, &frame.text().chars().rev().collect::<String>())
+                        let reply = frame.text().chars().rev().collect::<String>();
+                        if notice_at.is_some() && !script.slow_after_notice.is_zero() {
+                            held.push_back((Instant::now() + script.slow_after_notice, reply));
+                        } else {
+                            text(&mut s, &reply);
+                        }
                     }
                     ws::CLOSE => {
                         if !closed {
@@ -1082,9 +1115,9 @@ mod tests {
 
     /// Runs the client through the script: until it is on pod B with the old connection gone,
     /// then with sending off until every message is answered.
-    fn play(f: &mut Fleet) -> ClientReport {
+    fn play(f: &mut Fleet, to: &str) -> ClientReport {
         f.run(Duration::from_secs(5), |f| {
-            f.on_instance("pod-b") == 1 && f.clients[0].conns.iter().flatten().count() == 1
+            f.on_instance(to) == 1 && f.clients[0].conns.iter().flatten().count() == 1
         });
         f.run(Duration::from_millis(100), |_| false);
         f.sending = false;
@@ -1094,13 +1127,9 @@ mod tests {
 
     #[test]
     fn an_aware_client_hands_over_with_no_gap_and_no_resend() {
-        let addr = scripted_server(Script {
-            notice_after: Duration::from_millis(200),
-            close_in: Duration::from_secs(3),
-            refuse_second: false,
-        });
+        let addr = scripted_server(SCRIPT);
         let mut f = fleet(addr, 0);
-        let r = play(&mut f);
+        let r = play(&mut f, "pod-b");
         let st = f.stats(Kind::Aware);
         assert_eq!(r.kind, Kind::Aware);
         assert_eq!(r.served, ["pod-a", "pod-b"]);
@@ -1123,12 +1152,11 @@ mod tests {
     #[test]
     fn an_old_client_ignores_the_notice_and_leaves_on_1012() {
         let addr = scripted_server(Script {
-            notice_after: Duration::from_millis(200),
             close_in: Duration::from_millis(300),
-            refuse_second: false,
+            ..SCRIPT
         });
         let mut f = fleet(addr, 1);
-        let r = play(&mut f);
+        let r = play(&mut f, "pod-b");
         let st = f.stats(Kind::Old);
         assert_eq!(r.kind, Kind::Old);
         assert_eq!(r.served, ["pod-a", "pod-b"]);
@@ -1142,12 +1170,12 @@ mod tests {
     #[test]
     fn an_aware_client_falls_back_when_the_new_connection_cannot_open() {
         let addr = scripted_server(Script {
-            notice_after: Duration::from_millis(200),
             close_in: Duration::from_millis(300),
             refuse_second: true,
+            ..SCRIPT
         });
         let mut f = fleet(addr, 0);
-        let r = play(&mut f);
+        let r = play(&mut f, "pod-c");
         let st = f.stats(Kind::Aware);
         assert_eq!((st.handovers, st.handover_failed), (1, 1));
         assert_eq!(st.closed_by_client, 0);
@@ -1156,10 +1184,52 @@ mod tests {
             ["pod-a"],
             "it stayed on pod A until its 1012"
         );
-        assert_eq!(r.served, ["pod-a", "pod-b"]);
+        assert_eq!(
+            r.served,
+            ["pod-a", "pod-c"],
+            "the second connection was refused"
+        );
         assert!(r.gap > Duration::ZERO);
         assert_eq!(r.lost, 0);
         assert_eq!(st.connect_failures, 1);
+    }
+
+    #[test]
+    fn the_old_connection_delivers_its_replies_before_the_client_closes_it() {
+        // After the notice pod A answers slowly: what was in flight on it still comes back
+        // there, and a second notice on it changes nothing.
+        let addr = scripted_server(Script {
+            slow_after_notice: Duration::from_millis(150),
+            repeat_notice: true,
+            ..SCRIPT
+        });
+        let mut f = fleet(addr, 0);
+        let r = play(&mut f, "pod-b");
+        let st = f.stats(Kind::Aware);
+        assert_eq!(r.served, ["pod-a", "pod-b"]);
+        assert_eq!((r.gap, r.resent, r.lost), (Duration::ZERO, 0, 0), "{r:?}");
+        assert_eq!((st.handovers, st.closed_by_client), (1, 1));
+        assert_eq!((st.notices.len(), st.notices_ignored), (2, 1));
+        assert_eq!(st.duplicates, 0);
+    }
+
+    #[test]
+    fn a_notice_on_the_new_connection_waits_until_the_old_one_is_gone() {
+        // Pod B's connection gets a notice at once, while pod A's is still finishing (slow
+        // replies): the second handover starts only when pod A's connection is gone, so the
+        // client never holds three.
+        let addr = scripted_server(Script {
+            slow_after_notice: Duration::from_millis(200),
+            second_notice_after: Some(Duration::ZERO),
+            ..SCRIPT
+        });
+        let mut f = fleet(addr, 0);
+        let r = play(&mut f, "pod-c");
+        let st = f.stats(Kind::Aware);
+        assert_eq!(r.served, ["pod-a", "pod-b", "pod-c"]);
+        assert_eq!((r.gap, r.resent, r.lost), (Duration::ZERO, 0, 0), "{r:?}");
+        assert_eq!(st.notices_deferred, 1);
+        assert_eq!((st.handovers, st.closed_by_client), (2, 2));
     }
 
     #[test]
