@@ -300,30 +300,47 @@ impl Summary {
     }
 }
 
-/// Pod A's `drain_end` fields against what the clients saw. The server's fields for the
-/// handover are read when present (`notices_sent`, and the closes that ended it: by the client
-/// or forced); the clients' counts are the truth the server's must match.
+/// Pod A's `drain_end` fields against what the clients saw: `notices` (goaway notices sent),
+/// `left` (clients that closed by themselves after their notice), `forced` (closed with 1012 at
+/// HANDOVER_TIMEOUT) and `closes_sent` (all the drain's 1012s). The clients' counts are the
+/// truth the server's must match.
 pub fn check_drain_end(fields: &EventFields, summaries: &[Summary], notices: bool) -> Vec<String> {
     let mut failures = Vec::new();
-    let total = |f: fn(&Summary) -> usize| summaries.iter().map(f).sum::<usize>();
-    let notices_seen = total(|s| s.notices_a);
-    let closes_seen = total(|s| s.closes_by_a);
-    if let Some(sent) = fields.number("notices_sent") {
-        if sent != notices_seen as u64 {
-            failures.push(format!(
-                "pod A's drain_end says notices_sent={sent}, the clients received {notices_seen}"
-            ));
+    let total = |f: fn(&Summary) -> u64| summaries.iter().map(f).sum::<u64>();
+    let seen = [
+        (
+            "notices",
+            total(|s| s.notices_a as u64),
+            "goaway notices received",
+        ),
+        (
+            "left",
+            total(|s| s.closed_by_client),
+            "connections to pod A closed by their client after the notice",
+        ),
+        (
+            "forced",
+            if notices {
+                total(|s| s.closes_by_a as u64)
+            } else {
+                0
+            },
+            "closes 1012 received after a notice",
+        ),
+        (
+            "closes_sent",
+            total(|s| s.closes_by_a as u64),
+            "closes 1012 received",
+        ),
+    ];
+    for (key, clients, what) in seen {
+        match fields.number(key) {
+            Some(server) if server == clients => {}
+            Some(server) => failures.push(format!(
+                "pod A's drain_end says {key}={server}, the clients saw {clients} {what}"
+            )),
+            None => failures.push(format!("pod A's drain_end line has no {key} field")),
         }
-    } else if notices {
-        failures.push("pod A's drain_end line has no notices_sent field".into());
-    }
-    if let Some(sent) = fields.number("closes_sent")
-        && sent != closes_seen as u64
-    {
-        failures.push(format!(
-            "pod A's drain_end says closes_sent={sent}, the clients received {closes_seen} \
-             closes 1012 from pod A"
-        ));
     }
     failures
 }
