@@ -139,6 +139,8 @@ pub struct Stats {
     pub handover_failed: u64,
     /// Handovers where the old connection ended before the new one was open.
     pub handover_late: u64,
+    /// From a notice to the client's close of that connection (its handover's length).
+    pub handover_took: Vec<Duration>,
     /// Closing connections dropped because TCP did not end within `close_wait`.
     pub close_waits_expired: u64,
 }
@@ -191,6 +193,8 @@ struct Conn {
     retiring: bool,
     /// A notice arrived while the other connection was still finishing.
     deferred_notice: bool,
+    /// When the notice that began this connection's handover arrived.
+    notice_at: Option<Instant>,
     opened_at: Option<Instant>,
 }
 
@@ -461,6 +465,7 @@ impl Fleet {
             close_code: None,
             retiring: false,
             deferred_notice: false,
+            notice_at: None,
             opened_at: None,
         });
     }
@@ -774,6 +779,7 @@ impl Fleet {
         };
         conn.retiring = true;
         conn.deferred_notice = false;
+        conn.notice_at = Some(Instant::now());
         self.stats[c.kind.index()].handovers += 1;
         self.connect(id, 1 - slot);
     }
@@ -809,7 +815,11 @@ impl Fleet {
                     deadline: now + close_wait,
                 };
                 self.timers.push(Reverse((now + close_wait, id)));
-                self.stats[c.kind.index()].closed_by_client += 1;
+                let st = &mut self.stats[c.kind.index()];
+                st.closed_by_client += 1;
+                if let Some(t) = conn.notice_at {
+                    st.handover_took.push(now.saturating_duration_since(t));
+                }
                 c.update_gap(now);
                 self.flush(id, slot);
             }

@@ -49,6 +49,8 @@ pub struct Summary {
     pub handover_late: u64,
     pub close_waits_expired: u64,
     pub connect_failures: u64,
+    /// Handovers' lengths (notice to the client's close of the old connection): p50, p99, max.
+    pub handover_took: [Duration; 3],
     /// New connections opened (101) from the start of the termination on.
     pub reconnects: usize,
     /// Per second after the start of the termination.
@@ -168,6 +170,15 @@ impl Summary {
             handover_late: st.handover_late,
             close_waits_expired: st.close_waits_expired,
             connect_failures: st.connect_failures,
+            handover_took: {
+                let mut took = st.handover_took.clone();
+                took.sort();
+                [
+                    percentile(&took, 0.5),
+                    percentile(&took, 0.99),
+                    took.last().copied().unwrap_or_default(),
+                ]
+            },
             reconnects,
             reconnects_per_second,
             served,
@@ -415,6 +426,13 @@ pub fn print_table(summaries: &[Summary], clients: usize) {
                 "{} / {} / {} / {}",
                 s.handovers, s.closed_by_client, s.handover_failed, s.handover_late
             )
+        },
+    );
+    row(
+        "handover took (notice to old closed) p50 / p99 / max",
+        &|s| {
+            let [p50, p99, max] = s.handover_took.map(|d| d.as_secs_f64() * 1000.0);
+            format!("{p50:.1} ms / {p99:.1} ms / {max:.1} ms")
         },
     );
     row("reconnects (new connections during the rollout)", &|s| {
