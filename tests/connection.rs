@@ -147,3 +147,211 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         "the test must outlast CLOSE_TIMEOUT ({now} ms)"
     );
 }
+
+/// The upgrade request every WebSocket test starts with.
+const UPGRADE: &[u8] =
+    b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+/// A connection upgraded at time 0, with a client that reads everything; returns the frames the
+/// server wrote after its 101 answer.
+fn upgraded(ctx: &mut Context) -> (Connection, SlowReader, Vec<testkit::ws::Frame>) {
+    let mut conn = Connection::new(1, Listener::Public, 0);
+    let mut client = SlowReader {
+        received: Vec::new(),
+        budget: usize::MAX,
+    };
+    assert_eq!(conn.on_bytes(&mut UPGRADE.to_vec(), ctx), Verdict::Keep);
+    assert_eq!(settle(&mut conn, ctx, &mut client), None);
+    assert!(client.received.starts_with(b"HTTP/1.1 101 "));
+    let head = client
+        .received
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("the 101's head")
+        + 4;
+    client.received.drain(..head);
+    let frames = take_frames(&mut client);
+    (conn, client, frames)
+}
+
+/// The whole frames the client has received, taken out of its buffer.
+fn take_frames(client: &mut SlowReader) -> Vec<testkit::ws::Frame> {
+    let mut frames = Vec::new();
+    while let Some((frame, used)) = testkit::ws::decode(&client.received) {
+        client.received.drain(..used);
+        frames.push(frame);
+    }
+    frames
+}
+
+/// Moves the clock to `now` and, if the connection's deadline has come, runs it as the loop
+/// would; returns the frames the client then received and how the connection ended, if it did.
+fn at(
+    now: Millis,
+    conn: &mut Connection,
+    ctx: &mut Context,
+    client: &mut SlowReader,
+) -> (Vec<testkit::ws::Frame>, Option<NextIo>) {
+    ctx.tick(now);
+    if conn.next_deadline(ctx) <= now {
+        assert_eq!(conn.on_timeout(ctx), Verdict::Keep, "dropped at {now} ms");
+    }
+    let end = settle(conn, ctx, client);
+    (take_frames(client), end)
+}
+
+fn texts(frames: &[testkit::ws::Frame]) -> Vec<String> {
+    frames
+        .iter()
+        .map(|f| match f.opcode {
+            1 => String::from_utf8_lossy(&f.payload).into_owned(),
+            8 => format!("close {:?}", f.close_code()),
+            op => format!("opcode {op}"),
+        })
+        .collect()
+}
+
+#[test]
+fn the_hello_comes_first_and_says_who_answers_and_how_long_a_handover_may_take() {
+    let mut ctx = context(&[("HANDOVER_TIMEOUT", "3s"), ("ALIVE_INTERVAL", "2s")]);
+    let (_, _, frames) = upgraded(&mut ctx);
+    assert_eq!(
+        texts(&frames),
+        [concat!(
+            r#"{"type":"alive","event":"hello","instance":"test","phase":"serving","#,
+            r#""interval_ms":2000,"uptime_ms":0,"handover_ms":3000}"#
+        )]
+    );
+    // A conformance suite expects nothing but its echoes: no hello in echo mode.
+    let mut ctx = context(&[("ECHO_MODE", "echo")]);
+    let (_, _, frames) = upgraded(&mut ctx);
+    assert!(frames.is_empty(), "{:?}", texts(&frames));
+}
+
+#[test]
+fn the_notice_comes_at_the_drain_time_and_the_close_handover_timeout_later() {
+    let mut ctx = context(&[
+        ("HANDOVER_TIMEOUT", "3s"),
+        ("ALIVE_INTERVAL", "0"),
+        ("PING_INTERVAL", "0"),
+    ]);
+    let (mut conn, mut client, _) = upgraded(&mut ctx);
+    ctx.tick(1_000);
+    ctx.lifecycle.on_signal(1_000);
+    assert!(conn.schedule_drain(1_500));
+    assert_eq!(conn.next_deadline(&ctx), 1_500);
+    assert_eq!(at(1_499, &mut conn, &mut ctx, &mut client).0.len(), 0);
+    let (frames, end) = at(1_500, &mut conn, &mut ctx, &mut client);
+    assert_eq!(end, None);
+    assert_eq!(
+        texts(&frames),
+        [concat!(
+            r#"{"type":"alive","event":"goaway","instance":"test","phase":"draining","#,
+            r#""interval_ms":0,"uptime_ms":1500,"close_in_ms":3000}"#
+        )]
+    );
+    assert_eq!(conn.next_deadline(&ctx), 4_500);
+    // Still served in the meantime.
+    ctx.tick(2_000);
+    assert_eq!(
+        conn.on_bytes(&mut masked(0x1, b"still here"), &mut ctx),
+        Verdict::Keep
+    );
+    let (frames, _) = at(2_000, &mut conn, &mut ctx, &mut client);
+    assert_eq!(texts(&frames), ["ereh llits"]);
+    // A client that does not move is closed when the handover time is up, not before.
+    assert_eq!(at(4_499, &mut conn, &mut ctx, &mut client).0.len(), 0);
+    let (frames, _) = at(4_500, &mut conn, &mut ctx, &mut client);
+    assert_eq!(texts(&frames), ["close Some(1012)"]);
+    let ws = &ctx.metrics.ws;
+    assert_eq!(
+        (ws.handover_notices, ws.handover_left, ws.handover_forced),
+        (1, 0, 1)
+    );
+    assert_eq!(ctx.lifecycle.drain_closes(), [3_500]);
+}
+
+#[test]
+fn a_client_that_moves_after_the_notice_closes_cleanly_and_is_counted() {
+    let mut ctx = context(&[("HANDOVER_TIMEOUT", "3s"), ("ALIVE_INTERVAL", "0")]);
+    let (mut conn, mut client, _) = upgraded(&mut ctx);
+    ctx.lifecycle.on_signal(0);
+    conn.schedule_drain(100);
+    let (frames, _) = at(100, &mut conn, &mut ctx, &mut client);
+    assert!(texts(&frames)[0].contains(r#""event":"goaway""#));
+    // Its last message and its close in one read: the reply goes out before the close.
+    ctx.tick(600);
+    let mut input = masked(0x1, b"last");
+    input.extend(masked(0x8, &1000u16.to_be_bytes()));
+    assert_eq!(conn.on_bytes(&mut input, &mut ctx), Verdict::Keep);
+    let (frames, end) = at(600, &mut conn, &mut ctx, &mut client);
+    assert_eq!(texts(&frames), ["tsal", "close Some(1000)"]);
+    assert_eq!(end, Some(NextIo::ShutdownWrite));
+    let ws = &ctx.metrics.ws;
+    assert_eq!(
+        (ws.handover_notices, ws.handover_left, ws.handover_forced),
+        (1, 1, 0)
+    );
+    assert!(ctx.lifecycle.drain_closes().is_empty(), "no 1012 was sent");
+}
+
+#[test]
+fn without_a_handover_or_with_its_time_gone_the_close_comes_at_once() {
+    // HANDOVER_TIMEOUT=0: the close 1012 at the drain time, as before the handover existed.
+    // Echo mode: the same (no notice). A loop that stalled past the handover's end: the close,
+    // with no notice that would promise time that is gone.
+    for (settings, run_at) in [
+        (&[("HANDOVER_TIMEOUT", "0")][..], 1_500),
+        (&[("ECHO_MODE", "echo")][..], 1_500),
+        (&[("HANDOVER_TIMEOUT", "3s")][..], 4_500),
+    ] {
+        let mut ctx = context(settings);
+        let (mut conn, mut client, _) = upgraded(&mut ctx);
+        ctx.lifecycle.on_signal(1_000);
+        conn.schedule_drain(1_500);
+        let (frames, _) = at(run_at, &mut conn, &mut ctx, &mut client);
+        assert_eq!(texts(&frames), ["close Some(1012)"], "{settings:?}");
+        assert_eq!(ctx.metrics.ws.handover_notices, 0, "{settings:?}");
+    }
+    // A stalled loop that wakes inside the handover: the notice gives the time that is left.
+    let mut ctx = context(&[("HANDOVER_TIMEOUT", "3s"), ("ALIVE_INTERVAL", "0")]);
+    let (mut conn, mut client, _) = upgraded(&mut ctx);
+    ctx.lifecycle.on_signal(1_000);
+    conn.schedule_drain(1_500);
+    let (frames, _) = at(4_000, &mut conn, &mut ctx, &mut client);
+    assert!(
+        texts(&frames)[0].ends_with(r#""close_in_ms":500}"#),
+        "{:?}",
+        texts(&frames)
+    );
+    assert_eq!(conn.next_deadline(&ctx), 4_500);
+}
+
+#[test]
+fn the_age_limit_hands_over_too() {
+    // Not draining: the age limit's notice, then its close 1012 with the age's reason.
+    let mut ctx = context(&[
+        ("HANDOVER_TIMEOUT", "2s"),
+        ("MAX_CONNECTION_AGE", "10s"),
+        ("ALIVE_INTERVAL", "0"),
+        ("PING_INTERVAL", "0"),
+    ]);
+    let (mut conn, mut client, _) = upgraded(&mut ctx);
+    let notice_at = conn.next_deadline(&ctx);
+    assert!((9_000..=10_000).contains(&notice_at), "{notice_at}");
+    let (frames, _) = at(notice_at, &mut conn, &mut ctx, &mut client);
+    assert!(
+        texts(&frames)[0].contains(r#""event":"goaway","instance":"test","phase":"serving""#),
+        "{:?}",
+        texts(&frames)
+    );
+    let (frames, _) = at(notice_at + 2_000, &mut conn, &mut ctx, &mut client);
+    assert_eq!(frames.len(), 1);
+    assert!(String::from_utf8_lossy(&frames[0].payload).contains("age limit"));
+    let ws = &ctx.metrics.ws;
+    assert_eq!(
+        (ws.age_closes, ws.handover_notices, ws.handover_forced),
+        (1, 1, 1)
+    );
+}

@@ -23,9 +23,12 @@ struct Seen {
 
 #[test]
 fn websockets_keep_working_then_close_with_1012_spread_over_the_window() {
+    // Without the handover (HANDOVER_TIMEOUT=0) the close comes at each WebSocket's drain time:
+    // the spread of those times is what this checks.
     const CLIENTS: usize = 100;
     let window = Duration::from_secs(2);
     let mut server = TestServer::start(&[
+        ("HANDOVER_TIMEOUT", "0"),
         ("DRAIN_WINDOW", "2s"),
         ("CLOSE_TIMEOUT", "2s"),
         ("ALIVE_INTERVAL", "500ms"),
@@ -187,6 +190,7 @@ fn websockets_keep_working_then_close_with_1012_spread_over_the_window() {
 #[test]
 fn a_client_that_never_answers_the_close_frame_is_dropped_after_close_timeout() {
     let mut server = TestServer::start(&[
+        ("HANDOVER_TIMEOUT", "0"),
         ("DRAIN_WINDOW", "200ms"),
         ("CLOSE_TIMEOUT", "700ms"),
         ("ALIVE_INTERVAL", "0"),
@@ -221,6 +225,7 @@ fn a_client_that_never_answers_the_close_frame_is_dropped_after_close_timeout() 
 #[test]
 fn messages_after_the_close_frame_are_not_answered_but_counted() {
     let mut server = TestServer::start(&[
+        ("HANDOVER_TIMEOUT", "0"),
         ("DRAIN_WINDOW", "100ms"),
         ("CLOSE_TIMEOUT", "5s"),
         ("ALIVE_INTERVAL", "0"),
@@ -293,6 +298,7 @@ fn an_open_websocket_keeps_echoing_while_new_connections_are_refused() {
 #[test]
 fn sigterm_during_prestop_answers_the_hook_and_drains_websockets() {
     let mut server = TestServer::start(&[
+        ("HANDOVER_TIMEOUT", "0"),
         ("PRESTOP_DELAY", "30s"),
         ("DRAIN_WINDOW", "300ms"),
         ("ALIVE_INTERVAL", "0"),
@@ -319,6 +325,7 @@ fn sigterm_during_prestop_answers_the_hook_and_drains_websockets() {
 #[test]
 fn the_drain_end_line_counts_only_what_happened_in_the_drain() {
     let mut server = TestServer::start(&[
+        ("HANDOVER_TIMEOUT", "0"),
         ("DRAIN_WINDOW", "100ms"),
         ("CLOSE_TIMEOUT", "2s"),
         ("ALIVE_INTERVAL", "0"),
@@ -349,6 +356,7 @@ fn the_drain_end_line_counts_only_what_happened_in_the_drain() {
 #[test]
 fn the_drain_deadline_leaves_room_for_the_lingering_close() {
     let mut server = TestServer::start(&[
+        ("HANDOVER_TIMEOUT", "0"),
         ("DRAIN_WINDOW", "100ms"),
         ("CLOSE_TIMEOUT", "300ms"),
         ("ALIVE_INTERVAL", "0"),
@@ -367,4 +375,81 @@ fn the_drain_deadline_leaves_room_for_the_lingering_close() {
         server.log_text()
     );
     drop(ws);
+}
+
+/// Reads frames until the goaway notice, answering nothing; returns its text.
+fn read_notice(ws: &mut RawWs) -> String {
+    loop {
+        let f = ws.read_frame();
+        let text = f.text();
+        if f.opcode == 1 && text.starts_with(r#"{"type":"alive","event":"goaway""#) {
+            return text;
+        }
+        assert!(
+            f.opcode == 1 && text.starts_with(r#"{"type":"alive""#),
+            "before the notice: {f:?}"
+        );
+    }
+}
+
+#[test]
+fn a_client_that_knows_the_handover_is_served_until_it_leaves_by_itself() {
+    let mut server = TestServer::start(&[
+        ("DRAIN_WINDOW", "300ms"),
+        ("HANDOVER_TIMEOUT", "30s"),
+        ("ALIVE_INTERVAL", "0"),
+    ]);
+    let mut ws = RawWs::connect(server.public);
+    server.signal("TERM");
+    let notice = read_notice(&mut ws);
+    for part in [
+        r#""instance":"test-instance""#,
+        r#""phase":"draining""#,
+        r#""close_in_ms":"#,
+    ] {
+        assert!(notice.contains(part), "{notice}");
+    }
+    // The socket keeps working after the notice (the client finishes what it sent here)...
+    ws.send_text("after the notice");
+    assert_eq!(ws.read_reply().text(), "eciton eht retfa");
+    // ...until the client closes it: a clean close, and the drain is over long before the
+    // 30 s handover would have forced it.
+    ws.send(true, 8, &1000u16.to_be_bytes());
+    ws.expect_close(1000);
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+    server.wait_event("drain_complete", WAIT);
+    let end = server.wait_event("drain_end", WAIT);
+    let counts = ["notices", "left", "forced", "closes_sent", "clean"].map(|k| end.number(k));
+    assert_eq!(counts, [1, 1, 0, 0, 1].map(Some), "{end:?}");
+}
+
+#[test]
+fn a_client_that_ignores_the_notice_keeps_working_until_the_handover_timeout_closes_it() {
+    let mut server = TestServer::start(&[
+        ("DRAIN_WINDOW", "200ms"),
+        ("HANDOVER_TIMEOUT", "1s"),
+        ("ALIVE_INTERVAL", "0"),
+    ]);
+    let mut ws = RawWs::connect(server.public);
+    server.signal("TERM");
+    read_notice(&mut ws);
+    // An old client reads the notice as one more alive message and goes on until the close.
+    let mut echoed = 0;
+    let close = loop {
+        ws.send_text("still?");
+        let f = ws.read_reply();
+        if f.opcode == 8 {
+            break f;
+        }
+        assert_eq!(f.text(), "?llits");
+        echoed += 1;
+    };
+    assert!(echoed > 0);
+    assert_eq!(close.close_code(), Some(1012));
+    assert!(String::from_utf8_lossy(&close.payload[2..]).contains("restarting"));
+    ws.answer_close(1012);
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+    let end = server.wait_event("drain_end", WAIT);
+    let counts = ["notices", "left", "forced", "closes_sent", "clean"].map(|k| end.number(k));
+    assert_eq!(counts, [1, 0, 1, 1, 1].map(Some), "{end:?}");
 }

@@ -154,15 +154,20 @@ fn second_signal_exits_at_once() {
 
 #[test]
 fn drain_deadline_bounds_the_wait() {
-    let mut server = TestServer::start(&[("DRAIN_WINDOW", "500ms"), ("CLOSE_TIMEOUT", "500ms")]);
+    let mut server = TestServer::start(&[
+        ("DRAIN_WINDOW", "500ms"),
+        ("HANDOVER_TIMEOUT", "500ms"),
+        ("CLOSE_TIMEOUT", "500ms"),
+    ]);
     let mut slow = Client::connect(server.public);
     slow.send(b"GET /healthz HTTP/1.1\r\n");
     let started = Instant::now();
     server.signal("TERM");
     assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+    // The deadline: window + handover + close timeout + 2 s linger = 3.5 s after the signal.
     let took = started.elapsed();
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        took >= Duration::from_millis(3500) && took < Duration::from_secs(8),
         "{took:?}"
     );
     let passed = server.wait_event("drain_deadline_passed", WAIT);
@@ -221,6 +226,7 @@ fn help_lists_every_setting_and_version_prints() {
         "PRESTOP_DELAY",
         "DRAIN_WINDOW",
         "CLOSE_TIMEOUT",
+        "HANDOVER_TIMEOUT",
         "TERMINATION_GRACE_PERIOD",
         "ALIVE_INTERVAL",
         "PING_INTERVAL",
@@ -239,7 +245,7 @@ fn help_lists_every_setting_and_version_prints() {
     assert!(help.contains("[default: 8080]") && help.contains("[default: 620s]"));
     assert!(
         help.contains(
-            "PRESTOP_DELAY + DRAIN_WINDOW + CLOSE_TIMEOUT + 4s <= TERMINATION_GRACE_PERIOD"
+            "PRESTOP_DELAY + DRAIN_WINDOW + HANDOVER_TIMEOUT + CLOSE_TIMEOUT + 4s <= TERMINATION_GRACE_PERIOD"
         )
     );
     let out = run(&["--version"], &[]);

@@ -275,7 +275,17 @@ fn run_session(bytes: &[u8], cuts: &[usize]) -> (Vec<u8>, Option<NextIo>) {
         .position(|w| w == b"\r\n\r\n")
         .expect("the 101 answer");
     assert!(written.starts_with(b"HTTP/1.1 101 "));
-    (written[head + 4..].to_vec(), end)
+    // The hello comes first, before anything the input asked for.
+    let frames = &written[head + 4..];
+    let (hello, used) = testkit::ws::decode(frames).expect("the hello after the 101");
+    assert!(
+        hello.opcode == 1
+            && hello
+                .payload
+                .starts_with(b"{\"type\":\"alive\",\"event\":\"hello\""),
+        "{hello:?}"
+    );
+    (frames[used..].to_vec(), end)
 }
 
 const UPGRADE: &[u8] =

@@ -259,7 +259,7 @@ fn binary_is_refused_with_1003_unless_echo_mode() {
     ws.expect_close(1003);
 
     let server = TestServer::start(&[("ECHO_MODE", "echo")]);
-    let mut ws = RawWs::connect(server.public);
+    let mut ws = RawWs::connect_echo(server.public);
     ws.send(true, 2, &[1, 2, 3]);
     let f = ws.read_reply();
     assert_eq!((f.opcode, f.payload), (2, vec![1, 2, 3]));
@@ -299,9 +299,14 @@ fn alive_messages_carry_instance_phase_and_interval() {
     let server = TestServer::start(&[("ALIVE_INTERVAL", "100ms"), ("INSTANCE_ID", r"pod\7")]);
     let text = RawWs::connect(server.public).read_frame().text();
     assert!(text.contains(r#""instance":"pod\\7""#), "{text}");
-    // No alive messages when turned off.
+    // No alive messages when turned off: the hello (which says so), then nothing.
     let server = TestServer::start(&[("ALIVE_INTERVAL", "0")]);
     let mut ws = ws_client(server.public);
+    let hello = ws.read().expect("the hello").into_text().expect("text");
+    assert!(
+        hello.starts_with(common::HELLO_PREFIX) && hello.contains(r#""interval_ms":0"#),
+        "{hello}"
+    );
     ws.get_mut()
         .set_read_timeout(Some(Duration::from_millis(1500)))
         .unwrap();

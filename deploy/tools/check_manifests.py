@@ -30,8 +30,9 @@ import yaml
 BYTES_PER_CONNECTION = 258 + 5545 + 315
 PROCESS_BASE_BYTES = 2 * 1024 * 1024
 GOOGLE_LB_KEEPALIVE_SECONDS = 600
-# MAX_CONNECTION_AGE <= timeoutSec - 2 x CLOSE_TIMEOUT - this (deploy/gke/deployment.yaml): the
-# margin beyond the rule MAX_CONNECTION_AGE + CLOSE_TIMEOUT < timeoutSec.
+# MAX_CONNECTION_AGE <= timeoutSec - HANDOVER_TIMEOUT - CLOSE_TIMEOUT - this
+# (deploy/gke/deployment.yaml): the margin beyond the rule
+# MAX_CONNECTION_AGE + HANDOVER_TIMEOUT + CLOSE_TIMEOUT < timeoutSec.
 AGE_MARGIN_SECONDS = 60
 # The longest duration the server accepts (MAX_DURATION in src/config/parse.rs: 30 days).
 MAX_DURATION_SECONDS = 30 * 24 * 3600
@@ -88,7 +89,8 @@ def quantity_bytes(q):
 def parse_help(text):
     defaults = dict(re.findall(r"^\s+--[\w-]+\s+([A-Z_]+)\s+\[default: ([^\]]*)\]", text, re.M))
     m = re.search(
-        r"PRESTOP_DELAY \+ DRAIN_WINDOW \+ CLOSE_TIMEOUT \+ (\d+)s <= TERMINATION_GRACE_PERIOD",
+        r"PRESTOP_DELAY \+ DRAIN_WINDOW \+ HANDOVER_TIMEOUT \+ CLOSE_TIMEOUT \+ (\d+)s "
+        r"<= TERMINATION_GRACE_PERIOD",
         text,
     )
     if not defaults or not m:
@@ -124,8 +126,8 @@ def check_deployment(dep, defaults, slack, backendconfigs, require_age):
     settings = {**defaults, **env}
     # Durations (unset ones take the server's default from --help, e.g. CLOSE_TIMEOUT 5s).
     dur, before = {}, len(failures)
-    for k in ("PRESTOP_DELAY", "DRAIN_WINDOW", "CLOSE_TIMEOUT", "TERMINATION_GRACE_PERIOD",
-              "IDLE_TIMEOUT", "MAX_CONNECTION_AGE"):
+    for k in ("PRESTOP_DELAY", "DRAIN_WINDOW", "HANDOVER_TIMEOUT", "CLOSE_TIMEOUT",
+              "TERMINATION_GRACE_PERIOD", "IDLE_TIMEOUT", "MAX_CONNECTION_AGE"):
         if k == "TERMINATION_GRACE_PERIOD" and settings.get(k, "") == "":
             continue  # the only one that may be empty: then the server does not check the budget
         try:
@@ -137,11 +139,12 @@ def check_deployment(dep, defaults, slack, backendconfigs, require_age):
 
     # Budget rule and the server's own check of it.
     p, d, cl = dur["PRESTOP_DELAY"], dur["DRAIN_WINDOW"], dur["CLOSE_TIMEOUT"]
+    h = dur["HANDOVER_TIMEOUT"]
     tgps = pod.get("terminationGracePeriodSeconds", 30)
     check(
-        tgps >= p + d + cl + slack,
+        tgps >= p + d + h + cl + slack,
         f"{name}: terminationGracePeriodSeconds {tgps} < PRESTOP_DELAY + DRAIN_WINDOW + "
-        f"CLOSE_TIMEOUT + {slack} = {p + d + cl + slack:g}",
+        f"HANDOVER_TIMEOUT + CLOSE_TIMEOUT + {slack} = {p + d + h + cl + slack:g}",
     )
     check(
         "TERMINATION_GRACE_PERIOD" in env and dur.get("TERMINATION_GRACE_PERIOD") == tgps,
@@ -225,27 +228,29 @@ def check_deployment(dep, defaults, slack, backendconfigs, require_age):
         bs = bc["spec"]
         drain = bs.get("connectionDraining", {}).get("drainingTimeoutSec", 0)
         check(
-            drain >= p + d + cl,
+            drain >= p + d + h + cl,
             f"BackendConfig {bname}: drainingTimeoutSec {drain} < PRESTOP_DELAY + DRAIN_WINDOW "
-            f"+ CLOSE_TIMEOUT = {p + d + cl:g}",
+            f"+ HANDOVER_TIMEOUT + CLOSE_TIMEOUT = {p + d + h + cl:g}",
         )
         # The load balancer cuts every WebSocket at timeoutSec. The server must have closed it
-        # by then: the 1012 goes out at MAX_CONNECTION_AGE at the latest (it draws up to 10 %
-        # less), and the close handshake may take CLOSE_TIMEOUT more.
+        # by then: the goaway notice goes out at MAX_CONNECTION_AGE at the latest (it draws up
+        # to 10 % less), the close 1012 at most HANDOVER_TIMEOUT later, and the close handshake
+        # may take CLOSE_TIMEOUT more.
         age = dur["MAX_CONNECTION_AGE"]
         timeout = bs.get("timeoutSec", 30)
         if age:
             check(
-                age + cl < timeout,
+                age + h + cl < timeout,
                 f"BackendConfig {bname}: timeoutSec {timeout} must exceed MAX_CONNECTION_AGE + "
-                f"CLOSE_TIMEOUT = {age:g} + {cl:g} = {age + cl:g} s",
+                f"HANDOVER_TIMEOUT + CLOSE_TIMEOUT = {age:g} + {h:g} + {cl:g} = "
+                f"{age + h + cl:g} s",
             )
-            limit = timeout - 2 * cl - AGE_MARGIN_SECONDS
+            limit = timeout - h - cl - AGE_MARGIN_SECONDS
             check(
                 age <= limit,
-                f"{name}: MAX_CONNECTION_AGE {age:g} s is over timeoutSec - 2 x CLOSE_TIMEOUT - "
-                f"{AGE_MARGIN_SECONDS} s = {timeout} - {2 * cl:g} - {AGE_MARGIN_SECONDS} = "
-                f"{limit:g} s (BackendConfig {bname})",
+                f"{name}: MAX_CONNECTION_AGE {age:g} s is over timeoutSec - HANDOVER_TIMEOUT - "
+                f"CLOSE_TIMEOUT - {AGE_MARGIN_SECONDS} s = {timeout} - {h:g} - {cl:g} - "
+                f"{AGE_MARGIN_SECONDS} = {limit:g} s (BackendConfig {bname})",
             )
         else:
             check(
@@ -385,6 +390,11 @@ def _close(docs):
     return seconds(env.get("CLOSE_TIMEOUT", "5s"))
 
 
+def _handover(docs):
+    env = {e["name"]: e.get("value") for e in _ctr(docs)["env"]}
+    return seconds(env.get("HANDOVER_TIMEOUT", "5s"))
+
+
 MUTATIONS = {
     "grace period below the budget": (
         lambda ds: _dep(ds)["spec"]["template"]["spec"].update(terminationGracePeriodSeconds=31),
@@ -392,7 +402,9 @@ MUTATIONS = {
     "longer PRESTOP_DELAY without a longer grace period": (
         lambda ds: _env(ds, "PRESTOP_DELAY", "20s"), "terminationGracePeriodSeconds"),
     "TERMINATION_GRACE_PERIOD env out of step": (
-        lambda ds: _env(ds, "TERMINATION_GRACE_PERIOD", "40s"), "TERMINATION_GRACE_PERIOD"),
+        lambda ds: _env(ds, "TERMINATION_GRACE_PERIOD", "45s"), "TERMINATION_GRACE_PERIOD"),
+    "longer HANDOVER_TIMEOUT without a longer grace period": (
+        lambda ds: _env(ds, "HANDOVER_TIMEOUT", "10s"), "terminationGracePeriodSeconds"),
     "misspelt setting": (lambda ds: _env(ds, "DRAIN_WINDOWS", "5s"), "not a wsdrain setting"),
     "admin port in the Service": (
         lambda ds: _kind(ds, "Service")["spec"]["ports"].append(
@@ -421,18 +433,20 @@ MUTATIONS = {
     "more connections, same memory": (
         lambda ds: _env(ds, "MAX_CONNECTIONS", "20000"), "memory request"),
     # The connection age against the load balancer's timeoutSec.
-    "MAX_CONNECTION_AGE = timeoutSec - CLOSE_TIMEOUT": (
-        lambda ds: _env(ds, "MAX_CONNECTION_AGE", f"{_timeout(ds) - _close(ds):g}s"),
-        "must exceed MAX_CONNECTION_AGE + CLOSE_TIMEOUT"),
+    "MAX_CONNECTION_AGE = timeoutSec - HANDOVER_TIMEOUT - CLOSE_TIMEOUT": (
+        lambda ds: _env(ds, "MAX_CONNECTION_AGE",
+                        f"{_timeout(ds) - _handover(ds) - _close(ds):g}s"),
+        "must exceed MAX_CONNECTION_AGE + HANDOVER_TIMEOUT + CLOSE_TIMEOUT"),
     "MAX_CONNECTION_AGE = timeoutSec, in hours": (
         lambda ds: _env(ds, "MAX_CONNECTION_AGE", f"{_timeout(ds) / 3600:g}h"),
-        "must exceed MAX_CONNECTION_AGE + CLOSE_TIMEOUT"),
+        "must exceed MAX_CONNECTION_AGE + HANDOVER_TIMEOUT + CLOSE_TIMEOUT"),
     "MAX_CONNECTION_AGE 1 s over the margin, in plain seconds": (
         lambda ds: _env(ds, "MAX_CONNECTION_AGE",
-                        f"{_timeout(ds) - 2 * _close(ds) - AGE_MARGIN_SECONDS + 1:g}"),
-        "timeoutSec - 2 x CLOSE_TIMEOUT"),
+                        f"{_timeout(ds) - _handover(ds) - _close(ds) - AGE_MARGIN_SECONDS + 1:g}"),
+        "timeoutSec - HANDOVER_TIMEOUT - CLOSE_TIMEOUT"),
     "MAX_CONNECTION_AGE 59m, inside the rule but not the margin": (
-        lambda ds: _env(ds, "MAX_CONNECTION_AGE", "59m"), "timeoutSec - 2 x CLOSE_TIMEOUT"),
+        lambda ds: _env(ds, "MAX_CONNECTION_AGE", "59m"),
+        "timeoutSec - HANDOVER_TIMEOUT - CLOSE_TIMEOUT"),
     "MAX_CONNECTION_AGE the server refuses (a space)": (
         lambda ds: _env(ds, "MAX_CONNECTION_AGE", "3530 s"), "not a duration the server accepts"),
 }
@@ -442,12 +456,16 @@ MUTATIONS = {
 MUTATIONS_WITH_AGE = {
     "longer CLOSE_TIMEOUT, same MAX_CONNECTION_AGE": (
         lambda ds: _env(ds, "CLOSE_TIMEOUT", f"{_close(ds) + 1:g}s"),
-        "timeoutSec - 2 x CLOSE_TIMEOUT"),
-    "timeoutSec lowered to MAX_CONNECTION_AGE + CLOSE_TIMEOUT": (
+        "timeoutSec - HANDOVER_TIMEOUT - CLOSE_TIMEOUT"),
+    "longer HANDOVER_TIMEOUT, same MAX_CONNECTION_AGE": (
+        lambda ds: _env(ds, "HANDOVER_TIMEOUT", f"{_handover(ds) + 1:g}s"),
+        "timeoutSec - HANDOVER_TIMEOUT - CLOSE_TIMEOUT"),
+    "timeoutSec lowered to MAX_CONNECTION_AGE + HANDOVER_TIMEOUT + CLOSE_TIMEOUT": (
         lambda ds: _kind(ds, "BackendConfig")["spec"].update(
             timeoutSec=int(seconds(next(e["value"] for e in _ctr(ds)["env"]
-                                        if e["name"] == "MAX_CONNECTION_AGE")) + _close(ds))),
-        "must exceed MAX_CONNECTION_AGE + CLOSE_TIMEOUT"),
+                                        if e["name"] == "MAX_CONNECTION_AGE"))
+                           + _handover(ds) + _close(ds))),
+        "must exceed MAX_CONNECTION_AGE + HANDOVER_TIMEOUT + CLOSE_TIMEOUT"),
     "MAX_CONNECTION_AGE left off": (
         lambda ds: _unset(ds, "MAX_CONNECTION_AGE"), "MAX_CONNECTION_AGE must be set"),
 }

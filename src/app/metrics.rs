@@ -174,7 +174,7 @@ impl Metrics {
                 n,
             );
         }
-        let counters: [(&str, &str, u64); 14] = [
+        let counters: [(&str, &str, u64); 17] = [
             (
                 "wsdrain_received_bytes_total",
                 "Bytes read from clients.",
@@ -242,8 +242,23 @@ impl Metrics {
             ),
             (
                 "wsdrain_websocket_age_closes_total",
-                "WebSockets closed with 1012 for reaching MAX_CONNECTION_AGE.",
+                "WebSockets that reached MAX_CONNECTION_AGE (told to move: a goaway notice, or close 1012 when HANDOVER_TIMEOUT is 0).",
                 self.ws.age_closes,
+            ),
+            (
+                "wsdrain_websocket_handover_notices_total",
+                "Goaway notices sent (at the drain time or MAX_CONNECTION_AGE): the client may move before the close.",
+                self.ws.handover_notices,
+            ),
+            (
+                "wsdrain_websocket_handover_left_total",
+                "Clients that closed their WebSocket themselves after a goaway notice.",
+                self.ws.handover_left,
+            ),
+            (
+                "wsdrain_websocket_handover_forced_total",
+                "WebSockets closed with 1012 because HANDOVER_TIMEOUT passed after their goaway notice.",
+                self.ws.handover_forced,
             ),
         ];
         for (name, help, value) in counters {

@@ -1,14 +1,26 @@
 //! What this server does on a WebSocket: the part to replace to build your own service on this
 //! skeleton. The protocol ([`crate::protocol::websocket`]) hands over whole messages and asks for
 //! nothing else; this module decides what a message gets (the text reversed by Unicode scalar
-//! values, or the same bytes in echo mode), sends an alive message every `ALIVE_INTERVAL`, and
-//! says when a WebSocket is to be closed: at its turn in the drain, or at `MAX_CONNECTION_AGE`.
+//! values, or the same bytes in echo mode), what the server says of its own (a hello on connect,
+//! an alive message every `ALIVE_INTERVAL`), and when a WebSocket is asked to go: at its turn in
+//! the drain, or at `MAX_CONNECTION_AGE`.
+//!
+//! Asking a client to go is a handover, like HTTP/2's GOAWAY: first a goaway notice, while the
+//! socket keeps being served, so the client can open its next connection (on another pod) and
+//! let this one finish its replies; if the client has not closed it after `HANDOVER_TIMEOUT`,
+//! close 1012. With `HANDOVER_TIMEOUT=0`, close 1012 at once.
+//!
+//! Every message the server sends of its own is an alive message (`"type":"alive"`); the hello
+//! and the notice say which they are in `"event"`. A client that knows only alive messages thus
+//! never takes one for a reply (its replies are matched first-in, first-out), and reads the
+//! notice as one more alive message until the close 1012 comes, as before. In echo mode (for
+//! conformance suites, which expect nothing but their echoes) there is no hello and no notice.
 //!
 //! To build another service: keep the signatures of [`Service`] (open, on_message, on_timeout,
-//! next_deadline, schedule_drain) and change their bodies; state your service keeps per
-//! WebSocket goes in the struct (keep it small: it is paid for by every idle connection), state
-//! it shares goes in [`Context`]. Persisting state before the drain disconnects anyone is the
-//! drain's step 2 (`finish_in_flight_work` in `src/server/drain.rs`).
+//! on_client_close, next_deadline, schedule_drain) and change their bodies; state your service
+//! keeps per WebSocket goes in the struct (keep it small: it is paid for by every idle
+//! connection), state it shares goes in [`Context`]. Persisting state before the drain
+//! disconnects anyone is the drain's step 2 (`finish_in_flight_work` in `src/server/drain.rs`).
 
 use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 
@@ -33,17 +45,53 @@ pub struct Close {
 pub struct Service {
     /// Next alive message ([`NEVER`] when they are off).
     next_alive: Millis,
-    /// When this WebSocket is closed with 1012: at its maximum age, or at its turn in the drain
-    /// ([`NEVER`] for neither).
-    close_at: Millis,
+    /// When this WebSocket is asked to go, and whether it has been already.
+    goodbye: Goodbye,
+}
+
+/// When a WebSocket is asked to go (its turn in the drain, or its maximum age): before its
+/// goaway notice, the time of the notice; after it, the time of the close. One word rather
+/// than a time and a flag, since every idle connection pays for it: the top bit says the notice
+/// went out, and loop times never reach it (2^63 ms is 292 million years).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Goodbye(u64);
+
+impl Goodbye {
+    const NOTICE_SENT: u64 = 1 << 63;
+    /// The largest time that fits; it stands for [`NEVER`].
+    const LATEST: u64 = !Self::NOTICE_SENT;
+
+    /// Not asked to go.
+    const NONE: Goodbye = Goodbye(Self::LATEST);
+
+    /// The notice (or the close, without handover) is due at `at`.
+    fn due(at: Millis) -> Self {
+        Goodbye(at.min(Self::LATEST))
+    }
+
+    /// The notice went out; the close is due at `at`.
+    fn noticed(close_at: Millis) -> Self {
+        Goodbye(close_at.min(Self::LATEST) | Self::NOTICE_SENT)
+    }
+
+    fn at(self) -> Millis {
+        match self.0 & Self::LATEST {
+            Self::LATEST => NEVER,
+            at => at,
+        }
+    }
+
+    fn notice_sent(self) -> bool {
+        self.0 & Self::NOTICE_SENT != 0
+    }
 }
 
 impl Service {
-    /// A WebSocket has just been opened. Its first alive message comes at a random point of
-    /// the first interval, so clients that connected together do not all get theirs in one
-    /// tick; its age limit (if any) is spread over the last tenth of the age, so clients that
-    /// connected together (after the previous rollout) do not all reconnect at once.
-    pub fn open(ctx: &mut Context) -> Self {
+    /// A WebSocket has just been opened: queue the hello. Its first alive message comes at a
+    /// random point of the first interval, so clients that connected together do not all get
+    /// theirs in one tick; its age limit (if any) is spread over the last tenth of the age, so
+    /// clients that connected together (after the previous rollout) do not all reconnect at once.
+    pub fn open(out: &mut OutQueue, ctx: &mut Context) -> Self {
         let interval = ctx.config.alive_interval.as_millis() as u64;
         let next_alive = if interval == 0 {
             NEVER
@@ -51,25 +99,39 @@ impl Service {
             ctx.now + 1 + ctx.rng.below(interval)
         };
         let age = ctx.config.max_connection_age.as_millis() as u64;
-        let close_at = if age == 0 {
-            NEVER
+        let goodbye = if age == 0 {
+            Goodbye::NONE
         } else {
-            ctx.now + age - ctx.rng.below(age / 10 + 1)
+            Goodbye::due(ctx.now + age - ctx.rng.below(age / 10 + 1))
         };
+        if ctx.config.echo_mode == EchoMode::Reverse {
+            let handover_ms = handover_ms(ctx);
+            send_own(out, ctx, Some(("hello", "handover_ms", handover_ms)));
+        }
         Service {
             next_alive,
-            close_at,
+            goodbye,
         }
     }
 
     /// When the service next needs the loop.
     pub fn next_deadline(&self) -> Millis {
-        self.next_alive.min(self.close_at)
+        self.next_alive.min(self.goodbye.at())
     }
 
-    /// The drain has begun: close this WebSocket with 1012 at `at`.
+    /// The drain has begun: ask this WebSocket to go at `at` (unless it already was).
     pub fn schedule_drain(&mut self, at: Millis) {
-        self.close_at = self.close_at.min(at);
+        if !self.goodbye.notice_sent() {
+            self.goodbye = Goodbye::due(self.goodbye.at().min(at));
+        }
+    }
+
+    /// The client closed the WebSocket itself (its close frame came first): after a notice,
+    /// that is the handover done right.
+    pub fn on_client_close(&self, ctx: &mut Context) {
+        if self.goodbye.notice_sent() {
+            ctx.metrics.ws.handover_left += 1;
+        }
     }
 
     /// A whole message (text is valid UTF-8): queue the answer, or refuse it with a close.
@@ -103,30 +165,46 @@ impl Service {
         Ok(())
     }
 
-    /// The service's deadline passed: send an alive message, or ask for the close (the drain's
-    /// or the age limit's). Replies already queued go out first: the close frame is queued
-    /// behind them.
+    /// The service's deadline passed: send an alive message, the goaway notice, or ask for the
+    /// close (the drain's or the age limit's). Replies already queued go out first: the notice
+    /// and the close frame are queued behind them.
     pub fn on_timeout(&mut self, out: &mut OutQueue, ctx: &mut Context) -> Option<Close> {
         let now = ctx.now;
-        if now >= self.close_at {
-            if ctx.lifecycle.phase() == Phase::Draining {
-                ctx.lifecycle.record_drain_close(now);
+        if now >= self.goodbye.at() {
+            let draining = ctx.lifecycle.phase() == Phase::Draining;
+            let noticed = self.goodbye.notice_sent();
+            if noticed {
+                ctx.metrics.ws.handover_forced += 1;
+            } else if !draining {
+                ctx.metrics.ws.age_closes += 1;
+            }
+            // The handover counts from the time the notice was due, not from when the loop got
+            // to it: a stalled loop leaves the client less time rather than pushing the close
+            // (and the drain) later.
+            let close_at = self.goodbye.at().saturating_add(handover_ms(ctx));
+            if noticed || now >= close_at {
+                if draining {
+                    ctx.lifecycle.record_drain_close(now);
+                }
                 return Some(Close {
                     code: CloseCode::Restart,
-                    reason: "server restarting; reconnect",
+                    reason: if draining {
+                        "server restarting; reconnect"
+                    } else {
+                        "connection age limit; reconnect"
+                    },
                 });
             }
-            ctx.metrics.ws.age_closes += 1;
-            return Some(Close {
-                code: CloseCode::Restart,
-                reason: "connection age limit; reconnect",
-            });
+            send_own(out, ctx, Some(("goaway", "close_in_ms", close_at - now)));
+            ctx.metrics.ws.handover_notices += 1;
+            self.goodbye = Goodbye::noticed(close_at);
         }
         if now >= self.next_alive {
             let interval = ctx.config.alive_interval.as_millis() as u64;
             // Skipped while output is pending: a client that is behind needs no more of them.
             if out.is_empty() {
-                send_alive(out, ctx);
+                send_own(out, ctx, None);
+                ctx.metrics.ws.alive_sent += 1;
             }
             self.next_alive = if now >= self.next_alive + interval {
                 now + interval // fell behind (e.g. a stalled loop): re-anchor
@@ -138,17 +216,37 @@ impl Service {
     }
 }
 
-/// The alive message: who is answering (the instance), in which phase, how often.
-fn send_alive(out: &mut OutQueue, ctx: &mut Context) {
-    let text = format!(
-        "{{\"type\":\"alive\",\"instance\":{},\"phase\":\"{}\",\"interval_ms\":{},\"uptime_ms\":{}}}",
+/// The handover time a client is given after its notice, in ms: `HANDOVER_TIMEOUT`, or 0
+/// (close at once) in echo mode, which sends nothing of its own.
+fn handover_ms(ctx: &Context) -> u64 {
+    match ctx.config.echo_mode {
+        EchoMode::Reverse => ctx.config.handover_timeout.as_millis() as u64,
+        EchoMode::Echo => 0,
+    }
+}
+
+/// A message of the server's own, an alive message: who is answering (the instance), in which
+/// phase, how often; with `event` (hello, goaway) and its one extra field when it is more.
+fn send_own(out: &mut OutQueue, ctx: &Context, event: Option<(&str, &str, u64)>) {
+    let mut text = String::with_capacity(160);
+    text.push_str("{\"type\":\"alive\",");
+    if let Some((name, _, _)) = event {
+        text.push_str("\"event\":\"");
+        text.push_str(name);
+        text.push_str("\",");
+    }
+    text.push_str(&format!(
+        "\"instance\":{},\"phase\":\"{}\",\"interval_ms\":{},\"uptime_ms\":{}",
         ctx.instance_json,
         ctx.lifecycle.phase().as_str(),
         ctx.config.alive_interval.as_millis(),
         ctx.now
-    );
+    ));
+    if let Some((_, key, value)) = event {
+        text.push_str(&format!(",\"{key}\":{value}"));
+    }
+    text.push('}');
     write_frame(out, OpCode::Data(Data::Text), text.as_bytes());
-    ctx.metrics.ws.alive_sent += 1;
 }
 
 /// Appends `text` (UTF-8, validated by the caller) reversed by Unicode scalar values: each
@@ -225,7 +323,7 @@ mod tests {
         ctx.now = 1_000;
         let mut per_tenth = [0u32; 10];
         for _ in 0..2_000 {
-            let at = Service::open(&mut ctx).close_at - 1_000;
+            let at = Service::open(&mut OutQueue::new(), &mut ctx).goodbye.at() - 1_000;
             assert!((90_000..=100_000).contains(&at), "{at}");
             per_tenth[((at - 90_000) / 1_000).min(9) as usize] += 1;
         }

@@ -56,6 +56,8 @@ pub struct Config {
     pub drain_window: Duration,
     /// Time allowed for a close handshake.
     pub close_timeout: Duration,
+    /// Time a WebSocket has after its goaway notice before it is closed (zero = no notice).
+    pub handover_timeout: Duration,
     /// The pod's grace period, if known.
     pub termination_grace_period: Option<Duration>,
     /// Interval of alive messages (zero = off).

@@ -144,6 +144,7 @@ impl Config {
             prestop_delay: duration("PRESTOP_DELAY")?,
             drain_window: duration("DRAIN_WINDOW")?,
             close_timeout: positive("CLOSE_TIMEOUT")?,
+            handover_timeout: duration("HANDOVER_TIMEOUT")?,
             termination_grace_period,
             alive_interval: duration("ALIVE_INTERVAL")?,
             ping_interval: duration("PING_INTERVAL")?,
@@ -184,10 +185,11 @@ impl Config {
             if needed > grace {
                 return err(format!(
                     "TERMINATION_GRACE_PERIOD: {}s is too short: PRESTOP_DELAY {}s + DRAIN_WINDOW {}s + \
-                     CLOSE_TIMEOUT {}s + linger {}s + margin {}s = {}s must fit in it",
+                     HANDOVER_TIMEOUT {}s + CLOSE_TIMEOUT {}s + linger {}s + margin {}s = {}s must fit in it",
                     secs(grace),
                     secs(self.prestop_delay),
                     secs(self.drain_window),
+                    secs(self.handover_timeout),
                     secs(self.close_timeout),
                     secs(LINGER),
                     secs(GRACE_MARGIN),
@@ -198,18 +200,19 @@ impl Config {
         Ok(())
     }
 
-    /// PRESTOP_DELAY + DRAIN_WINDOW + CLOSE_TIMEOUT + LINGER: from the start of preStop to the
-    /// moment the last connection is gone.
+    /// PRESTOP_DELAY + DRAIN_WINDOW + HANDOVER_TIMEOUT + CLOSE_TIMEOUT + LINGER: from the start
+    /// of preStop to the moment the last connection is gone.
     pub fn drain_budget(&self) -> Duration {
         self.prestop_delay + self.drain_deadline()
     }
 
-    /// DRAIN_WINDOW + CLOSE_TIMEOUT + LINGER: from the signal to the exit at the latest. The last
-    /// WebSocket gets its close frame at the end of the window, its client has `CLOSE_TIMEOUT` to
-    /// answer, and the server then lingers up to [`LINGER`] for the client's EOF so the client
-    /// reads the whole close handshake instead of a reset.
+    /// DRAIN_WINDOW + HANDOVER_TIMEOUT + CLOSE_TIMEOUT + LINGER: from the signal to the exit at
+    /// the latest. The last WebSocket gets its goaway notice at the end of the window, its client
+    /// has `HANDOVER_TIMEOUT` to move before the close frame, then `CLOSE_TIMEOUT` to answer it,
+    /// and the server then lingers up to [`LINGER`] for the client's EOF so the client reads the
+    /// whole close handshake instead of a reset.
     pub fn drain_deadline(&self) -> Duration {
-        self.drain_window + self.close_timeout + LINGER
+        self.drain_window + self.handover_timeout + self.close_timeout + LINGER
     }
 }
 

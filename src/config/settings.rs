@@ -81,10 +81,16 @@ pub const SETTINGS: &[Setting] = &[
         "how long a closing WebSocket may take to answer the close frame",
     ),
     setting(
+        "HANDOVER_TIMEOUT",
+        "handover-timeout",
+        "5s",
+        "at its drain time a WebSocket gets a goaway notice and this long to move to another pod before close 1012 (0 = close at once)",
+    ),
+    setting(
         "TERMINATION_GRACE_PERIOD",
         "termination-grace-period",
         "",
-        "the pod's terminationGracePeriodSeconds; when set, start fails unless PRESTOP_DELAY + DRAIN_WINDOW + CLOSE_TIMEOUT + 2s fits in it",
+        "the pod's terminationGracePeriodSeconds; when set, start fails unless the budget rule below holds",
     ),
     setting(
         "ALIVE_INTERVAL",
@@ -202,7 +208,7 @@ pub fn help_text() -> String {
         "  --echo                     same as --echo-mode echo\n  \
          --help, --version\n\n\
          Budget rule (checked when TERMINATION_GRACE_PERIOD is set):\n  \
-         PRESTOP_DELAY + DRAIN_WINDOW + CLOSE_TIMEOUT + {}s <= TERMINATION_GRACE_PERIOD\n  \
+         PRESTOP_DELAY + DRAIN_WINDOW + HANDOVER_TIMEOUT + CLOSE_TIMEOUT + {}s <= TERMINATION_GRACE_PERIOD\n  \
          ({}s for the lingering close after the last close handshake, {}s of margin)\n\n\
          Exit codes: 0 after a clean stop, 1 on a runtime failure (e.g. a port in use), 2 on a bad setting.\n",
         (LINGER + GRACE_MARGIN).as_secs(),

@@ -40,6 +40,7 @@ fn defaults() {
     assert_eq!(c.prestop_delay, Duration::from_secs(15));
     assert_eq!(c.drain_window, Duration::from_secs(10));
     assert_eq!(c.close_timeout, Duration::from_secs(5));
+    assert_eq!(c.handover_timeout, Duration::from_secs(5));
     assert_eq!(c.alive_interval, Duration::from_secs(5));
     assert_eq!(c.ping_interval, Duration::from_secs(30));
     assert_eq!(c.pong_timeout, Duration::from_secs(10));
@@ -109,6 +110,7 @@ fn bad_values_name_the_setting() {
             "CLOSE_TIMEOUT: invalid value \"0\": must be greater than zero",
         ),
         (&[], &[("HEADER_TIMEOUT", "0s")], "HEADER_TIMEOUT"),
+        (&[], &[("HANDOVER_TIMEOUT", "5 s")], "HANDOVER_TIMEOUT"),
         (&[], &[("MAX_CONNECTIONS", "0")], "MAX_CONNECTIONS"),
         (&[], &[("MAX_HEADER_BYTES", "10")], "MAX_HEADER_BYTES"),
         (&[], &[("MAX_MESSAGE_SIZE", "64kb")], "MAX_MESSAGE_SIZE"),
@@ -145,19 +147,25 @@ fn bad_values_name_the_setting() {
 
 #[test]
 fn budget_rule() {
-    // 15 + 10 + 5 + 2 (linger) + 2 (margin) = 34 s.
-    let c = config(&[], &[("TERMINATION_GRACE_PERIOD", "34")]);
-    assert_eq!(c.termination_grace_period, Some(Duration::from_secs(34)));
-    let message = error(&[], &[("TERMINATION_GRACE_PERIOD", "33s")]);
+    // 15 + 10 + 5 (handover) + 5 (close) + 2 (linger) + 2 (margin) = 39 s.
+    let c = config(&[], &[("TERMINATION_GRACE_PERIOD", "39")]);
+    assert_eq!(c.termination_grace_period, Some(Duration::from_secs(39)));
+    let message = error(&[], &[("TERMINATION_GRACE_PERIOD", "38s")]);
     assert!(
-        message.contains("TERMINATION_GRACE_PERIOD: 33s is too short"),
+        message.contains("TERMINATION_GRACE_PERIOD: 38s is too short"),
         "{message}"
     );
+    assert!(message.contains("HANDOVER_TIMEOUT 5s"), "{message}");
     assert!(message.contains("linger 2s"), "{message}");
-    assert!(message.contains("= 34s"), "{message}");
+    assert!(message.contains("= 39s"), "{message}");
+    // Without the handover (HANDOVER_TIMEOUT=0) the rule is the old one.
+    config(
+        &["--handover-timeout", "0"],
+        &[("TERMINATION_GRACE_PERIOD", "34")],
+    );
     config(
         &["--prestop-delay", "1s"],
-        &[("TERMINATION_GRACE_PERIOD", "20")],
+        &[("TERMINATION_GRACE_PERIOD", "25")],
     );
 }
 

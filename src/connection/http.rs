@@ -76,7 +76,7 @@ impl Connection {
                 self.respond(switching, false, ctx);
                 self.state = State::WebSocket(WebSocket {
                     session: Session::new(ctx.now),
-                    service: Service::open(ctx),
+                    service: Service::open(&mut self.output, ctx),
                 });
                 ctx.metrics.ws.upgrades += 1;
             }

@@ -98,6 +98,10 @@ impl Connection {
             let (text, payload) = match received {
                 Received::Wait => break None,
                 Received::End(flow) => break Some(flow),
+                Received::ClientClosed => {
+                    ws.service.on_client_close(ctx);
+                    break Some(Flow::Finish);
+                }
                 Received::Message { text, payload } => (text, payload),
             };
             let answered = ws.service.on_message(text, &payload, &mut self.output, ctx);

@@ -18,8 +18,7 @@ impl<N: Net> Server<N> {
         let budget = config.drain_deadline();
         self.drain = Some(DrainProgress {
             deadline: after(now, budget),
-            clean_closes_before: self.ctx.metrics.ws.clean_closes,
-            close_timeouts_before: self.ctx.metrics.ws.close_timeouts,
+            ws_before: self.ctx.metrics.ws.clone(),
         });
 
         // 1. Stop accepting: with the listener closed the kernel refuses new connections, so
@@ -104,7 +103,7 @@ impl<N: Net> Server<N> {
         if self.exit_now {
             return true;
         }
-        let Some(drain) = self.drain else {
+        let Some(drain) = &self.drain else {
             return false;
         };
         debug_assert_eq!(self.ctx.lifecycle.phase(), Phase::Draining);
@@ -128,7 +127,8 @@ impl<N: Net> Server<N> {
 
     pub(super) fn log_exit(&self) {
         let m = &self.ctx.metrics;
-        if let Some(drain) = self.drain {
+        if let Some(drain) = &self.drain {
+            let (ws, before) = (&m.ws, &drain.ws_before);
             let closes = self.ctx.lifecycle.drain_closes();
             let mut line = EventLine::new("drain_end")
                 .field(
@@ -143,11 +143,11 @@ impl<N: Net> Server<N> {
             }
             log::info!(
                 "{}",
-                line.field("clean", m.ws.clean_closes - drain.clean_closes_before)
-                    .field(
-                        "timed_out",
-                        m.ws.close_timeouts - drain.close_timeouts_before
-                    )
+                line.field("notices", ws.handover_notices - before.handover_notices)
+                    .field("left", ws.handover_left - before.handover_left)
+                    .field("forced", ws.handover_forced - before.handover_forced)
+                    .field("clean", ws.clean_closes - before.clean_closes)
+                    .field("timed_out", ws.close_timeouts - before.close_timeouts)
                     .field("still_open", self.conns.len())
             );
         }

@@ -18,6 +18,7 @@ use crate::app::lifecycle::SignalAction;
 use crate::base::timers::{Deadline, Millis, Timers};
 use crate::connection::{Connection, Kind, Verdict};
 use crate::net::{Listener, Net};
+use crate::protocol::websocket::WsCounters;
 
 mod accept;
 mod drain;
@@ -171,11 +172,11 @@ pub struct Server<N: Net> {
 }
 
 /// What the drain's end line reports: counts since the drain began, not since the start.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct DrainProgress {
     deadline: Millis,
-    clean_closes_before: u64,
-    close_timeouts_before: u64,
+    /// The WebSocket counters when the drain began.
+    ws_before: WsCounters,
 }
 
 impl<N: Net> Server<N> {
@@ -263,7 +264,7 @@ impl<N: Net> Server<N> {
         [
             self.timers.next(),
             self.accept_retry_at,
-            self.drain.map(|d| d.deadline),
+            self.drain.as_ref().map(|d| d.deadline),
         ]
         .into_iter()
         .flatten()

@@ -321,12 +321,32 @@ pub struct RawWs {
     buf: Vec<u8>,
 }
 
+/// How the server's hello (its first frame on every WebSocket) begins.
+pub const HELLO_PREFIX: &str = "{\"type\":\"alive\",\"event\":\"hello\"";
+
 /// A complete upgrade request for `/ws`.
 pub const UPGRADE: &str = ws::UPGRADE_REQUEST;
 
 impl RawWs {
-    /// Connects and upgrades; `extra` is sent in the same write as the request.
+    /// Connects and upgrades; `extra` is sent in the same write as the request. Expects the
+    /// server's hello as the first frame, before anything `extra` asks for, and reads it.
     pub fn connect_with(addr: SocketAddr, extra: &[u8]) -> RawWs {
+        let mut ws = Self::upgrade(addr, extra);
+        let hello = ws.read_frame();
+        assert!(
+            hello.opcode == 1 && hello.text().starts_with(HELLO_PREFIX),
+            "the first frame is not the hello: {hello:?} ({:?})",
+            String::from_utf8_lossy(&hello.payload)
+        );
+        ws
+    }
+
+    /// Connects and upgrades to a server in echo mode, which sends no hello.
+    pub fn connect_echo(addr: SocketAddr) -> RawWs {
+        Self::upgrade(addr, b"")
+    }
+
+    fn upgrade(addr: SocketAddr, extra: &[u8]) -> RawWs {
         let mut client = Client::connect(addr);
         let mut request = UPGRADE.as_bytes().to_vec();
         request.extend_from_slice(extra);

@@ -128,6 +128,9 @@ pub struct Client {
     /// HTTP answers received.
     answers: u32,
     requests_left: u32,
+    /// The hello came (it must be the first frame), and frames received so far.
+    hello_seen: bool,
+    frames_seen: u32,
     /// When the vanisher resets.
     vanish_after: u32,
     ticks: u32,
@@ -202,6 +205,8 @@ impl Client {
             strict: true,
             answers: 0,
             requests_left,
+            hello_seen: false,
+            frames_seen: 0,
             vanish_after,
             ticks: 0,
         }
@@ -599,6 +604,26 @@ impl Client {
         match opcode {
             0x1 => {
                 let text = String::from_utf8(payload.clone()).unwrap_or_default();
+                let hello = text.starts_with("{\"type\":\"alive\",\"event\":\"hello\"");
+                if hello == self.hello_seen {
+                    violations.push(format!(
+                        "{text:?} as frame {} (the hello must be the first, and only once)",
+                        self.frames_seen
+                    ));
+                }
+                self.hello_seen |= hello;
+                self.frames_seen += 1;
+                if text.starts_with("{\"type\":\"alive\",\"event\":\"goaway\"")
+                    && self.behaviour == Behaviour::WebSocket
+                    && !self.sending_done
+                    && chance(&mut world.rng, 70)
+                {
+                    // A client that knows the handover leaves at once (its replies still come
+                    // first); the others wait for the close 1012.
+                    let frame = client_frame(&mut world.rng, 0x8, true, &1000u16.to_be_bytes());
+                    self.send(world, &frame, None);
+                    self.sending_done = true;
+                }
                 if text.starts_with("{\"type\":\"alive\"") {
                     return Some(len);
                 }

@@ -68,6 +68,7 @@ impl Scenario {
             ("PRESTOP_DELAY", pick(&["0s", "1s", "3s"])),
             ("DRAIN_WINDOW", pick(&["0s", "500ms", "2s", "4s"])),
             ("CLOSE_TIMEOUT", pick(&["300ms", "1s"])),
+            ("HANDOVER_TIMEOUT", pick(&["0s", "400ms", "1500ms"])),
             ("ALIVE_INTERVAL", pick(&["0", "700ms", "2s"])),
             ("PING_INTERVAL", pick(&["0", "1s", "3s"])),
             ("PONG_TIMEOUT", pick(&["1s", "2s"])),
@@ -164,6 +165,9 @@ struct Reach {
     ping_timeouts: u64,
     close_timeouts: u64,
     age_closes: u64,
+    handover_notices: u64,
+    handover_left: u64,
+    handover_forced: u64,
     reruns: u64,
     prestop_waits: u64,
     second_signals: u64,
@@ -181,6 +185,9 @@ impl Reach {
         self.ping_timeouts += o.ping_timeouts;
         self.close_timeouts += o.close_timeouts;
         self.age_closes += o.age_closes;
+        self.handover_notices += o.handover_notices;
+        self.handover_left += o.handover_left;
+        self.handover_forced += o.handover_forced;
         self.reruns += o.reruns;
         self.prestop_waits += o.prestop_waits;
         self.second_signals += o.second_signals;
@@ -215,7 +222,9 @@ fn run(seed: u64, verbose: bool) -> Result<Outcome, String> {
     };
     let config = *config;
     let max_public = config.max_connections.unwrap_or(1000);
-    let drain_window = config.drain_window.as_millis() as Millis;
+    // By then every WebSocket has its close frame: its notice comes within the window, its close
+    // at most HANDOVER_TIMEOUT later.
+    let close_by = (config.drain_window + config.handover_timeout).as_millis() as Millis;
     let drain_deadline = config.drain_deadline();
     let prestop_delay = config.prestop_delay.as_millis() as Millis;
     let files = StaticFiles::load(Path::new(&dir)).map_err(|e| e.to_string())?;
@@ -339,6 +348,9 @@ fn run(seed: u64, verbose: bool) -> Result<Outcome, String> {
             reached.ping_timeouts = m.ws.ping_timeouts;
             reached.close_timeouts = m.ws.close_timeouts;
             reached.age_closes = m.ws.age_closes;
+            reached.handover_notices = m.ws.handover_notices;
+            reached.handover_left = m.ws.handover_left;
+            reached.handover_forced = m.ws.handover_forced;
             reached.second_signals = u64::from(second_sent);
             if let Some(t) = sigterm_sent
                 && !second_sent
@@ -381,7 +393,7 @@ fn run(seed: u64, verbose: bool) -> Result<Outcome, String> {
             &server,
             &world.borrow(),
             now,
-            drain_window,
+            close_by,
             prestop_delay,
             max_public,
         ) {
@@ -415,7 +427,7 @@ fn check_server(
     server: &Server<SimNet>,
     world: &World,
     now: Millis,
-    drain_window: Millis,
+    close_by: Millis,
     prestop_delay: Millis,
     max_public: usize,
 ) -> Result<(), String> {
@@ -479,14 +491,14 @@ fn check_server(
                 conn.buffered_bytes()
             ));
         }
-        // After the drain window every WebSocket has its close frame.
+        // After the drain window and the handover every WebSocket has its close frame.
         if let Some(started) = ctx.lifecycle.drain_started_at()
-            && now >= started + drain_window
+            && now >= started + close_by
             && conn.is_open_websocket()
         {
             return Err(format!(
                 "conn #{}: a WebSocket still without its close frame {} ms into the drain \
-                 (window {drain_window} ms)",
+                 (window + handover {close_by} ms)",
                 view.generation,
                 now - started
             ));
@@ -561,6 +573,9 @@ fn fixed_seeds_keep_every_invariant() {
         ping_timeouts,
         close_timeouts,
         age_closes,
+        handover_notices,
+        handover_left,
+        handover_forced,
         reruns,
         prestop_waits,
         second_signals,
@@ -576,6 +591,9 @@ fn fixed_seeds_keep_every_invariant() {
         ("ping timeouts", ping_timeouts),
         ("close timeouts", close_timeouts),
         ("age closes", age_closes),
+        ("goaway notices", handover_notices),
+        ("clients leaving after a notice", handover_left),
+        ("closes forced after a notice", handover_forced),
         ("reruns", reruns),
         ("waiting /prestop", prestop_waits),
         ("second signals", second_signals),

@@ -6,10 +6,10 @@
 #      1.37); BackendConfig against deploy/schemas/backendconfig.json.
 #   3. deploy/tools/check_manifests.py reads each rendering and the settings of
 #      `wsdrain --help`: budget rule, the load balancer's draining timeout,
-#      MAX_CONNECTION_AGE + CLOSE_TIMEOUT < timeoutSec (with the 60 s margin; deploy/gke must
+#      MAX_CONNECTION_AGE + HANDOVER_TIMEOUT + CLOSE_TIMEOUT < timeoutSec (with the 60 s margin; deploy/gke must
 #      set MAX_CONNECTION_AGE, base leaves it off), probe and preStop paths and ports, admin
 #      port off the Service, security context, memory sizing, maxUnavailable 0; then breaks
-#      the rendering in 18 known ways (21 for gke) and expects each caught.
+#      the rendering in 19 known ways (23 for gke) and expects each caught.
 #   4. yamllint --strict (deploy/.yamllint).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

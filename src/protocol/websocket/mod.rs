@@ -61,8 +61,12 @@ pub enum Received<'a> {
     },
     /// Nothing more until more bytes arrive.
     Wait,
-    /// The WebSocket is over (a close handshake, or a failure answered with a close frame).
+    /// The WebSocket is over (a close handshake we began, or a failure answered with a close
+    /// frame).
     End(Flow),
+    /// The client began the close handshake; its close frame is answered, and the WebSocket is
+    /// over as with `End(Flow::Finish)`.
+    ClientClosed,
 }
 
 /// What a session may use besides its own state: the loop's "now", the settings, its counters.
@@ -102,8 +106,14 @@ pub struct WsCounters {
     pub close_timeouts: u64,
     /// Clients dropped for not answering a ping.
     pub ping_timeouts: u64,
-    /// WebSockets closed (1012) for reaching `MAX_CONNECTION_AGE`.
+    /// WebSockets that reached `MAX_CONNECTION_AGE` (told to move, or closed with 1012).
     pub age_closes: u64,
+    /// Goaway notices sent.
+    pub handover_notices: u64,
+    /// Clients that closed their WebSocket themselves after a goaway notice.
+    pub handover_left: u64,
+    /// WebSockets closed with 1012 once `HANDOVER_TIMEOUT` passed after their notice.
+    pub handover_forced: u64,
     /// Close frames by code and sender: `(code, sent_by_server, count)`.
     closes: Vec<(u16, bool, u64)>,
 }

@@ -61,6 +61,8 @@ enum Step {
     },
     /// The last fragment of a message reassembled in `fragments`.
     Reassembled,
+    /// The client's close frame began the close handshake (answered).
+    ClientClosed,
     End(Flow),
 }
 
@@ -236,6 +238,10 @@ impl Session {
                 *pos = buf.len();
                 Received::End(flow)
             }
+            Step::ClientClosed => {
+                *pos = buf.len();
+                Received::ClientClosed
+            }
             Step::Message { text, start, end } => Received::Message {
                 text,
                 payload: Cow::Borrowed(&buf[start..end]),
@@ -365,7 +371,7 @@ impl Session {
                 self.ping_sent_at = NEVER;
                 Step::Continue
             }
-            OpCode::Control(Control::Close) => Step::End(self.on_close_frame(payload, out, env)),
+            OpCode::Control(Control::Close) => self.on_close_frame(payload, out, env),
             OpCode::Control(Control::Reserved(_)) | OpCode::Data(Data::Reserved(_)) => {
                 Step::End(self.fail(CloseCode::Protocol, "reserved opcode", out, env))
             }
@@ -433,20 +439,22 @@ impl Session {
         payload: &[u8],
         out: &mut OutQueue,
         env: &mut SessionEnv<'_>,
-    ) -> Flow {
+    ) -> Step {
         let code = match payload {
             [] => None,
             [_] => {
                 let reason = "close frame with a 1-byte payload";
-                return self.fail(CloseCode::Protocol, reason, out, env);
+                return Step::End(self.fail(CloseCode::Protocol, reason, out, env));
             }
             [hi, lo, reason @ ..] => {
                 let code = CloseCode::from(u16::from_be_bytes([*hi, *lo]));
                 if !code.is_allowed() {
-                    return self.fail(CloseCode::Protocol, "invalid close code", out, env);
+                    let reason = "invalid close code";
+                    return Step::End(self.fail(CloseCode::Protocol, reason, out, env));
                 }
                 if std::str::from_utf8(reason).is_err() {
-                    return self.fail(CloseCode::Invalid, "close reason is not UTF-8", out, env);
+                    let reason = "close reason is not UTF-8";
+                    return Step::End(self.fail(CloseCode::Invalid, reason, out, env));
                 }
                 Some(code)
             }
@@ -455,14 +463,14 @@ impl Session {
         env.counters.clean_closes += 1;
         if self.closing() {
             log::debug!("websocket: close handshake complete");
-        } else {
-            // Echo the client's code, as RFC 6455 §5.5.1 asks.
-            match code {
-                Some(code) => write_close(out, code, ""),
-                None => write_frame(out, OpCode::Control(Control::Close), &[]),
-            }
-            self.close_sent_at = CLOSE_QUEUED;
+            return Step::End(Flow::Finish);
         }
-        Flow::Finish
+        // Echo the client's code, as RFC 6455 §5.5.1 asks.
+        match code {
+            Some(code) => write_close(out, code, ""),
+            None => write_frame(out, OpCode::Control(Control::Close), &[]),
+        }
+        self.close_sent_at = CLOSE_QUEUED;
+        Step::ClientClosed
     }
 }
