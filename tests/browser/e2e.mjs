@@ -690,7 +690,9 @@ test('handover between two servers behind one address: the page moves with no ou
     const trace = await tab.evaluate(() => window.wsdrain.trace);
     // No outage shown: the state went connecting -> open once and stayed open.
     assert.deepEqual(trace.map((t) => t.state), ['connecting', 'open'], JSON.stringify(trace));
-    assert.deepEqual(rec.stateTexts, ['open'], 'only "open" was ever shown after the load');
+    // (The recorder starts after the load: the page may still have been connecting then.)
+    const shownFromOpen = rec.stateTexts.slice(rec.stateTexts.indexOf('open'));
+    assert.deepEqual(shownFromOpen, ['open'], `only "open" was shown once open: ${rec.stateTexts}`);
     // One handover, from pod-e, and the new connection's first message was its hello.
     const [started, moved] = rec.handovers;
     assert.deepEqual(rec.handovers.map((h) => [h.phase, h.from]), [['started', 'pod-e'], ['moved', 'pod-e']]);
