@@ -19,6 +19,7 @@ const els = {
   age: $('alive-age'),
   uptime: $('alive-uptime'),
   lastClose: $('last-close'),
+  handover: $('handover'),
   connections: $('connections'),
   counts: $('counts'),
   list: $('messages'),
@@ -33,7 +34,7 @@ window.wsdrain = { client, trace };
 const rows = new Map(); // seq -> {li, meta, reply, connection}
 let stateInfo = { state: 'idle', retryAt: null };
 let previousState = 'idle';
-let opened = 0; // connections opened
+const opened = new Set(); // ids of the connections opened (by a reconnect or a handover)
 let failed = 0; // connection attempts that never opened
 let lastAlive = null;
 
@@ -88,7 +89,7 @@ client.addEventListener('state', ({ detail }) => {
   trace.push({ at: Date.now(), state: detail.state, text: els.state.textContent.trim(), code: detail.code });
   els.retry.hidden = !['reconnecting', 'restarting', 'stopped'].includes(detail.state);
   if (detail.state === 'open') {
-    opened += 1;
+    opened.add(detail.connection);
   } else if (previousState === 'open' && detail.code !== null) {
     // How the last open connection ended (failed attempts are counted, not shown here).
     els.lastClose.textContent = `${detail.code}${detail.reason ? ` "${detail.reason}"` : ''}`;
@@ -96,8 +97,12 @@ client.addEventListener('state', ({ detail }) => {
     failed += 1;
   }
   previousState = detail.state;
-  els.connections.textContent = `${opened} opened, ${failed} failed`;
+  renderConnections();
 });
+
+function renderConnections() {
+  els.connections.textContent = `${opened.size} opened, ${failed} failed`;
+}
 
 els.retry.addEventListener('click', () => {
   if (client.state === 'stopped') client.start();
@@ -144,6 +149,47 @@ client.addEventListener('alive', ({ detail }) => {
         renderMeta(row);
       }
     }
+  }
+});
+
+// --- handover (the server's goaway notice) ---------------------------------------------------------
+
+// The latest handover: {phase, from, to, connection}; `to` is learnt from the new socket's hello
+// when it was not known at the move.
+let handover = null;
+
+function renderHandover() {
+  if (!handover) return;
+  const { phase, from, to } = handover;
+  const parts = [];
+  if (phase === 'started') {
+    parts.push(document.createTextNode('moving off '), from ? instanceTag(from) : document.createTextNode('the server'), document.createTextNode('…'));
+  } else if (phase === 'moved') {
+    parts.push(document.createTextNode('moved to '), to ? instanceTag(to) : document.createTextNode('a new server'));
+    if (from) parts.push(document.createTextNode(' from '), instanceTag(from));
+  } else {
+    // The old socket serves on until it closes; then the page reconnects as after any restart.
+    parts.push(document.createTextNode('could not move off '), from ? instanceTag(from) : document.createTextNode('the server'));
+  }
+  els.handover.replaceChildren(...parts);
+  els.handover.dataset.phase = phase;
+}
+
+client.addEventListener('handover', ({ detail }) => {
+  handover = { ...detail };
+  if (detail.phase === 'moved') {
+    opened.add(detail.connection); // the page stayed 'open': no state event counted it
+  } else if (detail.phase === 'failed' && client.state === 'open') {
+    failed += 1; // (when not open, the state change that follows counts it)
+  }
+  renderConnections();
+  renderHandover();
+});
+
+client.addEventListener('hello', ({ detail }) => {
+  if (handover?.phase === 'moved' && handover.connection === detail.connection && !handover.to) {
+    handover.to = detail.instance;
+    renderHandover();
   }
 });
 

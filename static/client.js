@@ -2,17 +2,36 @@
 //
 // `WsClient` keeps one WebSocket open to the server, reconnects by itself, and makes sure that
 // nothing typed is lost: every message gets a sequence number and stays queued until its reply
-// came; replies are matched first-in, first-out; unanswered messages are re-sent, in order, on the
-// next connection. The page (app.js) only renders the events this class dispatches:
+// came; replies are matched first-in, first-out, per socket; unanswered messages are re-sent, in
+// order, on the next connection. The page (app.js) only renders the events this class dispatches:
 //
 //   state    {state, code, reason, retryAt, delayMs, attempt}  connection state changed
 //   queued   {message}                                          a message was accepted
 //   sent     {message}                                          a message went out on a socket
 //   requeued {messages}                                         sent, unanswered, socket gone: pending
 //   reply    {message, reply, rttMs, instance, connection}      a message was answered (once)
-//   alive    {instance, phase, intervalMs, uptimeMs, at, connection, first}
+//   hello    {instance, phase, intervalMs, uptimeMs, handoverMs, at, connection}
+//                                                               the current socket's server said who it is
+//   alive    {instance, phase, intervalMs, uptimeMs, event, at, connection, first}
+//                                                               any alive message of the current socket
+//                                                               (event: 'hello', 'goaway' or null)
+//   handover {phase, from, to, connection, fromConnection, reason}
+//                                                               the server asked to move (goaway):
+//                                                               phase 'started' (a second socket is
+//                                                               being opened), 'moved' (new messages go
+//                                                               on it; `to` is null until its hello) or
+//                                                               'failed' (the old socket serves on until
+//                                                               it closes; then the usual reconnect)
 //   dead     {silentMs, limitMs}                                no alive message in time: link closed
 //   rejected {text, reason}                                     send() refused a message
+//
+// The handover (issue 13): a draining server sends a goaway notice (an alive message with
+// "event":"goaway") and keeps serving that socket for a while. On the notice a second socket is
+// opened through the same URL; once it is open, new and queued messages go there, the old socket
+// delivers the replies to what it already carries and is closed (1000) once nothing is in flight
+// on it. Only what the old socket could not answer (it closed first) is sent again. The state stays
+// 'open' throughout; at most two sockets are open at a time. Should the new socket fail, the old
+// one serves until it closes, and the usual reconnect follows.
 //
 // Everything from the outside world is injected (WebSocket constructor, clock and timers, random
 // source), so tests drive it with fakes. Events carry their data in `event.detail`.
@@ -34,7 +53,7 @@ export const DEFAULTS = Object.freeze({
 export const STATES = Object.freeze([
   'idle', // not started
   'connecting', // a socket is being opened
-  'open', // connected
+  'open', // connected (also while handing over to a second socket)
   'restarting', // the server closed with 1012/1001; waiting a short random time to reconnect
   'reconnecting', // waiting for the backoff delay (retryAt) to reconnect
   'offline', // the browser is offline: not trying until it is online again
@@ -71,7 +90,16 @@ export function backoffCapMs(attempt, { baseDelayMs, maxDelayMs } = DEFAULTS) {
   return Math.min(maxDelayMs, baseDelayMs * 2 ** Math.min(attempt, 52));
 }
 
-/** Parses an alive message, or returns null if `text` is not one. */
+const nonNegative = (value) => {
+  const n = Number(value);
+  return Number.isFinite(n) && n > 0 ? n : 0;
+};
+
+/**
+ * Parses an alive message (also a hello or a goaway notice, which are alive messages with an
+ * `event` field), or returns null if `text` is not one. `event` is 'hello', 'goaway', another
+ * server's word, or null for a plain alive; a hello has `handoverMs`, a goaway `closeInMs`.
+ */
 export function parseAlive(text) {
   if (!text.startsWith('{') || !text.includes('"alive"')) return null;
   let value;
@@ -81,16 +109,24 @@ export function parseAlive(text) {
     return null;
   }
   if (!value || value.type !== 'alive' || typeof value.instance !== 'string') return null;
-  const intervalMs = Number(value.interval_ms);
-  return {
+  const alive = {
     instance: value.instance,
     phase: String(value.phase ?? ''),
-    intervalMs: Number.isFinite(intervalMs) && intervalMs > 0 ? intervalMs : 0,
+    intervalMs: nonNegative(value.interval_ms),
     uptimeMs: Number(value.uptime_ms) || 0,
+    event: typeof value.event === 'string' ? value.event : null,
   };
+  if (alive.event === 'hello') alive.handoverMs = nonNegative(value.handover_ms);
+  if (alive.event === 'goaway') alive.closeInMs = nonNegative(value.close_in_ms);
+  return alive;
 }
 
 const utf8 = new TextEncoder();
+
+/** Inserts `messages` into `list`, both in sequence order, keeping the order. */
+function mergeBySeq(list, messages) {
+  return [...list, ...messages].sort((a, b) => a.seq - b.seq);
+}
 
 export class WsClient extends EventTarget {
   /**
@@ -119,20 +155,21 @@ export class WsClient extends EventTarget {
 
     this.state = 'idle';
     this.attempt = 0; // reconnect attempts since the last stable connection
-    this.connections = 0; // sockets opened so far; the id of the current one
-    this.instance = null; // the instance of the current connection, once its alive came
+    this.connections = 0; // sockets opened so far; the id of the newest one
+    this.instance = null; // the instance of the current connection, once its hello or alive came
     this.lastAlive = null;
     this.closeCode = null;
     this.closeReason = '';
     this.retryAt = null;
 
-    this._ws = null;
-    this._queue = []; // unanswered messages, in order; the first `_inFlight` went out on _ws
-    this._inFlight = 0;
+    // Sockets, each a record (see _openSocket) with its own messages in flight, first-in first-out:
+    this._sock = null; // the current one: new messages go out on it once it is open
+    this._next = null; // handing over: the one being opened to replace _sock
+    this._old = null; // handed over: the previous one, still delivering its replies; sends nothing
+    this._queue = []; // every unanswered message, in sequence order
+    this._unsent = []; // the ones not in flight on any socket, in sequence order
     this._nextSeq = 1;
-    this._timers = { retry: null, connect: null, stable: null, watchdog: null };
-    this._lastHeard = 0; // when the current socket last received anything
-    this._deadLimitMs = 0; // silence after which the current socket is dead; set on open
+    this._timers = { retry: null, stable: null };
     // The latest interval_ms an alive message announced, kept across connections: a new socket is
     // watched from its open on, before its own first alive (a server frozen right after the
     // handshake sends none).
@@ -157,9 +194,9 @@ export class WsClient extends EventTarget {
     this._connect();
   }
 
-  /** Stops trying: closes the socket; queued messages stay queued for a later start(). */
+  /** Stops trying: closes the sockets; queued messages stay queued for a later start(). */
   stop(reason = 'stopped') {
-    this._dropSocket(1000, reason);
+    this._dropAll(1000, reason);
     this._clearTimer('retry');
     this.closeCode = null;
     this.closeReason = reason;
@@ -183,6 +220,7 @@ export class WsClient extends EventTarget {
     }
     const message = { seq: this._nextSeq++, text, queuedAt: this._now(), sentAt: null, sends: 0 };
     this._queue.push(message);
+    this._unsent.push(message);
     this._emit('queued', { message });
     if (this.state === 'open') this._flush();
     return message;
@@ -194,7 +232,7 @@ export class WsClient extends EventTarget {
     if (!online) {
       if (this.state === 'stopped' || this.state === 'idle') return;
       this._clearTimer('retry');
-      this._dropSocket(4001, 'browser offline');
+      this._dropAll(4001, 'browser offline');
       this._setState('offline');
     } else if (this.state === 'offline') {
       this.attempt = 0;
@@ -210,122 +248,275 @@ export class WsClient extends EventTarget {
     }
   }
 
-  // --- connection -------------------------------------------------------------------------------
+  // --- sockets ----------------------------------------------------------------------------------
+
+  /**
+   * Opens a socket and returns its record, or null when the browser refuses the URL. Its handlers
+   * know the record, so events of a socket given up on (no longer _sock, _next or _old) are ignored.
+   */
+  _openSocket() {
+    this.connections += 1;
+    const id = this.connections;
+    let ws;
+    try {
+      ws = new this._WebSocket(this.url);
+    } catch (error) {
+      this._openError = `cannot connect: ${error?.message ?? error}`;
+      return null;
+    }
+    const sock = {
+      ws,
+      id,
+      open: false,
+      inFlight: [], // sent on this socket, unanswered, in order
+      instance: null,
+      lastHeard: 0, // when it last received anything
+      deadLimitMs: 0, // silence after which it is dead; set on open
+      notice: null, // its goaway notice, once one came
+      handedOver: false, // a handover away from it was started
+      handover: null, // for a socket opened to hand over to: {from, fromConnection}
+      fallback: null, // the close of the socket it replaces, when that one closed first
+      timers: { connect: null, watchdog: null },
+    };
+    ws.onopen = () => this._onOpen(sock);
+    ws.onmessage = (event) => this._onMessage(sock, event);
+    ws.onclose = (event) => this._onClose(sock, event.code, event.reason);
+    ws.onerror = () => {}; // always followed by close
+    sock.timers.connect = this._setTimeout(() => {
+      sock.timers.connect = null;
+      if (!sock.open) this._onConnectTimeout(sock);
+    }, this.config.connectTimeoutMs);
+    return sock;
+  }
 
   _connect() {
     this._clearTimer('retry');
     this.retryAt = null;
     this.instance = null;
-    this._deadLimitMs = 0;
-    this._requeue(); // (nothing is in flight without a socket)
-    this.connections += 1;
-    const connection = this.connections;
+    const sock = this._openSocket();
+    this._sock = sock;
     this._setState('connecting');
-    let ws;
-    try {
-      ws = new this._WebSocket(this.url);
-    } catch (error) {
+    if (!sock) {
       // A URL the browser refuses will not get better by retrying.
       this.closeCode = null;
-      this.closeReason = `cannot connect: ${error?.message ?? error}`;
+      this.closeReason = this._openError;
       this._setState('stopped');
-      return;
     }
-    this._ws = ws;
-    ws.onopen = () => this._onOpen(ws, connection);
-    ws.onmessage = (event) => this._onMessage(ws, connection, event);
-    ws.onclose = (event) => this._onClose(ws, event.code, event.reason);
-    ws.onerror = () => {}; // always followed by close
-    this._timers.connect = this._setTimeout(() => {
-      this._timers.connect = null;
-      if (this._ws === ws && this.state === 'connecting') {
-        this._dropSocket(4002, 'connect timeout');
-        this._scheduleRetry(null, 'connect timeout');
-      }
-    }, this.config.connectTimeoutMs);
   }
 
-  _onOpen(ws, connection) {
-    if (ws !== this._ws) return;
-    this._clearTimer('connect');
-    this._lastHeard = this._now();
-    this.closeCode = null;
-    this.closeReason = '';
-    this._setState('open', { connection });
-    this._deadLimitMs = this._aliveIntervalMs * this.config.deadFactor;
-    this._armWatchdog();
+  _onOpen(sock) {
+    if (sock !== this._sock && sock !== this._next) return;
+    this._clearSockTimer(sock, 'connect');
+    sock.open = true;
+    sock.lastHeard = this._now();
+    sock.deadLimitMs = this._aliveIntervalMs * this.config.deadFactor;
+    this._armWatchdog(sock);
+    if (sock === this._next) {
+      // The handover: the old socket keeps only what it already carries.
+      this._next = null;
+      this._old = this._sock;
+      this._sock = sock;
+    }
+    this._clearTimer('stable');
+    this.instance = sock.instance;
+    if (sock.handover) this.lastAlive = null; // the old socket's, not this one's
+    if (this.state !== 'open') {
+      this.closeCode = null;
+      this.closeReason = '';
+      this._setState('open', { connection: sock.id });
+    }
     this._timers.stable = this._setTimeout(() => {
       this._timers.stable = null;
-      if (ws === this._ws && this.state === 'open') this.attempt = 0;
+      if (sock === this._sock && this.state === 'open') this.attempt = 0;
     }, this.config.stableMs);
+    if (sock.handover) {
+      this._emit('handover', { phase: 'moved', ...sock.handover, to: sock.instance, connection: sock.id, reason: '' });
+    }
     this._flush();
+    if (this._old) this._retireIfDone(this._old);
   }
 
-  _onMessage(ws, connection, event) {
-    if (ws !== this._ws) return; // a socket given up on: its late replies are not ours
+  _onMessage(sock, event) {
+    if (!sock.open || (sock !== this._sock && sock !== this._old)) return; // given up on: not ours
     const text = typeof event.data === 'string' ? event.data : null;
     if (text === null) return; // the server sends only text
     const now = this._now();
-    this._lastHeard = now;
-    const head = this._inFlight > 0 ? this._queue[0] : null;
-    // A reply that happens to look like an alive message is still the head's reply.
+    sock.lastHeard = now;
+    const head = sock.inFlight.length > 0 ? sock.inFlight[0] : null;
+    // A reply that happens to look like an alive message (or a hello, or a notice) is still the
+    // head's reply.
     if (head && text === reverseText(head.text)) {
-      this._answer(head, text, now, connection);
+      this._answer(sock, text, now);
       return;
     }
     const alive = parseAlive(text);
     if (alive) {
-      const first = this.instance === null;
-      this.instance = alive.instance;
-      this.lastAlive = { ...alive, at: now, connection, first };
-      if (alive.intervalMs > 0) {
-        this._aliveIntervalMs = alive.intervalMs;
-        this._deadLimitMs = alive.intervalMs * this.config.deadFactor;
-        this._armWatchdog();
-      }
-      this._emit('alive', this.lastAlive);
+      this._onAlive(sock, alive, now);
       return;
     }
     // Not the reversal we expected (another server mode): replies are still first-in, first-out.
-    if (head) this._answer(head, text, now, connection);
+    if (head) this._answer(sock, text, now);
   }
 
-  _answer(message, reply, now, connection) {
-    this._queue.shift();
-    this._inFlight -= 1;
+  _onAlive(sock, alive, now) {
+    if (alive.intervalMs > 0) {
+      sock.deadLimitMs = alive.intervalMs * this.config.deadFactor;
+      this._armWatchdog(sock);
+    }
+    const first = sock.instance === null;
+    sock.instance = alive.instance;
+    // The old socket's alive messages (and a notice on it) only prove it alive: the page shows the
+    // current socket's server.
+    if (sock !== this._sock) return;
+    if (alive.intervalMs > 0) this._aliveIntervalMs = alive.intervalMs;
+    this.instance = alive.instance;
+    this.lastAlive = { ...alive, at: now, connection: sock.id, first };
+    if (alive.event === 'hello') {
+      const { instance, phase, intervalMs, uptimeMs, handoverMs } = alive;
+      this._emit('hello', { instance, phase, intervalMs, uptimeMs, handoverMs, at: now, connection: sock.id });
+    }
+    this._emit('alive', this.lastAlive);
+    if (alive.event === 'goaway') this._onNotice(sock, alive);
+  }
+
+  /** The server's goaway notice on the current socket: hand over to a new one. */
+  _onNotice(sock, notice) {
+    if (sock.notice) return; // a second notice on one socket
+    sock.notice = notice;
+    // While the previous handover's old socket still finishes, this one waits for it to be gone
+    // (_afterOldGone), so there are never more than two sockets.
+    if (!this._old) this._startHandover(sock);
+  }
+
+  _startHandover(from) {
+    if (from !== this._sock || !from.open || from.handedOver || this._next || this._old || this.state !== 'open') {
+      return;
+    }
+    from.handedOver = true;
+    const sock = this._openSocket();
+    const detail = { from: from.instance, fromConnection: from.id, to: null, connection: this.connections };
+    if (!sock) {
+      this._emit('handover', { phase: 'failed', ...detail, reason: this._openError });
+      return;
+    }
+    sock.handover = { from: from.instance, fromConnection: from.id };
+    this._next = sock;
+    this._emit('handover', { phase: 'started', ...detail, reason: '' });
+  }
+
+  /** The socket handed over from has answered all it carried: close it; a waiting notice goes on. */
+  _retireIfDone(old) {
+    if (old !== this._old || old.inFlight.length > 0) return;
+    this._old = null;
+    this._closeSocket(old, 1000, 'handed over');
+    this._afterOldGone();
+  }
+
+  _afterOldGone() {
+    const sock = this._sock;
+    if (sock && sock.notice && !sock.handedOver) this._startHandover(sock);
+  }
+
+  _answer(sock, reply, now) {
+    const message = sock.inFlight.shift();
+    this._queue.splice(this._queue.indexOf(message), 1);
     this._emit('reply', {
       message,
       reply,
       rttMs: now - message.sentAt,
-      instance: this.instance,
-      connection,
+      instance: sock.instance,
+      connection: sock.id,
     });
+    if (sock === this._old) this._retireIfDone(sock);
   }
 
-  _onClose(ws, code, reason) {
-    if (ws !== this._ws) return;
-    this._detach(ws);
-    this._ws = null;
-    this._clearConnectionTimers();
-    this._requeue();
+  _onClose(sock, code, reason) {
+    reason = reason ?? '';
+    if (sock === this._old) {
+      // It closed before answering all it carried: only those go out again, on the current socket.
+      this._old = null;
+      this._closeSocket(sock);
+      this._flush();
+      this._afterOldGone();
+      return;
+    }
+    if (sock === this._next) {
+      // The new socket failed: the old one serves on; when it closes, the usual reconnect.
+      this._next = null;
+      this._closeSocket(sock);
+      this._handoverFailed(sock, `closed (${code}) before it opened`);
+      return;
+    }
+    if (sock !== this._sock) return;
+    this._closeSocket(sock);
+    this._sock = null;
+    this._clearTimer('stable');
     this.closeCode = code;
-    this.closeReason = reason ?? '';
+    this.closeReason = reason;
     if (code >= 4000 && code <= 4999) {
       // The server refuses this client: retrying would not help; show why.
-      this._setState('stopped', { code, reason: this.closeReason });
+      this._dropAll(1000, 'refused');
+      this._setState('stopped', { code, reason });
       return;
     }
     if (!this._online) {
-      this._setState('offline', { code, reason: this.closeReason });
+      this._dropAll(4001, 'browser offline');
+      this._setState('offline', { code, reason });
+      return;
+    }
+    if (this._next) {
+      this._waitForNext({ code, reason });
+      return;
+    }
+    if (sock.handover) this._handoverFailed(sock, `closed (${code}) before it opened`);
+    this._retryAfterClose(sock.fallback ?? { code, reason });
+  }
+
+  /**
+   * The socket handed over from is gone before the new one opened: what it could not answer waits
+   * for the new one. Should that fail too, the reconnect follows the old socket's close.
+   */
+  _waitForNext(fallback) {
+    this._sock = this._next;
+    this._next = null;
+    this._sock.fallback = fallback;
+    this._setState('connecting', { ...fallback, connection: this._sock.id });
+  }
+
+  _handoverFailed(sock, reason) {
+    this._emit('handover', { phase: 'failed', ...sock.handover, to: null, connection: sock.id, reason });
+  }
+
+  /** Today's path after a close: stop on 4xxx, a short delay after 1012/1001, else backoff. */
+  _retryAfterClose({ code, reason }) {
+    if (code >= 4000 && code <= 4999) {
+      this._setState('stopped', { code, reason });
       return;
     }
     if (RESTART_CODES.has(code)) {
       const { restartMinMs, restartMaxMs } = this.config;
       const delayMs = restartMinMs + this._random() * (restartMaxMs - restartMinMs);
-      this._retryIn(delayMs, 'restarting', { code, reason: this.closeReason });
+      this._retryIn(delayMs, 'restarting', { code, reason });
       return;
     }
-    this._scheduleRetry(code, this.closeReason);
+    this._scheduleRetry(code, reason);
+  }
+
+  _onConnectTimeout(sock) {
+    if (sock === this._next) {
+      this._next = null;
+      this._closeSocket(sock, 4002, 'connect timeout');
+      this._handoverFailed(sock, 'connect timeout');
+    } else if (sock === this._sock && this.state === 'connecting') {
+      this._closeSocket(sock, 4002, 'connect timeout');
+      this._sock = null;
+      if (sock.handover) {
+        this._handoverFailed(sock, 'connect timeout');
+        this._retryAfterClose(sock.fallback);
+      } else {
+        this._scheduleRetry(null, 'connect timeout');
+      }
+    }
   }
 
   /** Backoff with full jitter: random(0, min(cap, base * 2^attempt)), then attempt += 1. */
@@ -345,74 +536,100 @@ export class WsClient extends EventTarget {
     this._setState(state, { ...info, delayMs });
   }
 
-  _armWatchdog() {
-    this._clearTimer('watchdog');
-    const due = this._lastHeard + this._deadLimitMs - this._now();
-    this._timers.watchdog = this._setTimeout(() => {
-      this._timers.watchdog = null;
-      if (this.state !== 'open' || !this._ws) return;
-      const silentMs = this._now() - this._lastHeard;
-      if (silentMs < this._deadLimitMs) {
-        this._armWatchdog(); // heard something since (or the timer ran early)
+  _armWatchdog(sock) {
+    this._clearSockTimer(sock, 'watchdog');
+    const due = sock.lastHeard + sock.deadLimitMs - this._now();
+    sock.timers.watchdog = this._setTimeout(() => {
+      sock.timers.watchdog = null;
+      const silentMs = this._now() - sock.lastHeard;
+      if (silentMs < sock.deadLimitMs) {
+        this._armWatchdog(sock); // heard something since (or the timer ran early)
         return;
       }
-      this._emit('dead', { silentMs, limitMs: this._deadLimitMs });
-      this._dropSocket(4000, 'no alive message');
-      this._scheduleRetry(null, 'no alive message');
+      this._onDead(sock, silentMs);
     }, Math.max(0, due));
   }
 
-  /** Gives up on the current socket at once: its handlers go, late events are ignored. */
-  _dropSocket(code, reason) {
-    const ws = this._ws;
-    this._clearConnectionTimers();
-    if (!ws) return;
-    this._ws = null;
-    this._detach(ws);
-    try {
-      ws.close(code, reason);
-    } catch {
-      // already closed
+  _onDead(sock, silentMs) {
+    if (sock === this._old) {
+      // The old socket went silent: like a close, what it carried goes out again.
+      this._old = null;
+      this._closeSocket(sock, 4000, 'no alive message');
+      this._flush();
+      this._afterOldGone();
+      return;
     }
-    this._requeue();
+    if (sock !== this._sock || this.state !== 'open') return;
+    this._emit('dead', { silentMs, limitMs: sock.deadLimitMs });
+    this._closeSocket(sock, 4000, 'no alive message');
+    this._sock = null;
+    this._clearTimer('stable');
+    if (this._next) {
+      this._waitForNext({ code: null, reason: 'no alive message' });
+      return;
+    }
+    this._scheduleRetry(null, 'no alive message');
   }
 
-  _detach(ws) {
+  /**
+   * Done with `sock`: its handlers go (late events are ignored), its timers stop, it is closed
+   * with `code` if one is given, and what was in flight on it is unanswered: pending again.
+   */
+  _closeSocket(sock, code, reason) {
+    this._clearSockTimer(sock, 'connect');
+    this._clearSockTimer(sock, 'watchdog');
+    const { ws } = sock;
     ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-  }
-
-  /** Messages sent on a socket that is gone are unanswered: they go out again, first, in order. */
-  _requeue() {
-    if (this._inFlight > 0) {
-      const messages = this._queue.slice(0, this._inFlight);
-      this._inFlight = 0;
+    if (code !== undefined) {
+      try {
+        ws.close(code, reason);
+      } catch {
+        // already closed
+      }
+    }
+    if (sock.inFlight.length > 0) {
+      const messages = sock.inFlight.splice(0);
+      this._unsent = mergeBySeq(this._unsent, messages);
       this._emit('requeued', { messages });
     }
   }
 
+  /** Gives up on every socket at once. */
+  _dropAll(code, reason) {
+    this._clearTimer('stable');
+    for (const name of ['_next', '_old', '_sock']) {
+      const sock = this[name];
+      this[name] = null;
+      if (sock) this._closeSocket(sock, code, reason);
+    }
+  }
+
+  /** Sends what is not in flight on the current socket, in order. */
   _flush() {
-    const ws = this._ws;
-    while (ws && this.state === 'open' && this._inFlight < this._queue.length) {
+    const sock = this._sock;
+    while (sock && sock.open && this.state === 'open' && this._unsent.length > 0) {
       // CLOSING (the server's close frame came; the close event has not yet): a send would be
       // dropped (with a console error); the message waits for the next connection instead.
-      if (ws.readyState !== 1) return;
-      const message = this._queue[this._inFlight];
+      if (sock.ws.readyState !== 1) return;
+      const message = this._unsent[0];
       try {
-        ws.send(message.text);
+        sock.ws.send(message.text);
       } catch {
         return; // the socket is closing; its close event re-queues
       }
+      this._unsent.shift();
+      sock.inFlight.push(message);
       message.sentAt = this._now();
       message.sends += 1;
-      this._inFlight += 1;
       this._emit('sent', { message });
     }
   }
 
-  _clearConnectionTimers() {
-    this._clearTimer('connect');
-    this._clearTimer('stable');
-    this._clearTimer('watchdog');
+  _clearSockTimer(sock, name) {
+    if (sock.timers[name] !== null) {
+      this._clearTimeout(sock.timers[name]);
+      sock.timers[name] = null;
+    }
   }
 
   _clearTimer(name) {

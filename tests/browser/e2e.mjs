@@ -5,17 +5,22 @@
 // One page stays open through the whole run, as a user's tab would:
 //   1. it connects and shows a reversed multi-byte reply;
 //   2. alive messages appear with the instance;
-//   3. server A drains (SIGTERM -> 1012), server B starts on the same port: the page shows "server
-//      restarting", reconnects by itself, and everything typed (also during the outage) is
-//      answered exactly once;
+//   3. server A drains (SIGTERM: goaway notice, then 1012), server B starts on the same port: the
+//      page's handover fails (nothing else listens there), so it shows "server restarting" at the
+//      1012, reconnects by itself, and everything typed (also during the outage) is answered
+//      exactly once;
 //   4. a longer outage shows the "reconnecting in N s" countdown, and the page still recovers;
 //   5. the tab becoming visible again ends a waiting reconnect at once;
-//   6. a screenshot of the page in a known state, checked to be non-blank;
+//   6. a handover: a second tab loads the page through a TCP proxy (the load balancer) from server
+//      E; server F starts, the proxy sends new connections to F, E gets SIGTERM and sends its
+//      goaway notice: the page moves to F while typing, never leaves "open", re-sends nothing;
+//   7. a screenshot of the page in a known state, checked to be non-blank;
 //   and through all of it no console errors but the browser's own failed-connection lines.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createServer, connect } from 'node:net';
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -38,8 +43,14 @@ const log = (line) => serverLog.push(`${new Date().toISOString()} ${line}`);
 
 const servers = new Set();
 
+// HANDOVER_TIMEOUT of the servers restarted on one port: their goaway notice cannot be followed
+// (the draining server's listener is closed and no second one shares the port), so the page keeps
+// the old socket until the 1012 that comes this long after the notice. Kept short: it adds to
+// every drain of those steps.
+const SAME_PORT_HANDOVER = '2s';
+
 /** Starts wsdrain; resolves once it logged its listening line. */
-function startServer({ instance, port = 0 }) {
+function startServer({ instance, port = 0, env = {} }) {
   const child = spawn(SERVER, [], {
     cwd: ROOT,
     env: {
@@ -53,12 +64,14 @@ function startServer({ instance, port = 0 }) {
       ALIVE_INTERVAL: '1s',
       DRAIN_WINDOW: '1s',
       CLOSE_TIMEOUT: '1s',
+      HANDOVER_TIMEOUT: SAME_PORT_HANDOVER,
       RUST_LOG: 'info',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   if (PIDFILE) appendFileSync(PIDFILE, `${child.pid}\n`);
-  const server = { child, instance, port: null, exit: null };
+  const server = { child, instance, port: null, exit: null, lines: [] };
   servers.add(server);
   server.exit = new Promise((done) => {
     child.on('exit', (code, signal) => {
@@ -77,6 +90,7 @@ function startServer({ instance, port = 0 }) {
         const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
         log(`[${instance}] ${line}`);
+        server.lines.push(line);
         const m = line.match(/listening public=127\.0\.0\.1:(\d+) admin=127\.0\.0\.1:(\d+)/);
         if (m && server.port === null) {
           server.port = Number(m[1]);
@@ -101,12 +115,68 @@ async function drain(server) {
   assert.deepEqual(result, { code: 0, signal: null }, `${server.instance} exits 0 after a drain`);
 }
 
+/** The counts of a drained server's `drain_end` line: {notices, left, forced, ...}. */
+function drainEnd(server) {
+  const line = server.lines.find((l) => / drain_end /.test(l));
+  assert.ok(line, `${server.instance} logged drain_end`);
+  return Object.fromEntries([...line.matchAll(/ (\w+)=(\d+)/g)].map((m) => [m[1], Number(m[2])]));
+}
+
 function within(ms, promise, what) {
   let timer;
   const timeout = new Promise((_, fail) => {
     timer = setTimeout(() => fail(new Error(`timed out after ${ms} ms: ${what}`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A TCP proxy standing in for the load balancer in front of two pods, so the page has one address:
+ * each new connection goes to the current upstream; `switchTo` changes it for new connections only
+ * and leaves the pipes already open alone, as a pod taken out of the endpoints keeps its
+ * connections. Ends are passed on (end, not destroy), so nothing written is cut off.
+ * `delayOpenPipes(ms)`: what the pipes open now carry to the browser arrives `ms` later, in order.
+ */
+async function startProxy(upstreamPort) {
+  const proxy = { upstream: upstreamPort, accepted: [], pipes: new Set() };
+  const server = createServer((down) => {
+    const port = proxy.upstream;
+    proxy.accepted.push(port);
+    const up = connect({ port, host: '127.0.0.1' });
+    const pipe = { down, up, delayMs: 0 };
+    proxy.pipes.add(pipe);
+    // Timers of one delay fire in the order they were set: the byte stream keeps its order.
+    const later = (fn) => (pipe.delayMs > 0 ? setTimeout(fn, pipe.delayMs) : fn());
+    down.pipe(up);
+    up.on('data', (chunk) => later(() => down.write(chunk)));
+    down.on('error', () => up.destroy());
+    up.on('error', () => down.destroy());
+    down.on('close', () => {
+      up.end();
+      proxy.pipes.delete(pipe);
+    });
+    up.on('close', () => later(() => down.end()));
+  });
+  await new Promise((ready, fail) => {
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', ready);
+  });
+  proxy.port = server.address().port;
+  proxy.switchTo = (port) => {
+    proxy.upstream = port;
+  };
+  proxy.delayOpenPipes = (ms) => {
+    for (const pipe of proxy.pipes) pipe.delayMs = ms;
+  };
+  proxy.close = () =>
+    new Promise((done) => {
+      for (const { down, up } of proxy.pipes) {
+        down.destroy();
+        up.destroy();
+      }
+      server.close(done);
+    });
+  return proxy;
 }
 
 // --- browser -----------------------------------------------------------------------------------------
@@ -141,19 +211,24 @@ before(async () => {
   });
   context.setDefaultTimeout(15_000);
   page = context.pages()[0] ?? (await context.newPage());
-  page.on('console', (msg) => {
-    const line = `${msg.type()}: ${msg.text()}`;
+  watchConsole(page, '');
+});
+
+/** Collects a page's console lines; errors but the browser's failed-connection lines are unexpected. */
+function watchConsole(p, tag) {
+  p.on('console', (msg) => {
+    const line = `${tag}${msg.type()}: ${msg.text()}`;
     consoleLines.push(line);
     if (msg.type() === 'error' && !ALLOWED_CONSOLE_ERROR.test(msg.text())) unexpectedConsole.push(line);
   });
-  page.on('pageerror', (error) => {
-    consoleLines.push(`pageerror: ${error.message}`);
-    unexpectedConsole.push(`pageerror: ${error.message}`);
+  p.on('pageerror', (error) => {
+    consoleLines.push(`${tag}pageerror: ${error.message}`);
+    unexpectedConsole.push(`${tag}pageerror: ${error.message}`);
   });
-  page.on('requestfailed', (request) => {
-    if (!request.url().includes('/ws')) unexpectedConsole.push(`request failed: ${request.url()}`);
+  p.on('requestfailed', (request) => {
+    if (!request.url().includes('/ws')) unexpectedConsole.push(`${tag}request failed: ${request.url()}`);
   });
-});
+}
 
 after(async () => {
   try {
@@ -238,6 +313,12 @@ test('the page connects and shows a reversed multi-byte reply', async () => {
     window.wsdrain.client.addEventListener('reply', (e) => window.__replySeqs.push(e.detail.message.seq));
     window.__dead = [];
     window.wsdrain.client.addEventListener('dead', (e) => window.__dead.push(e.detail));
+    window.__handovers = [];
+    window.wsdrain.client.addEventListener('handover', (e) => window.__handovers.push(e.detail));
+    window.__alive = [];
+    window.wsdrain.client.addEventListener('alive', (e) =>
+      window.__alive.push({ connection: e.detail.connection, event: e.detail.event, instance: e.detail.instance }),
+    );
     window.__stateTexts = [];
     const state = document.getElementById('state');
     const record = () => {
@@ -307,11 +388,14 @@ test('a frozen server (SIGSTOP) is a dead link: detected, closed, and the unansw
 
 test('drain and restart on the same port: "server restarting", reconnect, nothing lost or doubled', async () => {
   const port = serverA.port;
-  // Keep typing while the server drains, so some messages are in flight when 1012 arrives.
+  // Keep typing while the server drains, so some messages are in flight when 1012 arrives. The
+  // server's goaway notice comes first: the page tries to hand over, but the draining server's
+  // listener is closed and no other server is on the port, so that fails; the old socket serves on
+  // until the 1012, SAME_PORT_HANDOVER after the notice (hence up to 100 messages, 4 s of typing).
   await page.evaluate(() => {
     let n = 0;
     window.__typing = setInterval(() => {
-      if (document.getElementById('state').dataset.state !== 'open' || n >= 40) {
+      if (document.getElementById('state').dataset.state !== 'open' || n >= 100) {
         clearInterval(window.__typing);
         return;
       }
@@ -343,6 +427,16 @@ test('drain and restart on the same port: "server restarting", reconnect, nothin
     'the page showed "server restarting"',
   );
   assert.match(await page.locator('#last-close').textContent(), /1012 "server restarting; reconnect"/);
+  // The notice was followed and the handover failed (nothing listens on the port): then today's path.
+  assert.deepEqual(
+    (await page.evaluate(() => window.__handovers)).map((h) => [h.phase, h.from]),
+    [['started', 'pod-a'], ['failed', 'pod-a']],
+  );
+  assert.match(await page.locator('#handover').textContent(), /^could not move off pod-a/);
+  const openBefore = trace[trace.indexOf(restart) - 1];
+  assert.equal(openBefore.state, 'open', 'open until the 1012, through the failed handover');
+  const endA = drainEnd(serverA);
+  assert.deepEqual([endA.notices, endA.left, endA.forced], [1, 0, 1], 'pod-a: notice sent, then the 1012');
 
   // Typed during the outage: shown as pending.
   const outage = ['während der Pause 1', 'ünïcödé 2 → €'];
@@ -369,7 +463,15 @@ test('drain and restart on the same port: "server restarting", reconnect, nothin
   );
   assert.deepEqual(await instancesOf(outage), ['pod-b', 'pod-b']);
   const resent = (await rows()).filter((r) => typedDuringDrain.includes(r.text) && /sent \d+ times/.test(r.meta));
-  console.log(`# drain: ${typedDuringDrain.length} messages typed during the drain, ${resent.length} re-sent after reconnect`);
+  const byA = (await instancesOf(typedDuringDrain)).filter((i) => i === 'pod-a').length;
+  assert.ok(byA > 0, 'the old socket served on after the failed handover');
+  // The new connection named its server with its hello, before any plain alive message.
+  const connection = await page.evaluate(() => window.wsdrain.client.connections);
+  const firstAlive = (await page.evaluate(() => window.__alive)).find((a) => a.connection === connection);
+  assert.deepEqual(firstAlive, { connection, event: 'hello', instance: 'pod-b' });
+  console.log(
+    `# drain: ${typedDuringDrain.length} messages typed during the drain, ${byA} answered by pod-a, ${resent.length} re-sent after reconnect`,
+  );
 });
 
 test('a longer outage shows the "reconnecting in N s" countdown and still recovers', async () => {
@@ -471,6 +573,179 @@ test('browser offline: shows offline and stops trying; online: reconnects at onc
   assert.ok(reconnectMs < 2_000, `reconnected ${reconnectMs} ms after online`);
   await waitAllAnswered();
   await assertNothingLostOrDoubled();
+});
+
+test('handover between two servers behind one address: the page moves with no outage, nothing re-sent', async () => {
+  // A rollout: pod-e serves the page through the proxy (the load balancer); pod-f starts; the proxy
+  // sends new connections to pod-f; pod-e gets SIGTERM and sends its goaway notice.
+  const env = { HANDOVER_TIMEOUT: '4s', DRAIN_WINDOW: '1s', ALIVE_INTERVAL: '1s' };
+  const serverE = await startServer({ instance: 'pod-e', env });
+  const proxy = await startProxy(serverE.port);
+  const tab = await context.newPage();
+  watchConsole(tab, '[handover tab] ');
+  // Every socket the page opens, as the browser sees it: who closed it, with which code, cleanly?
+  await tab.addInitScript(() => {
+    const sockets = (window.__sockets = []);
+    window.WebSocket = class extends window.WebSocket {
+      constructor(...args) {
+        super(...args);
+        const seen = { opened: false, closeCalled: null, closed: null };
+        sockets.push(seen);
+        this.__seen = seen;
+        this.addEventListener('open', () => (seen.opened = true));
+        this.addEventListener('close', (e) => (seen.closed = { code: e.code, wasClean: e.wasClean }));
+      }
+      close(code, reason) {
+        this.__seen.closeCalled ??= { code, reason };
+        return super.close(code, reason);
+      }
+    };
+  });
+  let serverF = null;
+  try {
+    await tab.goto(`http://127.0.0.1:${proxy.port}/`);
+    await tab.evaluate(() => {
+      const { client } = window.wsdrain;
+      const rec = (window.__rec = { replies: [], sent: [], requeued: 0, handovers: [], alive: [], stateTexts: [] });
+      client.addEventListener('reply', (e) =>
+        rec.replies.push({ seq: e.detail.message.seq, instance: e.detail.instance, connection: e.detail.connection, afterMove: rec.handovers.some((h) => h.phase === 'moved') }),
+      );
+      client.addEventListener('sent', (e) => rec.sent.push(e.detail.message.seq));
+      client.addEventListener('requeued', (e) => {
+        rec.requeued += e.detail.messages.length;
+      });
+      client.addEventListener('handover', (e) => rec.handovers.push(e.detail));
+      client.addEventListener('alive', (e) =>
+        rec.alive.push({ connection: e.detail.connection, event: e.detail.event, instance: e.detail.instance }),
+      );
+      const state = document.getElementById('state');
+      const record = () => {
+        const text = state.textContent.replace(/\s+/g, ' ').trim();
+        if (rec.stateTexts.at(-1) !== text) rec.stateTexts.push(text);
+      };
+      record();
+      new MutationObserver(record).observe(state, { subtree: true, childList: true, characterData: true, attributes: true });
+    });
+    await tab.waitForFunction(
+      () => document.getElementById('state').dataset.state === 'open' && document.getElementById('alive-instance').textContent === 'pod-e',
+      null,
+      { timeout: 10_000, polling: 50 },
+    );
+    serverF = await startServer({ instance: 'pod-f', env });
+    proxy.switchTo(serverF.port);
+    // pod-e's answers (and its notice) reach the page 300 ms late from now on, so replies are
+    // still owed on the old socket when the page moves, whatever the machine's speed: the old
+    // socket must deliver them after the move.
+    proxy.delayOpenPipes(300);
+
+    // Typed through the page's form every 50 ms until 10 messages went out after the move (at
+    // most 200, 10 s), so messages are on their way before, during and after the handover.
+    await tab.evaluate(() => {
+      let n = 0;
+      let afterMove = 0;
+      window.__typing = setInterval(() => {
+        if (n >= 200 || afterMove >= 10) {
+          clearInterval(window.__typing);
+          window.__typed = n;
+          return;
+        }
+        n += 1;
+        if (window.__rec.handovers.some((h) => h.phase === 'moved')) afterMove += 1;
+        const input = document.getElementById('text');
+        input.value = `rollout ${n} ⇄`;
+        document.getElementById('send-form').requestSubmit();
+      }, 50);
+    });
+    await tab.waitForFunction(() => window.__rec.replies.length >= 3, null, { timeout: 5_000, polling: 50 });
+    serverE.child.kill('SIGTERM');
+    const exitE = within(12_000, serverE.exit, 'pod-e exit after SIGTERM');
+    exitE.catch(() => {}); // awaited below
+
+    // The move: the page names pod-f as soon as the new socket's hello is there.
+    await tab.waitForFunction(() => window.__rec.handovers.some((h) => h.phase === 'moved'), null, { timeout: 5_000, polling: 20 });
+    await tab.waitForFunction(
+      () =>
+        document.getElementById('alive-instance').textContent === 'pod-f' &&
+        /^moved to pod-f from pod-e$/.test(document.getElementById('handover').textContent),
+      null,
+      { timeout: 2_000, polling: 20 },
+    );
+    await tab.waitForFunction(() => window.__typed !== undefined, null, { timeout: 15_000, polling: 50 });
+    const typed = await tab.evaluate(() => window.__typed);
+    const texts = Array.from({ length: typed }, (_, i) => `rollout ${i + 1} ⇄`);
+    await tab.waitForFunction(
+      (n) => {
+        const lis = [...document.querySelectorAll('#messages li')];
+        return lis.length === n && lis.every((li) => li.dataset.status === 'answered');
+      },
+      typed,
+      { timeout: 10_000, polling: 50 },
+    );
+    assert.deepEqual(await exitE, { code: 0, signal: null }, 'pod-e exits 0 after its drain');
+    // pod-e's own account: one notice, the client left by itself, no 1012 was needed.
+    const endE = drainEnd(serverE);
+    assert.deepEqual([endE.notices, endE.left, endE.forced, endE.closes_sent], [1, 1, 0, 0], JSON.stringify(endE));
+
+    const rec = await tab.evaluate(() => window.__rec);
+    const trace = await tab.evaluate(() => window.wsdrain.trace);
+    // No outage shown: the state went connecting -> open once and stayed open.
+    assert.deepEqual(trace.map((t) => t.state), ['connecting', 'open'], JSON.stringify(trace));
+    // (The recorder starts after the load: the page may still have been connecting then.)
+    const shownFromOpen = rec.stateTexts.slice(rec.stateTexts.indexOf('open'));
+    assert.deepEqual(shownFromOpen, ['open'], `only "open" was shown once open: ${rec.stateTexts}`);
+    // One handover, from pod-e, and the new connection's first message was its hello.
+    const [started, moved] = rec.handovers;
+    assert.deepEqual(rec.handovers.map((h) => [h.phase, h.from]), [['started', 'pod-e'], ['moved', 'pod-e']]);
+    assert.equal(moved.connection, started.connection);
+    assert.deepEqual(
+      rec.alive.find((a) => a.connection === moved.connection),
+      { connection: moved.connection, event: 'hello', instance: 'pod-f' },
+    );
+    // Every message shown once, in order, with its own reply; sent once, answered once.
+    const shown = await tab.$$eval('#messages li', (lis) =>
+      lis.reverse().map((li) => ({
+        text: li.querySelector('.text').textContent,
+        reply: li.querySelector('.reply-text').textContent,
+        meta: li.querySelector('.meta').textContent,
+      })),
+    );
+    assert.deepEqual(shown.map((r) => r.text), texts, 'every message shown once, in order');
+    for (const row of shown) {
+      assert.equal(row.reply, reverse(row.text));
+      assert.doesNotMatch(row.meta, /sent \d+ times/, `${row.text} was not re-sent`);
+    }
+    assert.equal(rec.requeued, 0, 'nothing was re-queued');
+    assert.equal(rec.sent.length, typed, 'each message went out once');
+    assert.equal(new Set(rec.sent).size, typed);
+    assert.equal(rec.replies.length, typed, 'each message answered once');
+    assert.equal(new Set(rec.replies.map((r) => r.seq)).size, typed);
+    // Replies on the old socket came from pod-e, on the new one from pod-f; both served.
+    for (const reply of rec.replies) {
+      assert.equal(reply.instance, reply.connection === moved.connection ? 'pod-f' : 'pod-e', JSON.stringify(reply));
+    }
+    const byF = rec.replies.filter((r) => r.instance === 'pod-f').length;
+    assert.ok(byF >= 10, `${byF} answered by pod-f`);
+    // The new socket went through the proxy to pod-f (the page itself was loaded from pod-e).
+    assert.equal(proxy.accepted.at(-1), serverF.port);
+    assert.equal(await tab.evaluate(() => window.wsdrain.client.connections), 2, 'two sockets: no reconnect');
+    // The old socket was closed by the page with 1000 once it owed nothing, and the server completed
+    // the close handshake (no 1012 from it); the new one is open.
+    await tab.waitForFunction(() => window.__sockets[0]?.closed !== null, null, { timeout: 5_000, polling: 50 });
+    const sockets = await tab.evaluate(() => window.__sockets);
+    assert.deepEqual(sockets, [
+      { opened: true, closeCalled: { code: 1000, reason: 'handed over' }, closed: { code: 1000, wasClean: true } },
+      { opened: true, closeCalled: null, closed: null },
+    ]);
+    const oldAfterMove = rec.replies.filter((r) => r.afterMove && r.instance === 'pod-e').length;
+    assert.ok(oldAfterMove > 0, 'replies owed on the old socket were delivered after the move');
+    console.log(
+      `# handover: ${typed} messages typed, ${typed - byF} answered by pod-e (${oldAfterMove} of them after the move), ${byF} by pod-f, none re-sent`,
+    );
+  } finally {
+    await tab.close();
+    await proxy.close();
+    if (serverF) await drain(serverF);
+  }
 });
 
 test('accessible at phone width: labels, focus order, live state, no horizontal scroll', async () => {

@@ -28,6 +28,8 @@ fi
 
 # Always build: a no-op when up to date, and the page must be tested against the current server.
 timeout 200 cargo build --release --locked --bin wsdrain
+# The binary e2e.mjs runs: the one just built (also under a CARGO_TARGET_DIR), unless given.
+export WSDRAIN_BIN="${WSDRAIN_BIN:-${CARGO_TARGET_DIR:-target}/release/wsdrain}"
 
 work=$(mktemp -d)
 pidfile="$work/pids"
@@ -35,9 +37,9 @@ pidfile="$work/pids"
 cleanup() {
   # Servers the browser test started that are still running: only our own binary, by pid.
   local pid exe
-  exe=$(readlink -f target/release/wsdrain)
+  exe=$(readlink -f "$WSDRAIN_BIN" || true) # (no binary: nothing of ours can be running)
   while read -r pid; do
-    [ -n "$pid" ] || continue
+    [ -n "$pid" ] && [ -n "$exe" ] || continue
     if [ "$(readlink -f "/proc/$pid/exe" 2>/dev/null)" = "$exe" ]; then
       kill -KILL "$pid" 2>/dev/null || true
     fi
