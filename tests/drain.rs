@@ -453,3 +453,36 @@ fn a_client_that_ignores_the_notice_keeps_working_until_the_handover_timeout_clo
     let counts = ["notices", "left", "forced", "closes_sent", "clean"].map(|k| end.number(k));
     assert_eq!(counts, [1, 0, 1, 1, 1].map(Some), "{end:?}");
 }
+
+#[test]
+fn metrics_report_the_limits_and_the_drain_against_its_deadline() {
+    let mut server = TestServer::start(&[
+        ("MAX_CONNECTIONS", "50"),
+        ("DRAIN_WINDOW", "1s"),
+        ("HANDOVER_TIMEOUT", "1s"),
+        ("CLOSE_TIMEOUT", "1s"),
+        ("ALIVE_INTERVAL", "0"),
+    ]);
+    let scraped = common::metrics(server.admin);
+    for (series, value) in [
+        ("wsdrain_max_connections", 50.0),
+        // 1 s window + 1 s handover + 1 s close timeout + 2 s linger.
+        ("wsdrain_drain_deadline_seconds", 5.0),
+        ("wsdrain_drain_elapsed_seconds", 0.0),
+        ("wsdrain_websocket_alive_late_total", 0.0),
+    ] {
+        assert_eq!(scraped.get(series), Some(value), "{series} in\n{scraped}");
+    }
+    assert!(scraped.get("wsdrain_resident_memory_bytes").unwrap_or(0.0) > 0.0);
+    // A WebSocket keeps the drain going while the clock of the drain is read.
+    let mut ws = RawWs::connect(server.public);
+    server.signal("TERM");
+    server.wait_event("draining", WAIT);
+    eventually(WAIT, "the drain's elapsed time grows", || {
+        let m = common::metrics(server.admin);
+        m.get("wsdrain_phase{phase=\"draining\"}") == Some(1.0)
+            && m.get("wsdrain_drain_elapsed_seconds").unwrap_or(0.0) > 0.0
+    });
+    ws.answer_close(1012);
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+}

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use crate::app::lifecycle::Lifecycle;
 use crate::app::metrics::{Metrics, OpenConnections};
 use crate::app::static_files::StaticFiles;
+use crate::base::memory::{self, MemoryReading};
 use crate::base::timers::{Millis, Rng};
 use crate::config::Config;
 use crate::protocol::websocket::SessionEnv;
@@ -28,6 +29,12 @@ pub struct Context {
     pub metrics: Metrics,
     /// Connections open now, kept by the loop (connections never change it themselves).
     pub open: OpenConnections,
+    /// Public connections served at once (`MAX_CONNECTIONS`, or what the open-files limit
+    /// allows): the loop refuses more.
+    pub max_public: usize,
+    /// Reads the memory figures for `/metrics` (a fixed one in the simulation, so its runs
+    /// replay exactly).
+    pub memory_probe: fn() -> MemoryReading,
     /// The name clients see, as a JSON string literal (quoted and escaped once, at start:
     /// the hostname fallback is not validated and may hold anything).
     pub instance_json: String,
@@ -87,6 +94,8 @@ impl Context {
             lifecycle: Lifecycle::new(),
             metrics: Metrics::default(),
             open: OpenConnections::default(),
+            max_public: usize::MAX,
+            memory_probe: memory::read,
             instance_json: json_string(instance_id),
             rng,
             now: 0,

@@ -12,9 +12,10 @@ use std::time::Duration;
 use crate::base::timers::{Millis, after};
 
 /// Where the server is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Phase {
     /// Ready and serving.
+    #[default]
     Serving,
     /// preStop called: not ready, still serving everything.
     PreStop,

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::app::lifecycle::Phase;
+use crate::base::memory::MemoryReading;
 use crate::net::Listener;
 use crate::protocol::websocket::WsCounters;
 
@@ -26,6 +27,27 @@ pub struct OpenConnections {
     pub websocket: usize,
     /// Admin-port connections.
     pub admin: usize,
+}
+
+/// What `/metrics` reports besides the counters: the state of the moment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gauges {
+    /// The lifecycle phase.
+    pub phase: Phase,
+    /// Connections open, by kind.
+    pub open: OpenConnections,
+    /// Public connections served at once.
+    pub max_connections: usize,
+    /// Drain closes (1012) sent so far.
+    pub drain_closes: usize,
+    /// The longest a drain may take, from the signal to the exit.
+    pub drain_deadline_secs: f64,
+    /// Time since the drain began (0 before).
+    pub drain_elapsed_secs: f64,
+    /// Since the process started.
+    pub uptime_secs: f64,
+    /// The process's and its container's memory.
+    pub memory: MemoryReading,
 }
 
 /// The loop's counters.
@@ -86,13 +108,14 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub fn render(
-        &self,
-        phase: Phase,
-        open: OpenConnections,
-        drain_closes: usize,
-        uptime_secs: f64,
-    ) -> String {
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let Gauges {
+            phase,
+            open,
+            drain_closes,
+            uptime_secs,
+            ..
+        } = *gauges;
         let mut out = String::with_capacity(4096);
         let o = &mut out;
         family(
@@ -174,7 +197,7 @@ impl Metrics {
                 n,
             );
         }
-        let counters: [(&str, &str, u64); 17] = [
+        let counters: [(&str, &str, u64); 18] = [
             (
                 "wsdrain_received_bytes_total",
                 "Bytes read from clients.",
@@ -224,6 +247,11 @@ impl Metrics {
                 "wsdrain_websocket_alive_sent_total",
                 "Alive messages sent.",
                 self.ws.alive_sent,
+            ),
+            (
+                "wsdrain_websocket_alive_late_total",
+                "Alive messages sent more than one ALIVE_INTERVAL late: the loop is not keeping up with the fan-out.",
+                self.ws.alive_late,
             ),
             (
                 "wsdrain_websocket_clean_closes_total",
@@ -299,7 +327,58 @@ impl Metrics {
             "Seconds since the process started.",
         );
         sample(o, "wsdrain_uptime_seconds", "", format!("{uptime_secs:.3}"));
+        render_limits(o, gauges);
         out
+    }
+}
+
+/// The gauges an operator compares with limits: connections against `MAX_CONNECTIONS`, the
+/// drain against its deadline, memory against the container's limit, and whether alive
+/// messages keep their interval.
+fn render_limits(o: &mut String, g: &Gauges) {
+    let seconds = |s: f64| format!("{s:.3}");
+    let mut gauges = vec![
+        (
+            "wsdrain_max_connections",
+            "Public connections served at once (MAX_CONNECTIONS); more are refused with 503.",
+            g.max_connections.to_string(),
+        ),
+        (
+            "wsdrain_drain_deadline_seconds",
+            "The longest a drain may take, from the signal to the exit: DRAIN_WINDOW + HANDOVER_TIMEOUT + CLOSE_TIMEOUT + 2 s.",
+            seconds(g.drain_deadline_secs),
+        ),
+        (
+            "wsdrain_drain_elapsed_seconds",
+            "Seconds since the drain began (0 before the signal).",
+            seconds(g.drain_elapsed_secs),
+        ),
+    ];
+    let memory = [
+        (
+            "wsdrain_resident_memory_bytes",
+            "The process's resident memory (VmRSS).",
+            g.memory.resident_bytes,
+        ),
+        (
+            "wsdrain_cgroup_memory_bytes",
+            "The container's memory use (cgroup memory.current: what the OOM killer compares with the limit; includes socket buffers charged to it).",
+            g.memory.cgroup_bytes,
+        ),
+        (
+            "wsdrain_cgroup_memory_limit_bytes",
+            "The container's memory limit (cgroup memory.max); absent when unlimited.",
+            g.memory.cgroup_limit_bytes,
+        ),
+    ];
+    for (name, help, value) in memory {
+        if let Some(bytes) = value {
+            gauges.push((name, help, bytes.to_string()));
+        }
+    }
+    for (name, help, value) in gauges {
+        family(o, name, "gauge", help);
+        sample(o, name, "", value);
     }
 }
 
@@ -335,16 +414,25 @@ mod tests {
         m.request(404);
         m.request(200);
         m.rejected(RejectReason::MaxConnections);
-        let text = m.render(
-            Phase::PreStop,
-            OpenConnections {
+        m.ws.alive_late = 2;
+        let text = m.render(&Gauges {
+            phase: Phase::PreStop,
+            open: OpenConnections {
                 http: 3,
                 websocket: 2,
                 admin: 1,
             },
-            4,
-            1.5,
-        );
+            max_connections: 10_000,
+            drain_closes: 4,
+            drain_deadline_secs: 22.0,
+            drain_elapsed_secs: 0.0,
+            uptime_secs: 1.5,
+            memory: MemoryReading {
+                resident_bytes: Some(4096),
+                cgroup_bytes: Some(8192),
+                cgroup_limit_bytes: None,
+            },
+        });
         for line in [
             "wsdrain_phase{phase=\"prestop\"} 1",
             "wsdrain_phase{phase=\"serving\"} 0",
@@ -355,6 +443,12 @@ mod tests {
             "wsdrain_http_requests_total{status=\"404\"} 1",
             "# TYPE wsdrain_sent_bytes_total counter",
             "wsdrain_drain_close_frames_sent 4",
+            "wsdrain_max_connections 10000",
+            "wsdrain_drain_deadline_seconds 22.000",
+            "wsdrain_drain_elapsed_seconds 0.000",
+            "wsdrain_resident_memory_bytes 4096",
+            "wsdrain_cgroup_memory_bytes 8192",
+            "wsdrain_websocket_alive_late_total 2",
             "wsdrain_connections_open{kind=\"websocket\"} 2",
         ] {
             assert!(
@@ -369,5 +463,10 @@ mod tests {
             assert!(text.contains(&format!("# HELP {name} ")), "{name}");
         }
         assert_eq!(m.requests_total(), 3);
+        // An unlimited container has no limit series (a 0 would read as "over the limit").
+        assert!(
+            !text.contains("wsdrain_cgroup_memory_limit_bytes "),
+            "{text}"
+        );
     }
 }

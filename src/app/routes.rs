@@ -14,6 +14,7 @@
 
 use crate::app::context::Context;
 use crate::app::lifecycle::Phase;
+use crate::app::metrics::Gauges;
 use crate::app::static_files::{Lookup, add_slash_location};
 use crate::base::timers::Millis;
 use crate::net::Listener;
@@ -109,13 +110,20 @@ pub fn handle(head: &Head<'_>, listener: Listener, ctx: &mut Context) -> Action 
             .header("Cache-Control", "no-store")
         }
         Endpoint::Metrics => {
-            let uptime = ctx.now as f64 / 1000.0;
-            let text = ctx.metrics.render(
-                ctx.lifecycle.phase(),
-                ctx.open,
-                ctx.lifecycle.drain_closes().len(),
-                uptime,
-            );
+            let secs = |ms: Millis| ms as f64 / 1000.0;
+            let text = ctx.metrics.render(&Gauges {
+                phase: ctx.lifecycle.phase(),
+                open: ctx.open,
+                max_connections: ctx.max_public,
+                drain_closes: ctx.lifecycle.drain_closes().len(),
+                drain_deadline_secs: ctx.config.drain_deadline().as_secs_f64(),
+                drain_elapsed_secs: ctx
+                    .lifecycle
+                    .drain_started_at()
+                    .map_or(0.0, |start| secs(ctx.now.saturating_sub(start))),
+                uptime_secs: secs(ctx.now),
+                memory: (ctx.memory_probe)(),
+            });
             Response::new(
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",

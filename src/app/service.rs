@@ -207,7 +207,9 @@ impl Service {
                 ctx.metrics.ws.alive_sent += 1;
             }
             self.next_alive = if now >= self.next_alive + interval {
-                now + interval // fell behind (e.g. a stalled loop): re-anchor
+                // Fell behind (a stalled or overloaded loop): re-anchor, and let it be seen.
+                ctx.metrics.ws.alive_late += 1;
+                now + interval
             } else {
                 self.next_alive + interval
             };

@@ -1,5 +1,6 @@
-//! Layer 0, the base: time (the loop's clock, deadlines, jitter) and output buffers. Uses
-//! nothing else of this crate.
+//! Layer 0, the base: time (the loop's clock, deadlines, jitter), output buffers and the memory
+//! reading behind the metrics. Uses nothing else of this crate.
 
+pub mod memory;
 pub mod outbuf;
 pub mod timers;

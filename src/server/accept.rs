@@ -81,7 +81,7 @@ impl<N: Net> Server<N> {
         let (open, cap) = match listener {
             Listener::Public => (
                 self.ctx.open.http,
-                self.max_public.saturating_sub(self.ctx.open.websocket),
+                self.ctx.max_public.saturating_sub(self.ctx.open.websocket),
             ),
             Listener::Admin => (self.ctx.open.admin, MAX_ADMIN_CONNECTIONS),
         };

@@ -157,7 +157,6 @@ pub struct Server<N: Net> {
     ctx: Context,
     scratch: Box<[u8]>,
     tuning: Tuning,
-    max_public: usize,
     next_generation: u32,
     public_open: bool,
     /// Accepting paused after an error; retry at this time.
@@ -180,8 +179,10 @@ struct DrainProgress {
 }
 
 impl<N: Net> Server<N> {
-    /// A server over `net`'s listeners, at the time `ctx.now`.
-    pub fn new(net: N, ctx: Context, max_public: usize, tuning: Tuning) -> Self {
+    /// A server over `net`'s listeners, at the time `ctx.now`, serving at most `max_public`
+    /// public connections at once.
+    pub fn new(net: N, mut ctx: Context, max_public: usize, tuning: Tuning) -> Self {
+        ctx.max_public = max_public;
         Server {
             net,
             conns: Slab::new(),
@@ -189,7 +190,6 @@ impl<N: Net> Server<N> {
             ctx,
             scratch: vec![0; tuning.scratch_bytes.max(1)].into_boxed_slice(),
             tuning,
-            max_public,
             next_generation: 0,
             public_open: true,
             accept_retry_at: None,

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wsdrain::app::context::Context;
 use wsdrain::app::static_files::StaticFiles;
+use wsdrain::base::memory::MemoryReading;
 use wsdrain::base::timers::{Millis, NEVER, Rng, after};
 use wsdrain::config::{Command, Config};
 use wsdrain::connection::Kind;
@@ -228,7 +229,9 @@ fn run(seed: u64, verbose: bool) -> Result<Outcome, String> {
     let drain_deadline = config.drain_deadline();
     let prestop_delay = config.prestop_delay.as_millis() as Millis;
     let files = StaticFiles::load(Path::new(&dir)).map_err(|e| e.to_string())?;
-    let ctx = Context::new(config, files, "sim", Rng::seeded(seed ^ 0x5eed), wall_clock);
+    let mut ctx = Context::new(config, files, "sim", Rng::seeded(seed ^ 0x5eed), wall_clock);
+    // Fixed figures: /metrics answers must not depend on the machine, or runs would not replay.
+    ctx.memory_probe = MemoryReading::default;
     let world = Rc::new(RefCell::new(World::new(
         Rng::seeded(seed.rotate_left(17) ^ 0xabcd),
         scenario.fd_limit,

@@ -100,6 +100,8 @@ pub struct WsCounters {
     pub messages_after_close: u64,
     /// Alive messages sent.
     pub alive_sent: u64,
+    /// Alive messages sent more than one interval late (the loop fell behind).
+    pub alive_late: u64,
     /// Close handshakes completed (both close frames exchanged).
     pub clean_closes: u64,
     /// Our close frame went unanswered for `CLOSE_TIMEOUT`.
