@@ -36,8 +36,9 @@ fi
 echo "kubectl: $kubectl ($("$kubectl" version --client 2>/dev/null | tr '\n' ' '))"
 
 # The server's settings and defaults, from the binary itself.
+# The binary is where cargo puts it: under CARGO_TARGET_DIR when that is set.
 cargo build --release --locked --bin wsdrain
-./target/release/wsdrain --help >"$tmp/help.txt"
+"${CARGO_TARGET_DIR:-target}/release/wsdrain" --help >"$tmp/help.txt"
 
 for dir in deploy/base deploy/gke; do
   name="$(basename "$dir")"
