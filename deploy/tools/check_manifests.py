@@ -797,7 +797,8 @@ MUTATIONS_GKE = {
         lambda ds: _first_rule(ds).update(expr=_first_rule(ds)["expr"] + " * 2"),
         "out of step with deploy/monitoring/rules.yaml"),
     "Rules with a rule that both records and alerts": (
-        lambda ds: _first_rule(ds).update(record="wsdrain:x"),
+        lambda ds: _first_rule(ds).update(record=_first_rule(ds).get("record", "wsdrain:x"),
+                                          alert=_first_rule(ds).get("alert", "WsdrainX")),
         "exactly one of record and alert"),
     "unknown Rules field": (
         lambda ds: _kind(ds, "Rules")["spec"]["groups"][0].update(limit=10),
