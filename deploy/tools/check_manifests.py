@@ -1,27 +1,41 @@
 #!/usr/bin/env python3
 """Checks rendered Kubernetes manifests (`kubectl kustomize deploy/X`) against the server itself.
 
-  check_manifests.py --help-text HELP --schema deploy/schemas/backendconfig.json \
-      --k8s-out OUT.yaml RENDERED.yaml
+  check_manifests.py --help-text HELP --schema-dir deploy/schemas --k8s-out OUT.yaml \
+      [--require-max-connection-age] [--require-gke-objects] RENDERED.yaml
 
 The server's settings, defaults and budget rule come from `wsdrain --help` (HELP), so the
 manifests cannot drift from the binary. Writes the standard Kubernetes objects to OUT.yaml
-for kubernetes-validate; validates BackendConfig objects against the JSON schema here; then
-asserts what the drain needs: the budget rule, the load balancer's draining timeout, the
-connection age against the load balancer's timeoutSec, probe and preStop paths and ports, the
-admin port kept off the Service, the security context, memory sized for MAX_CONNECTIONS,
-maxUnavailable 0. --require-max-connection-age (the deploy/gke rendering) also fails a
-rendering that leaves MAX_CONNECTION_AGE off. Run by tests/tiers/manifests.sh.
+for kubernetes-validate (NetworkPolicy among them); validates the custom resources here
+against the JSON schemas in --schema-dir (BackendConfig: backendconfig.json; PodMonitoring and
+Rules of Managed Service for Prometheus: podmonitoring.json, rules.json, from the upstream
+CRDs); then asserts what the drain needs: the budget rule, the load balancer's draining
+timeout, the connection age against the load balancer's timeoutSec, probe and preStop paths
+and ports, the admin port kept off the Service, the security context, memory sized for
+MAX_CONNECTIONS, maxUnavailable 0. And what fences the admin port: a NetworkPolicy on the pods
+lets only the load balancer's ranges reach the public port, only the load balancer's health
+checks and the metrics collectors' namespaces reach the admin port, and nothing out; the
+PodMonitoring scrapes the admin port's /metrics; the Rules object holds exactly the groups of
+deploy/monitoring/rules.yaml (deploy/tools/gmp.py).
+--require-max-connection-age (the deploy/gke rendering) also fails a rendering that leaves
+MAX_CONNECTION_AGE off; --require-gke-objects (deploy/gke too) one without exactly one
+PodMonitoring, Rules and NetworkPolicy (deploy/base has none: they need GKE's Managed Service
+for Prometheus and network policy enforcement). Run by tests/tiers/manifests.sh.
 """
 
 import argparse
+import ipaddress
 import json
 import math
+import os
 import re
 import sys
 
 import jsonschema
 import yaml
+
+sys.dont_write_bytecode = True  # no __pycache__ in deploy/tools from the import below
+import gmp  # noqa: E402  deploy/tools/gmp.py: the Rules generator, to compare with
 
 # Memory per WebSocket connection, measured (benches/RESULTS.md, issue 3): server RSS per idle
 # WebSocket, kernel slab per socket (server side), kernel TCP buffers per connection.
@@ -36,6 +50,22 @@ GOOGLE_LB_KEEPALIVE_SECONDS = 600
 AGE_MARGIN_SECONDS = 60
 # The longest duration the server accepts (MAX_DURATION in src/config/parse.rs: 30 days).
 MAX_DURATION_SECONDS = 30 * 24 * 3600
+
+# The custom resources validated here, each against deploy/schemas/<kind in lower case>.json;
+# every other object goes to kubernetes-validate.
+CRD_KINDS = ("BackendConfig", "PodMonitoring", "Rules")
+# In deploy/gke only (--require-gke-objects).
+GKE_KINDS = ("PodMonitoring", "Rules", "NetworkPolicy")
+
+# Where the external Application Load Balancer's connections and health checks come from, for
+# backends in zonal NEGs (GCE_VM_IP_PORT, container-native load balancing): the health check
+# ranges, which the GFE proxies share (https://cloud.google.com/load-balancing/docs/firewall-rules).
+LB_RANGES = tuple(ipaddress.ip_network(r) for r in ("130.211.0.0/22", "35.191.0.0/16"))
+# Where Managed Service for Prometheus runs its collectors: gmp-system (the upstream operator,
+# GoogleCloudPlatform/prometheus-engine manifests/operator.yaml); gke-gmp-system where GKE
+# manages it (Autopilot). Named by the label the control plane sets on every namespace.
+COLLECTOR_NAMESPACES = ("gmp-system", "gke-gmp-system")
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 failures = []
 
@@ -276,27 +306,226 @@ def check_deployment(dep, defaults, slack, backendconfigs, require_age):
             f"BackendConfig {bname}: the LB sees /readyz 503 only after {notice} s, later than "
             f"PRESTOP_DELAY {p:g} s",
         )
-    return {"public": public, "admin": admin, "ports": ports,
-            "labels": spec["template"]["metadata"]["labels"]}
+    return {"public": public, "admin": admin, "ports": ports, "container": c, "prestop": p,
+            "labels": spec["template"]["metadata"]["labels"],
+            "namespace": dep["metadata"].get("namespace")}
 
 
-def checks(docs, defaults, slack, schema, require_age=False):
+def selects(selector, labels):
+    """Whether a label selector (matchLabels, matchExpressions) selects these labels."""
+    selector = selector or {}
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        have, op, values = e["key"] in labels, e["operator"], e.get("values") or []
+        ok = {"In": have and labels[e["key"]] in values,
+              "NotIn": not have or labels[e["key"]] not in values,
+              "Exists": have, "DoesNotExist": not have}[op]
+        if not ok:
+            return False
+    return True
+
+
+def prometheus_seconds(text):
+    """A Prometheus duration (30s, 1m, 1m30s, 500ms) in seconds, or None."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    parts = re.findall(r"([0-9]+)(ms|s|m|h|d|w|y)", str(text))
+    if not parts or "".join(n + u for n, u in parts) != str(text):
+        return None
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+def check_podmonitoring(pm, dep):
+    """The collectors scrape /metrics on the admin port of exactly these pods, often enough."""
+    name = f"PodMonitoring {pm['metadata']['name']}"
+    spec = pm.get("spec", {})
+    check(pm["metadata"].get("namespace") == dep["namespace"],
+          f"{name}: not in the pods' namespace {dep['namespace']} (it selects pods of its own)")
+    check(spec.get("selector") and selects(spec["selector"], dep["labels"]),
+          f"{name}: selector {spec.get('selector')} does not select the wsdrain pods")
+    endpoints = spec.get("endpoints") or []
+    check(endpoints, f"{name}: no endpoints")
+    for ep in endpoints:
+        port = ep.get("port")
+        check(port_number(dep["container"], port) == dep["admin"],
+              f"{name}: endpoint port {port} is not the admin port {dep['admin']} "
+              "(the metrics are there; the public port has none, and is not for the collectors)")
+        check(ep.get("path", "/metrics") == "/metrics",
+              f"{name}: endpoint path {ep.get('path')}, want /metrics")
+        check(ep.get("scheme", "http") == "http", f"{name}: scheme {ep.get('scheme')}, want http")
+        interval = prometheus_seconds(ep.get("interval"))
+        if check(interval, f"{name}: interval {ep.get('interval')!r} is not a duration"):
+            # PreStop is the shortest phase (PRESTOP_DELAY); scraped less often, a pod's
+            # prestop could fall between two scrapes and never show in wsdrain_phase.
+            check(interval <= dep["prestop"],
+                  f"{name}: interval {ep.get('interval')} is longer than PRESTOP_DELAY "
+                  f"{dep['prestop']:g} s: a pod's PreStop phase could go unseen")
+            if "timeout" in ep:
+                timeout = prometheus_seconds(ep["timeout"])
+                check(timeout and timeout <= interval,
+                      f"{name}: timeout {ep['timeout']} must be a duration <= interval")
+
+
+def check_rules(rules, dep):
+    """The Rules object carries deploy/monitoring/rules.yaml, as deploy/tools/gmp.py writes it."""
+    name = f"Rules {rules['metadata']['name']}"
+    check(rules["metadata"].get("namespace") == dep["namespace"],
+          f"{name}: not in the pods' namespace {dep['namespace']} (Rules see only their "
+          "namespace's metrics)")
+    try:
+        with open(os.path.join(gmp.ROOT, gmp.SOURCE_RULES)) as f:
+            want = gmp.gmp_groups(yaml.safe_load(f))
+    except (OSError, gmp.RulesError) as e:
+        failures.append(f"{name}: cannot read {gmp.SOURCE_RULES}: {e}")
+        return
+    check(rules.get("spec", {}).get("groups") == want,
+          f"{name}: out of step with {gmp.SOURCE_RULES} (edit that file, then "
+          "`python3 deploy/tools/gmp.py rules`)")
+    # The two CEL rules of the Rules CRD, which the JSON schema cannot carry.
+    for g in rules.get("spec", {}).get("groups", []):
+        for r in g.get("rules", []):
+            what = r.get("alert") or r.get("record")
+            check(("alert" in r) != ("record" in r),
+                  f"{name}: rule {what}: exactly one of record and alert")
+            check("annotations" not in r or "alert" in r,
+                  f"{name}: rule {what}: annotations only on an alert")
+
+
+def _covers(entry, number, name):
+    """Whether one NetworkPolicyPort entry covers a TCP container port (number, name)."""
+    if entry.get("protocol", "TCP") != "TCP":
+        return False
+    port = entry.get("port")
+    if port is None:
+        return True
+    if isinstance(port, str):
+        return port == name
+    return port <= number <= entry.get("endPort", port)
+
+
+def _namespaces(peer, own):
+    """The namespaces a NetworkPolicyPeer admits pods of: a set of names, or None for any."""
+    sel = peer.get("namespaceSelector")
+    if sel is None:
+        return {own}  # a podSelector alone: pods of the policy's own namespace
+    names = None
+    for k, v in (sel.get("matchLabels") or {}).items():
+        if k != NAMESPACE_NAME_LABEL:
+            return None  # a label anyone who may edit a namespace can put on it
+        names = {v} if names is None else names & {v}
+    for e in sel.get("matchExpressions") or []:
+        if e["key"] != NAMESPACE_NAME_LABEL or e["operator"] != "In":
+            return None
+        names = set(e["values"]) if names is None else names & set(e["values"])
+    return names  # None for an empty selector: every namespace
+
+
+def _admits_range(peer, net):
+    """Whether a peer's ipBlock admits the whole address range `net`."""
+    block = peer.get("ipBlock")
+    if not block:
+        return False
+    cidr = ipaddress.ip_network(block["cidr"], strict=False)
+    if cidr.version != net.version or not net.subnet_of(cidr):
+        return False
+    return not any(ipaddress.ip_network(x, strict=False).overlaps(net)
+                   for x in block.get("except", []))
+
+
+def _within_lb(peer):
+    """Whether a peer is an ipBlock inside the load balancer's ranges."""
+    if not peer.get("ipBlock"):
+        return False
+    cidr = ipaddress.ip_network(peer["ipBlock"]["cidr"], strict=False)
+    return any(cidr.version == net.version and cidr.subnet_of(net) for net in LB_RANGES)
+
+
+def _describe(peer):
+    if "ipBlock" in peer:
+        return f"ipBlock {peer['ipBlock'].get('cidr')}"
+    return ", ".join(f"{k} {v}" for k, v in peer.items())
+
+
+def check_fence(nps, dep, pms, bcs):
+    """The NetworkPolicies on the wsdrain pods, taken together (they add up): the public port
+    only from the load balancer, the admin port only from its health checks and the
+    collectors, no egress."""
+    own = dep["namespace"]
+    mine = [np for np in nps if np["metadata"].get("namespace") == own
+            and selects(np["spec"].get("podSelector"), dep["labels"])]
+    if not check(mine, "NetworkPolicy: none selects the wsdrain pods (podSelector, namespace)"):
+        return
+
+    def types(np):  # the default when policyTypes is left out
+        return np["spec"].get("policyTypes") or (
+            ["Ingress"] + (["Egress"] if np["spec"].get("egress") else []))
+
+    ingress_rules = [r for np in mine if "Ingress" in types(np)
+                     for r in np["spec"].get("ingress") or []]
+    check(any("Ingress" in types(np) for np in mine),
+          "NetworkPolicy: no policy isolates the pods for ingress (policyTypes Ingress)")
+    names = {v: k for k, v in dep["ports"].items()}
+    for port, which in ((dep["public"], "public"), (dep["admin"], "admin")):
+        peers = []  # who may reach this port: None for everyone
+        for r in ingress_rules:
+            ports = r.get("ports") or [{}]
+            if any(_covers(e, port, names.get(port)) for e in ports):
+                peers += r.get("from") or [None]
+        if None in peers:
+            failures.append(f"NetworkPolicy: the {which} port {port} is open to everyone "
+                            "(an ingress rule without `from`)")
+        peers = [q for q in peers if q is not None]
+        for q in peers:
+            lb = _within_lb(q)
+            ns = None if "ipBlock" in q else _namespaces(q, own)
+            collectors = ns is not None and ns <= set(COLLECTOR_NAMESPACES)
+            if which == "public":
+                check(lb, f"NetworkPolicy: the public port {port} is open to {_describe(q)}: "
+                          f"only the load balancer's ranges ({', '.join(map(str, LB_RANGES))})")
+            else:
+                check(lb or collectors,
+                      f"NetworkPolicy: the admin port {port} is open to {_describe(q)}: only "
+                      f"the load balancer's health checks ({', '.join(map(str, LB_RANGES))}) "
+                      f"and the collectors' namespaces ({', '.join(COLLECTOR_NAMESPACES)})")
+        for net in LB_RANGES:
+            reached = any(_admits_range(q, net) for q in peers)
+            if which == "public":
+                check(reached, f"NetworkPolicy: the public port {port} is closed to the load "
+                               f"balancer range {net} (its proxies and health checks)")
+            elif any(bc["spec"].get("healthCheck", {}).get("port") == port for bc in bcs):
+                check(reached, f"NetworkPolicy: the load balancer's health checks ({net}) "
+                               f"cannot reach the admin port {port}, where the BackendConfig's "
+                               "healthCheck goes")
+        if which == "admin" and pms:
+            for ns in COLLECTOR_NAMESPACES:
+                check(any("ipBlock" not in q and ns in (_namespaces(q, own) or ()) for q in peers),
+                      f"NetworkPolicy: the metrics collectors (namespace {ns}) cannot reach the "
+                      f"admin port {port} that the PodMonitoring scrapes")
+    egress_isolated = [np for np in mine if "Egress" in types(np)]
+    check(egress_isolated and not any(np["spec"].get("egress") for np in egress_isolated),
+          "NetworkPolicy: egress must be denied (policyTypes Egress, no egress rules): the "
+          "server opens no connection of its own; if yours does, allow just that")
+
+
+def checks(docs, defaults, slack, schemas, require_age=False, require_gke=False):
     """Every assertion on one rendering; returns the failures."""
     failures.clear()
     by_kind = {}
     for d in docs:
         by_kind.setdefault(d["kind"], []).append(d)
-    for kind in ("Deployment", "Service", "Ingress", "BackendConfig",
-                 "PodDisruptionBudget", "HorizontalPodAutoscaler"):
+    kinds = ("Deployment", "Service", "Ingress", "BackendConfig",
+             "PodDisruptionBudget", "HorizontalPodAutoscaler")
+    for kind in kinds + (GKE_KINDS if require_gke else ()):
         check(len(by_kind.get(kind, [])) == 1, f"want one {kind}, have {len(by_kind.get(kind, []))}")
     if failures:
         return list(failures)
 
+    for kind in CRD_KINDS:
+        for obj in by_kind.get(kind, []):
+            for err in jsonschema.Draft7Validator(schemas[kind]).iter_errors(obj):
+                path = "/".join(str(p) for p in err.absolute_path)
+                failures.append(f"{kind} {obj['metadata'].get('name')}: {path}: {err.message}")
     bcs = by_kind["BackendConfig"]
-    for bc in bcs:
-        for err in jsonschema.Draft7Validator(schema).iter_errors(bc):
-            path = "/".join(str(p) for p in err.absolute_path)
-            failures.append(f"BackendConfig {bc['metadata']['name']}: {path}: {err.message}")
 
     dep = check_deployment(by_kind["Deployment"][0], defaults, slack, bcs, require_age)
     svc = by_kind["Service"][0]
@@ -352,6 +581,13 @@ def checks(docs, defaults, slack, schema, require_age=False):
         check(ref["kind"] == "Deployment"
               and ref["name"] == by_kind["Deployment"][0]["metadata"]["name"],
               "HorizontalPodAutoscaler: does not scale the Deployment")
+        # deploy/gke: Managed Service for Prometheus and the fence around the admin port.
+        for pm in by_kind.get("PodMonitoring", []):
+            check_podmonitoring(pm, dep)
+        for rules in by_kind.get("Rules", []):
+            check_rules(rules, dep)
+        if by_kind.get("NetworkPolicy"):
+            check_fence(by_kind["NetworkPolicy"], dep, by_kind.get("PodMonitoring", []), bcs)
     return list(failures)
 
 
@@ -471,14 +707,114 @@ MUTATIONS_WITH_AGE = {
 }
 
 
-def self_test(docs, defaults, slack, schema, require_age):
+# Only with --require-gke-objects (deploy/gke): the fence around the admin port and the
+# monitoring objects of Managed Service for Prometheus.
+def _np(docs):
+    return _kind(docs, "NetworkPolicy")["spec"]
+
+
+def _drop_port(docs, port_names):
+    """Removes the ingress rules that name one of these ports."""
+    spec = _np(docs)
+    spec["ingress"] = [r for r in spec["ingress"]
+                       if not any(e.get("port") in port_names for e in r.get("ports", []))]
+
+
+def _drop_peer(docs, cidr):
+    for r in _np(docs)["ingress"]:
+        r["from"] = [q for q in r.get("from", []) if q.get("ipBlock", {}).get("cidr") != cidr]
+
+
+def _endpoint(docs):
+    return _kind(docs, "PodMonitoring")["spec"]["endpoints"][0]
+
+
+def _first_rule(docs):
+    return _kind(docs, "Rules")["spec"]["groups"][0]["rules"][0]
+
+
+MUTATIONS_GKE = {
+    "admin port opened to everyone (a rule without from)": (
+        lambda ds: _np(ds)["ingress"].append({"ports": [{"port": 9090, "protocol": "TCP"}]}),
+        "the admin port 9090 is open to everyone"),
+    "admin port opened to every namespace": (
+        lambda ds: _np(ds)["ingress"].append(
+            {"from": [{"namespaceSelector": {}}], "ports": [{"port": "admin"}]}),
+        "the admin port 9090 is open to namespaceSelector"),
+    "admin port opened to namespaces by a label anyone can set": (
+        lambda ds: _np(ds)["ingress"].append(
+            {"from": [{"namespaceSelector": {"matchLabels": {"team": "monitoring"}}}],
+             "ports": [{"port": 9090}]}),
+        "the admin port 9090 is open to namespaceSelector"),
+    "admin port opened to the pods of its own namespace": (
+        lambda ds: _np(ds)["ingress"].append(
+            {"from": [{"podSelector": {}}], "ports": [{"port": "admin"}]}),
+        "the admin port 9090 is open to podSelector"),
+    "admin port opened to the internet (0.0.0.0/0)": (
+        lambda ds: _np(ds)["ingress"].append(
+            {"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 9090}]}),
+        "the admin port 9090 is open to ipBlock 0.0.0.0/0"),
+    "a rule for every port from every namespace": (
+        lambda ds: _np(ds)["ingress"].append({"from": [{"namespaceSelector": {}}]}),
+        "the admin port 9090 is open to namespaceSelector"),
+    "public port opened to everyone": (
+        lambda ds: _np(ds)["ingress"].append({"ports": [{"port": "http"}]}),
+        "the public port 8080 is open to everyone"),
+    "public port closed to the load balancer (its rule removed)": (
+        lambda ds: _drop_port(ds, ("http", 8080)),
+        "the public port 8080 is closed to the load balancer range"),
+    "load balancer range 35.191.0.0/16 removed": (
+        lambda ds: _drop_peer(ds, "35.191.0.0/16"),
+        "closed to the load balancer range 35.191.0.0/16"),
+    "health checks cannot reach the admin port": (
+        lambda ds: _np(ds).update(ingress=[
+            r for r in _np(ds)["ingress"]
+            if not (any(e.get("port") in ("admin", 9090) for e in r.get("ports", []))
+                    and any("ipBlock" in q for q in r.get("from", [])))]),
+        "cannot reach the admin port 9090, where the BackendConfig's healthCheck goes"),
+    "collectors' namespaces removed from the admin port": (
+        lambda ds: _np(ds).update(ingress=[
+            r for r in _np(ds)["ingress"]
+            if not any("namespaceSelector" in q for q in r.get("from", []))]),
+        "the metrics collectors (namespace gmp-system) cannot reach"),
+    "egress allowed": (
+        lambda ds: _np(ds).update(egress=[{}]), "egress must be denied"),
+    "NetworkPolicy selects other pods": (
+        lambda ds: _np(ds)["podSelector"].update(matchLabels={"app.kubernetes.io/name": "x"}),
+        "none selects the wsdrain pods"),
+    "PodMonitoring scrapes the public port": (
+        lambda ds: _endpoint(ds).update(port="http"), "is not the admin port 9090"),
+    "PodMonitoring scrapes /healthz": (
+        lambda ds: _endpoint(ds).update(path="/healthz"), "endpoint path /healthz"),
+    "PodMonitoring scrapes less often than PreStop lasts": (
+        lambda ds: _endpoint(ds).update(interval="1m"), "longer than PRESTOP_DELAY"),
+    "PodMonitoring selects other pods": (
+        lambda ds: _kind(ds, "PodMonitoring")["spec"]["selector"].update(
+            matchLabels={"app.kubernetes.io/name": "x"}), "does not select the wsdrain pods"),
+    "unknown PodMonitoring field": (
+        lambda ds: _endpoint(ds).update(intervall="15s"), "Additional properties"),
+    "Rules out of step with deploy/monitoring/rules.yaml": (
+        lambda ds: _first_rule(ds).update(expr=_first_rule(ds)["expr"] + " * 2"),
+        "out of step with deploy/monitoring/rules.yaml"),
+    "Rules with a rule that both records and alerts": (
+        lambda ds: _first_rule(ds).update(record=_first_rule(ds).get("record", "wsdrain:x"),
+                                          alert=_first_rule(ds).get("alert", "WsdrainX")),
+        "exactly one of record and alert"),
+    "unknown Rules field": (
+        lambda ds: _kind(ds, "Rules")["spec"]["groups"][0].update(limit=10),
+        "Additional properties"),
+}
+
+
+def self_test(docs, defaults, slack, schemas, require_age, require_gke):
     import copy
     bad = duration_case_failures()
-    mutations = {**MUTATIONS, **(MUTATIONS_WITH_AGE if require_age else {})}
+    mutations = {**MUTATIONS, **(MUTATIONS_WITH_AGE if require_age else {}),
+                 **(MUTATIONS_GKE if require_gke else {})}
     for name, (mutate, expect) in mutations.items():
         ds = copy.deepcopy(docs)
         mutate(ds)
-        found = checks(ds, defaults, slack, schema, require_age)
+        found = checks(ds, defaults, slack, schemas, require_age, require_gke)
         if not any(expect in f for f in found):
             bad.append(f"mutation '{name}' not caught (wanted '{expect}', got {found})")
     failures.clear()
@@ -489,43 +825,50 @@ def self_test(docs, defaults, slack, schema, require_age):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--help-text", required=True)
-    ap.add_argument("--schema", required=True)
+    ap.add_argument("--schema-dir", required=True,
+                    help="JSON schemas of the custom resources: <kind in lower case>.json")
     ap.add_argument("--k8s-out", required=True)
     ap.add_argument("--self-test", action="store_true",
                     help="also check that each known breakage of the rendering is caught")
     ap.add_argument("--require-max-connection-age", action="store_true",
                     help="MAX_CONNECTION_AGE must be set (the rendering that goes behind the "
                          "Google load balancer, deploy/gke)")
+    ap.add_argument("--require-gke-objects", action="store_true",
+                    help="one PodMonitoring, Rules and NetworkPolicy each (deploy/gke)")
     ap.add_argument("rendered")
     args = ap.parse_args()
     with open(args.help_text) as f:
         defaults, slack = parse_help(f.read())
     with open(args.rendered) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
-    with open(args.schema) as f:
-        schema = json.load(f)
-    # The standard objects go to kubernetes-validate; BackendConfig is checked here.
+    schemas = {}
+    for kind in CRD_KINDS:
+        with open(os.path.join(args.schema_dir, kind.lower() + ".json")) as f:
+            schemas[kind] = json.load(f)
+    # The standard objects go to kubernetes-validate; the custom resources are checked here.
     with open(args.k8s_out, "w") as f:
-        yaml.safe_dump_all([d for d in docs if d["kind"] != "BackendConfig"], f)
-    require_age = args.require_max_connection_age
-    if checks(docs, defaults, slack, schema, require_age):
-        return report(args.rendered)
+        yaml.safe_dump_all([d for d in docs if d["kind"] not in CRD_KINDS], f)
+    require_age, require_gke = args.require_max_connection_age, args.require_gke_objects
+    if checks(docs, defaults, slack, schemas, require_age, require_gke):
+        return report(args.rendered, docs)
     if args.self_test:
-        n = self_test(docs, defaults, slack, schema, require_age)
+        n = self_test(docs, defaults, slack, schemas, require_age, require_gke)
         if failures:
-            return report(args.rendered)
+            return report(args.rendered, docs)
         print(f"{args.rendered}: self-test: all {n} deliberate breakages caught, "
               f"{len(DURATION_CASES)} durations parsed as the server does")
-    return report(args.rendered)
+    return report(args.rendered, docs)
 
 
-def report(rendered):
+def report(rendered, docs):
     if failures:
         for f in failures:
             print(f"FAIL {rendered}: {f}", file=sys.stderr)
         return 1
+    gke = {d["kind"] for d in docs} & set(GKE_KINDS)
     print(f"{rendered}: budget rule, LB draining timeout, connection age vs LB timeoutSec, "
-          "probes/preStop, Service ports, security context, memory sizing, rollout strategy: ok")
+          "probes/preStop, Service ports, security context, memory sizing, rollout strategy"
+          + (f", {', '.join(sorted(gke))}" if gke else "") + ": ok")
     return 0
 
 

