@@ -6,7 +6,8 @@
 # before/after comparison), peer-default, peer-4k.
 
 cargo build --release --locked -p wsdrain -p peer -p loadgen >&2
-bin=target/release
+# Where cargo put them: under CARGO_TARGET_DIR when it is set, as cargo does.
+bin=${CARGO_TARGET_DIR:-target}/release
 pin_server="taskset -c 0"
 pin_client="taskset -c 1"
 command -v taskset >/dev/null || { pin_server=""; pin_client=""; }
