@@ -21,10 +21,17 @@ cleanup_servers() {
 }
 trap cleanup_servers EXIT
 
-# start NAME ENV... : starts a server on a free port; sets $port, $admin (wsdrain) and $pid.
+# start NAME ENV... : starts a server on a free port; sets $port, $admin (wsdrain), $pid and
+# $server_log. Each start logs to a file of its own ($logdir/NAME.N.log, N counting up): with one
+# file per name, a second start could read the previous instance's "listening" line before the
+# new process truncated the file, and connect to a dead port.
 start() {
   local name=$1; shift
-  local log="$logdir/$name.log"
+  local n=1
+  while [ -e "$logdir/$name.$n.log" ]; do n=$((n + 1)); done
+  local log="$logdir/$name.$n.log"
+  : >"$log"
+  server_log=$log
   case $name in
     wsdrain-old) env RUST_LOG=info BIND=127.0.0.1 ADMIN_BIND=127.0.0.1 PORT=0 ADMIN_PORT=0 "$@" \
                    $pin_server "${OLD_WSDRAIN:?set OLD_WSDRAIN to the older wsdrain binary}" >"$log" 2>&1 & ;;
