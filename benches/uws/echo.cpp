@@ -6,8 +6,8 @@
 // - binary messages are refused with close 1003, as wsdrain does;
 // - no TLS, no compression, no idle timeout and no automatic pings (wsdrain's pings come after
 //   30 s of silence, past any benchmark run), messages up to 64 KiB (wsdrain's MAX_MESSAGE_SIZE;
-//   bigger: close 1009), 1 MiB of queued output per socket before it is shut (wsdrain's
-//   MAX_OUTPUT_BYTES);
+//   bigger: uWS closes the TCP connection without a close frame, where wsdrain sends 1009),
+//   1 MiB of queued output per socket before it is shut (wsdrain's MAX_OUTPUT_BYTES);
 // - an optional alive timer, for the fan-out comparison: every ALIVE_MS, one small text message
 //   starting with {"type":"alive" (the loadgen counts those) to every open WebSocket. Two ways:
 //     --fanout each     (default) a loop over the open sockets, one ws->send each: what wsdrain
