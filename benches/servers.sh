@@ -19,7 +19,10 @@ bin=${CARGO_TARGET_DIR:-target}/release
 uws_bin=${UWS_BIN:-${CARGO_TARGET_DIR:-target}/uws/echo}
 node_ws=benches/node-ws
 if command -v node >/dev/null && command -v npm >/dev/null && [ ! -d "$node_ws/node_modules/ws" ]; then
-  (cd "$node_ws" && timeout 120 npm ci --no-audit --no-fund --loglevel=error >&2) ||
+  # Few, short retries: with the registry out of reach, npm's defaults wait over a minute
+  # before giving up, and this peer is optional.
+  (cd "$node_ws" && timeout 60 npm ci --no-audit --no-fund --loglevel=error \
+    --fetch-retries=1 --fetch-retry-mintimeout=1000 --fetch-retry-maxtimeout=2000 >&2) ||
     echo "node-ws: npm ci failed in $node_ws" >&2
 fi
 pin_server="taskset -c 0"
