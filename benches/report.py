@@ -93,6 +93,10 @@ def bytes_(v):
     return f"{v:,.0f} B"
 
 
+def mib(v):
+    return f"{v / 1048576:.1f}"
+
+
 def rate(v):
     return f"{v:,.0f}"
 
@@ -108,8 +112,8 @@ lines = ["# Benchmark summary", "",
 idle = rows("idle.csv")
 if idle:
     lines += ["## Memory per idle WebSocket (server RSS growth / N)", "",
-              "| N | server | rounds | idle | after one message | after one alive round | kernel TCP | kernel slab (est.) |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| N | server | rounds | RSS before (MiB) | idle | after one message | after one alive round | kernel TCP | kernel slab (est.) |",
+              "|---|---|---|---|---|---|---|---|---|"]
     counts = sorted({int(r["connections"]) for r in idle})
     for n in counts:
         group = ordered(by_label([r for r in idle if int(r["connections"]) == n]))
@@ -117,7 +121,7 @@ if idle:
             alive = spread(g, "rss_per_after_alive", bytes_)
             if alive == "n/a":
                 alive = "n/a (no alive messages)"
-            lines.append(f"| {n:,} | {s} | {len(g)} | {spread(g, 'rss_per_idle', bytes_)} | "
+            lines.append(f"| {n:,} | {s} | {len(g)} | {spread(g, 'rss_before', mib)} | {spread(g, 'rss_per_idle', bytes_)} | "
                          f"{spread(g, 'rss_per_after_message', bytes_)} | {alive} | "
                          f"{spread(g, 'kernel_tcp_per', bytes_)} | {spread(g, 'kernel_slab_per', bytes_)} |")
     lines.append("")
