@@ -5,7 +5,8 @@
 #
 #   bash benches/repeat.sh ROUNDS OUT.csv "SERVERS" [loadgen echo options...]
 #
-# SERVERS: wsdrain, wsdrain-old (the binary in $OLD_WSDRAIN), peer-default, peer-4k. E.g.
+# SERVERS: wsdrain, wsdrain-old (the binary in $OLD_WSDRAIN), peer-default, peer-4k, uws,
+# node-ws (see benches/servers.sh; one that cannot run here is left out with a line saying why). E.g.
 #   p99 at the same offered load:
 #     bash benches/repeat.sh 7 benches/results/p99-repeat.csv "wsdrain peer-4k" --rate 50000
 #   CPU per message, closed loop, against an older build:
@@ -14,11 +15,13 @@
 # Run it after `bash benches/run.sh`, which deletes benches/results/ when it starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 3 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
 rounds=$1 out=$2 servers=$3
 shift 3
 # shellcheck source=benches/servers.sh
 . benches/servers.sh
+# shellcheck disable=SC2086 # a word list
+servers=$(available_servers $servers)
 
 [ -s "$out" ] || echo "run,server,msgs_per_sec,p50_us,p99_us,p999_us,server_cpu_us_per_msg,errors" >"$out"
 run=$(($(wc -l <"$out") - 1))

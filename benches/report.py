@@ -20,82 +20,188 @@ def rows(name):
         return list(csv.DictReader(f))
 
 
+ORDER = ["wsdrain", "wsdrain-old", "peer-default", "peer-4k", "uws", "uws-publish", "node-ws"]
+# The ratio targets of issue 6, against the tokio peers only.
+TOKIO = ("peer-default", "peer-4k")
+
+
+def labels(rs):
+    """The servers in these rows: the known ones in ORDER, then any others as they come."""
+    seen = list(dict.fromkeys(r["label"] for r in rs))
+    return [s for s in ORDER if s in seen] + [s for s in seen if s not in ORDER]
+
+
 def by_label(rs):
-    return {r["label"]: r for r in rs}
+    """Rows per server (one per round)."""
+    out = {}
+    for r in rs:
+        out.setdefault(r["label"], []).append(r)
+    return out
 
 
-lines = ["# Benchmark summary", ""]
-servers = ["wsdrain", "peer-default", "peer-4k"]
+def median(vs):
+    vs = sorted(vs)
+    n = len(vs)
+    return vs[n // 2] if n % 2 else (vs[n // 2 - 1] + vs[n // 2]) / 2
+
+
+def values(group, key):
+    return [float(r[key]) for r in group if r.get(key) not in (None, "")]
+
+
+def spread(group, key, fmt):
+    """The median of the rounds, with min–max when there was more than one."""
+    vs = values(group, key)
+    if not vs:
+        return "n/a"
+    if len(vs) == 1 or min(vs) == max(vs):
+        return fmt(vs[0])
+    return f"{fmt(median(vs))} ({fmt(min(vs))}–{fmt(max(vs))})"
+
+
+def ratio_line(what, group, key, lower_is_better=True, targets=None):
+    """wsdrain's median over each peer's, e.g. "0.62×", with the issue-6 target where there is one."""
+    if "wsdrain" not in group or not values(group["wsdrain"], key):
+        return None
+    w = median(values(group["wsdrain"], key))
+    parts = []
+    for p in group:
+        vs = values(group[p], key)
+        if p == "wsdrain" or not vs or median(vs) == 0:
+            continue
+        target = f" (target {targets})" if targets and p in TOKIO else ""
+        parts.append(f"{p} **{w / median(vs):.2f}×**{target}")
+    if not parts:
+        return None
+    better = "lower" if lower_is_better else "higher"
+    return f"- {what}, wsdrain / peer (medians; {better} is better for wsdrain): " + ", ".join(parts) + "."
+
+
+def times(x):
+    return f"{x:,.0f}×" if x >= 10 else f"{x:.1f}×"
+
+
+def us(v):
+    return f"{v:.0f} µs"
+
+
+def us3(v):
+    return f"{v:.3f} µs"
+
+
+def bytes_(v):
+    return f"{v:,.0f} B"
+
+
+def mib(v):
+    return f"{v / 1048576:.1f}"
+
+
+def rate(v):
+    return f"{v:,.0f}"
+
+
+def ordered(group):
+    return {s: group[s] for s in labels([r for g in group.values() for r in g])}
+
+
+lines = ["# Benchmark summary", "",
+         "Each figure is the median of the rounds run, with min–max when there was more than one; "
+         "ratios are wsdrain's median over the peer's.", ""]
 
 idle = rows("idle.csv")
 if idle:
     lines += ["## Memory per idle WebSocket (server RSS growth / N)", "",
-              "| N | server | idle | after one message | after one alive round | kernel TCP | kernel slab (est.) |",
-              "|---|---|---|---|---|---|---|"]
-    for r in idle:
-        alive = r["rss_per_after_alive"] or "n/a (no alive messages)"
-        if alive[0].isdigit():
-            alive = f"{float(alive):.0f} B"
-        lines.append(f"| {int(r['connections']):,} | {r['label']} | {float(r['rss_per_idle']):.0f} B | "
-                     f"{float(r['rss_per_after_message']):.0f} B | {alive} | {float(r['kernel_tcp_per']):.0f} B | "
-                     f"{float(r['kernel_slab_per']):.0f} B |")
+              "| N | server | rounds | RSS before (MiB) | idle | after one message | after one alive round | kernel TCP | kernel slab (est.) |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    counts = sorted({int(r["connections"]) for r in idle})
+    for n in counts:
+        group = ordered(by_label([r for r in idle if int(r["connections"]) == n]))
+        for s, g in group.items():
+            alive = spread(g, "rss_per_after_alive", bytes_)
+            if alive == "n/a":
+                alive = "n/a (no alive messages)"
+            lines.append(f"| {n:,} | {s} | {len(g)} | {spread(g, 'rss_before', mib)} | {spread(g, 'rss_per_idle', bytes_)} | "
+                         f"{spread(g, 'rss_per_after_message', bytes_)} | {alive} | "
+                         f"{spread(g, 'kernel_tcp_per', bytes_)} | {spread(g, 'kernel_slab_per', bytes_)} |")
     lines.append("")
-    for n in sorted({int(r["connections"]) for r in idle}):
-        at_n = {r["label"]: float(r["rss_per_idle"]) for r in idle if int(r["connections"]) == n}
-        if "wsdrain" in at_n:
-            ratios = ", ".join(f"{at_n[p] / max(at_n['wsdrain'], 1):.0f}× less than {p}"
-                               for p in ("peer-default", "peer-4k") if p in at_n)
-            lines.append(f"- N = {n:,}: wsdrain {at_n['wsdrain']:.0f} B per idle connection; {ratios}.")
+    for n in counts:
+        group = ordered(by_label([r for r in idle if int(r["connections"]) == n]))
+        if "wsdrain" not in group:
+            continue
+        w = median(values(group["wsdrain"], "rss_per_idle"))
+        parts = []
+        for p, g in group.items():
+            if p == "wsdrain":
+                continue
+            m = median(values(g, "rss_per_idle"))
+            if w <= 0 or m <= 0:
+                parts.append(f"{p} {m:.0f} B")
+            elif m >= w:
+                parts.append(f"{times(m / w)} less than {p}")
+            else:
+                parts.append(f"{times(w / m)} more than {p}")
+        lines.append(f"- N = {n:,}: wsdrain {w:.0f} B per idle connection" + ("; " + ", ".join(parts) if parts else "") + ".")
     lines.append("")
 
-echo = by_label(rows("echo.csv"))
+echo = ordered(by_label(rows("echo.csv")))
 if echo:
     lines += ["## Echo, 100 connections × 16 in flight × 32 B, as fast as replies come", "",
-              "| server | msg/s | p50 | p99 | p99.9 | server CPU per message | errors |",
-              "|---|---|---|---|---|---|---|"]
-    for s in servers:
-        if s in echo:
-            r = echo[s]
-            lines.append(f"| {s} | {float(r['msgs_per_sec']):,.0f} | {r['p50_us']} µs | {r['p99_us']} µs | "
-                         f"{r['p999_us']} µs | {float(r['server_cpu_us_per_msg']):.3f} µs | {r['errors']} |")
-    if "wsdrain" in echo:
-        w = float(echo["wsdrain"]["server_cpu_us_per_msg"])
-        for p in ("peer-default", "peer-4k"):
-            if p in echo:
-                lines.append(f"\n- server CPU per message, wsdrain / {p}: **{w / float(echo[p]['server_cpu_us_per_msg']):.2f}×** "
-                             f"(target ≤ 0.5×)")
+              "| server | rounds | msg/s | p50 | p99 | p99.9 | server CPU per message | errors |",
+              "|---|---|---|---|---|---|---|---|"]
+    for s, g in echo.items():
+        errors = sum(int(r["errors"]) for r in g)
+        lines.append(f"| {s} | {len(g)} | {spread(g, 'msgs_per_sec', rate)} | {spread(g, 'p50_us', us)} | "
+                     f"{spread(g, 'p99_us', us)} | {spread(g, 'p999_us', us)} | "
+                     f"{spread(g, 'server_cpu_us_per_msg', us3)} | {errors} |")
+    line = ratio_line("server CPU per message", echo, "server_cpu_us_per_msg", targets="≤ 0.5×")
+    if line:
+        lines += ["", line]
     lines.append("")
 
-paced = by_label(rows("echo-paced.csv"))
+paced = ordered(by_label(rows("echo-paced.csv")))
 if paced:
     lines += ["## Echo at the same offered load (50,000 msg/s over 100 connections)", "",
-              "| server | achieved msg/s | p50 | p99 | p99.9 | server CPU per message |", "|---|---|---|---|---|---|"]
-    for s in servers:
-        if s in paced:
-            r = paced[s]
-            lines.append(f"| {s} | {float(r['msgs_per_sec']):,.0f} | {r['p50_us']} µs | {r['p99_us']} µs | "
-                         f"{r['p999_us']} µs | {float(r['server_cpu_us_per_msg']):.3f} µs |")
-    if "wsdrain" in paced:
-        for p in ("peer-default", "peer-4k"):
-            if p in paced:
-                lines.append(f"\n- p99, wsdrain / {p}: **{int(paced['wsdrain']['p99_us']) / max(int(paced[p]['p99_us']), 1):.2f}×** (target ≤ 1×)")
+              "| server | rounds | achieved msg/s | p50 | p99 | p99.9 | server CPU per message |",
+              "|---|---|---|---|---|---|---|"]
+    for s, g in paced.items():
+        lines.append(f"| {s} | {len(g)} | {spread(g, 'msgs_per_sec', rate)} | {spread(g, 'p50_us', us)} | "
+                     f"{spread(g, 'p99_us', us)} | {spread(g, 'p999_us', us)} | "
+                     f"{spread(g, 'server_cpu_us_per_msg', us3)} |")
+    line = ratio_line("p99", paced, "p99_us", targets="≤ 1×")
+    if line:
+        lines += ["", line]
     lines.append("")
 
-connect = by_label(rows("connect.csv"))
+connect = ordered(by_label(rows("connect.csv")))
 if connect:
     lines += ["## Connect: TCP + upgrade + one echo + close, 50 in progress", "",
-              "| server | connections/s | errors |", "|---|---|---|"]
-    for s in servers:
-        if s in connect:
-            lines.append(f"| {s} | {float(connect[s]['connections_per_sec']):,.0f} | {connect[s]['errors']} |")
+              "| server | rounds | connections/s | server CPU per connection | errors |", "|---|---|---|---|---|"]
+    for s, g in connect.items():
+        errors = sum(int(r["errors"]) for r in g)
+        lines.append(f"| {s} | {len(g)} | {spread(g, 'connections_per_sec', rate)} | "
+                     f"{spread(g, 'server_cpu_us_per_conn', us3)} | {errors} |")
+    line = ratio_line("server CPU per connection", connect, "server_cpu_us_per_conn")
+    if line:
+        lines += ["", line]
     lines.append("")
 
-fanout = rows("fanout.csv")
+fanout = ordered(by_label(rows("fanout.csv")))
 if fanout:
-    r = fanout[0]
-    lines += ["## Alive fan-out (wsdrain)", "",
-              f"- {int(r['connections']):,} idle connections, ALIVE_INTERVAL=1s: {int(r['alive_messages']):,} alive messages, "
-              f"server CPU **{float(r['server_cpu_us_per_alive']):.3f} µs per alive message**."]
+    n = int(next(iter(fanout.values()))[0]["connections"])
+    lines += ["## Alive fan-out: alive messages every 1 s to idle connections", "",
+              f"{n:,} idle connections. wsdrain: ALIVE_INTERVAL=1s, a timer per connection; uws and node-ws: "
+              "one timer sending to every open socket in a loop; uws-publish: uWS's publish to a topic "
+              "every socket joined.", "",
+              "| server | rounds | alive messages | server CPU per alive message | errors |", "|---|---|---|---|---|"]
+    for s, g in fanout.items():
+        errors = sum(int(r["errors"]) for r in g)
+        lines.append(f"| {s} | {len(g)} | {spread(g, 'alive_messages', rate)} | "
+                     f"{spread(g, 'server_cpu_us_per_alive', us3)} | {errors} |")
+    line = ratio_line("server CPU per alive message", fanout, "server_cpu_us_per_alive")
+    if line:
+        lines += ["", line]
+    lines.append("")
 
 
 def strace_counts(path):
@@ -112,6 +218,7 @@ def strace_counts(path):
 fs = strace_counts(os.path.join(out, "fanout-strace.txt"))
 alive_file = os.path.join(out, "fanout-strace-alive.txt")
 if fs and os.path.exists(alive_file):
+    lines += ["## Syscalls per alive message (wsdrain)", ""]
     alive = int(open(alive_file).read().strip() or 0)
     fs.pop("total", None)
     per = {k: v / max(alive, 1) for k, v in fs.items() if v / max(alive, 1) >= 0.001}
@@ -142,7 +249,8 @@ print("\n".join(lines))
 
 
 # ---- plots (plain SVG) ----
-COLORS = {"wsdrain": "#1b7f3b", "peer-default": "#b03a2e", "peer-4k": "#d68910"}
+COLORS = {"wsdrain": "#1b7f3b", "peer-default": "#b03a2e", "peer-4k": "#d68910", "uws": "#1f5fa8",
+          "uws-publish": "#6c8ebf", "node-ws": "#7d3c98"}
 
 
 def svg_plot(path, title, xlabel, ylabel, series, xlog=False, ylog=False, ymax=None):
@@ -196,9 +304,12 @@ def svg_plot(path, title, xlabel, ylabel, series, xlog=False, ylog=False, ymax=N
 
 
 if idle:
+    # One point per server and N: the median of the rounds.
     series = {}
-    for r in idle:
-        series.setdefault(r["label"], []).append((int(r["connections"]), max(float(r["rss_per_idle"]), 1)))
+    for s in labels(idle):
+        for n in sorted({int(r["connections"]) for r in idle if r["label"] == s}):
+            vs = [float(r["rss_per_idle"]) for r in idle if r["label"] == s and int(r["connections"]) == n]
+            series.setdefault(s, []).append((n, max(median(vs), 1)))
     svg_plot(os.path.join(out, "memory.svg"), "Server RSS per idle WebSocket", "connections (N)",
              "bytes per connection (log)", series, ylog=True)
 

@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
-# Runs every benchmark against wsdrain and the peer (tokio + tokio-tungstenite, default buffers
-# and 4 KiB buffers) back to back, on this machine, and writes benches/results/*.csv, the SVG
-# plots and benches/results/summary.md (a ratio table).
+# Runs every benchmark against wsdrain and its peers on this machine, in rounds, and writes
+# benches/results/*.csv, the SVG plots and benches/results/summary.md (per server the median
+# of the rounds with min–max, and the ratio of wsdrain's median to each peer's).
 #
-#   bash benches/run.sh           full run (about 6 minutes)
-#   bash benches/run.sh --quick   smoke test: tiny counts, seconds; asserts nothing about speed,
-#                                 only that every mode runs and every reply is right (CI runs it)
+# Peers: tokio + tokio-tungstenite with default and with 4 KiB buffers (peer-default, peer-4k);
+# uWebSockets (uws, and uws-publish in the fan-out) when its binary is there (UWS_BIN, default
+# ${CARGO_TARGET_DIR:-target}/uws/echo; see the README); Node.js + ws (node-ws) when node is
+# installed. A peer that cannot run here is skipped with one line saying why.
 #
-# Servers run on core 0 and the load generator on core 1 (taskset), the same for every server.
-# Every mode is bounded in count and time; loadgen exits non-zero on a wrong or missing reply.
+#   bash benches/run.sh           full run: ROUNDS rounds (default 3) of every mode
+#   bash benches/run.sh --quick   smoke test: one round, tiny counts, seconds; asserts nothing
+#                                 about speed, only that every mode runs against every server
+#                                 and every reply is right (CI runs it)
+#   SERVERS="wsdrain uws" ROUNDS=5 bash benches/run.sh    a subset, more rounds
+#
+# Each round runs every server once in every mode, a fresh server process each time; the order
+# turns by one each round (a b c, b c a, c a b), so no server is always first or last. Servers
+# run on core 0 and the load generator on core 1 (taskset), the same for every server. Every
+# mode is bounded in count and time; loadgen exits non-zero on a wrong or missing reply.
+# Modes: memory per idle WebSocket (N = 1,000, 10,000, 19,000; with alive messages every 5 s for
+# the servers that send them), echo CPU per message (closed loop, and latency at a fixed offered
+# load), CPU per connection, CPU per alive message at 10,000 idle connections (alive every 1 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,60 +28,104 @@ quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 if [ "$quick" = 1 ]; then
   out=target/bench-quick
-  idle_counts="200"; echo_seconds=1; warmup=0.5; fanout_n=200; fanout_seconds=2; connect_seconds=1
+  rounds=${ROUNDS:-1}
+  idle_counts="200"; idle_alive=1s; idle_alive_wait=2
+  echo_seconds=1; warmup=0.5; fanout_n=200; fanout_seconds=2; connect_seconds=1
 else
   out=benches/results
-  idle_counts="1000 10000 19000"; echo_seconds=10; warmup=2; fanout_n=10000; fanout_seconds=10; connect_seconds=5
+  rounds=${ROUNDS:-3}
+  idle_counts="1000 10000 19000"; idle_alive=5s; idle_alive_wait=6
+  echo_seconds=10; warmup=2; fanout_n=10000; fanout_seconds=10; connect_seconds=5
 fi
 rm -rf "$out" && mkdir -p "$out"
 logdir=$out
 # shellcheck source=benches/servers.sh
 . benches/servers.sh
 
-servers="wsdrain peer-default peer-4k"
+# shellcheck disable=SC2086 # word lists
+servers=$(available_servers ${SERVERS:-wsdrain peer-default peer-4k uws node-ws})
+# The fan-out: the servers above that send alive messages, and uWS's publish beside its loop.
+fanout_servers=""
+for s in $servers; do
+  sends_alive "$s" || continue
+  fanout_servers="$fanout_servers $s"
+  [ "$s" = uws ] && fanout_servers="$fanout_servers uws-publish"
+done
+echo "servers: $servers; fan-out: ${fanout_servers# }; rounds: $rounds" >&2
+
+# turned R WORD...: the words turned left by R places (round r starts with the r-th server).
+turned() {
+  local r=$1; shift
+  local words=("$@") i
+  for ((i = 0; i < $#; i++)); do echo "${words[$(((i + r) % $#))]}"; done
+}
 
 echo "== idle memory" >&2
 for n in $idle_counts; do
-  for s in $servers; do
-    if [ "${s%%-*}" = wsdrain ]; then start "$s" ALIVE_INTERVAL=5s; alive=6; else start "$s"; alive=0; fi
-    $pin_client $bin/loadgen idle --addr "127.0.0.1:$port" --pid "$pid" --connections "$n" --rate 20000 \
-      --alive-wait "$alive" --label "$s" --csv "$out/idle.csv" --max-seconds 120
+  for round in $(seq 1 "$rounds"); do
+    # shellcheck disable=SC2086
+    for s in $(turned $((round - 1)) $servers); do
+      if sends_alive "$s"; then start "$s" ALIVE_INTERVAL=$idle_alive; alive=$idle_alive_wait; else start "$s"; alive=0; fi
+      $pin_client $bin/loadgen idle --addr "127.0.0.1:$port" --pid "$pid" --connections "$n" --rate 20000 \
+        --alive-wait "$alive" --label "$s" --csv "$out/idle.csv" --max-seconds 120
+      stop
+    done
+  done
+done
+
+# cdf FILE: the --cdf option in the first round only (one latency curve per server).
+cdf() { [ "$round" = 1 ] && echo "--cdf $1" || true; }
+
+echo "== echo: 100 connections x 16 in flight x 32 B, as fast as it goes" >&2
+for round in $(seq 1 "$rounds"); do
+  # shellcheck disable=SC2086
+  for s in $(turned $((round - 1)) $servers); do
+    start "$s" ALIVE_INTERVAL=0
+    # shellcheck disable=SC2046
+    $pin_client $bin/loadgen echo --addr "127.0.0.1:$port" --pid "$pid" --connections 100 --in-flight 16 \
+      --size 32 --seconds "$echo_seconds" --warmup "$warmup" --label "$s" --csv "$out/echo.csv" $(cdf "$out/echo-cdf.csv")
     stop
   done
 done
 
-echo "== echo: 100 connections x 16 in flight x 32 B, as fast as it goes" >&2
-for s in $servers; do
-  start "$s" ALIVE_INTERVAL=0
-  $pin_client $bin/loadgen echo --addr "127.0.0.1:$port" --pid "$pid" --connections 100 --in-flight 16 \
-    --size 32 --seconds "$echo_seconds" --warmup "$warmup" --label "$s" --csv "$out/echo.csv" --cdf "$out/echo-cdf.csv"
-  stop
-done
-
 echo "== echo at the same offered load (50,000 msg/s): latency" >&2
-for s in $servers; do
-  start "$s" ALIVE_INTERVAL=0
-  $pin_client $bin/loadgen echo --addr "127.0.0.1:$port" --pid "$pid" --connections 100 --in-flight 16 \
-    --size 32 --rate 50000 --seconds "$echo_seconds" --warmup "$warmup" --label "$s" \
-    --csv "$out/echo-paced.csv" --cdf "$out/echo-paced-cdf.csv"
-  stop
+for round in $(seq 1 "$rounds"); do
+  # shellcheck disable=SC2086
+  for s in $(turned $((round - 1)) $servers); do
+    start "$s" ALIVE_INTERVAL=0
+    # shellcheck disable=SC2046
+    $pin_client $bin/loadgen echo --addr "127.0.0.1:$port" --pid "$pid" --connections 100 --in-flight 16 \
+      --size 32 --rate 50000 --seconds "$echo_seconds" --warmup "$warmup" --label "$s" \
+      --csv "$out/echo-paced.csv" $(cdf "$out/echo-paced-cdf.csv")
+    stop
+  done
 done
 
 echo "== connect: 50 in progress" >&2
-for s in $servers; do
-  start "$s" ALIVE_INTERVAL=0
-  $pin_client $bin/loadgen connect --addr "127.0.0.1:$port" --pid "$pid" --connections 50 \
-    --seconds "$connect_seconds" --label "$s" --csv "$out/connect.csv"
-  stop
+for round in $(seq 1 "$rounds"); do
+  # shellcheck disable=SC2086
+  for s in $(turned $((round - 1)) $servers); do
+    start "$s" ALIVE_INTERVAL=0
+    $pin_client $bin/loadgen connect --addr "127.0.0.1:$port" --pid "$pid" --connections 50 \
+      --seconds "$connect_seconds" --label "$s" --csv "$out/connect.csv"
+    stop
+  done
 done
 
-echo "== fanout: alive messages to idle connections (wsdrain only)" >&2
-start wsdrain ALIVE_INTERVAL=1s
-$pin_client $bin/loadgen fanout --addr "127.0.0.1:$port" --pid "$pid" --connections "$fanout_n" \
-  --seconds "$fanout_seconds" --warmup 1.5 --label wsdrain --csv "$out/fanout.csv"
-if [ "$quick" = 0 ] && command -v strace >/dev/null; then
-  # Syscalls per alive message: with the connections open and idle, count the server's
+echo "== fanout: alive messages every 1 s to $fanout_n idle connections" >&2
+for round in $(seq 1 "$rounds"); do
+  # shellcheck disable=SC2086
+  for s in $(turned $((round - 1)) $fanout_servers); do
+    start "$s" ALIVE_INTERVAL=1s
+    $pin_client $bin/loadgen fanout --addr "127.0.0.1:$port" --pid "$pid" --connections "$fanout_n" \
+      --seconds "$fanout_seconds" --warmup 1.5 --label "$s" --csv "$out/fanout.csv"
+    stop
+  done
+done
+if [ "$quick" = 0 ] && command -v strace >/dev/null && [[ " $servers " == *" wsdrain "* ]]; then
+  # Syscalls per alive message (wsdrain): with the connections open and idle, count the server's
   # syscalls for 3 s, and the alive messages it sent in the same window (its own metric).
+  start wsdrain ALIVE_INTERVAL=1s
   alive_sent() {
     python3 -c "import sys, urllib.request; t = urllib.request.urlopen('http://127.0.0.1:$admin/metrics').read().decode(); \
 print(next(l.split()[1] for l in t.splitlines() if l.startswith('wsdrain_websocket_alive_sent_total ')))"
@@ -83,8 +139,8 @@ print(next(l.split()[1] for l in t.splitlines() if l.startswith('wsdrain_websock
   after=$(alive_sent)
   echo $((after - before)) > "$out/fanout-strace-alive.txt"
   wait "$lpid" || true
+  stop
 fi
-stop
 
 if [ "$quick" = 0 ] && command -v strace >/dev/null; then
   echo "== syscalls per echoed message (strace, short run)" >&2

@@ -2,11 +2,29 @@
 # starts and stops the servers under test the same way everywhere. Servers run on core 0 and the
 # load generator on core 1 ($pin_server, $pin_client) when taskset exists. Each server's log goes
 # to $logdir (a temporary directory, removed at exit, unless the script set one). Servers:
-# wsdrain (optionally with ENV=VALUE settings), wsdrain-old (the binary in $OLD_WSDRAIN, for a
-# before/after comparison), peer-default, peer-4k.
+# - wsdrain (optionally with ENV=VALUE settings), wsdrain-old (the binary in $OLD_WSDRAIN, for a
+#   before/after comparison);
+# - peer-default, peer-4k: tokio + tokio-tungstenite (benches/peer), no alive messages;
+# - uws, uws-publish: uWebSockets (benches/uws/echo.cpp), the binary in $UWS_BIN (default
+#   ${CARGO_TARGET_DIR:-target}/uws/echo), built outside this script (see the README); alive
+#   messages by one send per socket (uws) or by uWS's publish to a topic (uws-publish);
+# - node-ws: Node.js + ws (benches/node-ws), when node is installed; its pinned ws is installed
+#   here with npm ci (from package-lock.json) when it is missing.
+# ALIVE_INTERVAL=5s / 1s / 500ms / 0 among a start's settings is wsdrain's setting, and the
+# uws and node-ws peers' --alive-ms; `available NAME` says whether NAME can start here.
 
 cargo build --release --locked -p wsdrain -p peer -p loadgen >&2
-bin=target/release
+# Where cargo put them: under CARGO_TARGET_DIR when it is set, as cargo does.
+bin=${CARGO_TARGET_DIR:-target}/release
+uws_bin=${UWS_BIN:-${CARGO_TARGET_DIR:-target}/uws/echo}
+node_ws=benches/node-ws
+if command -v node >/dev/null && command -v npm >/dev/null && [ ! -d "$node_ws/node_modules/ws" ]; then
+  # Few, short retries: with the registry out of reach, npm's defaults wait over a minute
+  # before giving up, and this peer is optional.
+  (cd "$node_ws" && timeout 60 npm ci --no-audit --no-fund --loglevel=error \
+    --fetch-retries=1 --fetch-retry-mintimeout=1000 --fetch-retry-maxtimeout=2000 >&2) ||
+    echo "node-ws: npm ci failed in $node_ws" >&2
+fi
 pin_server="taskset -c 0"
 pin_client="taskset -c 1"
 command -v taskset >/dev/null || { pin_server=""; pin_client=""; }
@@ -20,10 +38,63 @@ cleanup_servers() {
 }
 trap cleanup_servers EXIT
 
-# start NAME ENV... : starts a server on a free port; sets $port, $admin (wsdrain) and $pid.
+# start NAME ENV... : starts a server on a free port; sets $port, $admin (wsdrain), $pid and
+# $server_log. Each start logs to a file of its own ($logdir/NAME.N.log, N counting up): with one
+# file per name, a second start could read the previous instance's "listening" line before the
+# new process truncated the file, and connect to a dead port.
+# available NAME: true when NAME can be started here; otherwise false, with one line on stderr
+# saying why and what to do.
+available() {
+  case $1 in
+    uws*)
+      [ -x "$uws_bin" ] && return
+      echo "uWebSockets: skipped (no peer binary at $uws_bin: build benches/uws/echo.cpp against a uWebSockets checkout with uSockets, or set UWS_BIN; see README)" >&2
+      return 1 ;;
+    node-ws)
+      if ! command -v node >/dev/null; then
+        echo "node-ws: skipped (node is missing)" >&2; return 1
+      fi
+      [ -d "$node_ws/node_modules/ws" ] && return
+      echo "node-ws: skipped (ws is not installed: npm ci in $node_ws)" >&2
+      return 1 ;;
+  esac
+}
+
+# available_servers NAME...: the names among these that can be started here (a line on stderr
+# for each that cannot).
+available_servers() {
+  local s list=""
+  for s in "$@"; do available "$s" && list="$list $s"; done
+  echo "${list# }"
+}
+
+# sends_alive NAME: true when NAME sends alive messages (given ALIVE_INTERVAL).
+sends_alive() { case $1 in wsdrain* | uws* | node-ws) return 0 ;; *) return 1 ;; esac; }
+
+# alive_ms ENV...: the ALIVE_INTERVAL among these settings, in milliseconds (0 when absent);
+# whole numbers with s or ms, as the peers take milliseconds.
+alive_ms() {
+  local a v ms=0
+  for a in "$@"; do
+    case $a in
+      ALIVE_INTERVAL=*) v=${a#*=}
+        case $v in
+          *ms) ms=${v%ms} ;;
+          *s) ms=$((${v%s} * 1000)) ;;
+          *) ms=$v ;;
+        esac ;;
+    esac
+  done
+  echo "$ms"
+}
+
 start() {
   local name=$1; shift
-  local log="$logdir/$name.log"
+  local n=1
+  while [ -e "$logdir/$name.$n.log" ]; do n=$((n + 1)); done
+  local log="$logdir/$name.$n.log"
+  : >"$log"
+  server_log=$log
   case $name in
     wsdrain-old) env RUST_LOG=info BIND=127.0.0.1 ADMIN_BIND=127.0.0.1 PORT=0 ADMIN_PORT=0 "$@" \
                    $pin_server "${OLD_WSDRAIN:?set OLD_WSDRAIN to the older wsdrain binary}" >"$log" 2>&1 & ;;
@@ -31,11 +102,15 @@ start() {
                 $pin_server $bin/wsdrain >"$log" 2>&1 & ;;
     peer-4k)  $pin_server $bin/peer --port 0 --buffers 4k >"$log" 2>&1 & ;;
     peer*)    $pin_server $bin/peer --port 0 --buffers default >"$log" 2>&1 & ;;
+    uws-publish) $pin_server "$uws_bin" --port 0 --alive-ms "$(alive_ms "$@")" --fanout publish >"$log" 2>&1 & ;;
+    uws)      $pin_server "$uws_bin" --port 0 --alive-ms "$(alive_ms "$@")" --fanout each >"$log" 2>&1 & ;;
+    node-ws)  $pin_server node "$node_ws/server.mjs" --port 0 --alive-ms "$(alive_ms "$@")" >"$log" 2>&1 & ;;
+    *) echo "start: unknown server $name" >&2; exit 2 ;;
   esac
   pid=$!
   pids+=("$pid")
-  # wsdrain logs "listening public=127.0.0.1:PORT admin=127.0.0.1:PORT ..."; the peer prints
-  # "listening ADDR".
+  # wsdrain logs "listening public=127.0.0.1:PORT admin=127.0.0.1:PORT ..."; the peers print
+  # "listening ADDR". ($pid is the server itself: taskset and env exec it.)
   for _ in $(seq 1 200); do
     port=$(sed -n 's/.*listening \(public=\)\{0,1\}127.0.0.1:\([0-9]*\).*/\2/p' "$log" | head -1)
     admin=$(sed -n 's/.* admin=127.0.0.1:\([0-9]*\).*/\1/p' "$log" | head -1)

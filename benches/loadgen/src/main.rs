@@ -6,7 +6,7 @@
 //! fair figure when client and server share the cores).
 //!
 //! `connect`: connections per second, each a TCP connect, an upgrade, one echo and a close,
-//! with C in progress at a time.
+//! with C in progress at a time, and the server's CPU time per connection.
 //!
 //! `fanout`: N idle connections while the server sends its alive messages: the server's CPU
 //! time per alive message.
@@ -367,16 +367,19 @@ fn run_mode(mode: &str, o: &Options) -> Result<(), String> {
             }
         }
         "connect" => {
-            let (rate, errors) = modes::connect(&load)?;
+            let (rate, cpu_us, errors) = modes::connect(&load)?;
             println!(
-                "{}: connect with {} in progress: {rate:.0} connections/s, errors {errors}",
+                "{}: connect with {} in progress: {rate:.0} connections/s, server CPU {cpu_us:.2} us per connection, errors {errors}",
                 o.label, o.connections
             );
             if let Some(path) = &o.csv {
                 append_csv(
                     path,
-                    "label,concurrency,connections_per_sec,errors",
-                    &format!("{},{},{rate:.0},{errors}", o.label, o.connections),
+                    "label,concurrency,connections_per_sec,server_cpu_us_per_conn,errors",
+                    &format!(
+                        "{},{},{rate:.0},{cpu_us:.3},{errors}",
+                        o.label, o.connections
+                    ),
                 )?;
             }
             if errors > 0 {
