@@ -127,7 +127,7 @@ impl Connection {
                     "conn #{}: request head incomplete at the header timeout",
                     self.id
                 );
-                self.input = Vec::new();
+                self.input.clear();
                 self.respond(
                     Response::error(HttpError {
                         status: 408,

@@ -30,6 +30,7 @@ mod websocket;
 
 use crate::app::context::Context;
 use crate::app::lifecycle::Phase;
+use crate::base::inbuf::InBuf;
 use crate::base::outbuf::OutQueue;
 use crate::base::timers::{Millis, after};
 use crate::config::LINGER;
@@ -122,7 +123,7 @@ pub struct Connection {
     /// The listener it came from.
     listener: Listener,
     /// Bytes read but not yet consumed (an incomplete head, or requests waiting behind output).
-    input: Vec<u8>,
+    input: InBuf,
     /// `input` may hold complete requests not yet served.
     input_ready: bool,
     output: OutQueue,
@@ -143,7 +144,7 @@ impl Connection {
                 head_started: Some(now),
             },
             listener,
-            input: Vec::new(),
+            input: InBuf::new(),
             input_ready: false,
             output: OutQueue::new(),
             close_after_flush: false,
@@ -274,7 +275,7 @@ impl Connection {
             };
         }
         if self.input_ready && self.can_process(ctx) {
-            let mut buffered = std::mem::take(&mut self.input);
+            let mut buffered = self.input.take();
             let processed = self.process(&mut buffered, ctx);
             if processed.verdict == Verdict::Close {
                 return NextIo::Close;
@@ -326,7 +327,7 @@ impl Connection {
     /// discarding, so a client still sending gets our answer rather than a reset.
     pub fn on_write_shut(&mut self, now: Millis) {
         let upgraded = self.kind() == Kind::WebSocket;
-        self.input = Vec::new();
+        self.input.clear();
         self.input_ready = false;
         self.state = State::Lingering {
             until: after(now, LINGER),
@@ -450,7 +451,7 @@ impl Connection {
             }
             return processed.verdict;
         }
-        self.input.extend_from_slice(data);
+        self.input.extend(data);
         self.input_ready = true;
         Verdict::Keep
     }
@@ -459,8 +460,8 @@ impl Connection {
     /// to serve until more arrives).
     fn keep_input(&mut self, rest: Vec<u8>, incomplete: bool) {
         self.input_ready = !rest.is_empty() && !incomplete;
-        // An empty Vec::new() holds no allocation: idle connections keep no buffer.
-        self.input = if rest.is_empty() { Vec::new() } else { rest };
+        // Nothing left: no allocation kept, idle connections hold no buffer.
+        self.input.set(rest);
     }
 }
 

@@ -365,6 +365,6 @@ mod tests {
             "slab stride: {stride} bytes, connection: {} bytes",
             std::mem::size_of::<Connection>()
         );
-        assert!(stride <= 136, "a slab entry grew to {stride} bytes");
+        assert!(stride <= 120, "a slab entry grew to {stride} bytes");
     }
 }
