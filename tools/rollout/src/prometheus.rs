@@ -236,6 +236,27 @@ impl Prometheus {
             .map_err(|e| format!("query {expr:?}: {e}"))?;
         parse_matrix(&doc).ok_or_else(|| format!("query {expr:?}: not a matrix"))
     }
+
+    /// When each pod (by its `pod` label) was last scraped, as an instant query sees it now.
+    pub fn last_scrapes(&self) -> Result<BTreeMap<String, f64>, String> {
+        let expr = "timestamp(wsdrain_uptime_seconds)";
+        let doc = self
+            .api(&format!("/api/v1/query?query={}", urlencode(expr)))
+            .map_err(|e| format!("query {expr:?}: {e}"))?;
+        let result = doc
+            .get("data")
+            .and_then(|d| d.get("result"))
+            .and_then(Json::as_array)
+            .unwrap_or(&[]);
+        Ok(result
+            .iter()
+            .filter_map(|r| {
+                let pod = r.get("metric")?.get("pod")?.as_str()?;
+                let value = r.get("value")?.as_array()?.get(1)?.as_str()?;
+                Some((pod.to_string(), value.parse().ok()?))
+            })
+            .collect())
+    }
 }
 
 impl Drop for Prometheus {

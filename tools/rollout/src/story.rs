@@ -172,8 +172,10 @@ impl Observed {
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
     pub clients: usize,
-    /// Every client was connected (to pod A).
-    pub connected: f64,
+    /// From here on every client is connected (to pod A) and Prometheus scrapes both pods:
+    /// each was scraped after Prometheus learnt of pod B (learning of it restarts the
+    /// scraping, which may leave a pod without a sample for a moment).
+    pub watched: f64,
     /// Pod A's termination began (`/prestop`, the upstream switched to pod B).
     pub terminating: f64,
     /// Pod A got SIGTERM.
@@ -278,7 +280,7 @@ pub fn check(o: &Observed, f: &Facts) -> Vec<String> {
     let mut failures = Vec::new();
     for pod in ["pod-a", "pod-b"] {
         if !o.pods.contains_key(pod) {
-            failures.push(format!("Prometheus holds no series of {pod}"));
+            failures.push(format!("no series of {pod}"));
         }
     }
     if !failures.is_empty() {
@@ -291,12 +293,17 @@ pub fn check(o: &Observed, f: &Facts) -> Vec<String> {
     failures
 }
 
-/// The smallest tolerance in time (of a few) with which every check passes: how much of
-/// [`SKEW`] a run needed.
-pub fn tightest_skew(o: &Observed, f: &Facts) -> Option<f64> {
-    [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0]
-        .into_iter()
-        .find(|&skew| check(o, &Facts { skew, ..f.clone() }).is_empty())
+/// The smallest tolerance in time (of a few) with which every check passes, and the first
+/// failure with the next smaller one: how much of [`SKEW`] a run needed, and what for.
+pub fn tightest_skew(o: &Observed, f: &Facts) -> (Option<f64>, Option<String>) {
+    let mut tighter = None;
+    for skew in [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0] {
+        match check(o, &Facts { skew, ..f.clone() }).into_iter().next() {
+            None => return (Some(skew), tighter),
+            Some(failure) => tighter = Some(format!("with {} ms: {failure}", skew * 1000.0)),
+        }
+    }
+    (None, tighter)
 }
 
 /// Pod A's phases as its scrapes saw them: runs of the same phase (phase, first scrape, last
@@ -382,10 +389,13 @@ pub fn check_phases(o: &Observed, f: &Facts) -> Vec<String> {
 /// B's change from `a` to `b`. Pod B only gains sockets during the rollout, so when it is
 /// scraped after pod A the sum may exceed the sockets held at `a` by the sockets opened in
 /// between (clients counted on both pods), and when before, fall short by them (counted on
-/// neither).
+/// neither). A pod with no sample at a step (not yet started, or gone: its last scrape failed)
+/// adds nothing, though the clients may still have held sockets on it since the other pod's
+/// scrape: those widen the lower bound.
 pub fn check_websocket_sum(o: &Observed, f: &Facts) -> Vec<String> {
     let mut bad = Vec::new();
     let mut checked = 0;
+    let on = [f.on_pod("pod-a"), f.on_pod("pod-b")];
     let scrape = |pod: &str, t: i64| {
         let p = o.pods.get(pod)?;
         p.websockets.contains_key(&t).then(|| p.at(t))
@@ -395,9 +405,8 @@ pub fn check_websocket_sum(o: &Observed, f: &Facts) -> Vec<String> {
         let Some(first) = a.or(b) else {
             continue;
         };
-        // From the moment every client is connected to the measurement's end.
-        let earliest = a.into_iter().chain(b).fold(first, f64::min);
-        if earliest < f.connected || t as f64 / 1000.0 > f.end {
+        // From the moment both pods are watched to the measurement's end.
+        if (t as f64 / 1000.0) < f.watched || t as f64 / 1000.0 > f.end {
             continue;
         }
         checked += 1;
@@ -407,14 +416,28 @@ pub fn check_websocket_sum(o: &Observed, f: &Facts) -> Vec<String> {
         };
         let (mut lower, mut upper) = (lo.sockets as f64, hi.sockets as f64);
         let mut between = String::new();
-        if let (Some(a), Some(b)) = (a, b) {
-            let moved = opened(a.min(b), a.max(b));
-            if b < a {
-                lower -= moved;
-                between = format!("; {moved} opened between pod B's scrape and pod A's");
-            } else {
-                upper += moved;
-                between = format!("; {moved} opened between pod A's scrape and pod B's");
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                let moved = opened(a.min(b), a.max(b));
+                if b < a {
+                    lower -= moved;
+                    between = format!("; {moved} opened between pod B's scrape and pod A's");
+                } else {
+                    upper += moved;
+                    between = format!("; {moved} opened between pod A's scrape and pod B's");
+                }
+            }
+            (a, _) => {
+                let (absent, on) = if a.is_none() {
+                    ("pod-a", &on[0])
+                } else {
+                    ("pod-b", &on[1])
+                };
+                let (_, held) = range_over(on, first - f.skew, t as f64 / 1000.0 + f.skew);
+                if held > 0 {
+                    lower -= held as f64;
+                    between = format!("; up to {held} on {absent}, which had no sample");
+                }
             }
         }
         if sum < lower || sum > upper {
@@ -458,7 +481,7 @@ pub fn check_pod_websockets(o: &Observed, f: &Facts) -> Vec<String> {
         let mut checked = 0;
         for (&t, &v) in &p.websockets {
             let at = p.at(t);
-            if at < f.connected || at > f.until {
+            if (t as f64 / 1000.0) < f.watched || at > f.until {
                 continue;
             }
             checked += 1;
@@ -474,7 +497,7 @@ pub fn check_pod_websockets(o: &Observed, f: &Facts) -> Vec<String> {
         let steps: Vec<i64> = o.websocket_sum.keys().copied().collect();
         for &t in &steps {
             let at = t as f64 / 1000.0;
-            if at < f.connected || at > f.end || p.websockets.contains_key(&t) {
+            if at < f.watched || at > f.end || p.websockets.contains_key(&t) {
                 continue;
             }
             let (lo, _) = range_over(&on, at - 2.0 * SCRAPE_INTERVAL_SECS as f64, at);
@@ -505,7 +528,7 @@ pub fn check_pod_websockets(o: &Observed, f: &Facts) -> Vec<String> {
             f.rel(a.at(t))
         )),
         Some(_) => {}
-        None => failures.push("Prometheus has no WebSocket count of pod-a before SIGTERM".into()),
+        None => failures.push("no WebSocket count of pod-a before SIGTERM".into()),
     }
     let deadline = f.sigterm + f.drain_budget + f.skew;
     if let Some((&t, &v)) = a
@@ -527,7 +550,7 @@ pub fn check_pod_websockets(o: &Observed, f: &Facts) -> Vec<String> {
             f.rel(b.at(t))
         )),
         Some(_) => {}
-        None => failures.push("Prometheus has no WebSocket count of pod-b after the end".into()),
+        None => failures.push("no WebSocket count of pod-b after the end".into()),
     }
     failures
 }
@@ -561,17 +584,12 @@ pub fn check_counters(o: &Observed, f: &Facts) -> Vec<String> {
     }
     let a = &o.pods["pod-a"];
     let counters = [
-        (
-            "notices",
-            &a.notices,
-            &f.notices_a,
-            "goaway notices received",
-        ),
+        ("notices", &a.notices, &f.notices_a, "goaway notices"),
         (
             "left",
             &a.left,
             &f.left_a,
-            "clients gone by themselves after one",
+            "clients leaving by themselves after one",
         ),
         ("forced", &a.forced, &f.forced_a, "1012s after a notice"),
     ];
@@ -596,7 +614,7 @@ pub fn check_counters(o: &Observed, f: &Facts) -> Vec<String> {
         ));
         if series.is_empty() {
             failures.push(format!(
-                "Prometheus has no wsdrain_websocket_handover_{name}_total of pod-a"
+                "no wsdrain_websocket_handover_{name}_total of pod-a"
             ));
         }
     }
@@ -718,7 +736,7 @@ mod tests {
             };
             Facts {
                 clients: self.n,
-                connected: T0 - 19.0,
+                watched: T0 - 19.0,
                 terminating: T0,
                 sigterm: SIGTERM,
                 end: T0 + 9.0,
@@ -794,7 +812,7 @@ mod tests {
         let (o, f) = (r.observed(), r.facts());
         assert_eq!(check(&o, &f), Vec::<String>::new());
         // The series are made from the record itself: no tolerance needed.
-        assert_eq!(tightest_skew(&o, &f), Some(0.0));
+        assert_eq!(tightest_skew(&o, &f), (Some(0.0), None));
         assert_eq!(
             phases_told(&o, &f),
             "serving (-5.7 s … -0.7 s) → prestop (+0.3 s … +1.3 s) → draining (+2.3 s … +6.3 s)"
@@ -897,12 +915,35 @@ mod tests {
         let mut over = o.clone();
         over.websocket_sum.insert(ms(T0 + 4.0), 260.0);
         assert_eq!(check_websocket_sum(&over, &f).len(), 1);
-        // Before every client connected nothing is held to the bound.
+        // Before both pods are watched nothing is held to the bound.
         let mut early = o.clone();
         early.websocket_sum.insert(ms(T0 - 5.0), 0.0);
         let mut f2 = f.clone();
-        f2.connected = T0 - 4.0;
+        f2.watched = T0 - 4.0;
         assert!(check_websocket_sum(&early, &f2).is_empty());
+    }
+
+    #[test]
+    fn a_pod_gone_between_the_scrapes_adds_nothing_to_the_sum() {
+        // Pod A exits with its last sockets; its next scrape fails and its series ends, while
+        // pod B's scrape at the same step came before that, with the clients still moving.
+        let r = rollout(200);
+        let f = r.facts();
+        let mut o = r.observed();
+        let k = ms(T0 + 6.0);
+        let on_a = o.pods["pod-a"].websockets[&k];
+        assert!(on_a > 0.0, "{on_a}");
+        o.pods.get_mut("pod-a").unwrap().websockets.remove(&k);
+        let on_b = o.pods["pod-b"].websockets[&k];
+        o.websocket_sum.insert(k, on_b);
+        assert_eq!(check_websocket_sum(&o, &f), Vec::<String>::new());
+        // Not if the sum loses more than pod A's sockets.
+        o.websocket_sum.insert(k, on_b - on_a - 20.0);
+        let failures = check_websocket_sum(&o, &f);
+        assert!(
+            any_contains(&failures, "on pod-a, which had no sample"),
+            "{failures:?}"
+        );
     }
 
     #[test]
