@@ -19,6 +19,7 @@
 //! Exit code 0 when every check passes, 1 when one fails, 2 when the harness itself cannot run.
 
 mod cluster;
+mod dashboard;
 mod fleet;
 mod json;
 mod prometheus;
@@ -39,7 +40,7 @@ use testkit::evidence::DrainPlan;
 const USAGE: &str = "usage: rollout [--clients N] [--old-clients N] [--prestop-delay SECS] \
 [--drain-window SECS] [--handover-timeout SECS] [--close-timeout SECS] [--grace SECS] \
 [--send-interval MS] [--alive-interval SECS] [--server PATH] [--keep-logs] [--prometheus] \
-[--svg PATH]
+[--svg PATH] [--dashboard PATH]
 
 Plays a rolling update: pod A serves N reconnecting clients through nginx; pod B starts; A gets
 /prestop and leaves the upstream; A gets SIGTERM when /prestop answers; the clients must end on B
@@ -53,8 +54,10 @@ close); the grace period defaults to the budget rule's 15 + 10 + 5 + 5 + 4 = 39 
 --prometheus: a real Prometheus (Debian's /usr/bin/prometheus) scrapes both pods' admin ports
 every second; after the run the harness checks the story its series tell (pod A's phases, the
 WebSockets per pod and in all against the clients' sockets, close timeouts, the message
-balance, the handover counters). --svg PATH (implies --prometheus) draws the WebSockets per
-pod and the new ones per second from its series.";
+balance, the handover counters) and runs every query of the Grafana dashboard (--dashboard,
+default deploy/monitoring/grafana-dashboard.json; skipped when the file is missing), each of
+which must return data. --svg PATH (implies --prometheus) draws the WebSockets per pod and the
+new ones per second from its series.";
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -72,6 +75,7 @@ struct Options {
     keep_logs: bool,
     prometheus: bool,
     svg: Option<PathBuf>,
+    dashboard: PathBuf,
     /// Hidden, to show the checks fail on a wrong story: when pod B joins, Prometheus labels
     /// pod A's series pod="pod-b" and pod B's pod="pod-a".
     swap_pod_labels: bool,
@@ -95,6 +99,10 @@ fn parse_options() -> Result<Options, String> {
         keep_logs: false,
         prometheus: false,
         svg: None,
+        dashboard: PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/monitoring/grafana-dashboard.json"
+        )),
         swap_pod_labels: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -138,6 +146,7 @@ fn parse_options() -> Result<Options, String> {
             "--alive-interval" => o.alive_interval = number()?,
             "--server" => o.server = PathBuf::from(value),
             "--svg" => o.svg = Some(PathBuf::from(value)),
+            "--dashboard" => o.dashboard = PathBuf::from(value),
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }
@@ -187,6 +196,53 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Runs the dashboard's queries over [start, end]; prints what it did, returns the failures.
+fn run_dashboard(
+    p: &Prometheus,
+    path: &std::path::Path,
+    start: f64,
+    end: f64,
+) -> Result<Vec<String>, String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        println!(
+            "dashboard: no {} in this tree: its queries are not run",
+            path.display()
+        );
+        return Ok(Vec::new());
+    };
+    let path = std::fs::canonicalize(path).unwrap_or(path.to_path_buf());
+    let doc = match json::Json::parse(&text) {
+        Ok(doc) => doc,
+        Err(e) => return Ok(vec![format!("the dashboard {}: {e}", path.display())]),
+    };
+    let step = prometheus::SCRAPE_INTERVAL_SECS;
+    let builtins = dashboard::Builtins {
+        interval_secs: step,
+        // Grafana's max($__interval + scrape interval, 4 × scrape interval).
+        rate_interval_secs: (2 * step).max(4 * step),
+        range_secs: (end - start).ceil() as u64,
+    };
+    let present = p.metric_names()?;
+    let outcome = dashboard::check(&doc, &builtins, &present, |expr| {
+        p.query_range(expr, start, end, step)
+            .map(|series| series.iter().map(|s| s.points.len()).sum())
+    });
+    println!(
+        "dashboard: {} queries of {} run over the rollout, {} returned data",
+        outcome.run,
+        path.display(),
+        outcome.with_data
+    );
+    for note in &outcome.notes {
+        println!("dashboard: {note}");
+    }
+    Ok(outcome
+        .failures
+        .into_iter()
+        .map(|f| format!("Prometheus: {f}"))
+        .collect())
 }
 
 /// The unix time of an `Instant`, from one reading of both clocks.
@@ -561,6 +617,12 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
                 .into_iter()
                 .map(|f| format!("Prometheus: {f}")),
         );
+        failures.extend(run_dashboard(
+            p,
+            &o.dashboard,
+            prom_start.floor(),
+            clock.unix(until),
+        )?);
         told = Some((observed, facts));
     }
 

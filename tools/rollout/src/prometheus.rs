@@ -257,6 +257,18 @@ impl Prometheus {
             })
             .collect())
     }
+
+    /// The metric names Prometheus holds.
+    pub fn metric_names(&self) -> Result<Vec<String>, String> {
+        let doc = self.api("/api/v1/label/__name__/values")?;
+        Ok(doc
+            .get("data")
+            .and_then(Json::as_array)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|n| n.as_str().map(String::from))
+            .collect())
+    }
 }
 
 impl Drop for Prometheus {
