@@ -22,6 +22,7 @@ mod cluster;
 mod dashboard;
 mod fleet;
 mod json;
+mod picture;
 mod prometheus;
 mod report;
 mod story;
@@ -623,6 +624,22 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
             prom_start.floor(),
             clock.unix(until),
         )?);
+        if let Some(path) = &o.svg {
+            let title = format!(
+                "A rollout seen by Prometheus: {clients} clients ({} handover-aware), preStop \
+                 {} s, drain window {} s",
+                fleet.count(Kind::Aware),
+                o.prestop_delay,
+                o.drain_window
+            );
+            let svg = picture::svg(&observed, &facts, &title);
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+            }
+            std::fs::write(path, &svg).map_err(|e| format!("{}: {e}", path.display()))?;
+            println!("picture: {} ({} bytes)", path.display(), svg.len());
+        }
         told = Some((observed, facts));
     }
 

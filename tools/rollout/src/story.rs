@@ -40,7 +40,7 @@ pub struct PodSeries {
 
 impl PodSeries {
     /// The scrape time of step `t` (the step itself if unknown).
-    fn at(&self, t: i64) -> f64 {
+    pub fn at(&self, t: i64) -> f64 {
         self.scraped_at
             .get(&t)
             .copied()
