@@ -626,9 +626,10 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
         )?);
         if let Some(path) = &o.svg {
             let title = format!(
-                "A rollout seen by Prometheus: {clients} clients ({} handover-aware), preStop \
-                 {} s, drain window {} s",
-                fleet.count(Kind::Aware),
+                "A rollout seen by Prometheus: {} clients ({} handover-aware), preStop {} s, \
+                 drain window {} s",
+                picture::thousands(clients as f64),
+                picture::thousands(fleet.count(Kind::Aware) as f64),
                 o.prestop_delay,
                 o.drain_window
             );

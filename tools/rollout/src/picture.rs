@@ -29,7 +29,7 @@ const PRESTOP: &str = "#fdf0c8";
 const DRAINING: &str = "#f6d5cf";
 
 /// 12,345 (the benchmarks' number format).
-fn thousands(v: f64) -> String {
+pub fn thousands(v: f64) -> String {
     let n = v.round() as i64;
     let digits = n.abs().to_string();
     let mut out = String::new();
@@ -42,11 +42,11 @@ fn thousands(v: f64) -> String {
     if n < 0 { format!("-{out}") } else { out }
 }
 
-/// A tick spacing of 1, 2 or 5 × 10^k giving at most `most` intervals up to `max`.
+/// A tick spacing of 1, 2, 2.5 or 5 × 10^k giving at most `most` intervals up to `max`.
 fn tick(max: f64, most: f64) -> f64 {
     let raw = (max / most).max(1e-9);
     let base = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
+    [1.0, 2.0, 2.5, 5.0, 10.0]
         .into_iter()
         .map(|m| m * base)
         .find(|s| *s >= raw)
@@ -307,7 +307,7 @@ mod tests {
         assert_eq!(thousands(10000.0), "10,000");
         assert_eq!(thousands(999.0), "999");
         assert_eq!(thousands(-1234.0), "-1,234");
-        assert_eq!(tick(11000.0, 5.0), 5000.0);
+        assert_eq!(tick(11000.0, 5.0), 2500.0);
         assert_eq!(tick(220.0, 5.0), 50.0);
         assert_eq!(tick(3.0, 3.0), 1.0);
         assert_eq!(tick(45.0, 8.0), 10.0);
