@@ -109,17 +109,17 @@ fn parse_options() -> Result<Options, String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
-        match flag.as_str() {
-            "--keep-logs" => o.keep_logs = true,
-            "--prometheus" => o.prometheus = true,
-            "--swap-pod-labels" => o.swap_pod_labels = true,
-            _ => {}
-        }
-        if ["--keep-logs", "--prometheus", "--swap-pod-labels"].contains(&flag.as_str()) {
+        // Flags without a value.
+        let switch = match flag.as_str() {
+            "--help" | "-h" => return Err(USAGE.to_string()),
+            "--keep-logs" => Some(&mut o.keep_logs),
+            "--prometheus" => Some(&mut o.prometheus),
+            "--swap-pod-labels" => Some(&mut o.swap_pod_labels),
+            _ => None,
+        };
+        if let Some(on) = switch {
+            *on = true;
             continue;
-        }
-        if flag == "--help" || flag == "-h" {
-            return Err(USAGE.to_string());
         }
         let value = it
             .next()
@@ -609,9 +609,15 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
             expect_handover,
         );
         let story_failures = story::check(&observed, &facts);
+        let scrapes = |pod: &str| observed.pods.get(pod).map_or(0, |p| p.websockets.len());
         println!(
-            "Prometheus: {} checks of the story its series tell failed",
-            story_failures.len()
+            "Prometheus: {} scrapes of pod A and {} of pod B read back; {}",
+            scrapes("pod-a"),
+            scrapes("pod-b"),
+            match story_failures.len() {
+                0 => "their story is the clients'".to_string(),
+                n => format!("{n} disagreements with the clients (below)"),
+            }
         );
         failures.extend(
             story_failures
