@@ -143,6 +143,33 @@ pub struct Stats {
     pub handover_took: Vec<Duration>,
     /// Closing connections dropped because TCP did not end within `close_wait`.
     pub close_waits_expired: u64,
+    /// When a client closed its connection after the handover (each of `closed_by_client`),
+    /// and the instance that connection served.
+    pub left: Vec<(Instant, String)>,
+}
+
+/// The sockets the clients hold over time (from the 101 to the end of TCP, as a server counts
+/// its open WebSockets), for comparing with what the servers report in their metrics.
+#[derive(Debug, Default)]
+pub struct SocketLog {
+    /// After each change: when, and the counts then.
+    pub changes: Vec<(Instant, Held)>,
+    /// When each socket opened (its 101).
+    pub opened: Vec<Instant>,
+    /// Sockets per server: when a socket learned its server's name (its first message from the
+    /// server, the hello, right after the 101), `true`; when such a socket ended, `false`.
+    pub by_instance: Vec<(Instant, String, bool)>,
+}
+
+/// Sockets held by the fleet at a moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Sockets open (101 received, TCP not yet ended).
+    pub sockets: u32,
+    /// Clients that had a socket before and hold none now (between a close and a reconnect).
+    pub without: u32,
+    /// Clients holding two sockets (a handover in progress).
+    pub two: u32,
 }
 
 /// What one client saw, for the per-client figures.
@@ -267,6 +294,15 @@ impl Client {
         n
     }
 
+    /// Sockets past their 101 (open or closing).
+    fn held(&self) -> usize {
+        self.conns
+            .iter()
+            .flatten()
+            .filter(|k| k.opened_at.is_some())
+            .count()
+    }
+
     fn lost(&self) -> u64 {
         (0..self.next_seq as usize)
             .filter(|&s| self.answered.get(s).copied().unwrap_or(0) == 0)
@@ -286,6 +322,8 @@ pub struct Fleet {
     pub sending: bool,
     /// Per kind, indexed by [`Kind::index`].
     pub stats: [Stats; 2],
+    pub sockets: SocketLog,
+    held: Held,
 }
 
 fn token(id: usize, slot: usize) -> Token {
@@ -304,6 +342,8 @@ impl Fleet {
             serials: 0,
             sending: true,
             stats: Default::default(),
+            sockets: SocketLog::default(),
+            held: Held::default(),
             config,
         };
         for id in 0..fleet.config.clients {
@@ -708,6 +748,16 @@ impl Fleet {
         if c.ever_opened {
             self.stats[c.kind.index()].reopened_at.push(now);
         }
+        let held = c.held();
+        self.sockets.opened.push(now);
+        self.held.sockets += 1;
+        if held == 1 && c.ever_opened {
+            self.held.without -= 1;
+        }
+        if held == 2 {
+            self.held.two += 1;
+        }
+        self.sockets.changes.push((now, self.held));
         c.ever_opened = true;
         c.waiting = None;
         c.update_gap(now);
@@ -740,6 +790,11 @@ impl Fleet {
                 && c.served[i].is_empty()
             {
                 c.served[i] = instance.clone();
+            }
+            if conn.instance.is_empty() {
+                self.sockets
+                    .by_instance
+                    .push((Instant::now(), instance.clone(), true));
             }
             conn.instance = instance;
         }
@@ -817,6 +872,7 @@ impl Fleet {
                 self.timers.push(Reverse((now + close_wait, id)));
                 let st = &mut self.stats[c.kind.index()];
                 st.closed_by_client += 1;
+                st.left.push((now, conn.instance.clone()));
                 if let Some(t) = conn.notice_at {
                     st.handover_took.push(now.saturating_duration_since(t));
                 }
@@ -855,6 +911,22 @@ impl Fleet {
         let mut never_opened = true;
         if let Some(mut conn) = c.conns[slot].take() {
             let _ = self.poll.registry().deregister(&mut conn.stream);
+            if conn.opened_at.is_some() {
+                let held = c.held();
+                self.held.sockets -= 1;
+                if held == 0 {
+                    self.held.without += 1;
+                }
+                if held == 1 {
+                    self.held.two -= 1;
+                }
+                self.sockets.changes.push((now, self.held));
+            }
+            if !conn.instance.is_empty() {
+                self.sockets
+                    .by_instance
+                    .push((now, conn.instance.clone(), false));
+            }
             if matches!(conn.phase, Phase::Open) {
                 *st.closes.entry(1006).or_default() += 1;
                 *st.abnormal_by_instance
@@ -1157,6 +1229,27 @@ mod tests {
         assert_eq!(st.hellos["pod-a"], (1, Some(3000)));
         assert!(st.sent > 20 && st.replies == st.sent, "{st:?}");
         assert_eq!(st.reopened_at.len(), 1);
+        assert_eq!(st.left.len(), 1);
+        assert_eq!(st.left[0].1, "pod-a");
+        // Its sockets: one, two during the handover, one; never none.
+        let held: Vec<(u32, u32, u32)> = f
+            .sockets
+            .changes
+            .iter()
+            .map(|(_, h)| (h.sockets, h.without, h.two))
+            .collect();
+        assert_eq!(held, [(1, 0, 0), (2, 0, 1), (1, 0, 0)]);
+        let by_instance: Vec<(&str, bool)> = f
+            .sockets
+            .by_instance
+            .iter()
+            .map(|(_, i, open)| (i.as_str(), *open))
+            .collect();
+        assert_eq!(
+            by_instance,
+            [("pod-a", true), ("pod-b", true), ("pod-a", false)]
+        );
+        assert_eq!(f.sockets.opened.len(), 2);
     }
 
     #[test]
@@ -1175,6 +1268,14 @@ mod tests {
         assert_eq!(r.lost, 0);
         assert_eq!((st.notices_ignored, st.handovers), (1, 0));
         assert_eq!(st.closes.get(&1012), Some(&1));
+        // Its sockets: one, none between the 1012 and the reconnect, one.
+        let held: Vec<(u32, u32, u32)> = f
+            .sockets
+            .changes
+            .iter()
+            .map(|(_, h)| (h.sockets, h.without, h.two))
+            .collect();
+        assert_eq!(held, [(1, 0, 0), (0, 1, 0), (1, 0, 0)]);
     }
 
     #[test]

@@ -12,25 +12,36 @@
 //! - The clients are a fleet of reconnecting WebSocket clients ([`fleet`]), each sending
 //!   numbered messages during the whole rollout.
 //!
+//! - With `--prometheus`, a real Prometheus scrapes both pods each second ([`prometheus`]); after
+//!   the run the harness reads the series back and checks the story they tell against what the
+//!   clients saw ([`story`]), and can draw it (`--svg`).
+//!
 //! Exit code 0 when every check passes, 1 when one fails, 2 when the harness itself cannot run.
 
 mod cluster;
+mod dashboard;
 mod fleet;
+mod json;
+mod picture;
+mod prometheus;
 mod report;
+mod story;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use cluster::{Nginx, http_get, start_pod};
 use fleet::{Fleet, FleetConfig, Kind};
+use prometheus::{Prometheus, Target};
 use report::{Summary, check_drain_end, line_message, print_table};
 use testkit::evidence::DrainPlan;
 
 const USAGE: &str = "usage: rollout [--clients N] [--old-clients N] [--prestop-delay SECS] \
 [--drain-window SECS] [--handover-timeout SECS] [--close-timeout SECS] [--grace SECS] \
-[--send-interval MS] [--alive-interval SECS] [--server PATH] [--keep-logs]
+[--send-interval MS] [--alive-interval SECS] [--server PATH] [--keep-logs] [--prometheus] \
+[--svg PATH] [--dashboard PATH]
 
 Plays a rolling update: pod A serves N reconnecting clients through nginx; pod B starts; A gets
 /prestop and leaves the upstream; A gets SIGTERM when /prestop answers; the clients must end on B
@@ -39,7 +50,15 @@ clients (they leave pod A on its close 1012 and re-send); the others are handove
 goaway notice they open a new connection and close the old one themselves, and must see no gap
 and re-send nothing). Defaults are the server's (15 s preStop, 10 s drain, 5 s handover, 5 s
 close); the grace period defaults to the budget rule's 15 + 10 + 5 + 5 + 4 = 39 s, rounded up to
-40 s.";
+40 s.
+
+--prometheus: a real Prometheus (Debian's /usr/bin/prometheus) scrapes both pods' admin ports
+every second; after the run the harness checks the story its series tell (pod A's phases, the
+WebSockets per pod and in all against the clients' sockets, close timeouts, the message
+balance, the handover counters) and runs every query of the Grafana dashboard (--dashboard,
+default deploy/monitoring/grafana-dashboard.json; skipped when the file is missing), each of
+which must return data. --svg PATH (implies --prometheus) draws the WebSockets per pod and the
+new ones per second from its series.";
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -55,6 +74,12 @@ struct Options {
     alive_interval: f64,
     server: PathBuf,
     keep_logs: bool,
+    prometheus: bool,
+    svg: Option<PathBuf>,
+    dashboard: PathBuf,
+    /// Hidden, to show the checks fail on a wrong story: when pod B joins, Prometheus labels
+    /// pod A's series pod="pod-b" and pod B's pod="pod-a".
+    swap_pod_labels: bool,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -73,16 +98,28 @@ fn parse_options() -> Result<Options, String> {
         alive_interval: 1.0,
         server,
         keep_logs: false,
+        prometheus: false,
+        svg: None,
+        dashboard: PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/monitoring/grafana-dashboard.json"
+        )),
+        swap_pod_labels: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
-        if flag == "--keep-logs" {
-            o.keep_logs = true;
+        // Flags without a value.
+        let switch = match flag.as_str() {
+            "--help" | "-h" => return Err(USAGE.to_string()),
+            "--keep-logs" => Some(&mut o.keep_logs),
+            "--prometheus" => Some(&mut o.prometheus),
+            "--swap-pod-labels" => Some(&mut o.swap_pod_labels),
+            _ => None,
+        };
+        if let Some(on) = switch {
+            *on = true;
             continue;
-        }
-        if flag == "--help" || flag == "-h" {
-            return Err(USAGE.to_string());
         }
         let value = it
             .next()
@@ -109,6 +146,8 @@ fn parse_options() -> Result<Options, String> {
             "--send-interval" => o.send_interval = Duration::from_millis(number()? as u64),
             "--alive-interval" => o.alive_interval = number()?,
             "--server" => o.server = PathBuf::from(value),
+            "--svg" => o.svg = Some(PathBuf::from(value)),
+            "--dashboard" => o.dashboard = PathBuf::from(value),
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }
@@ -118,6 +157,7 @@ fn parse_options() -> Result<Options, String> {
     if o.old_clients.is_some_and(|n| n > o.clients) {
         return Err("--old-clients cannot exceed --clients".into());
     }
+    o.prometheus |= o.svg.is_some() || o.swap_pod_labels;
     Ok(o)
 }
 
@@ -159,6 +199,137 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs the dashboard's queries over [start, end]; prints what it did, returns the failures.
+fn run_dashboard(
+    p: &Prometheus,
+    path: &std::path::Path,
+    start: f64,
+    end: f64,
+) -> Result<Vec<String>, String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        println!(
+            "dashboard: no {} in this tree: its queries are not run",
+            path.display()
+        );
+        return Ok(Vec::new());
+    };
+    let path = std::fs::canonicalize(path).unwrap_or(path.to_path_buf());
+    let doc = match json::Json::parse(&text) {
+        Ok(doc) => doc,
+        Err(e) => return Ok(vec![format!("the dashboard {}: {e}", path.display())]),
+    };
+    let step = prometheus::SCRAPE_INTERVAL_SECS;
+    let builtins = dashboard::Builtins {
+        interval_secs: step,
+        // Grafana's max($__interval + scrape interval, 4 × scrape interval).
+        rate_interval_secs: (2 * step).max(4 * step),
+        range_secs: (end - start).ceil() as u64,
+    };
+    let present = p.metric_names()?;
+    let outcome = dashboard::check(&doc, &builtins, &present, |expr| {
+        p.query_range(expr, start, end, step)
+            .map(|series| series.iter().map(|s| s.points.len()).sum())
+    });
+    println!(
+        "dashboard: {} queries of {} run over the rollout, {} returned data",
+        outcome.run,
+        path.display(),
+        outcome.with_data
+    );
+    for note in &outcome.notes {
+        println!("dashboard: {note}");
+    }
+    Ok(outcome
+        .failures
+        .into_iter()
+        .map(|f| format!("Prometheus: {f}"))
+        .collect())
+}
+
+/// The unix time of an `Instant`, from one reading of both clocks.
+struct Clock {
+    instant: Instant,
+    unix: f64,
+}
+
+impl Clock {
+    fn now() -> Clock {
+        let unix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        Clock {
+            instant: Instant::now(),
+            unix,
+        }
+    }
+
+    fn unix(&self, at: Instant) -> f64 {
+        if at >= self.instant {
+            self.unix + (at - self.instant).as_secs_f64()
+        } else {
+            self.unix - (self.instant - at).as_secs_f64()
+        }
+    }
+}
+
+fn pod_target(pod: &str, addr: std::net::SocketAddr) -> Target {
+    Target {
+        pod: pod.to_string(),
+        addr,
+    }
+}
+
+/// What the fleet saw, in unix time, for the checks of the metrics. `times`: every client
+/// connected and both pods scraped, pod A terminating, SIGTERM, the measurement's end, now.
+fn story_facts(
+    fleet: &Fleet,
+    clock: &Clock,
+    times: [Instant; 5],
+    o: &Options,
+    notices: bool,
+) -> story::Facts {
+    let [watched, terminating, sigterm, end, until] = times.map(|t| clock.unix(t));
+    let from_a = |events: &mut dyn Iterator<Item = &(Instant, String)>| {
+        let mut v: Vec<f64> = events
+            .filter(|(_, i)| i == "pod-a")
+            .map(|(t, _)| clock.unix(*t))
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let stats = || Kind::ALL.into_iter().map(|k| fleet.stats(k));
+    let log = &fleet.sockets;
+    story::Facts {
+        clients: o.clients,
+        watched,
+        terminating,
+        sigterm,
+        end,
+        until,
+        drain_budget: o.drain_window + o.handover_timeout + o.close_timeout,
+        skew: story::SKEW,
+        held: log
+            .changes
+            .iter()
+            .map(|(t, h)| (clock.unix(*t), *h))
+            .collect(),
+        opened: log.opened.iter().map(|t| clock.unix(*t)).collect(),
+        by_instance: log
+            .by_instance
+            .iter()
+            .map(|(t, i, open)| (clock.unix(*t), i.clone(), *open))
+            .collect(),
+        notices_a: from_a(&mut stats().flat_map(|s| s.notices.iter())),
+        left_a: from_a(&mut stats().flat_map(|s| s.left.iter())),
+        // With notices, every 1012 from pod A comes after one (the server's "forced").
+        forced_a: if notices {
+            from_a(&mut stats().flat_map(|s| s.restarts.iter()))
+        } else {
+            Vec::new()
+        },
+    }
+}
+
 fn secs(s: f64) -> String {
     format!("{s}s")
 }
@@ -192,6 +363,24 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
     let expect_handover = o.handover_timeout > 0.0;
 
     let mut a = start_pod(&o.server, "pod-a", &env, dir)?;
+    // Prometheus stamps its samples in unix time, the fleet its events with `Instant`s.
+    let clock = Clock::now();
+    let mut prom = if o.prometheus {
+        let binary = prometheus::find_binary().ok_or(
+            "--prometheus: no prometheus binary (apt-get install --no-install-recommends \
+             prometheus)",
+        )?;
+        let target = [pod_target("pod-a", a.admin())];
+        Some(Prometheus::start(
+            &binary,
+            &dir.join("prometheus"),
+            &target,
+            o.swap_pod_labels,
+        )?)
+    } else {
+        None
+    };
+    let prom_start = clock.unix(Instant::now());
     let nginx = Nginx::start(&dir.join("nginx"), a.public(), draining_timeout, o.clients)?;
     let mut fleet = Fleet::new(FleetConfig {
         addr: nginx.listen,
@@ -214,6 +403,7 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
             fleet.on_instance("pod-a")
         ));
     }
+    let connected = Instant::now();
     println!(
         "{clients} clients ({} handover-aware, {} old) connected through nginx to pod A; sending \
          a message every {:?} each",
@@ -231,6 +421,41 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
             return Err("pod B never became ready".into());
         }
         fleet.run(Duration::from_millis(20), |_| false);
+    }
+    let mut watched = connected;
+    if let Some(p) = prom.as_mut() {
+        // Both pods scraped before anything happens to pod A. A reload restarts the scraping
+        // (a pod's series may lapse until its next scrape), and new targets are picked up on
+        // a 5 s tick: wait until each pod has a sample from after the reload.
+        let reloaded = clock.unix(Instant::now());
+        p.set_targets(&[
+            pod_target("pod-a", a.admin()),
+            pod_target("pod-b", b.admin()),
+        ])?;
+        let by = Instant::now() + Duration::from_secs(30);
+        loop {
+            let last = p.last_scrapes()?;
+            if ["pod-a", "pod-b"]
+                .iter()
+                .all(|pod| last.get(*pod).is_some_and(|t| *t > reloaded))
+            {
+                break;
+            }
+            if Instant::now() > by {
+                return Err(format!(
+                    "Prometheus did not scrape both pods within 30 s of its reload: {}",
+                    p.up(&["pod-a", "pod-b"]).err().unwrap_or_default()
+                ));
+            }
+            fleet.run(Duration::from_millis(200), |_| false);
+        }
+        watched = Instant::now();
+        // A few scrapes of both before the termination: the story's first chapter.
+        fleet.run(
+            Duration::from_secs(2 * prometheus::SCRAPE_INTERVAL_SECS),
+            |_| false,
+        );
+        println!("Prometheus on {} scrapes both pods each second", p.addr);
     }
 
     // Pod A is terminating: preStop and endpoint removal start together.
@@ -296,7 +521,8 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
     fleet.sending = false;
     fleet.run(Duration::from_secs(10), |f| f.unanswered() == 0);
     // The end of the measurement: a gap still open now counts up to here.
-    let reports = fleet.reports(Instant::now());
+    let end = Instant::now();
+    let reports = fleet.reports(end);
 
     let window = Duration::from_secs_f64(o.drain_window);
     let window_ms = window.as_millis() as u64;
@@ -366,6 +592,64 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
         failures.push("pod A logged no drain_end line".into());
     }
 
+    let mut told = None;
+    if let Some(p) = &prom {
+        // Pod B's next scrapes show the end.
+        fleet.run(
+            Duration::from_secs(2 * prometheus::SCRAPE_INTERVAL_SECS) + Duration::from_millis(500),
+            |_| false,
+        );
+        let until = Instant::now();
+        let observed = story::Observed::fetch(p, prom_start.floor(), clock.unix(until))?;
+        let facts = story_facts(
+            &fleet,
+            &clock,
+            [watched, terminating, sigterm, end, until],
+            o,
+            expect_handover,
+        );
+        let story_failures = story::check(&observed, &facts);
+        let scrapes = |pod: &str| observed.pods.get(pod).map_or(0, |p| p.websockets.len());
+        println!(
+            "Prometheus: {} scrapes of pod A and {} of pod B read back; {}",
+            scrapes("pod-a"),
+            scrapes("pod-b"),
+            match story_failures.len() {
+                0 => "their story is the clients'".to_string(),
+                n => format!("{n} disagreements with the clients (below)"),
+            }
+        );
+        failures.extend(
+            story_failures
+                .into_iter()
+                .map(|f| format!("Prometheus: {f}")),
+        );
+        failures.extend(run_dashboard(
+            p,
+            &o.dashboard,
+            prom_start.floor(),
+            clock.unix(until),
+        )?);
+        if let Some(path) = &o.svg {
+            let title = format!(
+                "A rollout seen by Prometheus: {} clients ({} handover-aware), preStop {} s, \
+                 drain window {} s",
+                picture::thousands(clients as f64),
+                picture::thousands(fleet.count(Kind::Aware) as f64),
+                o.prestop_delay,
+                o.drain_window
+            );
+            let svg = picture::svg(&observed, &facts, &title);
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+            }
+            std::fs::write(path, &svg).map_err(|e| format!("{}: {e}", path.display()))?;
+            println!("picture: {} ({} bytes)", path.display(), svg.len());
+        }
+        told = Some((observed, facts));
+    }
+
     println!();
     print_table(&summaries, clients);
     println!();
@@ -389,6 +673,27 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
         a_done.as_secs_f64()
     );
     println!("| clients on pod B at the end | {on_b} |");
+    if let Some((observed, facts)) = &told {
+        println!(
+            "| pod A's phases (Prometheus, from its termination) | {} |",
+            story::phases_told(observed, facts)
+        );
+        let peak = observed
+            .upgrades_per_step()
+            .values()
+            .copied()
+            .fold(0.0, f64::max);
+        println!("| peak new WebSockets per second (Prometheus) | {peak} |");
+        let (needed, tighter) = story::tightest_skew(observed, facts);
+        println!(
+            "| the metrics' story holds with a time tolerance of (allowed {} ms) | {} |",
+            (facts.skew * 1000.0) as u64,
+            needed.map_or("more than 2 s".into(), |s| format!("{} ms", s * 1000.0))
+        );
+        if let Some(t) = tighter {
+            println!("| … and not {t} |");
+        }
+    }
     println!();
 
     b.signal("TERM")?;

@@ -1,0 +1,440 @@
+//! A real Prometheus beside the rollout (`--prometheus`): Debian's `prometheus` binary with its
+//! own configuration and data directory in the harness's temp dir, listening on loopback,
+//! scraping every pod's admin port each second with a `pod` label, as a `PodMonitoring` would
+//! on GKE. The harness reads back what it stored through the HTTP API.
+//!
+//! Prometheus's discovery and scrape managers apply new targets on a 5 s tick, so a target
+//! added by a reload is scraped up to ~5 s (sometimes ~10 s) later: the harness waits for it
+//! ([`Prometheus::up`]) rather than guessing.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::json::Json;
+
+/// How often every pod is scraped (and the step of the range queries).
+pub const SCRAPE_INTERVAL_SECS: u64 = 1;
+
+/// A pod to scrape: its name (the `pod` label) and its admin address.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub pod: String,
+    pub addr: SocketAddr,
+}
+
+/// The configuration: one job, a `pod` label per target, and the `namespace` and `container`
+/// labels Google Cloud Managed Service for Prometheus adds to a `PodMonitoring`'s series (so a
+/// dashboard that selects on them finds these). With `swap_pods` and two targets, each target
+/// carries the other's name: the deliberately wrong story of `--swap-pod-labels`.
+pub fn config(targets: &[Target], swap_pods: bool) -> String {
+    let mut out = format!(
+        "# Written by tools/rollout: every pod's admin port, each second.\n\
+         global:\n  scrape_interval: {i}s\n  scrape_timeout: {i}s\n  evaluation_interval: {i}s\n\
+         scrape_configs:\n  - job_name: wsdrain\n    static_configs:\n",
+        i = SCRAPE_INTERVAL_SECS
+    );
+    for (i, t) in targets.iter().enumerate() {
+        let pod = if swap_pods && targets.len() == 2 {
+            &targets[1 - i].pod
+        } else {
+            &t.pod
+        };
+        out.push_str(&format!(
+            "      - targets: [\"{}\"]\n        labels: {{pod: \"{pod}\", namespace: \"wsdrain\", \
+             container: \"wsdrain\"}}\n",
+            t.addr
+        ));
+    }
+    out
+}
+
+/// One series of a range query: its labels and its points (unix seconds, value).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Series {
+    pub labels: BTreeMap<String, String>,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// The Prometheus binary: `/usr/bin/prometheus` (Debian's package), else `prometheus` on the
+/// `PATH`.
+pub fn find_binary() -> Option<PathBuf> {
+    let packaged = Path::new("/usr/bin/prometheus");
+    if packaged.exists() {
+        return Some(packaged.to_path_buf());
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("prometheus"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Runs Prometheus under a small shell that kills it when its standard input closes: the
+/// harness holds the other end, so Prometheus goes with the harness on every exit path (a
+/// return, a panic, or the harness killed by a signal: the kernel closes the pipe then too).
+const KEEPER: &str = r#""$@" </dev/null >>"$PROMETHEUS_LOG" 2>&1 &
+p=$!
+echo "$p"
+read -r _ || true
+kill -TERM "$p" 2>/dev/null
+wait "$p"
+"#;
+
+/// A running Prometheus; killed when dropped.
+pub struct Prometheus {
+    keeper: Child,
+    stdin: Option<ChildStdin>,
+    /// Prometheus's own process id (the keeper's child).
+    pid: Option<u32>,
+    pub addr: SocketAddr,
+    config_path: PathBuf,
+    swap_pods: bool,
+    pub log: PathBuf,
+}
+
+impl Prometheus {
+    /// Starts it with `targets`, its files under `dir`, and waits until it is ready.
+    pub fn start(
+        binary: &Path,
+        dir: &Path,
+        targets: &[Target],
+        swap_pods: bool,
+    ) -> Result<Prometheus, String> {
+        std::fs::create_dir_all(dir.join("data")).map_err(|e| e.to_string())?;
+        let config_path = dir.join("prometheus.yml");
+        std::fs::write(&config_path, config(targets, swap_pods)).map_err(|e| e.to_string())?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], crate::cluster::free_port()?));
+        let log = dir.join("prometheus.log");
+        let mut keeper = Command::new("sh")
+            .arg("-c")
+            .arg(KEEPER)
+            .arg("sh")
+            .arg(binary)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--web.enable-lifecycle")
+            .arg("--storage.tsdb.retention.time=1d")
+            .env("PROMETHEUS_LOG", &log)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("start {}: {e}", binary.display()))?;
+        let stdin = keeper.stdin.take();
+        let mut pid_line = String::new();
+        if let Some(out) = keeper.stdout.take() {
+            let _ = BufReader::new(out).read_line(&mut pid_line);
+        }
+        let mut p = Prometheus {
+            keeper,
+            stdin,
+            pid: pid_line.trim().parse().ok(),
+            addr,
+            config_path,
+            swap_pods,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if matches!(
+                http(addr, "GET", "/-/ready", Duration::from_secs(2)),
+                Ok((200, _))
+            ) {
+                return Ok(p);
+            }
+            if Instant::now() > deadline || matches!(p.keeper.try_wait(), Ok(Some(_))) {
+                return Err(format!(
+                    "Prometheus did not become ready on {addr}; its log: {}",
+                    tail(&p.log)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Scrapes `targets` from now on (rewrites the configuration and reloads it).
+    pub fn set_targets(&mut self, targets: &[Target]) -> Result<(), String> {
+        std::fs::write(&self.config_path, config(targets, self.swap_pods))
+            .map_err(|e| e.to_string())?;
+        match http(self.addr, "POST", "/-/reload", Duration::from_secs(10))? {
+            (200, _) => Ok(()),
+            (status, body) => Err(format!("Prometheus reload: {status} {body}")),
+        }
+    }
+
+    /// Whether every pod in `pods` has a target whose last scrape succeeded; if not, what
+    /// the targets say.
+    pub fn up(&self, pods: &[&str]) -> Result<(), String> {
+        let doc = self.api("/api/v1/targets")?;
+        let targets = doc
+            .get("data")
+            .and_then(|d| d.get("activeTargets"))
+            .and_then(Json::as_array)
+            .unwrap_or(&[]);
+        let text = |t: &Json, key: &str| {
+            let v = match key {
+                "pod" => t.get("labels").and_then(|l| l.get("pod")),
+                _ => t.get(key),
+            };
+            v.and_then(Json::as_str).unwrap_or("?").to_string()
+        };
+        let up = |pod: &str| {
+            targets
+                .iter()
+                .any(|t| text(t, "pod") == pod && text(t, "health") == "up")
+        };
+        if pods.iter().all(|p| up(p)) {
+            return Ok(());
+        }
+        Err(targets
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {} {}",
+                    text(t, "pod"),
+                    text(t, "health"),
+                    text(t, "lastError")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "))
+    }
+
+    /// `GET path` on the API; the document when its status is "success".
+    fn api(&self, path: &str) -> Result<Json, String> {
+        let (status, body) = http(self.addr, "GET", path, Duration::from_secs(20))?;
+        let doc = Json::parse(&body).map_err(|e| format!("{path}: {e} ({status})"))?;
+        if doc.get("status").and_then(Json::as_str) != Some("success") {
+            let error = doc.get("error").and_then(Json::as_str).unwrap_or("");
+            return Err(format!("{path}: {status} {error}"));
+        }
+        Ok(doc)
+    }
+
+    /// `/api/v1/query_range` of `expr` over [start, end] (unix seconds) at `step` seconds.
+    pub fn query_range(
+        &self,
+        expr: &str,
+        start: f64,
+        end: f64,
+        step: u64,
+    ) -> Result<Vec<Series>, String> {
+        let path = format!(
+            "/api/v1/query_range?query={}&start={start:.3}&end={end:.3}&step={step}",
+            urlencode(expr)
+        );
+        let doc = self
+            .api(&path)
+            .map_err(|e| format!("query {expr:?}: {e}"))?;
+        parse_matrix(&doc).ok_or_else(|| format!("query {expr:?}: not a matrix"))
+    }
+
+    /// When each pod (by its `pod` label) was last scraped, as an instant query sees it now.
+    pub fn last_scrapes(&self) -> Result<BTreeMap<String, f64>, String> {
+        let expr = "timestamp(wsdrain_uptime_seconds)";
+        let doc = self
+            .api(&format!("/api/v1/query?query={}", urlencode(expr)))
+            .map_err(|e| format!("query {expr:?}: {e}"))?;
+        let result = doc
+            .get("data")
+            .and_then(|d| d.get("result"))
+            .and_then(Json::as_array)
+            .unwrap_or(&[]);
+        Ok(result
+            .iter()
+            .filter_map(|r| {
+                let pod = r.get("metric")?.get("pod")?.as_str()?;
+                let value = r.get("value")?.as_array()?.get(1)?.as_str()?;
+                Some((pod.to_string(), value.parse().ok()?))
+            })
+            .collect())
+    }
+
+    /// The metric names Prometheus holds.
+    pub fn metric_names(&self) -> Result<Vec<String>, String> {
+        let doc = self.api("/api/v1/label/__name__/values")?;
+        Ok(doc
+            .get("data")
+            .and_then(Json::as_array)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|n| n.as_str().map(String::from))
+            .collect())
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        // Closing the keeper's input makes it stop Prometheus (SIGTERM) and wait for it.
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.keeper.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Some(pid) = self.pid {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", &pid.to_string()])
+                .status();
+        }
+        let _ = self.keeper.kill();
+        let _ = self.keeper.wait();
+    }
+}
+
+/// The series of a matrix answer (`data.result[]`: `metric`, `values` of `[t, "v"]`).
+pub fn parse_matrix(doc: &Json) -> Option<Vec<Series>> {
+    let data = doc.get("data")?;
+    if data.get("resultType").and_then(Json::as_str) != Some("matrix") {
+        return None;
+    }
+    let mut out = Vec::new();
+    for r in data.get("result")?.as_array()? {
+        let labels = r
+            .get("metric")?
+            .as_object()?
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect();
+        let mut points = Vec::new();
+        for p in r.get("values")?.as_array()? {
+            let p = p.as_array()?;
+            let t = p.first()?.as_f64()?;
+            let v = p.get(1)?.as_str()?.parse::<f64>().ok()?;
+            points.push((t, v));
+        }
+        out.push(Series { labels, points });
+    }
+    Some(out)
+}
+
+/// Percent-encodes everything but the unreserved characters.
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// One HTTP/1.0 exchange on a fresh connection (1.0, so the answer is never chunked: its body
+/// runs to the close), bounded by `timeout`; the status and the body.
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, String), String> {
+    let deadline = Instant::now() + timeout;
+    let failed = |e: std::io::Error| format!("{method} http://{addr}{path}: {e}");
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(failed)?;
+    stream.set_write_timeout(Some(timeout)).map_err(failed)?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .map_err(failed)?;
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 64 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "{method} http://{addr}{path}: no answer within {timeout:?}"
+            ));
+        }
+        stream.set_read_timeout(Some(left)).map_err(failed)?;
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => response.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("{method} http://{addr}{path}: not an HTTP answer"))?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("{method} http://{addr}{path}: no status in {head:?}"))?;
+    Ok((status, body.to_string()))
+}
+
+/// The last lines of a log file, for an error message.
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(5)..].join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(pod: &str, port: u16) -> Target {
+        Target {
+            pod: pod.into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    #[test]
+    fn the_configuration_labels_each_pod_and_can_swap_them() {
+        let both = [target("pod-a", 1001), target("pod-b", 1002)];
+        let c = config(&both, false);
+        assert!(c.contains("scrape_interval: 1s"), "{c}");
+        assert!(
+            c.contains(
+                "- targets: [\"127.0.0.1:1001\"]\n        labels: {pod: \"pod-a\", namespace: \
+                 \"wsdrain\", container: \"wsdrain\"}"
+            ),
+            "{c}"
+        );
+        assert!(c.contains("[\"127.0.0.1:1002\"]\n        labels: {pod: \"pod-b\""));
+        let swapped = config(&both, true);
+        assert!(swapped.contains("[\"127.0.0.1:1001\"]\n        labels: {pod: \"pod-b\""));
+        assert!(swapped.contains("[\"127.0.0.1:1002\"]\n        labels: {pod: \"pod-a\""));
+        // Alone, pod A keeps its name: the story goes wrong only when pod B joins.
+        let alone = config(&both[..1], true);
+        assert!(alone.contains("[\"127.0.0.1:1001\"]\n        labels: {pod: \"pod-a\""));
+    }
+
+    #[test]
+    fn matrices_parse_and_queries_encode() {
+        let doc = Json::parse(
+            r#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"pod":"pod-a"},"values":[[10,"1"],[11.5,"NaN"],[12,"+Inf"]]},
+            {"metric":{},"values":[]}]}}"#,
+        )
+        .unwrap();
+        let m = parse_matrix(&doc).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].labels["pod"], "pod-a");
+        assert_eq!(m[0].points[0], (10.0, 1.0));
+        assert!(m[0].points[1].1.is_nan());
+        assert_eq!(m[0].points[2].1, f64::INFINITY);
+        assert!(m[1].points.is_empty());
+        assert_eq!(
+            urlencode("sum(x{kind=\"ws\"}) by (pod)[1m]"),
+            "sum%28x%7Bkind%3D%22ws%22%7D%29%20by%20%28pod%29%5B1m%5D"
+        );
+    }
+}
