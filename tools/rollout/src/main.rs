@@ -706,7 +706,9 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
 
 /// The spread checks on pod A's plan: the planned closes span at least 80 % of DRAIN_WINDOW,
 /// and every quarter of the window holds at least half of an even share. The checks are
-/// statistical (each close is drawn uniformly in the window), so only with 20+ clients.
+/// statistical (each close is drawn uniformly in the window), so only with 200+ clients: some
+/// quarter holds fewer than half its share by chance in about one run in three with 20 clients,
+/// one in 250 with 100, and one in 65,000 with 200 (the CI tier's count).
 fn check_schedule(s: &DrainPlan, window_ms: u64, clients: usize) -> Vec<String> {
     let mut failures = Vec::new();
     if s.window_ms != window_ms {
@@ -715,7 +717,7 @@ fn check_schedule(s: &DrainPlan, window_ms: u64, clients: usize) -> Vec<String> 
             s.window_ms
         ));
     }
-    if clients < 20 {
+    if clients < 200 {
         return failures;
     }
     let span = match (s.first_ms, s.last_ms) {
@@ -769,7 +771,7 @@ mod tests {
         );
         let lopsided = parse(&SAMPLE.replace("q1=50 q2=50 q3=50 q4=50", "q1=90 q2=24 q3=36 q4=50"));
         assert_eq!(check_schedule(&lopsided, 3000, 200).len(), 1, "24 < 25");
-        assert!(check_schedule(&narrow, 3000, 19).is_empty());
-        assert!(check_schedule(&lopsided, 3000, 19).is_empty());
+        assert!(check_schedule(&narrow, 3000, 199).is_empty());
+        assert!(check_schedule(&lopsided, 3000, 199).is_empty());
     }
 }
