@@ -632,8 +632,7 @@ fn run(o: &Options, dir: &std::path::Path) -> Result<Vec<String>, String> {
         )?);
         if let Some(path) = &o.svg {
             let title = format!(
-                "A rollout seen by Prometheus: {} clients ({} handover-aware), preStop {} s, \
-                 drain window {} s",
+                "Prometheus's view: {} clients ({} handover-aware), preStop {} s, window {} s",
                 picture::thousands(clients as f64),
                 picture::thousands(fleet.count(Kind::Aware) as f64),
                 o.prestop_delay,
