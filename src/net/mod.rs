@@ -116,8 +116,8 @@ impl Net for MioNet {
         let Some(listener) = listener else {
             return Err(io::ErrorKind::WouldBlock.into());
         };
+        // TCP_NODELAY comes from the listener (see `listen`): no setsockopt per connection.
         let (stream, _) = listener.accept()?;
-        let _ = stream.set_nodelay(true);
         Ok(stream)
     }
 
@@ -153,10 +153,13 @@ fn annotate(e: io::Error, setting: &str, addr: SocketAddr) -> io::Error {
 }
 
 /// A non-blocking listener with `SO_REUSEADDR` and the given backlog (mio's own `bind` fixes the
-/// backlog at 128, too small for a reconnect storm after a rollout).
+/// backlog at 128, too small for a reconnect storm after a rollout). `TCP_NODELAY` is set here
+/// once: Linux copies it to every socket the listener accepts, which saves a setsockopt per
+/// connection (small replies must not wait for Nagle's algorithm).
 pub(crate) fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    socket.set_tcp_nodelay(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
@@ -253,4 +256,30 @@ pub(crate) fn reject<S: Stream>(mut stream: S, scratch: &mut [u8]) -> u64 {
     let _ = stream.shutdown_write();
     let _ = stream.read(scratch);
     written as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        // The premise of setting TCP_NODELAY once on the listener: if a kernel stopped copying
+        // it, replies would wait for Nagle's algorithm, and this test would say so.
+        let listener = listen("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let accepted = loop {
+            match listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(std::time::Instant::now() < give_up, "nothing to accept");
+                    std::thread::yield_now();
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        assert!(accepted.nodelay().unwrap());
+    }
 }
