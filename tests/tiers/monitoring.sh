@@ -26,37 +26,9 @@ trap cleanup EXIT
 # --- 1. promtool
 if ! command -v promtool >/dev/null 2>&1; then
   echo "installing prometheus (Debian; provides promtool)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt_opts=(-o DPkg::Lock::Timeout=60)
-  if ! apt-cache show prometheus >/dev/null 2>&1; then
-    timeout 90 apt-get "${apt_opts[@]}" update -qq
-  fi
-  # The package enables a service and asks invoke-rc.d to start it; a policy-rc.d that says
-  # 101 ("not allowed") keeps it from starting. Docker-like images ship one; add it otherwise.
-  policy=/usr/sbin/policy-rc.d
-  added_policy=""
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy"
-    chmod +x "$policy"
-    added_policy=1
-  fi
-  before="$(pgrep -x prometheus || true)"
-  rc=0
-  timeout 150 apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends prometheus \
-    >"$tmp/apt.log" 2>&1 || rc=$?
-  [ -z "$added_policy" ] || rm -f "$policy"
-  # Whatever the install started, stop it (by pid; only processes that were not there before).
-  for pid in $(pgrep -x prometheus || true); do
-    if ! grep -qx "$pid" <<<"$before"; then
-      echo "stopping prometheus pid $pid started by the package"
-      kill "$pid" 2>/dev/null || true
-    fi
-  done
-  if [ "$rc" -ne 0 ]; then
-    tail -20 "$tmp/apt.log"
-    echo "apt-get install prometheus failed ($rc)"
-    exit 1
-  fi
+  # shellcheck source=tests/tiers/lib/apt.sh
+  . tests/tiers/lib/apt.sh
+  install_prometheus
 fi
 echo "promtool: $(promtool --version 2>&1 | head -1)"
 

@@ -10,21 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-export DEBIAN_FRONTEND=noninteractive
-apt_updated=""
-apt_install() {
-  if [ -z "$apt_updated" ] && ! apt-cache show "$1" >/dev/null 2>&1; then
-    timeout 120 apt-get -o DPkg::Lock::Timeout=60 update -qq
-    apt_updated=1
-  fi
-  local log rc=0
-  log="$(mktemp)"
-  timeout 180 apt-get -o DPkg::Lock::Timeout=60 install -y -qq --no-install-recommends "$1" \
-    >"$log" 2>&1 || rc=$?
-  [ "$rc" -eq 0 ] || tail -20 "$log"
-  rm -f "$log"
-  return "$rc"
-}
+# shellcheck source=tests/tiers/lib/apt.sh
+. tests/tiers/lib/apt.sh
 
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   echo "installing nginx-light (the load balancer stand-in)"
@@ -33,30 +20,7 @@ fi
 
 if [ ! -x /usr/bin/prometheus ]; then
   echo "installing prometheus (Debian's package; the harness runs its own instance)"
-  started=$SECONDS
-  # The package enables a service and asks invoke-rc.d to start it: a policy-rc.d that answers
-  # 101 ("not allowed") keeps it from starting. Container images often ship one; add it if not.
-  policy=/usr/sbin/policy-rc.d
-  added_policy=""
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy"
-    chmod +x "$policy"
-    added_policy=1
-  fi
-  before="$(pgrep -x prometheus || true)"
-  rc=0
-  apt_install prometheus || rc=$?
-  [ -z "$added_policy" ] || rm -f "$policy"
-  # Whatever the install started anyway is stopped, by pid: only processes that were not
-  # running before it.
-  for pid in $(pgrep -x prometheus || true); do
-    if ! grep -qx "$pid" <<<"$before"; then
-      echo "stopping prometheus pid $pid started by the package"
-      kill "$pid" 2>/dev/null || true
-    fi
-  done
-  [ "$rc" -eq 0 ] || { echo "apt-get install prometheus failed ($rc)"; exit 1; }
-  echo "prometheus installed in $((SECONDS - started)) s"
+  install_prometheus
 fi
 
 cargo build --release --locked -p wsdrain -p rollout

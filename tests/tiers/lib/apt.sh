@@ -1,0 +1,46 @@
+# Sourced by the tiers that need Debian packages (tests/tiers/*.sh; this directory is not a
+# tier itself). Installs quietly, bounded in time, and never leaves a packaged daemon running.
+
+export DEBIAN_FRONTEND=noninteractive
+apt_updated=""
+
+# apt_install PACKAGE: installs PACKAGE (an `apt-get update` first if apt does not know it);
+# shows the end of apt's output when it fails.
+apt_install() {
+  if [ -z "$apt_updated" ] && ! apt-cache show "$1" >/dev/null 2>&1; then
+    timeout 120 apt-get -o DPkg::Lock::Timeout=60 update -qq
+    apt_updated=1
+  fi
+  local log rc=0
+  log="$(mktemp)"
+  timeout 180 apt-get -o DPkg::Lock::Timeout=60 install -y -qq --no-install-recommends "$1" \
+    >"$log" 2>&1 || rc=$?
+  [ "$rc" -eq 0 ] || tail -20 "$log"
+  rm -f "$log"
+  return "$rc"
+}
+
+# install_prometheus: Debian's prometheus package (the server and promtool), its service kept
+# from starting. The package enables a service and asks invoke-rc.d to start it: a policy-rc.d
+# that answers 101 ("not allowed") keeps it from starting (container images often ship one; it
+# is added for the install if not). Whatever the install started anyway is stopped, by pid:
+# only processes that were not running before it.
+install_prometheus() {
+  local started=$SECONDS policy=/usr/sbin/policy-rc.d added_policy="" before rc=0 pid
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod +x "$policy"
+    added_policy=1
+  fi
+  before="$(pgrep -x prometheus || true)"
+  apt_install prometheus || rc=$?
+  [ -z "$added_policy" ] || rm -f "$policy"
+  for pid in $(pgrep -x prometheus || true); do
+    if ! grep -qx "$pid" <<<"$before"; then
+      echo "stopping prometheus pid $pid started by the package"
+      kill "$pid" 2>/dev/null || true
+    fi
+  done
+  [ "$rc" -eq 0 ] || { echo "apt-get install prometheus failed ($rc)"; return 1; }
+  echo "prometheus installed in $((SECONDS - started)) s"
+}
