@@ -8,8 +8,8 @@
 //! ([`Prometheus::up`]) rather than guessing.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -332,50 +332,16 @@ pub fn urlencode(s: &str) -> String {
     out
 }
 
-/// One HTTP/1.0 exchange on a fresh connection (1.0, so the answer is never chunked: its body
-/// runs to the close), bounded by `timeout`; the status and the body.
+/// One HTTP/1.0 exchange on a fresh connection (the test kit's), bounded by `timeout`; the
+/// status and the body.
 fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
     timeout: Duration,
 ) -> Result<(u16, String), String> {
-    let deadline = Instant::now() + timeout;
-    let failed = |e: std::io::Error| format!("{method} http://{addr}{path}: {e}");
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(failed)?;
-    stream.set_write_timeout(Some(timeout)).map_err(failed)?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
-    )
-    .map_err(failed)?;
-    let mut response = Vec::new();
-    let mut chunk = [0u8; 64 * 1024];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(format!(
-                "{method} http://{addr}{path}: no answer within {timeout:?}"
-            ));
-        }
-        stream.set_read_timeout(Some(left)).map_err(failed)?;
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => response.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(failed(e)),
-        }
-    }
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("{method} http://{addr}{path}: not an HTTP answer"))?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("{method} http://{addr}{path}: no status in {head:?}"))?;
-    Ok((status, body.to_string()))
+    let answer = testkit::http::request(addr, method, path, timeout)?;
+    Ok((answer.status, answer.text()))
 }
 
 /// The last lines of a log file, for an error message.

@@ -1,6 +1,7 @@
-//! One plain, blocking HTTP/1.1 GET on a fresh connection, bounded in time: the harness's
-//! probes (`/readyz`, `/prestop`, `/healthz`) and the evidence reader's `/metrics`. Tests that
-//! examine HTTP itself (keep-alive, HEAD, malformed requests) have their own raw client.
+//! One plain, blocking HTTP exchange on a fresh connection, bounded in time: the harness's
+//! probes (`/readyz`, `/prestop`, `/healthz`), the evidence reader's `/metrics`, and the rollout
+//! harness's calls to Prometheus's API. Tests that examine HTTP itself (keep-alive, HEAD,
+//! malformed requests) have their own raw client.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -25,23 +26,41 @@ impl Answer {
 /// `GET path` on a new connection to `addr` with `Connection: close`; the whole exchange
 /// (connect, write, read to the server's close) must end within `timeout`.
 pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Answer, String> {
+    let head = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    exchange(addr, &format!("GET http://{addr}{path}"), &head, timeout)
+}
+
+/// `METHOD path` as HTTP/1.0 (so the answer is never chunked: its body runs to the close) with
+/// an empty body, on a new connection, within `timeout`.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<Answer, String> {
+    let head = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n");
+    exchange(
+        addr,
+        &format!("{method} http://{addr}{path}"),
+        &head,
+        timeout,
+    )
+}
+
+/// Sends `head` and reads the answer to the server's close, all within `timeout`; `what` names
+/// the exchange in errors.
+fn exchange(addr: SocketAddr, what: &str, head: &str, timeout: Duration) -> Result<Answer, String> {
     let deadline = Instant::now() + timeout;
-    let failed = |e: std::io::Error| format!("GET http://{addr}{path}: {e}");
+    let failed = |e: std::io::Error| format!("{what}: {e}");
     let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(failed)?;
     stream.set_write_timeout(Some(timeout)).map_err(failed)?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(failed)?;
+    stream.write_all(head.as_bytes()).map_err(failed)?;
     let mut response = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
+    let mut chunk = [0u8; 64 * 1024];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!(
-                "GET http://{addr}{path}: no complete answer within {timeout:?}"
-            ));
+            return Err(format!("{what}: no complete answer within {timeout:?}"));
         }
         stream.set_read_timeout(Some(left)).map_err(failed)?;
         match stream.read(&mut chunk) {
@@ -53,7 +72,7 @@ pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Answer, St
     }
     parse(&response).ok_or_else(|| {
         format!(
-            "GET http://{addr}{path}: not an HTTP response: {:?}",
+            "{what}: not an HTTP response: {:?}",
             String::from_utf8_lossy(&response)
         )
     })
