@@ -144,64 +144,53 @@ if idle:
         lines.append(f"- N = {n:,}: wsdrain {w:.0f} B per idle connection" + ("; " + ", ".join(parts) if parts else "") + ".")
     lines.append("")
 
-echo = ordered(by_label(rows("echo.csv")))
-if echo:
-    lines += ["## Echo, 100 connections × 16 in flight × 32 B, as fast as replies come", "",
-              "| server | rounds | msg/s | p50 | p99 | p99.9 | server CPU per message | errors |",
-              "|---|---|---|---|---|---|---|---|"]
-    for s, g in echo.items():
-        errors = sum(int(r["errors"]) for r in g)
-        lines.append(f"| {s} | {len(g)} | {spread(g, 'msgs_per_sec', rate)} | {spread(g, 'p50_us', us)} | "
-                     f"{spread(g, 'p99_us', us)} | {spread(g, 'p999_us', us)} | "
-                     f"{spread(g, 'server_cpu_us_per_msg', us3)} | {errors} |")
-    line = ratio_line("server CPU per message", echo, "server_cpu_us_per_msg", targets="≤ 0.5×")
+def server_table(group, heading, intro, columns, ratio, errors=True):
+    """One section: a row per server (its rounds, then each column's spread of the rounds, then
+    the errors of all rounds), and wsdrain's ratio line over the peers. `columns` are
+    (header, CSV key, format); `ratio` is (what, CSV key, targets)."""
+    global lines
+    if not group:
+        return
+    headers = ["server", "rounds"] + [c[0] for c in columns] + (["errors"] if errors else [])
+    lines += [heading, ""] + ([intro, ""] if intro else [])
+    lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for s, g in group.items():
+        cells = [s, str(len(g))] + [spread(g, key, fmt) for _, key, fmt in columns]
+        if errors:
+            cells.append(str(sum(int(r["errors"]) for r in g)))
+        lines.append("| " + " | ".join(cells) + " |")
+    what, key, targets = ratio
+    line = ratio_line(what, group, key, targets=targets)
     if line:
         lines += ["", line]
     lines.append("")
 
-paced = ordered(by_label(rows("echo-paced.csv")))
-if paced:
-    lines += ["## Echo at the same offered load (50,000 msg/s over 100 connections)", "",
-              "| server | rounds | achieved msg/s | p50 | p99 | p99.9 | server CPU per message |",
-              "|---|---|---|---|---|---|---|"]
-    for s, g in paced.items():
-        lines.append(f"| {s} | {len(g)} | {spread(g, 'msgs_per_sec', rate)} | {spread(g, 'p50_us', us)} | "
-                     f"{spread(g, 'p99_us', us)} | {spread(g, 'p999_us', us)} | "
-                     f"{spread(g, 'server_cpu_us_per_msg', us3)} |")
-    line = ratio_line("p99", paced, "p99_us", targets="≤ 1×")
-    if line:
-        lines += ["", line]
-    lines.append("")
 
-connect = ordered(by_label(rows("connect.csv")))
-if connect:
-    lines += ["## Connect: TCP + upgrade + one echo + close, 50 in progress", "",
-              "| server | rounds | connections/s | server CPU per connection | errors |", "|---|---|---|---|---|"]
-    for s, g in connect.items():
-        errors = sum(int(r["errors"]) for r in g)
-        lines.append(f"| {s} | {len(g)} | {spread(g, 'connections_per_sec', rate)} | "
-                     f"{spread(g, 'server_cpu_us_per_conn', us3)} | {errors} |")
-    line = ratio_line("server CPU per connection", connect, "server_cpu_us_per_conn")
-    if line:
-        lines += ["", line]
-    lines.append("")
-
+latencies = [("p50", "p50_us", us), ("p99", "p99_us", us), ("p99.9", "p999_us", us),
+             ("server CPU per message", "server_cpu_us_per_msg", us3)]
+server_table(ordered(by_label(rows("echo.csv"))),
+             "## Echo, 100 connections × 16 in flight × 32 B, as fast as replies come", None,
+             [("msg/s", "msgs_per_sec", rate)] + latencies,
+             ("server CPU per message", "server_cpu_us_per_msg", "≤ 0.5×"))
+server_table(ordered(by_label(rows("echo-paced.csv"))),
+             "## Echo at the same offered load (50,000 msg/s over 100 connections)", None,
+             [("achieved msg/s", "msgs_per_sec", rate)] + latencies,
+             ("p99", "p99_us", "≤ 1×"), errors=False)
+server_table(ordered(by_label(rows("connect.csv"))),
+             "## Connect: TCP + upgrade + one echo + close, 50 in progress", None,
+             [("connections/s", "connections_per_sec", rate),
+              ("server CPU per connection", "server_cpu_us_per_conn", us3)],
+             ("server CPU per connection", "server_cpu_us_per_conn", None))
 fanout = ordered(by_label(rows("fanout.csv")))
 if fanout:
     n = int(next(iter(fanout.values()))[0]["connections"])
-    lines += ["## Alive fan-out: alive messages every 1 s to idle connections", "",
-              f"{n:,} idle connections. wsdrain: ALIVE_INTERVAL=1s, a timer per connection; uws and node-ws: "
-              "one timer sending to every open socket in a loop; uws-publish: uWS's publish to a topic "
-              "every socket joined.", "",
-              "| server | rounds | alive messages | server CPU per alive message | errors |", "|---|---|---|---|---|"]
-    for s, g in fanout.items():
-        errors = sum(int(r["errors"]) for r in g)
-        lines.append(f"| {s} | {len(g)} | {spread(g, 'alive_messages', rate)} | "
-                     f"{spread(g, 'server_cpu_us_per_alive', us3)} | {errors} |")
-    line = ratio_line("server CPU per alive message", fanout, "server_cpu_us_per_alive")
-    if line:
-        lines += ["", line]
-    lines.append("")
+    server_table(fanout, "## Alive fan-out: alive messages every 1 s to idle connections",
+                 f"{n:,} idle connections. wsdrain: ALIVE_INTERVAL=1s, a timer per connection; uws and "
+                 "node-ws: one timer sending to every open socket in a loop; uws-publish: uWS's publish "
+                 "to a topic every socket joined.",
+                 [("alive messages", "alive_messages", rate),
+                  ("server CPU per alive message", "server_cpu_us_per_alive", us3)],
+                 ("server CPU per alive message", "server_cpu_us_per_alive", None))
 
 
 def strace_counts(path):
