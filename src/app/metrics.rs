@@ -250,7 +250,7 @@ impl Metrics {
             ),
             (
                 "wsdrain_websocket_alive_late_total",
-                "Alive messages sent more than one ALIVE_INTERVAL late: the loop is not keeping up with the fan-out.",
+                "Alive turns that came more than one ALIVE_INTERVAL late (the message went out late, or was skipped for a client still behind): the loop is not keeping up with the fan-out.",
                 self.ws.alive_late,
             ),
             (

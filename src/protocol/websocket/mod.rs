@@ -100,7 +100,8 @@ pub struct WsCounters {
     pub messages_after_close: u64,
     /// Alive messages sent.
     pub alive_sent: u64,
-    /// Alive messages sent more than one interval late (the loop fell behind).
+    /// Alive turns that came more than one interval late (the loop fell behind), whether the
+    /// message then went out or was skipped for a client with output pending.
     pub alive_late: u64,
     /// Close handshakes completed (both close frames exchanged).
     pub clean_closes: u64,
