@@ -239,7 +239,7 @@ fn the_notice_comes_at_the_drain_time_and_the_close_handover_timeout_later() {
     let (mut conn, mut client, _) = upgraded(&mut ctx);
     ctx.tick(1_000);
     ctx.lifecycle.on_signal(1_000);
-    assert!(conn.schedule_drain(1_500));
+    assert!(conn.schedule_drain(1_500, ctx.now));
     assert_eq!(conn.next_deadline(&ctx), 1_500);
     assert_eq!(at(1_499, &mut conn, &mut ctx, &mut client).0.len(), 0);
     let (frames, end) = at(1_500, &mut conn, &mut ctx, &mut client);
@@ -277,7 +277,7 @@ fn a_client_that_moves_after_the_notice_closes_cleanly_and_is_counted() {
     let mut ctx = context(&[("HANDOVER_TIMEOUT", "3s"), ("ALIVE_INTERVAL", "0")]);
     let (mut conn, mut client, _) = upgraded(&mut ctx);
     ctx.lifecycle.on_signal(0);
-    conn.schedule_drain(100);
+    conn.schedule_drain(100, ctx.now);
     let (frames, _) = at(100, &mut conn, &mut ctx, &mut client);
     assert!(texts(&frames)[0].contains(r#""event":"goaway""#));
     // Its last message and its close in one read: the reply goes out before the close.
@@ -309,7 +309,7 @@ fn without_a_handover_or_with_its_time_gone_the_close_comes_at_once() {
         let mut ctx = context(settings);
         let (mut conn, mut client, _) = upgraded(&mut ctx);
         ctx.lifecycle.on_signal(1_000);
-        conn.schedule_drain(1_500);
+        conn.schedule_drain(1_500, ctx.now);
         let (frames, _) = at(run_at, &mut conn, &mut ctx, &mut client);
         assert_eq!(texts(&frames), ["close Some(1012)"], "{settings:?}");
         assert_eq!(ctx.metrics.ws.handover_notices, 0, "{settings:?}");
@@ -318,7 +318,7 @@ fn without_a_handover_or_with_its_time_gone_the_close_comes_at_once() {
     let mut ctx = context(&[("HANDOVER_TIMEOUT", "3s"), ("ALIVE_INTERVAL", "0")]);
     let (mut conn, mut client, _) = upgraded(&mut ctx);
     ctx.lifecycle.on_signal(1_000);
-    conn.schedule_drain(1_500);
+    conn.schedule_drain(1_500, ctx.now);
     let (frames, _) = at(4_000, &mut conn, &mut ctx, &mut client);
     assert!(
         texts(&frames)[0].ends_with(r#""close_in_ms":500}"#),

@@ -48,8 +48,8 @@ GOOGLE_LB_KEEPALIVE_SECONDS = 600
 # (deploy/gke/deployment.yaml): the margin beyond the rule
 # MAX_CONNECTION_AGE + HANDOVER_TIMEOUT + CLOSE_TIMEOUT < timeoutSec.
 AGE_MARGIN_SECONDS = 60
-# The longest duration the server accepts (MAX_DURATION in src/config/parse.rs: 30 days).
-MAX_DURATION_SECONDS = 30 * 24 * 3600
+# The longest duration the server accepts (MAX_DURATION in src/config/parse.rs: 10 days).
+MAX_DURATION_SECONDS = 10 * 24 * 3600
 
 # The custom resources validated here, each against deploy/schemas/<kind in lower case>.json;
 # every other object goes to kubernetes-validate.
@@ -78,14 +78,14 @@ def check(cond, msg):
 
 def seconds(text):
     """A duration exactly as the server parses it (parse_duration in src/config/parse.rs): digits with
-    at most one inner dot, then nothing (seconds), ms, s, m or h; no space inside; at most 30
+    at most one inner dot, then nothing (seconds), ms, s, m or h; no space inside; at most 10
     days. Anything else raises ValueError, as the server refuses to start on it."""
     m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)?", str(text).strip())
     if not m:
         raise ValueError(f"{text!r} is not a duration the server accepts (15s, 500ms, 2m, 1h, 15)")
     value = float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
     if value > MAX_DURATION_SECONDS:
-        raise ValueError(f"{text!r} is too long for the server (at most 30 days)")
+        raise ValueError(f"{text!r} is too long for the server (at most 10 days)")
     return value
 
 

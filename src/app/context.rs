@@ -42,6 +42,8 @@ pub struct Context {
     pub rng: Rng,
     /// Loop time of the current iteration.
     pub now: Millis,
+    /// The loop time when the server started (uptime counts from it).
+    pub started: Millis,
     /// `Date` header value, refreshed once a second.
     pub date: String,
     date_second: Millis,
@@ -99,11 +101,23 @@ impl Context {
             instance_json: json_string(instance_id),
             rng,
             now: 0,
+            started: 0,
             date: httpdate::fmt_http_date(wall_clock()),
             date_second: 0,
             wall_clock,
             fault: FaultTrigger::from_env(),
         }
+    }
+
+    /// The loop starts at `now`.
+    pub fn start(&mut self, now: Millis) {
+        self.started = now;
+        self.tick(now);
+    }
+
+    /// Milliseconds since the loop started.
+    pub fn uptime_ms(&self) -> Millis {
+        self.now.saturating_sub(self.started)
     }
 
     /// Advances the loop time, refreshing the `Date` header when a second has passed.

@@ -121,7 +121,7 @@ pub fn handle(head: &Head<'_>, listener: Listener, ctx: &mut Context) -> Action 
                     .lifecycle
                     .drain_started_at()
                     .map_or(0.0, |start| secs(ctx.now.saturating_sub(start))),
-                uptime_secs: secs(ctx.now),
+                uptime_secs: secs(ctx.uptime_ms()),
                 memory: (ctx.memory_probe)(),
             });
             Response::new(

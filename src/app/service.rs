@@ -27,8 +27,9 @@ use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use crate::app::context::Context;
 use crate::app::lifecycle::Phase;
 use crate::base::outbuf::OutQueue;
+use crate::base::stamp::Due;
 use crate::base::timers::{Millis, NEVER};
-use crate::config::EchoMode;
+use crate::config::{Config, EchoMode};
 use crate::protocol::websocket::codec::{write_frame, write_header};
 
 /// A close the service asks for: its code and the reason the client reads.
@@ -40,49 +41,37 @@ pub struct Close {
     pub reason: &'static str,
 }
 
-/// This service's state for one WebSocket.
+/// This service's state for one WebSocket: two 32-bit deadlines and a tag, since every idle
+/// connection holds one.
 #[derive(Debug)]
 pub struct Service {
-    /// Next alive message ([`NEVER`] when they are off).
-    next_alive: Millis,
+    /// Next alive message (unused when they are off).
+    next_alive: Due,
     /// When this WebSocket is asked to go, and whether it has been already.
     goodbye: Goodbye,
 }
 
-/// When a WebSocket is asked to go (its turn in the drain, or its maximum age): before its
-/// goaway notice, the time of the notice; after it, the time of the close. One word rather
-/// than a time and a flag, since every idle connection pays for it: the top bit says the notice
-/// went out, and loop times never reach it (2^63 ms is 292 million years).
+/// When a WebSocket is asked to go: its turn in the drain, or its maximum age.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Goodbye(u64);
+enum Goodbye {
+    /// Not asked to go.
+    None,
+    /// The goaway notice (or the close, without handover) is due then.
+    Due(Due),
+    /// The notice went out; the close is due then.
+    Noticed(Due),
+}
 
 impl Goodbye {
-    const NOTICE_SENT: u64 = 1 << 63;
-    /// The largest time that fits; it stands for [`NEVER`].
-    const LATEST: u64 = !Self::NOTICE_SENT;
-
-    /// Not asked to go.
-    const NONE: Goodbye = Goodbye(Self::LATEST);
-
-    /// The notice (or the close, without handover) is due at `at`.
-    fn due(at: Millis) -> Self {
-        Goodbye(at.min(Self::LATEST))
-    }
-
-    /// The notice went out; the close is due at `at`.
-    fn noticed(close_at: Millis) -> Self {
-        Goodbye(close_at.min(Self::LATEST) | Self::NOTICE_SENT)
-    }
-
-    fn at(self) -> Millis {
-        match self.0 & Self::LATEST {
-            Self::LATEST => NEVER,
-            at => at,
+    fn at(self, now: Millis) -> Millis {
+        match self {
+            Goodbye::None => NEVER,
+            Goodbye::Due(at) | Goodbye::Noticed(at) => at.at(now),
         }
     }
 
     fn notice_sent(self) -> bool {
-        self.0 & Self::NOTICE_SENT != 0
+        matches!(self, Goodbye::Noticed(_))
     }
 }
 
@@ -93,16 +82,12 @@ impl Service {
     /// clients that connected together (after the previous rollout) do not all reconnect at once.
     pub fn open(out: &mut OutQueue, ctx: &mut Context) -> Self {
         let interval = ctx.config.alive_interval.as_millis() as u64;
-        let next_alive = if interval == 0 {
-            NEVER
-        } else {
-            ctx.now + 1 + ctx.rng.below(interval)
-        };
+        let next_alive = Due::of(ctx.now + 1 + ctx.rng.below(interval));
         let age = ctx.config.max_connection_age.as_millis() as u64;
         let goodbye = if age == 0 {
-            Goodbye::NONE
+            Goodbye::None
         } else {
-            Goodbye::due(ctx.now + age - ctx.rng.below(age / 10 + 1))
+            Goodbye::Due(Due::of(ctx.now + age - ctx.rng.below(age / 10 + 1)))
         };
         if ctx.config.echo_mode == EchoMode::Reverse {
             let handover_ms = handover_ms(ctx);
@@ -114,15 +99,20 @@ impl Service {
         }
     }
 
-    /// When the service next needs the loop.
-    pub fn next_deadline(&self) -> Millis {
-        self.next_alive.min(self.goodbye.at())
+    /// When the service next needs the loop (at `now` or later).
+    pub fn next_deadline(&self, config: &Config, now: Millis) -> Millis {
+        let alive = if config.alive_interval.is_zero() {
+            NEVER
+        } else {
+            self.next_alive.at(now)
+        };
+        alive.min(self.goodbye.at(now))
     }
 
-    /// The drain has begun: ask this WebSocket to go at `at` (unless it already was).
-    pub fn schedule_drain(&mut self, at: Millis) {
+    /// The drain has begun at `now`: ask this WebSocket to go at `at` (unless it already was).
+    pub fn schedule_drain(&mut self, at: Millis, now: Millis) {
         if !self.goodbye.notice_sent() {
-            self.goodbye = Goodbye::due(self.goodbye.at().min(at));
+            self.goodbye = Goodbye::Due(Due::of(self.goodbye.at(now).min(at)));
         }
     }
 
@@ -170,7 +160,8 @@ impl Service {
     /// and the close frame are queued behind them.
     pub fn on_timeout(&mut self, out: &mut OutQueue, ctx: &mut Context) -> Option<Close> {
         let now = ctx.now;
-        if now >= self.goodbye.at() {
+        let goodbye_at = self.goodbye.at(now);
+        if now >= goodbye_at {
             let draining = ctx.lifecycle.phase() == Phase::Draining;
             let noticed = self.goodbye.notice_sent();
             if noticed {
@@ -181,7 +172,7 @@ impl Service {
             // The handover counts from the time the notice was due, not from when the loop got
             // to it: a stalled loop leaves the client less time rather than pushing the close
             // (and the drain) later.
-            let close_at = self.goodbye.at().saturating_add(handover_ms(ctx));
+            let close_at = goodbye_at.saturating_add(handover_ms(ctx));
             if noticed || now >= close_at {
                 if draining {
                     ctx.lifecycle.record_drain_close(now);
@@ -197,22 +188,23 @@ impl Service {
             }
             send_own(out, ctx, Some(("goaway", "close_in_ms", close_at - now)));
             ctx.metrics.ws.handover_notices += 1;
-            self.goodbye = Goodbye::noticed(close_at);
+            self.goodbye = Goodbye::Noticed(Due::of(close_at));
         }
-        if now >= self.next_alive {
-            let interval = ctx.config.alive_interval.as_millis() as u64;
+        let interval = ctx.config.alive_interval.as_millis() as u64;
+        let next_alive = self.next_alive.at(now);
+        if interval > 0 && now >= next_alive {
             // Skipped while output is pending: a client that is behind needs no more of them.
             if out.is_empty() {
                 send_own(out, ctx, None);
                 ctx.metrics.ws.alive_sent += 1;
             }
-            self.next_alive = if now >= self.next_alive + interval {
+            self.next_alive = Due::of(if now >= next_alive + interval {
                 // Fell behind (a stalled or overloaded loop): re-anchor, and let it be seen.
                 ctx.metrics.ws.alive_late += 1;
                 now + interval
             } else {
-                self.next_alive + interval
-            };
+                next_alive + interval
+            });
         }
         None
     }
@@ -242,7 +234,7 @@ fn send_own(out: &mut OutQueue, ctx: &Context, event: Option<(&str, &str, u64)>)
         ctx.instance_json,
         ctx.lifecycle.phase().as_str(),
         ctx.config.alive_interval.as_millis(),
-        ctx.now
+        ctx.uptime_ms()
     ));
     if let Some((_, key, value)) = event {
         text.push_str(&format!(",\"{key}\":{value}"));
@@ -325,7 +317,10 @@ mod tests {
         ctx.now = 1_000;
         let mut per_tenth = [0u32; 10];
         for _ in 0..2_000 {
-            let at = Service::open(&mut OutQueue::new(), &mut ctx).goodbye.at() - 1_000;
+            let at = Service::open(&mut OutQueue::new(), &mut ctx)
+                .goodbye
+                .at(1_000)
+                - 1_000;
             assert!((90_000..=100_000).contains(&at), "{at}");
             per_tenth[((at - 90_000) / 1_000).min(9) as usize] += 1;
         }

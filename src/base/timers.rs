@@ -1,40 +1,44 @@
 //! Deadlines owned by the event loop: a monotonic millisecond clock and one min-heap of
 //! per-connection deadlines.
 //!
-//! Each connection has a single [`Deadline`]: the earliest moment anything must happen to it
-//! (header timeout, idle timeout, the preStop answer, a lingering close, later the WebSocket
-//! timers). The heap holds at most one live entry per connection in the common case: moving a
-//! deadline *later* pushes nothing (the old entry fires early, sees the later time and re-arms);
-//! only moving it *earlier* pushes. Entries carry the slab slot and the connection's generation,
-//! so an entry for a connection that is gone, or whose slot was reused, is ignored.
+//! Each connection has a single deadline: the earliest moment anything must happen to it
+//! (header timeout, idle timeout, the preStop answer, a lingering close, the WebSocket timers).
+//! [`Timers`] holds exactly one entry per connection that has one, found by its slab slot, so a
+//! deadline moves in place and a closed connection's goes with it: nothing stale is left to
+//! fire, and no generation is needed to tell a reused slot's entries apart.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-/// Milliseconds since the loop's clock started.
+use crate::base::stamp::Due;
+
+/// Milliseconds on the loop's clock.
 pub type Millis = u64;
 
 /// "No deadline".
 pub const NEVER: Millis = Millis::MAX;
 
-/// A monotonic clock counting milliseconds from the start of the process.
+/// A monotonic millisecond clock. It starts at [`Clock::START`], 10 s before the 32-bit times
+/// of `base::stamp` wrap, so that every run of more than 10 s crosses a wrap (as Linux starts
+/// jiffies 5 minutes before theirs) and a mistake there shows in tests, not after 49.7 days.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Clock {
     start: Instant,
 }
 
 impl Clock {
-    /// A clock whose zero is now.
+    /// The clock's reading when it starts.
+    pub const START: Millis = (1 << 32) - 10_000;
+
+    /// A clock that reads [`Clock::START`] now.
     pub fn new() -> Self {
         Clock {
             start: Instant::now(),
         }
     }
 
-    /// Milliseconds since the clock started.
+    /// The time now.
     pub fn now(&self) -> Millis {
-        self.start.elapsed().as_millis() as Millis
+        Self::START + self.start.elapsed().as_millis() as Millis
     }
 }
 
@@ -88,117 +92,152 @@ impl Rng {
     }
 }
 
-/// One connection's deadline, plus the bookkeeping that keeps the heap small.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Deadline {
-    /// When the connection next needs attention ([`NEVER`] for not at all).
-    at: Millis,
-    /// The time of this connection's live heap entry, or [`NEVER`] if it has none.
-    armed: Millis,
-}
+/// No place in the heap: the slot has no deadline.
+const NOWHERE: u32 = u32::MAX;
 
-impl Deadline {
-    /// No deadline and no heap entry.
-    pub const fn none() -> Self {
-        Deadline {
-            at: NEVER,
-            armed: NEVER,
-        }
-    }
-
-    /// The current deadline.
-    pub fn at(&self) -> Millis {
-        self.at
-    }
-}
-
-/// A popped heap entry: the connection it was for and the time it was set to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Entry {
-    /// The time the entry was pushed for.
-    pub at: Millis,
-    /// The connection's slab slot.
-    pub slot: usize,
-    /// The connection's generation when the entry was pushed.
-    pub generation: u32,
-}
-
-/// The loop's heap of connection deadlines.
+/// The loop's deadlines, one per connection: a binary min-heap of (deadline, slab slot) that
+/// knows where each slot's entry is, so a deadline moves in place (earlier or later) and goes
+/// with its connection. 12 bytes a connection: the 8-byte entry and its 4-byte position.
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    /// (time, slot, generation): 16 bytes an entry; slots are slab indices, far below 2^32.
-    heap: BinaryHeap<Reverse<(Millis, u32, u32)>>,
+    heap: Vec<(Due, u32)>,
+    /// Each slot's index in `heap` ([`NOWHERE`]: no deadline), indexed by slot.
+    position: Vec<u32>,
 }
 
 impl Timers {
-    /// An empty heap.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets `deadline` (belonging to connection `slot`/`generation`) to `at`.
-    pub fn set(&mut self, deadline: &mut Deadline, slot: usize, generation: u32, at: Millis) {
-        deadline.at = at;
-        debug_assert!(
-            u32::try_from(slot).is_ok(),
-            "slab slot {slot} does not fit a heap entry"
-        );
-        if at < deadline.armed {
-            deadline.armed = at;
-            self.heap.push(Reverse((at, slot as u32, generation)));
+    /// No deadlines, with room for `slots` connections reserved: address space only (a large
+    /// allocation is mapped on first touch), and growing never leaves freed copies behind.
+    pub fn with_capacity(slots: usize) -> Self {
+        Timers {
+            heap: Vec::with_capacity(slots),
+            position: Vec::with_capacity(slots),
         }
     }
 
-    /// The time of the earliest entry, which may be stale (then the loop wakes early and
-    /// finds nothing due, which is harmless).
-    pub fn next(&self) -> Option<Millis> {
-        self.heap.peek().map(|Reverse((at, _, _))| *at)
+    /// Sets connection `slot`'s deadline to `at` ([`NEVER`]: none).
+    pub fn set(&mut self, slot: usize, at: Millis) {
+        if at == NEVER {
+            self.remove(slot);
+            return;
+        }
+        debug_assert!(u32::try_from(slot).is_ok_and(|s| s != NOWHERE));
+        if slot >= self.position.len() {
+            self.position.resize(slot + 1, NOWHERE);
+        }
+        let due = Due::of(at);
+        match self.position[slot] {
+            NOWHERE => {
+                self.heap.push((due, slot as u32));
+                self.sift_up(self.heap.len() - 1);
+            }
+            i => {
+                let i = i as usize;
+                let earlier = due.is_before(self.heap[i].0);
+                self.heap[i].0 = due;
+                if earlier {
+                    self.sift_up(i);
+                } else {
+                    self.sift_down(i);
+                }
+            }
+        }
     }
 
-    /// Pops the earliest entry if it is due at `now`. The caller looks up the connection it
-    /// names (skipping it if gone or of another generation) and passes it to [`Timers::fire`].
-    pub fn pop_due(&mut self, now: Millis) -> Option<Entry> {
-        let &Reverse((at, slot, generation)) = self.heap.peek()?;
-        if at > now {
+    /// Connection `slot` has no deadline (any more).
+    pub fn remove(&mut self, slot: usize) {
+        let Some(&i) = self.position.get(slot) else {
+            return;
+        };
+        if i == NOWHERE {
+            return;
+        }
+        self.take(i as usize);
+    }
+
+    /// Connection `slot`'s deadline ([`NEVER`] for none).
+    pub fn deadline(&self, slot: usize, now: Millis) -> Millis {
+        match self.position.get(slot) {
+            Some(&i) if i != NOWHERE => self.heap[i as usize].0.at(now),
+            _ => NEVER,
+        }
+    }
+
+    /// The earliest deadline.
+    pub fn next(&self, now: Millis) -> Option<Millis> {
+        self.heap.first().map(|(due, _)| due.at(now))
+    }
+
+    /// Takes out the connection whose deadline is earliest, if it has passed at `now`.
+    pub fn pop_due(&mut self, now: Millis) -> Option<usize> {
+        let &(due, slot) = self.heap.first()?;
+        if Due::of(now).is_before(due) {
             return None;
         }
-        self.heap.pop();
-        Some(Entry {
-            at,
-            slot: slot as usize,
-            generation,
-        })
+        self.take(0);
+        Some(slot as usize)
     }
 
-    /// Settles a popped entry against its connection's deadline: true if the deadline has
-    /// really passed; otherwise re-arms it if it was moved later, or drops a stale entry.
-    pub fn fire(&mut self, entry: Entry, deadline: &mut Deadline, now: Millis) -> bool {
-        if deadline.armed != entry.at {
-            return false; // superseded by an earlier entry
-        }
-        deadline.armed = NEVER;
-        if deadline.at <= now {
-            return true;
-        }
-        if deadline.at != NEVER {
-            // Moved later since this entry was pushed: re-arm at the new time.
-            deadline.armed = deadline.at;
-            self.heap
-                .push(Reverse((deadline.at, entry.slot as u32, entry.generation)));
-        }
-        false
-    }
-
-    /// Number of heap entries, live and stale (for the tests).
+    /// Number of deadlines set.
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.heap.len()
     }
 
-    /// Whether the heap has no entries (for the tests).
-    #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+    /// Removes the entry at heap index `i`.
+    fn take(&mut self, i: usize) {
+        let slot = self.heap[i].1 as usize;
+        self.position[slot] = NOWHERE;
+        let last = self.heap.len() - 1;
+        if i != last {
+            self.heap.swap(i, last);
+            self.heap.pop();
+            self.position[self.heap[i].1 as usize] = i as u32;
+            self.sift_up(i);
+            self.sift_down(i);
+        } else {
+            self.heap.pop();
+        }
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if !self.heap[i].0.is_before(self.heap[parent].0) {
+                break;
+            }
+            self.swap(i, parent);
+            i = parent;
+        }
+        self.position[self.heap[i].1 as usize] = i as u32;
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        let n = self.heap.len();
+        loop {
+            let left = 2 * i + 1;
+            if left >= n {
+                break;
+            }
+            let right = left + 1;
+            let child = if right < n && self.heap[right].0.is_before(self.heap[left].0) {
+                right
+            } else {
+                left
+            };
+            if !self.heap[child].0.is_before(self.heap[i].0) {
+                break;
+            }
+            self.swap(i, child);
+            i = child;
+        }
+        self.position[self.heap[i].1 as usize] = i as u32;
+    }
+
+    /// Swaps two entries, recording the new place of the one that moved to `a`.
+    fn swap(&mut self, a: usize, b: usize) {
+        self.heap.swap(a, b);
+        self.position[self.heap[a].1 as usize] = a as u32;
     }
 }
 
@@ -206,75 +245,112 @@ impl Timers {
 mod tests {
     use super::*;
 
-    fn expire(timers: &mut Timers, conns: &mut [(u32, Deadline)], now: Millis) -> Vec<usize> {
-        let mut due = Vec::new();
-        while let Some(entry) = timers.pop_due(now) {
-            let Some((generation, deadline)) = conns.get_mut(entry.slot) else {
-                continue;
-            };
-            if *generation == entry.generation && timers.fire(entry, deadline, now) {
-                due.push(entry.slot);
-            }
-        }
-        due
+    fn expire(timers: &mut Timers, now: Millis) -> Vec<usize> {
+        std::iter::from_fn(|| timers.pop_due(now)).collect()
     }
 
     #[test]
     fn fires_in_order_and_only_when_due() {
-        let mut timers = Timers::new();
-        let mut conns = vec![(0, Deadline::none()), (0, Deadline::none())];
-        timers.set(&mut conns[0].1, 0, 0, 100);
-        timers.set(&mut conns[1].1, 1, 0, 50);
-        assert_eq!(timers.next(), Some(50));
-        assert!(expire(&mut timers, &mut conns, 49).is_empty());
-        assert_eq!(expire(&mut timers, &mut conns, 50), vec![1]);
-        assert_eq!(expire(&mut timers, &mut conns, 1000), vec![0]);
-        assert!(timers.is_empty());
+        let mut timers = Timers::default();
+        timers.set(0, 100);
+        timers.set(1, 50);
+        assert_eq!(timers.next(0), Some(50));
+        assert!(expire(&mut timers, 49).is_empty());
+        assert_eq!(expire(&mut timers, 50), vec![1]);
+        assert_eq!(expire(&mut timers, 1000), vec![0]);
+        assert_eq!(timers.len(), 0);
     }
 
     #[test]
-    fn moving_later_rearms_without_pushing() {
-        let mut timers = Timers::new();
-        let mut conns = vec![(0, Deadline::none())];
-        timers.set(&mut conns[0].1, 0, 0, 100);
-        timers.set(&mut conns[0].1, 0, 0, 300);
+    fn a_deadline_moves_in_place_either_way() {
+        let mut timers = Timers::default();
+        timers.set(0, 100);
+        timers.set(0, 300);
         assert_eq!(timers.len(), 1);
-        assert!(expire(&mut timers, &mut conns, 150).is_empty());
-        assert_eq!(timers.next(), Some(300));
-        assert_eq!(expire(&mut timers, &mut conns, 300), vec![0]);
+        assert!(expire(&mut timers, 150).is_empty());
+        assert_eq!(timers.next(150), Some(300));
+        timers.set(0, 120);
+        assert_eq!(timers.len(), 1);
+        assert_eq!(expire(&mut timers, 150), vec![0]);
+        assert!(expire(&mut timers, 400).is_empty());
     }
 
     #[test]
-    fn moving_earlier_pushes_and_old_entry_is_ignored() {
-        let mut timers = Timers::new();
-        let mut conns = vec![(0, Deadline::none())];
-        timers.set(&mut conns[0].1, 0, 0, 300);
-        timers.set(&mut conns[0].1, 0, 0, 100);
-        assert_eq!(expire(&mut timers, &mut conns, 100), vec![0]);
-        // The stale entry at 300 must not fire a second time.
-        assert!(expire(&mut timers, &mut conns, 400).is_empty());
+    fn a_cleared_or_removed_deadline_never_fires() {
+        let mut timers = Timers::default();
+        timers.set(0, 100);
+        timers.set(1, 200);
+        timers.set(0, NEVER);
+        timers.remove(1);
+        timers.remove(7); // never had one
+        assert!(expire(&mut timers, 1000).is_empty());
+        assert_eq!(timers.deadline(0, 1000), NEVER);
     }
 
     #[test]
-    fn cleared_deadline_never_fires() {
-        let mut timers = Timers::new();
-        let mut conns = vec![(0, Deadline::none())];
-        timers.set(&mut conns[0].1, 0, 0, 100);
-        timers.set(&mut conns[0].1, 0, 0, NEVER);
-        assert!(expire(&mut timers, &mut conns, 1000).is_empty());
-        assert!(timers.is_empty());
+    fn order_holds_across_the_32_bit_wrap() {
+        const WRAP: Millis = 1 << 32;
+        let mut timers = Timers::default();
+        let now = WRAP - 1_000;
+        timers.set(0, WRAP + 500);
+        timers.set(1, WRAP - 500);
+        timers.set(2, WRAP + 10);
+        assert_eq!(timers.next(now), Some(WRAP - 500));
+        assert_eq!(timers.deadline(0, now), WRAP + 500);
+        assert_eq!(expire(&mut timers, WRAP + 10), vec![1, 2]);
+        assert_eq!(expire(&mut timers, WRAP + 600), vec![0]);
     }
 
+    /// Against a plain model (a map of slot to deadline), over random sets, moves and removals
+    /// with times around the wrap: the heap pops exactly the due slots, earliest first.
     #[test]
-    fn reused_slot_ignores_old_generation() {
-        let mut timers = Timers::new();
-        let mut conns = vec![(0, Deadline::none())];
-        timers.set(&mut conns[0].1, 0, 0, 100);
-        // The connection is replaced by a new one (generation 1) in the same slot.
-        conns[0] = (1, Deadline::none());
-        timers.set(&mut conns[0].1, 0, 1, 500);
-        assert!(expire(&mut timers, &mut conns, 200).is_empty());
-        assert_eq!(expire(&mut timers, &mut conns, 500), vec![0]);
+    fn matches_a_model_under_random_changes() {
+        let mut rng = Rng::seeded(11);
+        for round in 0..200 {
+            let start: Millis = if round % 2 == 0 { 0 } else { (1 << 32) - 5_000 };
+            let mut timers = Timers::default();
+            let mut model = std::collections::BTreeMap::new();
+            let mut now = start;
+            for _ in 0..300 {
+                let slot = rng.below(40) as usize;
+                match rng.below(4) {
+                    0 => {
+                        timers.remove(slot);
+                        model.remove(&slot);
+                    }
+                    1 => {
+                        now += rng.below(3_000);
+                        let mut due: Vec<(Millis, usize)> = model
+                            .iter()
+                            .filter(|&(_, &at)| at <= now)
+                            .map(|(&s, &at)| (at, s))
+                            .collect();
+                        due.sort();
+                        let fired = expire(&mut timers, now);
+                        let expected: Vec<usize> = due.iter().map(|&(_, s)| s).collect();
+                        let mut sorted = fired.clone();
+                        sorted.sort();
+                        let mut expected_sorted = expected.clone();
+                        expected_sorted.sort();
+                        assert_eq!(sorted, expected_sorted, "round {round}");
+                        let times: Vec<Millis> = fired.iter().map(|s| model[s]).collect();
+                        assert!(times.is_sorted(), "round {round}: {times:?}");
+                        for s in fired {
+                            model.remove(&s);
+                        }
+                    }
+                    _ => {
+                        let at = now + rng.below(10_000);
+                        timers.set(slot, at);
+                        model.insert(slot, at);
+                    }
+                }
+                assert_eq!(timers.next(now), model.values().min().copied());
+                for (&s, &at) in &model {
+                    assert_eq!(timers.deadline(s, now), at);
+                }
+            }
+        }
     }
 
     #[test]

@@ -306,8 +306,10 @@ fn invalid(name: &str, value: &str, why: &str) -> ConfigError {
     ConfigError(format!("{name}: invalid value {value:?}: {why}"))
 }
 
-/// Longest duration accepted anywhere (30 days): larger values are surely a mistake.
-const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Longest duration accepted anywhere (10 days): larger values are surely a mistake, and a
+/// connection's deadlines (a duration, or two added) must stay within the 24.8 days that its
+/// 32-bit times reach (`base::stamp`).
+const MAX_DURATION: Duration = Duration::from_secs(10 * 24 * 3600);
 
 /// Parses `15s`, `500ms`, `2m`, `1h`, or plain seconds (`15`, `0.5`).
 pub fn parse_duration(text: &str) -> Result<Duration, &'static str> {
@@ -330,7 +332,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, &'static str> {
     };
     let secs = value * scale;
     if !secs.is_finite() || secs > MAX_DURATION.as_secs_f64() {
-        return Err("too long: at most 30 days");
+        return Err("too long: at most 10 days");
     }
     Ok(Duration::from_secs_f64(secs))
 }

@@ -199,6 +199,7 @@ fn durations() {
         ("0.5", 500),
         ("0", 0),
         ("1.5s", 1_500),
+        ("240h", 864_000_000),
     ];
     for (text, ms) in ok {
         assert_eq!(
@@ -217,6 +218,7 @@ fn durations() {
         "1e3",
         "15 s",
         "31d",
+        "241h", // past 10 days: a connection's 32-bit deadlines must stay in range
         "99999999h",
         "NaN",
     ] {

@@ -5,6 +5,7 @@ use crate::app::context::Context;
 use crate::app::lifecycle::Phase;
 use crate::app::routes::{self, Action};
 use crate::app::service::Service;
+use crate::base::stamp::Stamp;
 use crate::base::timers::{Millis, after};
 use crate::connection::websocket::WebSocket;
 use crate::connection::{Connection, PendingAnswer, Processed, State, Verdict};
@@ -32,7 +33,7 @@ impl Connection {
                 }
                 Parsed::Complete(head, len) => {
                     used += len;
-                    self.last_active = ctx.now;
+                    self.last_active = Stamp::of(ctx.now);
                     self.state = State::Http {
                         head_started: (used < buf.len()).then_some(ctx.now),
                     };
@@ -113,7 +114,7 @@ impl Connection {
         let now = ctx.now;
         let config = &ctx.config;
         if !self.output.is_empty() {
-            if now >= after(self.last_active, config.idle_timeout) {
+            if now >= after(self.last_active.at(now), config.idle_timeout) {
                 log::debug!("conn #{}: client stopped reading; closing", self.id);
                 return Verdict::Close;
             }
@@ -137,7 +138,7 @@ impl Connection {
                     ctx,
                 );
             }
-        } else if now >= after(self.last_active, config.idle_timeout) {
+        } else if now >= after(self.last_active.at(now), config.idle_timeout) {
             log::debug!("conn #{}: keep-alive idle timeout", self.id);
             return Verdict::Close;
         }

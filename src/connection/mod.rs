@@ -32,6 +32,7 @@ use crate::app::context::Context;
 use crate::app::lifecycle::Phase;
 use crate::base::inbuf::InBuf;
 use crate::base::outbuf::OutQueue;
+use crate::base::stamp::Stamp;
 use crate::base::timers::{Millis, after};
 use crate::config::LINGER;
 use crate::net::Listener;
@@ -132,7 +133,7 @@ pub struct Connection {
     /// The client shut down its sending side.
     input_closed: bool,
     /// Last request completed or write progress.
-    last_active: Millis,
+    last_active: Stamp,
 }
 
 impl Connection {
@@ -149,7 +150,7 @@ impl Connection {
             output: OutQueue::new(),
             close_after_flush: false,
             input_closed: false,
-            last_active: now,
+            last_active: Stamp::of(now),
         }
     }
 
@@ -206,7 +207,7 @@ impl Connection {
     /// The kernel took `n` bytes of the output.
     pub fn on_written(&mut self, n: usize, now: Millis) {
         if n > 0 {
-            self.last_active = now;
+            self.last_active = Stamp::of(now);
         }
         if self.output.is_empty()
             && let State::WebSocket(ws) = &mut self.state
@@ -215,11 +216,11 @@ impl Connection {
         }
     }
 
-    /// Schedules the drain's close of a WebSocket; false for other connections.
-    pub fn schedule_drain(&mut self, at: Millis) -> bool {
+    /// Schedules the drain's close of a WebSocket, at `now`; false for other connections.
+    pub fn schedule_drain(&mut self, at: Millis, now: Millis) -> bool {
         match &mut self.state {
             State::WebSocket(ws) if !ws.session.closing() => {
-                ws.service.schedule_drain(at);
+                ws.service.schedule_drain(at, now);
                 true
             }
             _ => false,
@@ -253,10 +254,10 @@ impl Connection {
         match self.state {
             State::Lingering { until, .. } => until,
             State::AwaitPreStop(answer) => answer.at,
-            State::WebSocket(ref ws) => self.websocket_deadline(ws, config),
+            State::WebSocket(ref ws) => self.websocket_deadline(ws, config, ctx.now),
             State::Http { head_started } => match head_started {
                 Some(start) if self.output.is_empty() => after(start, config.header_timeout),
-                _ => after(self.last_active, config.idle_timeout),
+                _ => after(self.last_active.at(ctx.now), config.idle_timeout),
             },
         }
     }

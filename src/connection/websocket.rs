@@ -22,18 +22,23 @@ pub(super) struct WebSocket {
 
 impl Connection {
     /// When an upgraded connection next needs the loop.
-    pub(super) fn websocket_deadline(&self, ws: &WebSocket, config: &Config) -> Millis {
+    pub(super) fn websocket_deadline(
+        &self,
+        ws: &WebSocket,
+        config: &Config,
+        now: Millis,
+    ) -> Millis {
         let session = &ws.session;
-        let stalled = self.stalled_at(session, config);
+        let stalled = self.stalled_at(session, config, now);
         if self.close_after_flush {
             return stalled; // the WebSocket is over: only the flush is left
         }
         let service = if session.closing() {
             NEVER
         } else {
-            ws.service.next_deadline()
+            ws.service.next_deadline(config, now)
         };
-        session.next_deadline(config).min(service).min(stalled)
+        session.next_deadline(config, now).min(service).min(stalled)
     }
 
     /// An upgraded connection's deadline passed.
@@ -41,7 +46,7 @@ impl Connection {
         let now = ctx.now;
         let config = &ctx.config;
         let stalled = match &self.state {
-            State::WebSocket(ws) => self.stalled_at(&ws.session, config),
+            State::WebSocket(ws) => self.stalled_at(&ws.session, config, now),
             _ => return Verdict::Keep,
         };
         let State::WebSocket(ws) = &mut self.state else {
@@ -146,12 +151,12 @@ impl Connection {
     /// When a client that takes nothing is given up on: while output waits for it (above the
     /// high-water mark, or anything at all once the WebSocket is closing: its close frame must
     /// get out), `PONG_TIMEOUT` after the last write progress; [`NEVER`] otherwise.
-    fn stalled_at(&self, session: &Session, config: &Config) -> Millis {
+    fn stalled_at(&self, session: &Session, config: &Config, now: Millis) -> Millis {
         let closing = session.closing() || self.close_after_flush;
         let waiting =
             self.output.len() >= high_water(config) || (closing && !self.output.is_empty());
         if waiting {
-            after(self.last_active, config.pong_timeout)
+            after(self.last_active.at(now), config.pong_timeout)
         } else {
             NEVER
         }

@@ -5,7 +5,7 @@ use std::io;
 
 use crate::app::lifecycle::EventLine;
 use crate::app::metrics::RejectReason;
-use crate::base::timers::{Deadline, after};
+use crate::base::timers::after;
 use crate::config::MAX_ADMIN_CONNECTIONS;
 use crate::connection::{Connection, Verdict};
 use crate::net::{self, Listener, Net};
@@ -105,7 +105,6 @@ impl<N: Net> Server<N> {
         entry.insert(Slot {
             stream,
             conn,
-            deadline: Deadline::none(),
             counted_as,
             unread: true,
             rerun: false,

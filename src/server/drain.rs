@@ -48,7 +48,7 @@ impl<N: Net> Server<N> {
         let mut schedule = DrainSchedule::new(window_ms);
         for slot in slots {
             let offset = self.ctx.rng.below(window_ms.max(1));
-            if self.conns[slot].conn.schedule_drain(now + offset) {
+            if self.conns[slot].conn.schedule_drain(now + offset, now) {
                 schedule.add(offset);
                 self.after_run(slot, Verdict::Keep);
             }
@@ -133,9 +133,12 @@ impl<N: Net> Server<N> {
             let mut line = EventLine::new("drain_end")
                 .field(
                     "after_ms",
-                    self.ctx
-                        .now
-                        .saturating_sub(self.ctx.lifecycle.drain_started_at().unwrap_or(0)),
+                    self.ctx.now.saturating_sub(
+                        self.ctx
+                            .lifecycle
+                            .drain_started_at()
+                            .unwrap_or(self.ctx.now),
+                    ),
                 )
                 .field("closes_sent", closes.len());
             if let (Some(first), Some(last)) = (closes.first(), closes.last()) {

@@ -15,7 +15,7 @@ use slab::Slab;
 
 use crate::app::context::Context;
 use crate::app::lifecycle::SignalAction;
-use crate::base::timers::{Deadline, Millis, Timers};
+use crate::base::timers::{Millis, Timers};
 use crate::connection::{Connection, Kind, Verdict};
 use crate::net::{Listener, Net};
 use crate::protocol::websocket::WsCounters;
@@ -30,6 +30,10 @@ pub use shell::run;
 use drive::{count_of, drive, guarded};
 /// When accept fails and nothing else will wake the loop, try again after this long.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// Slots reserved for admin connections beside `max_public` (more are allocated if needed).
+const ADMIN_RESERVE: usize = 64;
+/// The most slots reserved up front (beyond, the slab grows as usual).
+const MAX_RESERVED_SLOTS: usize = 1 << 20;
 /// Descriptor exhaustion is logged at most this often.
 const FD_WARNING_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -120,8 +124,6 @@ struct Slot<S> {
     /// The state machine; its id is the generation that tells this connection from earlier
     /// ones in the same slab slot.
     conn: Connection,
-    /// Its place in the timer heap.
-    deadline: Deadline,
     /// What it is counted as in [`Context::open`].
     counted_as: Kind,
     /// The socket may hold bytes that no pending readiness event will report (reading stopped
@@ -183,10 +185,15 @@ impl<N: Net> Server<N> {
     /// public connections at once.
     pub fn new(net: N, mut ctx: Context, max_public: usize, tuning: Tuning) -> Self {
         ctx.max_public = max_public;
+        // Room for every connection reserved up front: address space only, touched as the slab
+        // fills, and no freed copies left behind as it grows (they would stay resident).
+        let reserved = max_public
+            .saturating_add(ADMIN_RESERVE)
+            .min(MAX_RESERVED_SLOTS);
         Server {
             net,
-            conns: Slab::new(),
-            timers: Timers::new(),
+            conns: Slab::with_capacity(reserved),
+            timers: Timers::with_capacity(reserved),
             ctx,
             scratch: vec![0; tuning.scratch_bytes.max(1)].into_boxed_slice(),
             tuning,
@@ -251,7 +258,7 @@ impl<N: Net> Server<N> {
             slot,
             generation: s.conn.id(),
             conn: &s.conn,
-            deadline: s.deadline.at(),
+            deadline: self.timers.deadline(slot, self.ctx.now),
             rerun_queued: self.rerun.contains(&(slot, s.conn.id())),
             unread: s.unread,
         })
@@ -262,7 +269,7 @@ impl<N: Net> Server<N> {
             return Some(self.ctx.now);
         }
         [
-            self.timers.next(),
+            self.timers.next(self.ctx.now),
             self.accept_retry_at,
             self.drain.as_ref().map(|d| d.deadline),
         ]
@@ -290,6 +297,7 @@ impl<N: Net> Server<N> {
         match verdict {
             Verdict::Close => {
                 let mut gone = self.conns.remove(slot);
+                self.timers.remove(slot);
                 if gone.conn.output_len() > 0 {
                     // One last attempt: a close frame or an error answer may still fit.
                     if let Ok(n) = gone.conn.output().write_to(&mut gone.stream) {
@@ -311,7 +319,7 @@ impl<N: Net> Server<N> {
                     self.rerun.push((slot, s.conn.id()));
                 }
                 let at = s.conn.next_deadline(&self.ctx);
-                self.timers.set(&mut s.deadline, slot, s.conn.id(), at);
+                self.timers.set(slot, at);
             }
         }
     }
@@ -319,16 +327,11 @@ impl<N: Net> Server<N> {
     fn fire_timers(&mut self) {
         let now = self.ctx.now;
         let mut due = std::mem::take(&mut self.due);
-        while let Some(entry) = self.timers.pop_due(now) {
-            let Some(s) = self.conns.get_mut(entry.slot) else {
-                continue;
-            };
-            if s.conn.id() == entry.generation && self.timers.fire(entry, &mut s.deadline, now) {
-                due.push(entry.slot);
-            }
-        }
+        due.extend(std::iter::from_fn(|| self.timers.pop_due(now)));
         for slot in due.drain(..) {
-            self.run_connection(slot, Wake::Deadline);
+            if self.conns.contains(slot) {
+                self.run_connection(slot, Wake::Deadline);
+            }
         }
         self.due = due;
     }
@@ -353,7 +356,6 @@ mod tests {
         let entry = |listener| Slot {
             stream: 0u32, // a descriptor's size, as mio's TcpStream
             conn: Connection::new(1, listener, 0),
-            deadline: Deadline::none(),
             counted_as: Kind::Http,
             unread: false,
             rerun: false,
@@ -365,6 +367,6 @@ mod tests {
             "slab stride: {stride} bytes, connection: {} bytes",
             std::mem::size_of::<Connection>()
         );
-        assert!(stride <= 120, "a slab entry grew to {stride} bytes");
+        assert!(stride <= 80, "a slab entry grew to {stride} bytes");
     }
 }

@@ -45,7 +45,7 @@ pub fn run(config: Config, instance_id: &str) -> io::Result<()> {
         Rng::from_entropy(),
         SystemTime::now,
     );
-    ctx.tick(clock.now());
+    ctx.start(clock.now());
     let mut server = Server::new(net, ctx, max_public, Tuning::default());
     let mut events = Events::with_capacity(EVENTS_CAPACITY);
     let mut wake_at = None;

@@ -58,6 +58,10 @@ struct Scenario {
     second_sigterm_after: Option<Millis>,
     /// Chance per step of a jump of the clock past the next deadline.
     clock_jumps: bool,
+    /// The server's clock at the start: 0, or just before the low 32 bits of its times wrap,
+    /// so that the wrap falls inside the run (the connections keep 32-bit times). The times
+    /// above count from it.
+    clock_start: Millis,
 }
 
 impl Scenario {
@@ -109,6 +113,10 @@ impl Scenario {
             sigterm_at,
             second_sigterm_after,
             clock_jumps: rng.below(5) == 0,
+            clock_start: match rng.below(2) {
+                0 => 0,
+                _ => (1 << 32) - rng.below(sigterm_at + 5_000),
+            },
         }
     }
 
@@ -172,6 +180,8 @@ struct Reach {
     reruns: u64,
     prestop_waits: u64,
     second_signals: u64,
+    /// Steps across the wrap of the low 32 bits of the clock with WebSockets open.
+    wraps_with_websockets: u64,
 }
 
 impl Reach {
@@ -192,6 +202,7 @@ impl Reach {
         self.reruns += o.reruns;
         self.prestop_waits += o.prestop_waits;
         self.second_signals += o.second_signals;
+        self.wraps_with_websockets += o.wraps_with_websockets;
     }
 }
 
@@ -232,6 +243,7 @@ fn run(seed: u64, verbose: bool) -> Result<Outcome, String> {
     let mut ctx = Context::new(config, files, "sim", Rng::seeded(seed ^ 0x5eed), wall_clock);
     // Fixed figures: /metrics answers must not depend on the machine, or runs would not replay.
     ctx.memory_probe = MemoryReading::default;
+    ctx.start(scenario.clock_start);
     let world = Rc::new(RefCell::new(World::new(
         Rng::seeded(seed.rotate_left(17) ^ 0xabcd),
         scenario.fd_limit,
@@ -247,7 +259,8 @@ fn run(seed: u64, verbose: bool) -> Result<Outcome, String> {
     );
     let mut clients: Vec<Client> = Vec::new();
     let mut fingerprint = Fingerprint(0xcbf2_9ce4_8422_2325);
-    let mut now: Millis = 0;
+    let start = scenario.clock_start;
+    let mut now: Millis = start;
     server.step(now, []);
     let mut sigterm_sent: Option<Millis> = None;
     let mut second_sent = false;
@@ -266,13 +279,13 @@ fn run(seed: u64, verbose: bool) -> Result<Outcome, String> {
         // Clients connect, act and check what they got.
         {
             let mut w = world.borrow_mut();
-            if now < scenario.busy_until
+            if now - start < scenario.busy_until
                 && clients.len() < scenario.max_clients
                 && w.rng.below(100) < 15
             {
                 clients.push(Client::connect(&mut w));
             }
-            if !prestop_started && scenario.prestop_at.is_some_and(|at| now >= at) {
+            if !prestop_started && scenario.prestop_at.is_some_and(|at| now - start >= at) {
                 prestop_started = true;
                 clients.push(Client::prestop_hook(&mut w));
             }
@@ -293,7 +306,7 @@ fn run(seed: u64, verbose: bool) -> Result<Outcome, String> {
             }
         }
         let mut events = world.borrow_mut().take_events();
-        let signal = if sigterm_sent.is_none() && now >= scenario.sigterm_at {
+        let signal = if sigterm_sent.is_none() && now - start >= scenario.sigterm_at {
             sigterm_sent = Some(now);
             true
         } else if let (Some(t), Some(after_ms), false) =
@@ -419,6 +432,10 @@ fn run(seed: u64, verbose: bool) -> Result<Outcome, String> {
             dt = 500 + w.rng.below(5_000);
         } else if let Some(at) = wake_at {
             dt = dt.min(at.saturating_sub(now));
+        }
+        let crossed_wrap = now >> 32 != (now + dt) >> 32;
+        if crossed_wrap && server.context().open.websocket > 0 {
+            reached.wraps_with_websockets += 1;
         }
         now += dt;
     }
@@ -582,6 +599,7 @@ fn fixed_seeds_keep_every_invariant() {
         reruns,
         prestop_waits,
         second_signals,
+        wraps_with_websockets,
     } = reached;
     for (what, n) in [
         ("requests", requests),
@@ -600,6 +618,10 @@ fn fixed_seeds_keep_every_invariant() {
         ("reruns", reruns),
         ("waiting /prestop", prestop_waits),
         ("second signals", second_signals),
+        (
+            "the 32-bit wrap with WebSockets open",
+            wraps_with_websockets,
+        ),
     ] {
         assert!(n > 0, "no seed reached {what}: {reached:?}");
     }

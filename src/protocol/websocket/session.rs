@@ -11,13 +11,11 @@ use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 
 use crate::base::outbuf::OutQueue;
+use crate::base::stamp::Stamp;
 use crate::base::timers::{Millis, NEVER, after};
 use crate::config::Config;
 use crate::protocol::websocket::codec::{unmask, utf8_so_far, write_close, write_frame};
 use crate::protocol::websocket::{Flow, Received, SessionEnv};
-
-/// [`Session::close_sent_at`] while our close frame is queued but not yet written.
-const CLOSE_QUEUED: Millis = NEVER - 1;
 
 /// Payload of the server's pings.
 const PING_PAYLOAD: &[u8] = b"wsdrain";
@@ -31,22 +29,34 @@ struct Fragments {
     utf8_checked: usize,
 }
 
+/// Where the session is between the handshakes. Every idle connection holds one, so the time
+/// it needs rides with it in [`Session::sent_at`] rather than in a field of each kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Open, no ping outstanding.
+    Open,
+    /// Open, our ping (sent at `sent_at`) unanswered.
+    PingSent,
+    /// Our close frame waits behind other output.
+    CloseQueued,
+    /// Our close frame was written at `sent_at`. `CLOSE_TIMEOUT` counts from the write, so a
+    /// client still reading the replies queued ahead of the close is not dropped for being slow
+    /// (the connection drops a client that makes no progress at all).
+    CloseSent,
+}
+
 /// One WebSocket's protocol state, besides its buffers (which the connection holds).
 #[derive(Debug)]
 pub struct Session {
     fragments: Option<Box<Fragments>>,
     /// Last frame from the client (for the silence before a ping).
-    last_input: Millis,
-    /// When our unanswered ping went out ([`NEVER`] if none is outstanding).
-    ping_sent_at: Millis,
-    /// When our close frame was written to the socket: [`NEVER`] while open, [`CLOSE_QUEUED`]
-    /// while it waits behind other output. `CLOSE_TIMEOUT` counts from the write, so a client
-    /// still reading the replies queued ahead of the close is not dropped for being slow (the
-    /// connection drops a client that makes no progress at all).
-    close_sent_at: Millis,
+    last_input: Stamp,
+    /// When our ping or close frame went out (see [`Phase`]).
+    sent_at: Stamp,
     /// Payload bytes of the frame still arriving whose UTF-8 is already known to be valid (up
     /// to a character boundary): text is checked as it arrives, not only when its frame ends.
     partial_checked: u32,
+    phase: Phase,
 }
 
 /// What a frame did.
@@ -71,10 +81,10 @@ impl Session {
     pub fn new(now: Millis) -> Self {
         Session {
             fragments: None,
-            last_input: now,
-            ping_sent_at: NEVER,
-            close_sent_at: NEVER,
+            last_input: Stamp::of(now),
+            sent_at: Stamp::of(now),
             partial_checked: 0,
+            phase: Phase::Open,
         }
     }
 
@@ -85,30 +95,26 @@ impl Session {
 
     /// Whether our close frame is queued or sent (the session only waits for the client's).
     pub fn closing(&self) -> bool {
-        self.close_sent_at != NEVER
+        matches!(self.phase, Phase::CloseQueued | Phase::CloseSent)
     }
 
     /// The connection wrote all its output: a queued close frame has gone out now.
     pub fn on_output_written(&mut self, now: Millis) {
-        if self.close_sent_at == CLOSE_QUEUED {
-            self.close_sent_at = now;
+        if self.phase == Phase::CloseQueued {
+            self.phase = Phase::CloseSent;
+            self.sent_at = Stamp::of(now);
         }
     }
 
-    /// When the session next needs the loop: a ping, a missing pong, a missing close.
-    pub fn next_deadline(&self, config: &Config) -> Millis {
-        if self.closing() {
-            return match self.close_sent_at {
-                CLOSE_QUEUED => NEVER,
-                sent => after(sent, config.close_timeout),
-            };
-        }
-        if config.ping_interval.is_zero() {
-            NEVER
-        } else if self.ping_sent_at == NEVER {
-            after(self.last_input, config.ping_interval)
-        } else {
-            after(self.ping_sent_at, config.pong_timeout)
+    /// When the session next needs the loop (at `now` or later): a ping, a missing pong, a
+    /// missing close.
+    pub fn next_deadline(&self, config: &Config, now: Millis) -> Millis {
+        match self.phase {
+            Phase::CloseQueued => NEVER,
+            Phase::CloseSent => after(self.sent_at.at(now), config.close_timeout),
+            _ if config.ping_interval.is_zero() => NEVER,
+            Phase::Open => after(self.last_input.at(now), config.ping_interval),
+            Phase::PingSent => after(self.sent_at.at(now), config.pong_timeout),
         }
     }
 
@@ -117,32 +123,31 @@ impl Session {
     pub fn on_timeout(&mut self, out: &mut OutQueue, env: &mut SessionEnv<'_>) -> Flow {
         let now = env.now;
         let config = env.config;
-        if self.closing() {
-            if self.close_sent_at != CLOSE_QUEUED
-                && now >= after(self.close_sent_at, config.close_timeout)
-            {
-                log::debug!("websocket: no close frame from the client within the close timeout");
-                env.counters.close_timeouts += 1;
-                return Flow::Drop;
-            }
+        if now < self.next_deadline(config, now) {
             return Flow::Open;
         }
-        if self.ping_sent_at != NEVER && now >= after(self.ping_sent_at, config.pong_timeout) {
-            log::debug!(
-                "websocket: no pong within {:?}; dropping",
-                config.pong_timeout
-            );
-            env.counters.ping_timeouts += 1;
-            return Flow::Drop;
+        match self.phase {
+            Phase::CloseQueued => Flow::Open,
+            Phase::CloseSent => {
+                log::debug!("websocket: no close frame from the client within the close timeout");
+                env.counters.close_timeouts += 1;
+                Flow::Drop
+            }
+            Phase::PingSent => {
+                log::debug!(
+                    "websocket: no pong within {:?}; dropping",
+                    config.pong_timeout
+                );
+                env.counters.ping_timeouts += 1;
+                Flow::Drop
+            }
+            Phase::Open => {
+                write_frame(out, OpCode::Control(Control::Ping), PING_PAYLOAD);
+                self.phase = Phase::PingSent;
+                self.sent_at = Stamp::of(now);
+                Flow::Open
+            }
         }
-        if !config.ping_interval.is_zero()
-            && self.ping_sent_at == NEVER
-            && now >= after(self.last_input, config.ping_interval)
-        {
-            write_frame(out, OpCode::Control(Control::Ping), PING_PAYLOAD);
-            self.ping_sent_at = now;
-        }
-        Flow::Open
     }
 
     /// Sends our close frame (e.g. 1012 during the drain); the client's close is then awaited
@@ -159,7 +164,7 @@ impl Session {
         }
         write_close(out, code, reason);
         env.counters.close(code.into(), true);
-        self.close_sent_at = CLOSE_QUEUED;
+        self.phase = Phase::CloseQueued;
     }
 
     /// Fails the connection: a close frame with `code`, then the TCP close.
@@ -218,7 +223,7 @@ impl Session {
             }
             let start = *pos + header_len;
             *pos += frame_len;
-            self.last_input = env.now;
+            self.last_input = Stamp::of(env.now);
             env.counters.frames_in += 1;
             match self.on_frame(header.opcode, header.is_final, payload, out, env) {
                 Step::Continue => {}
@@ -368,7 +373,9 @@ impl Session {
                 Step::Continue
             }
             OpCode::Control(Control::Pong) => {
-                self.ping_sent_at = NEVER;
+                if self.phase == Phase::PingSent {
+                    self.phase = Phase::Open;
+                }
                 Step::Continue
             }
             OpCode::Control(Control::Close) => self.on_close_frame(payload, out, env),
@@ -470,7 +477,7 @@ impl Session {
             Some(code) => write_close(out, code, ""),
             None => write_frame(out, OpCode::Control(Control::Close), &[]),
         }
-        self.close_sent_at = CLOSE_QUEUED;
+        self.phase = Phase::CloseQueued;
         Step::ClientClosed
     }
 }
