@@ -130,7 +130,8 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
             );
         }
     };
-    assert_eq!(end, NextIo::ShutdownWrite);
+    // The client's close frame was its last word: the socket closes once the close is out.
+    assert_eq!(end, NextIo::Close);
     let reply_frame_len = 10 + message.len(); // a 64-bit length: 2 + 8 header bytes
     assert_eq!(
         client.received.len(),
@@ -287,7 +288,7 @@ fn a_client_that_moves_after_the_notice_closes_cleanly_and_is_counted() {
     assert_eq!(conn.on_bytes(&mut input, &mut ctx), Verdict::Keep);
     let (frames, end) = at(600, &mut conn, &mut ctx, &mut client);
     assert_eq!(texts(&frames), ["tsal", "close Some(1000)"]);
-    assert_eq!(end, Some(NextIo::ShutdownWrite));
+    assert_eq!(end, Some(NextIo::Close));
     let ws = &ctx.metrics.ws;
     assert_eq!(
         (ws.handover_notices, ws.handover_left, ws.handover_forced),
@@ -354,4 +355,35 @@ fn the_age_limit_hands_over_too() {
         (ws.age_closes, ws.handover_notices, ws.handover_forced),
         (1, 1, 1)
     );
+}
+
+#[test]
+fn a_finished_close_handshake_closes_at_once_and_a_failure_lingers() {
+    // Our close (the drain's 1012) answered by the client: nothing more can come, close now.
+    let mut ctx = context(&[("HANDOVER_TIMEOUT", "0"), ("ALIVE_INTERVAL", "0")]);
+    let (mut conn, mut client, _) = upgraded(&mut ctx);
+    ctx.lifecycle.on_signal(0);
+    conn.schedule_drain(100, ctx.now);
+    let (frames, end) = at(100, &mut conn, &mut ctx, &mut client);
+    assert_eq!(
+        (texts(&frames), end),
+        (vec!["close Some(1012)".into()], None)
+    );
+    ctx.tick(150);
+    let mut answer = masked(0x8, &1012u16.to_be_bytes());
+    assert_eq!(conn.on_bytes(&mut answer, &mut ctx), Verdict::Keep);
+    assert_eq!(
+        at(150, &mut conn, &mut ctx, &mut client).1,
+        Some(NextIo::Close)
+    );
+
+    // A protocol error: the client may still be sending, so the server shuts down its side
+    // and reads until EOF rather than risk a reset that would destroy its 1002.
+    let mut ctx = context(&[("ALIVE_INTERVAL", "0")]);
+    let (mut conn, mut client, _) = upgraded(&mut ctx);
+    let mut bad = masked(0x3, b"reserved opcode");
+    assert_eq!(conn.on_bytes(&mut bad, &mut ctx), Verdict::Keep);
+    let (frames, end) = at(0, &mut conn, &mut ctx, &mut client);
+    assert_eq!(texts(&frames), ["close Some(1002)"]);
+    assert_eq!(end, Some(NextIo::ShutdownWrite));
 }

@@ -26,6 +26,7 @@
 
 #include "App.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -73,12 +74,17 @@ void unlink(WS *ws) {
 }
 
 // Appends `text` reversed by Unicode scalar values: each UTF-8 sequence moves as a unit. The
-// input is valid UTF-8 (uWS checked it); a stray byte would move alone.
+// input is valid UTF-8 (uWS checked it); a stray byte would move alone. ASCII text (the common
+// case, and the benchmarks' messages) is reversed byte by byte, as wsdrain does.
 void reverse_scalars(std::string_view text, std::string &out) {
     size_t n = text.size();
     out.resize(n);
     const unsigned char *src = (const unsigned char *) text.data();
     char *dst = out.data();
+    if (std::all_of(src, src + n, [](unsigned char b) { return b < 0x80; })) {
+        std::reverse_copy(text.begin(), text.end(), dst);
+        return;
+    }
     size_t i = 0;
     while (i < n) {
         unsigned char b = src[i];

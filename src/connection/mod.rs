@@ -9,9 +9,15 @@
 //!
 //! ```text
 //! accept ─▶ Http ─(GET /prestop)─▶ AwaitPreStop ─(deadline)─▶ Http
-//!            │  ╰─(GET /ws, 101)─▶ WebSocket ─(close handshake, failure)─╮
+//!            │  ╰─(GET /ws, 101)─▶ WebSocket ─(close handshake done, close frames out)──────────────────▶ gone
+//!            │                         ╰─(failure)───────────────────╮
 //!            ╰─(answer that closes: error, Connection: close, draining)───┴─▶ Lingering ─(EOF, deadline)─▶ gone
 //! ```
+//!
+//! A WebSocket whose close handshake is done closes its socket as soon as its close frame is
+//! out: the client's close frame was its last word, so nothing is left to read and nothing can
+//! turn our close into a reset. Lingering (shut down our side, read until EOF) is for a client
+//! that may still be sending: an HTTP client mid-request, or a WebSocket client we failed.
 //!
 //! Reading: the loop reads into its scratch buffer and hands the bytes to
 //! [`Connection::on_bytes`], which parses requests (or WebSocket frames) straight from there;
@@ -132,6 +138,10 @@ pub struct Connection {
     close_after_flush: bool,
     /// The client shut down its sending side.
     input_closed: bool,
+    /// The client has said its last word (its WebSocket close frame): once our output is out,
+    /// the socket is closed at once. Lingering is for a client that may still be sending, whose
+    /// data would make the kernel answer our close with a reset that can destroy our last reply.
+    peer_finished: bool,
     /// Last request completed or write progress.
     last_active: Stamp,
 }
@@ -150,6 +160,7 @@ impl Connection {
             output: OutQueue::new(),
             close_after_flush: false,
             input_closed: false,
+            peer_finished: false,
             last_active: Stamp::of(now),
         }
     }
@@ -262,6 +273,14 @@ impl Connection {
         }
     }
 
+    /// Whether the socket is closed as soon as the queued output is written (no lingering):
+    /// the loop then writes it as the last data ([`crate::net::Stream::write_last`]).
+    pub fn closes_after_output(&self) -> bool {
+        self.close_after_flush
+            && (self.input_closed || self.peer_finished)
+            && !matches!(self.state, State::Lingering { .. })
+    }
+
     /// What the connection needs next. It serves buffered requests or frames one batch per
     /// call ([`NextIo::Continue`]), so the loop writes [`Connection::output`] between batches.
     pub fn next_io(&mut self, ctx: &mut Context) -> NextIo {
@@ -269,7 +288,7 @@ impl Connection {
             && self.output.is_empty()
             && !matches!(self.state, State::Lingering { .. })
         {
-            return if self.input_closed {
+            return if self.closes_after_output() {
                 NextIo::Close
             } else {
                 NextIo::ShutdownWrite

@@ -105,6 +105,11 @@ impl Connection {
                 Received::End(flow) => break Some(flow),
                 Received::ClientClosed => {
                     ws.service.on_client_close(ctx);
+                    self.peer_finished = true;
+                    break Some(Flow::Finish);
+                }
+                Received::CloseAnswered => {
+                    self.peer_finished = true;
                     break Some(Flow::Finish);
                 }
                 Received::Message { text, payload } => (text, payload),

@@ -7,7 +7,7 @@ use crate::app::context::Context;
 use crate::app::lifecycle::EventLine;
 use crate::app::metrics::OpenConnections;
 use crate::connection::{Kind, NextIo, Verdict};
-use crate::net::Stream;
+use crate::net::{LastWords, Stream};
 use crate::server::{Slot, Wake};
 
 /// Runs one connection: writes what is queued, lets it serve what it has buffered, reads until
@@ -30,7 +30,12 @@ pub(super) fn drive<S: Stream>(
     let mut drained = matches!(wake, Wake::Internal | Wake::Deadline) && !s.unread;
     loop {
         if s.conn.output_len() > 0 {
-            match s.conn.output().write_to(&mut s.stream) {
+            let written = if s.conn.closes_after_output() {
+                s.conn.output().write_to(&mut LastWords(&mut s.stream))
+            } else {
+                s.conn.output().write_to(&mut s.stream)
+            };
+            match written {
                 Ok(n) => {
                     ctx.metrics.bytes_out += n as u64;
                     s.conn.on_written(n, ctx.now);

@@ -460,6 +460,18 @@ impl RawWs {
         self.expect_tcp_close();
     }
 
+    /// Expects the server to end the TCP connection with a FIN (EOF), not a reset, within the
+    /// wait bound, and nothing after its close frame.
+    pub fn expect_tcp_eof(&mut self) {
+        self.stream.set_read_timeout(Some(WAIT)).unwrap();
+        let mut chunk = [0u8; 64];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => {}
+            Ok(n) => panic!("{n} bytes after the close frame"),
+            Err(e) => panic!("the TCP connection did not end with a FIN: {e}"),
+        }
+    }
+
     /// Expects the server to close the TCP connection (EOF or reset) within the wait bound.
     pub fn expect_tcp_close(&mut self) {
         self.stream.set_read_timeout(Some(WAIT)).unwrap();

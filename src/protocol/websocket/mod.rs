@@ -61,12 +61,15 @@ pub enum Received<'a> {
     },
     /// Nothing more until more bytes arrive.
     Wait,
-    /// The WebSocket is over (a close handshake we began, or a failure answered with a close
-    /// frame).
+    /// The WebSocket is over: a failure answered with a close frame (the client may still be
+    /// sending), or the peer is gone.
     End(Flow),
     /// The client began the close handshake; its close frame is answered, and the WebSocket is
-    /// over as with `End(Flow::Finish)`.
+    /// over as with `End(Flow::Finish)`. Nothing more may come from the client.
     ClientClosed,
+    /// The client answered our close frame: the close handshake is complete, and the WebSocket
+    /// is over as with `End(Flow::Finish)`. Nothing more may come from the client.
+    CloseAnswered,
 }
 
 /// What a session may use besides its own state: the loop's "now", the settings, its counters.

@@ -73,6 +73,8 @@ enum Step {
     Reassembled,
     /// The client's close frame began the close handshake (answered).
     ClientClosed,
+    /// The client's close frame answered ours.
+    CloseAnswered,
     End(Flow),
 }
 
@@ -246,6 +248,10 @@ impl Session {
             Step::ClientClosed => {
                 *pos = buf.len();
                 Received::ClientClosed
+            }
+            Step::CloseAnswered => {
+                *pos = buf.len();
+                Received::CloseAnswered
             }
             Step::Message { text, start, end } => Received::Message {
                 text,
@@ -470,7 +476,7 @@ impl Session {
         env.counters.clean_closes += 1;
         if self.closing() {
             log::debug!("websocket: close handshake complete");
-            return Step::End(Flow::Finish);
+            return Step::CloseAnswered;
         }
         // Echo the client's code, as RFC 6455 §5.5.1 asks.
         match code {
