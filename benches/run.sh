@@ -6,7 +6,8 @@
 # Peers: tokio + tokio-tungstenite with default and with 4 KiB buffers (peer-default, peer-4k);
 # uWebSockets (uws, and uws-publish in the fan-out) when its binary is there (UWS_BIN, default
 # ${CARGO_TARGET_DIR:-target}/uws/echo; see the README); Node.js + ws (node-ws) when node is
-# installed. A peer that cannot run here is skipped with one line saying why.
+# installed; nginx for the static files when it is installed. A peer that cannot run here is
+# skipped with one line saying why.
 #
 #   bash benches/run.sh           full run: ROUNDS rounds (default 3) of every mode
 #   bash benches/run.sh --quick   smoke test: one round, tiny counts, seconds; asserts nothing
@@ -20,7 +21,8 @@
 # mode is bounded in count and time; loadgen exits non-zero on a wrong or missing reply.
 # Modes: memory per idle WebSocket (N = 1,000, 10,000, 19,000; with alive messages every 5 s for
 # the servers that send them), echo CPU per message (closed loop, and latency at a fixed offered
-# load), CPU per connection, CPU per alive message at 10,000 idle connections (alive every 1 s).
+# load), CPU per connection, CPU per static-file request (a 2.7 KB and a 26 KB file, against
+# nginx when it is installed), CPU per alive message at 10,000 idle connections (alive every 1 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,12 +32,12 @@ if [ "$quick" = 1 ]; then
   out=target/bench-quick
   rounds=${ROUNDS:-1}
   idle_counts="200"; idle_alive=1s; idle_alive_wait=2
-  echo_seconds=1; warmup=0.5; fanout_n=200; fanout_seconds=2; connect_seconds=1
+  echo_seconds=1; warmup=0.5; fanout_n=200; fanout_seconds=2; connect_seconds=1; static_seconds=1
 else
   out=benches/results
   rounds=${ROUNDS:-3}
   idle_counts="1000 10000 19000"; idle_alive=5s; idle_alive_wait=6
-  echo_seconds=10; warmup=2; fanout_n=10000; fanout_seconds=10; connect_seconds=5
+  echo_seconds=10; warmup=2; fanout_n=10000; fanout_seconds=10; connect_seconds=5; static_seconds=5
 fi
 rm -rf "$out" && mkdir -p "$out"
 logdir=$out
@@ -109,6 +111,24 @@ for round in $(seq 1 "$rounds"); do
     $pin_client $bin/loadgen connect --addr "127.0.0.1:$port" --pid "$pid" --connections 50 \
       --seconds "$connect_seconds" --label "$s" --csv "$out/connect.csv"
     stop
+  done
+done
+
+echo "== static files: 50 keep-alive connections, one request in flight each" >&2
+# The servers that serve files: wsdrain, and nginx when it is installed (the peers above only
+# speak WebSocket).
+static_servers="wsdrain"
+[[ " $servers " == *" wsdrain "* ]] || static_servers=""
+if [ -n "$static_servers" ] && available nginx; then static_servers="$static_servers nginx"; fi
+for file in index.html client.js; do
+  for round in $(seq 1 "$rounds"); do
+    # shellcheck disable=SC2086
+    for s in $(turned $((round - 1)) $static_servers); do
+      start "$s"
+      $pin_client $bin/loadgen static --addr "127.0.0.1:$port" --pid "$pid" --connections 50 \
+        --path "/$file" --seconds "$static_seconds" --warmup "$warmup" --label "$s" --csv "$out/static-${file%%.*}.csv"
+      stop
+    done
   done
 done
 

@@ -9,7 +9,10 @@
 #   ${CARGO_TARGET_DIR:-target}/uws/echo), built outside this script (see the README); alive
 #   messages by one send per socket (uws) or by uWS's publish to a topic (uws-publish);
 # - node-ws: Node.js + ws (benches/node-ws), when node is installed; its pinned ws is installed
-#   here with npm ci (from package-lock.json) when it is missing.
+#   here with npm ci (from package-lock.json) when it is missing;
+# - nginx: static files only, the same static/ directory, one process (master_process off, so
+#   its own CPU time is the server's), no access log, sendfile, an open-file cache and
+#   keep-alive without a request limit: nginx as one would tune it for static files.
 # ALIVE_INTERVAL=5s / 1s / 500ms / 0 among a start's settings is wsdrain's setting, and the
 # uws and node-ws peers' --alive-ms; `available NAME` says whether NAME can start here.
 
@@ -18,6 +21,7 @@ cargo build --release --locked -p wsdrain -p peer -p loadgen >&2
 bin=${CARGO_TARGET_DIR:-target}/release
 uws_bin=${UWS_BIN:-${CARGO_TARGET_DIR:-target}/uws/echo}
 node_ws=benches/node-ws
+nginx_bin=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 if command -v node >/dev/null && command -v npm >/dev/null && [ ! -d "$node_ws/node_modules/ws" ]; then
   # Few, short retries: with the registry out of reach, npm's defaults wait over a minute
   # before giving up, and this peer is optional.
@@ -50,6 +54,9 @@ available() {
       [ -x "$uws_bin" ] && return
       echo "uWebSockets: skipped (no peer binary at $uws_bin: build benches/uws/echo.cpp against a uWebSockets checkout with uSockets, or set UWS_BIN; see README)" >&2
       return 1 ;;
+    nginx)
+      [ -x "$nginx_bin" ] && return
+      echo "nginx: skipped (not installed: apt-get install nginx-light, or set NGINX)" >&2; return 1 ;;
     node-ws)
       if ! command -v node >/dev/null; then
         echo "node-ws: skipped (node is missing)" >&2; return 1
@@ -105,6 +112,7 @@ start() {
     uws-publish) $pin_server "$uws_bin" --port 0 --alive-ms "$(alive_ms "$@")" --fanout publish >"$log" 2>&1 & ;;
     uws)      $pin_server "$uws_bin" --port 0 --alive-ms "$(alive_ms "$@")" --fanout each >"$log" 2>&1 & ;;
     node-ws)  $pin_server node "$node_ws/server.mjs" --port 0 --alive-ms "$(alive_ms "$@")" >"$log" 2>&1 & ;;
+    nginx)    start_nginx "$log" "$logdir/nginx.$n" ;;
     *) echo "start: unknown server $name" >&2; exit 2 ;;
   esac
   pid=$!
@@ -118,6 +126,48 @@ start() {
     sleep 0.05
   done
   echo "$name did not start; log:" >&2; cat "$log" >&2; exit 1
+}
+
+# start_nginx LOG DIR: nginx serving static/ on a free port from DIR (its configuration, pid
+# and error log); writes "listening 127.0.0.1:PORT" to LOG once the port takes connections, as
+# the other servers print it. Sets $pid to nginx itself.
+start_nginx() {
+  local log=$1 dir=$2 nginx_port
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd) # nginx takes paths relative to its prefix
+  nginx_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  cat >"$dir/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+  types { text/html html; text/css css; text/javascript js; }
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  tcp_nodelay on;
+  open_file_cache max=64 inactive=60s;
+  open_file_cache_valid 60s;
+  keepalive_requests 100000000;
+  keepalive_timeout 75s;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    root $PWD/static;
+  }
+}
+CONF
+  $pin_server "$nginx_bin" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" >"$log" 2>&1 &
+  local i
+  for i in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$nginx_port") 2>/dev/null; then
+      echo "listening 127.0.0.1:$nginx_port" >>"$log"
+      return
+    fi
+    sleep 0.05
+  done
 }
 
 stop() { kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }

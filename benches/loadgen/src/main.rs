@@ -11,6 +11,9 @@
 //! `fanout`: N idle connections while the server sends its alive messages: the server's CPU
 //! time per alive message.
 //!
+//! `static`: C keep-alive HTTP/1.1 connections asking for one file (`--path`) again and again:
+//! requests per second and the server's CPU time per request (see `files.rs`).
+//!
 //! `idle`: opens N WebSocket connections from source addresses 127.0.0.2, 127.0.0.3, … (one
 //! address gives ~28k ephemeral ports), and reads the server's memory from /proc before, after
 //! opening, after one message on each, and after one round of alive messages: bytes of server
@@ -25,6 +28,7 @@ use socket2::{Domain, Socket, Type};
 use testkit::ws;
 
 mod driver;
+mod files;
 mod modes;
 mod stats;
 
@@ -37,6 +41,7 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("idle") => idle(&Options::parse(&args[1..])),
         Some(mode @ ("echo" | "connect" | "fanout")) => run_mode(mode, &Options::parse(&args[1..])),
+        Some("static") => static_files(&Options::parse(&args[1..])),
         Some("startup") => startup(&args[1..]),
         _ => Err(usage()),
     };
@@ -47,9 +52,9 @@ fn main() {
 }
 
 fn usage() -> String {
-    "usage: loadgen idle|echo|connect|fanout --addr HOST:PORT --pid SERVER_PID [--connections N] \
+    "usage: loadgen idle|echo|connect|fanout|static --addr HOST:PORT --pid SERVER_PID [--connections N] \
      [--rate PER_SEC] [--alive-wait SECS] [--in-flight K] [--size BYTES] [--seconds T] [--warmup S] \
-     [--label NAME] [--csv FILE] [--cdf FILE] [--max-seconds S]"
+     [--label NAME] [--csv FILE] [--cdf FILE] [--max-seconds S] [--path /FILE]"
         .to_string()
 }
 
@@ -68,6 +73,8 @@ struct Options {
     size: usize,
     seconds: f64,
     warmup: f64,
+    /// The file `static` asks for.
+    path: String,
     /// `--rate` as given (idle: connections opened per second; echo: messages per second).
     rate_given: Option<f64>,
 }
@@ -88,6 +95,7 @@ impl Options {
             size: 32,
             seconds: 10.0,
             warmup: 2.0,
+            path: "/index.html".into(),
             rate_given: None,
         };
         let mut it = args.iter();
@@ -119,6 +127,7 @@ impl Options {
                 "--size" => o.size = value.parse().unwrap_or_else(|_| fail("bad --size")),
                 "--seconds" => o.seconds = value.parse().unwrap_or_else(|_| fail("bad --seconds")),
                 "--warmup" => o.warmup = value.parse().unwrap_or_else(|_| fail("bad --warmup")),
+                "--path" => o.path = value.clone(),
                 "--max-seconds" => {
                     o.max_time = Duration::from_secs(
                         value.parse().unwrap_or_else(|_| fail("bad --max-seconds")),
@@ -403,6 +412,50 @@ fn run_mode(mode: &str, o: &Options) -> Result<(), String> {
                 return Err(format!("{errors} errors"));
             }
         }
+    }
+    Ok(())
+}
+
+fn static_files(o: &Options) -> Result<(), String> {
+    if o.seconds + o.warmup > o.max_time.as_secs_f64() {
+        return Err("--seconds plus --warmup is over --max-seconds".into());
+    }
+    let r = files::run(
+        o.addr,
+        o.pid,
+        o.connections,
+        &o.path,
+        Duration::from_secs_f64(o.warmup),
+        Duration::from_secs_f64(o.seconds),
+    )?;
+    println!(
+        "{}: static {} ({} B) over {} keep-alive connections: {:.0} requests/s, server CPU {:.3} us per request, errors {}",
+        o.label,
+        o.path,
+        r.body_bytes,
+        o.connections,
+        r.requests_per_sec,
+        r.server_cpu_us_per_request,
+        r.errors
+    );
+    if let Some(path) = &o.csv {
+        append_csv(
+            path,
+            "label,connections,path,body_bytes,requests_per_sec,server_cpu_us_per_req,errors",
+            &format!(
+                "{},{},{},{},{:.0},{:.4},{}",
+                o.label,
+                o.connections,
+                o.path,
+                r.body_bytes,
+                r.requests_per_sec,
+                r.server_cpu_us_per_request,
+                r.errors
+            ),
+        )?;
+    }
+    if r.errors > 0 {
+        return Err(format!("{} errors", r.errors));
     }
     Ok(())
 }
