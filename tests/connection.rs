@@ -387,3 +387,32 @@ fn a_finished_close_handshake_closes_at_once_and_a_failure_lingers() {
     assert_eq!(texts(&frames), ["close Some(1002)"]);
     assert_eq!(end, Some(NextIo::ShutdownWrite));
 }
+
+#[test]
+fn alive_messages_fall_on_the_grid_once_per_interval_each() {
+    // Connections opened at odd moments all get their alive messages on the 100 ms grid (so
+    // the loop sends them in bursts), each within its first interval and then one per interval.
+    let mut ctx = context(&[("ALIVE_INTERVAL", "1s"), ("PING_INTERVAL", "0")]);
+    for opened_at in [13, 250, 777, 1_001, 4_321] {
+        ctx.tick(opened_at);
+        let (mut conn, mut client, _) = upgraded(&mut ctx);
+        let first = conn.next_deadline(&ctx);
+        assert_eq!(
+            first % 100,
+            0,
+            "opened at {opened_at}: first alive at {first}"
+        );
+        assert!(
+            (opened_at + 1..=opened_at + 1_100).contains(&first),
+            "{first}"
+        );
+        let mut due = first;
+        for _ in 0..3 {
+            let (frames, _) = at(due, &mut conn, &mut ctx, &mut client);
+            assert_eq!(frames.len(), 1, "one alive message at {due}");
+            assert!(texts(&frames)[0].starts_with(r#"{"type":"alive","instance""#));
+            assert_eq!(conn.next_deadline(&ctx), due + 1_000);
+            due += 1_000;
+        }
+    }
+}

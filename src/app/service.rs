@@ -82,7 +82,10 @@ impl Service {
     /// clients that connected together (after the previous rollout) do not all reconnect at once.
     pub fn open(out: &mut OutQueue, ctx: &mut Context) -> Self {
         let interval = ctx.config.alive_interval.as_millis() as u64;
-        let next_alive = Due::of(ctx.now + 1 + ctx.rng.below(interval));
+        let next_alive = Due::of(on_alive_grid(
+            ctx.now + 1 + ctx.rng.below(interval),
+            interval,
+        ));
         let age = ctx.config.max_connection_age.as_millis() as u64;
         let goodbye = if age == 0 {
             Goodbye::None
@@ -198,16 +201,29 @@ impl Service {
                 send_own(out, ctx, None);
                 ctx.metrics.ws.alive_sent += 1;
             }
-            self.next_alive = Due::of(if now >= next_alive + interval {
+            let next = if now >= next_alive + interval {
                 // Fell behind (a stalled or overloaded loop): re-anchor, and let it be seen.
                 ctx.metrics.ws.alive_late += 1;
                 now + interval
             } else {
                 next_alive + interval
-            });
+            };
+            self.next_alive = Due::of(on_alive_grid(next, interval));
         }
         None
     }
+}
+
+/// Alive messages fall due on a grid of this many milliseconds (or of the interval, if shorter):
+/// the loop then wakes once per grid step and sends all that are due in one burst, instead of
+/// waking for each. At 10,000 connections and 5 s: 10 wake-ups a second with 200 messages each,
+/// rather than up to 1,000 with a few; each client still gets one per interval.
+pub const ALIVE_GRID_MS: u64 = 100;
+
+/// `at` moved up to the next point of the alive grid.
+fn on_alive_grid(at: Millis, interval: u64) -> Millis {
+    let grid = ALIVE_GRID_MS.min(interval).max(1);
+    at.div_ceil(grid) * grid
 }
 
 /// The handover time a client is given after its notice, in ms: `HANDOVER_TIMEOUT`, or 0
