@@ -14,8 +14,8 @@
 //! `static`: C keep-alive HTTP/1.1 connections asking for one file (`--path`) again and again:
 //! requests per second and the server's CPU time per request (see `files.rs`).
 //!
-//! `idle`: opens N WebSocket connections from source addresses 127.0.0.2, 127.0.0.3, … (one
-//! address gives ~28k ephemeral ports), and reads the server's memory from /proc before, after
+//! `idle`: opens N WebSocket connections from source addresses 127.0.0.2, 127.0.0.3, … (10,000
+//! from each: see `driver::source_address`), and reads the server's memory from /proc before, after
 //! opening, after one message on each, and after one round of alive messages: bytes of server
 //! RSS per connection, and the kernel's socket memory per connection, which a pod's memory limit
 //! also pays.
