@@ -6,11 +6,11 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
 
-/// Slices handed to one `writev`.
+/// Slices handed to one vectored send (`sendmsg`).
 const MAX_IOVECS: usize = 32;
 
 /// Small owned chunks are merged into the previous one up to this size, so many small replies
-/// go out in one `writev` slot.
+/// go out in one slot of a vectored send.
 const COALESCE_BYTES: usize = 16 * 1024;
 
 /// A piece of output.
@@ -76,7 +76,7 @@ impl OutQueue {
 
     /// Appends bytes written by `fill` (at most about `additional` of them) to the last owned
     /// chunk when it has room, else to a new one: many small frames share one buffer and one
-    /// `writev` slot, without an intermediate copy.
+    /// slot of a vectored send, without an intermediate copy.
     pub fn extend_with(&mut self, additional: usize, fill: impl FnOnce(&mut Vec<u8>)) {
         self.queue().extend_with(additional, fill);
     }

@@ -274,7 +274,7 @@ impl Connection {
     }
 
     /// Whether the socket is closed as soon as the queued output is written (no lingering):
-    /// the loop then writes it as the last data ([`crate::net::Stream::write_last`]).
+    /// the loop then sends it as the last data (`last` of [`crate::net::Stream::send`]).
     pub fn closes_after_output(&self) -> bool {
         self.close_after_flush
             && (self.input_closed || self.peer_finished)

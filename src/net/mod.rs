@@ -41,10 +41,11 @@ pub trait Stream: Read + Write {
     /// Shuts down the sending side (the peer reads EOF after what was sent).
     fn shutdown_write(&mut self) -> io::Result<()>;
 
-    /// Writes the last bytes before the socket is closed. The kernel may hold a short tail
-    /// until the close, so that the FIN leaves in the same segment as the last data: one packet
-    /// (and one wake-up of the peer) fewer per connection.
-    fn write_last(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    /// Sends bytes. `last`: the socket is closed right after them, so the kernel may hold a
+    /// short tail until the close and send the FIN in the same segment as the last data: one
+    /// packet (and one wake-up of the peer) fewer per connection.
+    fn send(&mut self, bufs: &[IoSlice<'_>], last: bool) -> io::Result<usize> {
+        let _ = last;
         self.write_vectored(bufs)
     }
 }
@@ -54,24 +55,35 @@ impl Stream for TcpStream {
         self.shutdown(Shutdown::Write)
     }
 
-    fn write_last(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        // MSG_MORE: a short tail waits for the close's FIN (tcp_send_fin puts the FIN on an
-        // unsent tail segment). MSG_NOSIGNAL: a peer that is gone is an error, not SIGPIPE.
-        SockRef::from(&*self).send_vectored_with_flags(bufs, libc::MSG_MORE | libc::MSG_NOSIGNAL)
+    fn send(&mut self, bufs: &[IoSlice<'_>], last: bool) -> io::Result<usize> {
+        // send(2)/sendmsg(2) rather than write(2)/writev(2): the socket layer directly, without
+        // the file layer's checks and notifications. MSG_NOSIGNAL: a peer that is gone is an
+        // error, not SIGPIPE. MSG_MORE: a short tail waits for the close's FIN (tcp_send_fin
+        // puts the FIN on an unsent tail segment).
+        let flags = libc::MSG_NOSIGNAL | if last { libc::MSG_MORE } else { 0 };
+        let socket = SockRef::from(&*self);
+        match bufs {
+            [one] => socket.send_with_flags(one, flags),
+            _ => socket.send_vectored_with_flags(bufs, flags),
+        }
     }
 }
 
-/// A stream written through [`Stream::write_last`]: for output after which the connection is
-/// closed.
-pub struct LastWords<'a, S>(pub &'a mut S);
+/// A stream written through [`Stream::send`].
+pub struct Sender<'a, S> {
+    /// The socket.
+    pub stream: &'a mut S,
+    /// The socket is closed right after these bytes.
+    pub last: bool,
+}
 
-impl<S: Stream> Write for LastWords<'_, S> {
+impl<S: Stream> Write for Sender<'_, S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write_last(&[IoSlice::new(buf)])
+        self.stream.send(&[IoSlice::new(buf)], self.last)
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.0.write_last(bufs)
+        self.stream.send(bufs, self.last)
     }
 
     fn flush(&mut self) -> io::Result<()> {

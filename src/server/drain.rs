@@ -5,7 +5,7 @@
 use crate::app::lifecycle::{DrainSchedule, EventLine, Phase};
 use crate::base::timers::after;
 use crate::connection::Verdict;
-use crate::net::{Listener, Net};
+use crate::net::{Listener, Net, Sender};
 use crate::server::{DrainProgress, Server, Wake};
 
 impl<N: Net> Server<N> {
@@ -91,7 +91,10 @@ impl<N: Net> Server<N> {
     pub(super) fn flush_all(&mut self) {
         for (_, s) in self.conns.iter_mut() {
             if s.conn.output_len() > 0
-                && let Ok(n) = s.conn.output().write_to(&mut s.stream)
+                && let Ok(n) = s.conn.output().write_to(&mut Sender {
+                    stream: &mut s.stream,
+                    last: true,
+                })
             {
                 self.ctx.metrics.bytes_out += n as u64;
             }

@@ -7,7 +7,7 @@ use crate::app::context::Context;
 use crate::app::lifecycle::EventLine;
 use crate::app::metrics::OpenConnections;
 use crate::connection::{Kind, NextIo, Verdict};
-use crate::net::{LastWords, Stream};
+use crate::net::{Sender, Stream};
 use crate::server::{Slot, Wake};
 
 /// Runs one connection: writes what is queued, lets it serve what it has buffered, reads until
@@ -30,12 +30,11 @@ pub(super) fn drive<S: Stream>(
     let mut drained = matches!(wake, Wake::Internal | Wake::Deadline) && !s.unread;
     loop {
         if s.conn.output_len() > 0 {
-            let written = if s.conn.closes_after_output() {
-                s.conn.output().write_to(&mut LastWords(&mut s.stream))
-            } else {
-                s.conn.output().write_to(&mut s.stream)
+            let mut sender = Sender {
+                last: s.conn.closes_after_output(),
+                stream: &mut s.stream,
             };
-            match written {
+            match s.conn.output().write_to(&mut sender) {
                 Ok(n) => {
                     ctx.metrics.bytes_out += n as u64;
                     s.conn.on_written(n, ctx.now);

@@ -17,7 +17,7 @@ use crate::app::context::Context;
 use crate::app::lifecycle::SignalAction;
 use crate::base::timers::{Millis, Timers};
 use crate::connection::{Connection, Kind, Verdict};
-use crate::net::{Listener, Net};
+use crate::net::{Listener, Net, Sender};
 use crate::protocol::websocket::WsCounters;
 
 mod accept;
@@ -300,7 +300,11 @@ impl<N: Net> Server<N> {
                 self.timers.remove(slot);
                 if gone.conn.output_len() > 0 {
                     // One last attempt: a close frame or an error answer may still fit.
-                    if let Ok(n) = gone.conn.output().write_to(&mut gone.stream) {
+                    let mut sender = Sender {
+                        stream: &mut gone.stream,
+                        last: true,
+                    };
+                    if let Ok(n) = gone.conn.output().write_to(&mut sender) {
                         self.ctx.metrics.bytes_out += n as u64;
                     }
                 }
