@@ -12,7 +12,7 @@
 #   echo     an echoed message (100 connections x 16 in flight x 32 B, closed loop)
 #   connect  a connection: TCP connect, upgrade, one echo, close (50 in progress)
 #   fanout   an alive message to one of 10,000 idle connections (alive every 1 s)
-#   static   a request for /index.html (50 keep-alive connections)
+#   static   a request for one file, /index.html or STATIC_PATH (50 keep-alive connections)
 # SERVERS default to "wsdrain uws" (static: "wsdrain nginx"); see benches/servers.sh.
 #
 # Writes benches/results/per-op-MODE.csv, and per server benches/results/per-op-MODE-NAME.txt
@@ -46,7 +46,7 @@ load() {
     echo) $pin_client $bin/loadgen echo "${common[@]}" --warmup "$2" --connections 100 --in-flight 16 --size 32 ;;
     connect) $pin_client $bin/loadgen connect "${common[@]}" --connections 50 ;;
     fanout) $pin_client $bin/loadgen fanout "${common[@]}" --warmup "$2" --connections 10000 ;;
-    static) $pin_client $bin/loadgen static "${common[@]}" --warmup "$2" --connections 50 --path /index.html ;;
+    static) $pin_client $bin/loadgen static "${common[@]}" --warmup "$2" --connections 50 --path "${STATIC_PATH:-/index.html}" ;;
   esac >/dev/null &
   lg=$!
 }
