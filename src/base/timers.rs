@@ -115,12 +115,15 @@ impl Timers {
         }
     }
 
-    /// Sets connection `slot`'s deadline to `at` ([`NEVER`]: none).
-    pub fn set(&mut self, slot: usize, at: Millis) {
+    /// Sets connection `slot`'s deadline to `at` ([`NEVER`]: none), at time `now`. A time
+    /// already passed is held as `now` (it is due either way): however long ago the moment it
+    /// was counted from, it stays within the range the 32-bit times read back exactly.
+    pub fn set(&mut self, slot: usize, at: Millis, now: Millis) {
         if at == NEVER {
             self.remove(slot);
             return;
         }
+        let at = at.max(now);
         debug_assert!(u32::try_from(slot).is_ok_and(|s| s != NOWHERE));
         if slot >= self.position.len() {
             self.position.resize(slot + 1, NOWHERE);
@@ -252,8 +255,8 @@ mod tests {
     #[test]
     fn fires_in_order_and_only_when_due() {
         let mut timers = Timers::default();
-        timers.set(0, 100);
-        timers.set(1, 50);
+        timers.set(0, 100, 0);
+        timers.set(1, 50, 0);
         assert_eq!(timers.next(0), Some(50));
         assert!(expire(&mut timers, 49).is_empty());
         assert_eq!(expire(&mut timers, 50), vec![1]);
@@ -264,12 +267,12 @@ mod tests {
     #[test]
     fn a_deadline_moves_in_place_either_way() {
         let mut timers = Timers::default();
-        timers.set(0, 100);
-        timers.set(0, 300);
+        timers.set(0, 100, 0);
+        timers.set(0, 300, 0);
         assert_eq!(timers.len(), 1);
         assert!(expire(&mut timers, 150).is_empty());
         assert_eq!(timers.next(150), Some(300));
-        timers.set(0, 120);
+        timers.set(0, 120, 0);
         assert_eq!(timers.len(), 1);
         assert_eq!(expire(&mut timers, 150), vec![0]);
         assert!(expire(&mut timers, 400).is_empty());
@@ -278,9 +281,9 @@ mod tests {
     #[test]
     fn a_cleared_or_removed_deadline_never_fires() {
         let mut timers = Timers::default();
-        timers.set(0, 100);
-        timers.set(1, 200);
-        timers.set(0, NEVER);
+        timers.set(0, 100, 0);
+        timers.set(1, 200, 0);
+        timers.set(0, NEVER, 0);
         timers.remove(1);
         timers.remove(7); // never had one
         assert!(expire(&mut timers, 1000).is_empty());
@@ -288,13 +291,25 @@ mod tests {
     }
 
     #[test]
+    fn a_deadline_long_passed_is_due_now() {
+        // Counted from a moment over 24.8 days back (a stamp read as its age), the deadline is
+        // further in the past than a 32-bit time reads back: it is held as now.
+        const DAY: Millis = 24 * 3600 * 1000;
+        let now = 30 * DAY;
+        let mut timers = Timers::default();
+        timers.set(0, 5_000, now);
+        assert_eq!(timers.next(now), Some(now));
+        assert_eq!(expire(&mut timers, now), vec![0]);
+    }
+
+    #[test]
     fn order_holds_across_the_32_bit_wrap() {
         const WRAP: Millis = 1 << 32;
         let mut timers = Timers::default();
         let now = WRAP - 1_000;
-        timers.set(0, WRAP + 500);
-        timers.set(1, WRAP - 500);
-        timers.set(2, WRAP + 10);
+        timers.set(0, WRAP + 500, now);
+        timers.set(1, WRAP - 500, now);
+        timers.set(2, WRAP + 10, now);
         assert_eq!(timers.next(now), Some(WRAP - 500));
         assert_eq!(timers.deadline(0, now), WRAP + 500);
         assert_eq!(expire(&mut timers, WRAP + 10), vec![1, 2]);
@@ -341,7 +356,7 @@ mod tests {
                     }
                     _ => {
                         let at = now + rng.below(10_000);
-                        timers.set(slot, at);
+                        timers.set(slot, at, now);
                         model.insert(slot, at);
                     }
                 }

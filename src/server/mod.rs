@@ -323,7 +323,7 @@ impl<N: Net> Server<N> {
                     self.rerun.push((slot, s.conn.id()));
                 }
                 let at = s.conn.next_deadline(&self.ctx);
-                self.timers.set(slot, at);
+                self.timers.set(slot, at, self.ctx.now);
             }
         }
     }
