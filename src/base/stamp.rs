@@ -10,8 +10,8 @@
 //!   (24.8 days) either side of now, so an overdue one is read as overdue.
 //!
 //! The settings keep every duration to 10 days (`config::parse`), so a deadline (a duration,
-//! or two added) is never further away than that, and each stamp is read only while a timeout
-//! counted from it runs. The loop's clock starts 10 s before the low 32 bits wrap ([`Clock`]),
+//! or two added) is never further ahead than that; one already passed is held as now by the
+//! heap (`Timers::set`), however old the stamp it was counted from. The loop's clock starts 10 s before the low 32 bits wrap ([`Clock`]),
 //! as Linux starts jiffies 5 minutes before theirs: every run longer than 10 s crosses a wrap.
 //!
 //! [`Clock`]: crate::base::timers::Clock
