@@ -11,10 +11,9 @@
 //!
 //! The settings keep every duration to 10 days (`config::parse`), so a deadline (a duration,
 //! or two added) is never further ahead than that; one already passed is held as now by the
-//! heap (`Timers::set`), however old the stamp it was counted from. The loop's clock starts 10 s before the low 32 bits wrap ([`Clock`]),
-//! as Linux starts jiffies 5 minutes before theirs: every run longer than 10 s crosses a wrap.
-//!
-//! [`Clock`]: crate::base::timers::Clock
+//! heap (`Timers::set`), however old the stamp it was counted from. The loop's clock starts
+//! 10 s before the low 32 bits wrap (`timers::Clock`), as Linux starts jiffies 5 minutes before
+//! theirs: every run longer than 10 s crosses a wrap.
 
 use crate::base::timers::Millis;
 

@@ -3,7 +3,7 @@
 //!
 //! Each connection has a single deadline: the earliest moment anything must happen to it
 //! (header timeout, idle timeout, the preStop answer, a lingering close, the WebSocket timers).
-//! [`Timers`] holds exactly one entry per connection that has one, found by its slab slot, so a
+//! `Timers` holds exactly one entry per connection that has one, found by its slab slot, so a
 //! deadline moves in place and a closed connection's goes with it: nothing stale is left to
 //! fire, and no generation is needed to tell a reused slot's entries apart.
 

@@ -142,7 +142,7 @@ pub struct ConnectionView<'a> {
     pub generation: u32,
     /// The connection's state machine.
     pub conn: &'a Connection,
-    /// Its current deadline ([`NEVER`] for none).
+    /// Its current deadline ([`NEVER`](crate::base::timers::NEVER) for none).
     pub deadline: Millis,
     /// Whether the loop will run it in the next step without an event.
     pub rerun_queued: bool,

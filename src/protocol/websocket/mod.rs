@@ -1,5 +1,5 @@
-//! WebSocket (RFC 6455), in three pieces a reader can take one at a time: [`handshake`] (the
-//! upgrade), [`codec`] (frames out, payloads in) and [`session`] (one WebSocket's protocol
+//! WebSocket (RFC 6455), in three pieces a reader can take one at a time: [`handshake`](mod@handshake) (the
+//! upgrade), `codec` (frames out, payloads in) and [`session`] (one WebSocket's protocol
 //! state). What a message gets is not here: that is the application's ([`crate::app::service`]).
 //!
 //! # Why a frame layer of our own (and not `tungstenite::WebSocket` per connection)
