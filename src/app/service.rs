@@ -92,7 +92,7 @@ impl Service {
         } else {
             Goodbye::Due(Due::of(ctx.now + age - ctx.rng.below(age / 10 + 1)))
         };
-        if ctx.config.echo_mode == EchoMode::Reverse {
+        if sends_own(ctx) {
             let handover_ms = handover_ms(ctx);
             send_own(out, ctx, Some(("hello", "handover_ms", handover_ms)));
         }
@@ -226,12 +226,19 @@ fn on_alive_grid(at: Millis, interval: u64) -> Millis {
     at.div_ceil(grid) * grid
 }
 
+/// Whether the service sends messages of its own besides its answers (the hello, goaway
+/// notices): not in echo mode, where a conformance suite expects nothing but its echoes.
+fn sends_own(ctx: &Context) -> bool {
+    ctx.config.echo_mode == EchoMode::Reverse
+}
+
 /// The handover time a client is given after its notice, in ms: `HANDOVER_TIMEOUT`, or 0
-/// (close at once) in echo mode, which sends nothing of its own.
+/// (close at once) when no notice can be sent.
 fn handover_ms(ctx: &Context) -> u64 {
-    match ctx.config.echo_mode {
-        EchoMode::Reverse => ctx.config.handover_timeout.as_millis() as u64,
-        EchoMode::Echo => 0,
+    if sends_own(ctx) {
+        ctx.config.handover_timeout.as_millis() as u64
+    } else {
+        0
     }
 }
 
