@@ -14,6 +14,9 @@
 # The full HTML report is target/autobahn-reports/servers/index.html.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+
+# shellcheck source=tests/tiers/lib/apt.sh
+. tests/tiers/lib/apt.sh
 root=$PWD
 conf=tests/autobahn
 venvs=target/autobahn-venv
@@ -45,14 +48,10 @@ if [ ! -x "$venvs/py27/bin/wstest" ] || [ "$(cat "$venvs/stamp" 2>/dev/null)" !=
   mkdir -p "$venvs"
   # wsaccel and zope.interface build from source: they need a C compiler.
   if ! command -v cc >/dev/null 2>&1; then
-    export DEBIAN_FRONTEND=noninteractive
-    timeout 120 apt-get update -qq
-    timeout 150 apt-get install -y -qq gcc libc6-dev >/dev/null
+    apt_install gcc libc6-dev
   fi
   if ! python3 -m venv "$venvs/bootstrap" >/dev/null 2>&1; then
-    export DEBIAN_FRONTEND=noninteractive
-    timeout 120 apt-get update -qq
-    timeout 150 apt-get install -y -qq python3-venv >/dev/null
+    apt_install python3-venv
     rm -rf "$venvs/bootstrap"
     python3 -m venv "$venvs/bootstrap"
   fi

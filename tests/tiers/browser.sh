@@ -9,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
+# shellcheck source=tests/tiers/lib/apt.sh
+. tests/tiers/lib/apt.sh
+
 if ! command -v node >/dev/null 2>&1; then
   echo "browser tier: node is missing (node >= 20 is needed)" >&2
   exit 1
@@ -16,9 +19,7 @@ fi
 
 if [ ! -x /usr/bin/chromium ]; then
   echo "installing chromium (Debian package)"
-  export DEBIAN_FRONTEND=noninteractive
-  timeout 120 apt-get update -qq
-  timeout 150 apt-get install -y -qq chromium >/dev/null
+  apt_install --with-recommends chromium
 fi
 
 if [ ! -d tests/browser/node_modules/playwright-core ]; then

@@ -12,6 +12,9 @@
 #      unshare is permitted), the image's ENV and WORKDIR; smoke test; SIGTERM -> exit 0.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+
+# shellcheck source=tests/tiers/lib/apt.sh
+. tests/tiers/lib/apt.sh
 repo="$(pwd)"
 
 binary_budget=$((1536 * 1024))        # 1.5 MiB
@@ -26,9 +29,7 @@ command -v readelf >/dev/null 2>&1 || need_apt+=(binutils)
 command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  timeout 120 apt-get update -qq
-  timeout 120 apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  apt_install "${need_apt[@]}"
 fi
 venv=target/deploy-venv
 if [ ! -x "$venv/bin/hadolint" ]; then

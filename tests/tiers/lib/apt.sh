@@ -4,16 +4,28 @@
 export DEBIAN_FRONTEND=noninteractive
 apt_updated=""
 
-# apt_install PACKAGE: installs PACKAGE (an `apt-get update` first if apt does not know it);
-# shows the end of apt's output when it fails.
+# apt_install [--with-recommends] PACKAGE...: installs the packages (an `apt-get update` first if
+# apt does not know one of them), without the packages they only recommend unless asked; shows
+# the end of apt's output when it fails.
 apt_install() {
-  if [ -z "$apt_updated" ] && ! apt-cache show "$1" >/dev/null 2>&1; then
-    timeout 120 apt-get -o DPkg::Lock::Timeout=60 update -qq
-    apt_updated=1
+  local recommends=--no-install-recommends p
+  if [ "${1:-}" = --with-recommends ]; then
+    recommends=""
+    shift
+  fi
+  if [ -z "$apt_updated" ]; then
+    for p in "$@"; do
+      if ! apt-cache show "$p" >/dev/null 2>&1; then
+        timeout 120 apt-get -o DPkg::Lock::Timeout=60 update -qq
+        apt_updated=1
+        break
+      fi
+    done
   fi
   local log rc=0
   log="$(mktemp)"
-  timeout 180 apt-get -o DPkg::Lock::Timeout=60 install -y -qq --no-install-recommends "$1" \
+  # shellcheck disable=SC2086 # $recommends is one option or none
+  timeout 180 apt-get -o DPkg::Lock::Timeout=60 install -y -qq $recommends "$@" \
     >"$log" 2>&1 || rc=$?
   [ "$rc" -eq 0 ] || tail -20 "$log"
   rm -f "$log"
