@@ -130,7 +130,8 @@ start() {
 
 # start_nginx LOG DIR: nginx serving static/ on a free port from DIR (its configuration, pid
 # and error log); writes "listening 127.0.0.1:PORT" to LOG once the port takes connections, as
-# the other servers print it. Sets $pid to nginx itself.
+# the other servers print it. It leaves nginx as the last background job ($!), which start takes
+# as $pid.
 start_nginx() {
   local log=$1 dir=$2 nginx_port
   mkdir -p "$dir"
