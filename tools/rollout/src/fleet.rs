@@ -1056,6 +1056,16 @@ mod tests {
         refuse_second: false,
     };
 
+    /// The sockets the fleet held after each change: (open, clients with none, clients with
+    /// two).
+    fn held(f: &Fleet) -> Vec<(u32, u32, u32)> {
+        f.sockets
+            .changes
+            .iter()
+            .map(|(_, h)| (h.sockets, h.without, h.two))
+            .collect()
+    }
+
     fn text(out: &mut std::net::TcpStream, s: &str) {
         let _ = out.write_all(&ws::encode(true, ws::TEXT, s.as_bytes(), None, 0));
     }
@@ -1232,13 +1242,7 @@ mod tests {
         assert_eq!(st.left.len(), 1);
         assert_eq!(st.left[0].1, "pod-a");
         // Its sockets: one, two during the handover, one; never none.
-        let held: Vec<(u32, u32, u32)> = f
-            .sockets
-            .changes
-            .iter()
-            .map(|(_, h)| (h.sockets, h.without, h.two))
-            .collect();
-        assert_eq!(held, [(1, 0, 0), (2, 0, 1), (1, 0, 0)]);
+        assert_eq!(held(&f), [(1, 0, 0), (2, 0, 1), (1, 0, 0)]);
         let by_instance: Vec<(&str, bool)> = f
             .sockets
             .by_instance
@@ -1269,13 +1273,7 @@ mod tests {
         assert_eq!((st.notices_ignored, st.handovers), (1, 0));
         assert_eq!(st.closes.get(&1012), Some(&1));
         // Its sockets: one, none between the 1012 and the reconnect, one.
-        let held: Vec<(u32, u32, u32)> = f
-            .sockets
-            .changes
-            .iter()
-            .map(|(_, h)| (h.sockets, h.without, h.two))
-            .collect();
-        assert_eq!(held, [(1, 0, 0), (0, 1, 0), (1, 0, 0)]);
+        assert_eq!(held(&f), [(1, 0, 0), (0, 1, 0), (1, 0, 0)]);
     }
 
     #[test]
