@@ -35,6 +35,14 @@ fn context(settings: &[(&str, &str)]) -> Context {
     )
 }
 
+/// The drain begins at `ctx.now` (a signal): `conn`'s turn comes at `at`, as the loop would
+/// schedule it. Returns whether it was a WebSocket to schedule.
+fn drain(conn: &mut Connection, ctx: &mut Context, at: Millis) -> bool {
+    ctx.lifecycle.on_signal(ctx.now, &ctx.config);
+    let handover_ms = ctx.lifecycle.drain_plan().map_or(0, |p| p.handover_ms);
+    conn.schedule_drain(at, handover_ms, ctx.now)
+}
+
 /// A client that takes at most `budget` bytes, then would block.
 struct SlowReader {
     received: Vec<u8>,
@@ -239,8 +247,7 @@ fn the_notice_comes_at_the_drain_time_and_the_close_handover_timeout_later() {
     ]);
     let (mut conn, mut client, _) = upgraded(&mut ctx);
     ctx.tick(1_000);
-    ctx.lifecycle.on_signal(1_000);
-    assert!(conn.schedule_drain(1_500, ctx.now));
+    assert!(drain(&mut conn, &mut ctx, 1_500));
     assert_eq!(conn.next_deadline(&ctx), 1_500);
     assert_eq!(at(1_499, &mut conn, &mut ctx, &mut client).0.len(), 0);
     let (frames, end) = at(1_500, &mut conn, &mut ctx, &mut client);
@@ -277,8 +284,7 @@ fn the_notice_comes_at_the_drain_time_and_the_close_handover_timeout_later() {
 fn a_client_that_moves_after_the_notice_closes_cleanly_and_is_counted() {
     let mut ctx = context(&[("HANDOVER_TIMEOUT", "3s"), ("ALIVE_INTERVAL", "0")]);
     let (mut conn, mut client, _) = upgraded(&mut ctx);
-    ctx.lifecycle.on_signal(0);
-    conn.schedule_drain(100, ctx.now);
+    drain(&mut conn, &mut ctx, 100);
     let (frames, _) = at(100, &mut conn, &mut ctx, &mut client);
     assert!(texts(&frames)[0].contains(r#""event":"goaway""#));
     // Its last message and its close in one read: the reply goes out before the close.
@@ -309,8 +315,8 @@ fn without_a_handover_or_with_its_time_gone_the_close_comes_at_once() {
     ] {
         let mut ctx = context(settings);
         let (mut conn, mut client, _) = upgraded(&mut ctx);
-        ctx.lifecycle.on_signal(1_000);
-        conn.schedule_drain(1_500, ctx.now);
+        ctx.tick(1_000);
+        drain(&mut conn, &mut ctx, 1_500);
         let (frames, _) = at(run_at, &mut conn, &mut ctx, &mut client);
         assert_eq!(texts(&frames), ["close Some(1012)"], "{settings:?}");
         assert_eq!(ctx.metrics.ws.handover_notices, 0, "{settings:?}");
@@ -318,8 +324,8 @@ fn without_a_handover_or_with_its_time_gone_the_close_comes_at_once() {
     // A stalled loop that wakes inside the handover: the notice gives the time that is left.
     let mut ctx = context(&[("HANDOVER_TIMEOUT", "3s"), ("ALIVE_INTERVAL", "0")]);
     let (mut conn, mut client, _) = upgraded(&mut ctx);
-    ctx.lifecycle.on_signal(1_000);
-    conn.schedule_drain(1_500, ctx.now);
+    ctx.tick(1_000);
+    drain(&mut conn, &mut ctx, 1_500);
     let (frames, _) = at(4_000, &mut conn, &mut ctx, &mut client);
     assert!(
         texts(&frames)[0].ends_with(r#""close_in_ms":500}"#),
@@ -327,6 +333,66 @@ fn without_a_handover_or_with_its_time_gone_the_close_comes_at_once() {
         texts(&frames)
     );
     assert_eq!(conn.next_deadline(&ctx), 4_500);
+}
+
+#[test]
+fn a_signal_while_prestop_waits_gives_notice_and_close_within_the_short_drain() {
+    // The defaults: /prestop at 0 is answered at 15.5 s. A SIGTERM at 15 s (a Spot node's grace
+    // period is over) finds it waiting: the 10 s + 5 s + 5 s drain shrinks to SHORT_DRAIN 1.5 s.
+    let mut ctx = context(&[("ALIVE_INTERVAL", "0"), ("PING_INTERVAL", "0")]);
+    let (mut conn, mut client, _) = upgraded(&mut ctx);
+    let answer_delay = ctx.config.prestop_answer_delay();
+    assert_eq!(ctx.lifecycle.request_prestop(0, answer_delay), 15_500);
+    ctx.tick(15_000);
+    // Its turn at 0.7 s of the 0.75 s window.
+    assert!(drain(&mut conn, &mut ctx, 15_700));
+    let plan = *ctx.lifecycle.drain_plan().expect("draining");
+    assert_eq!(
+        (
+            plan.kind(),
+            plan.window_ms,
+            plan.handover_ms,
+            plan.deadline_ms()
+        ),
+        ("short", 750, 375, 1_500)
+    );
+    assert_eq!(
+        ctx.lifecycle.prestop_answer_at(),
+        Some(15_000),
+        "answered now"
+    );
+    let (frames, _) = at(15_700, &mut conn, &mut ctx, &mut client);
+    assert!(
+        texts(&frames)[0].ends_with(r#""close_in_ms":375}"#),
+        "{:?}",
+        texts(&frames)
+    );
+    assert_eq!(at(16_074, &mut conn, &mut ctx, &mut client).0.len(), 0);
+    let (frames, _) = at(16_075, &mut conn, &mut ctx, &mut client);
+    assert_eq!(texts(&frames), ["close Some(1012)"]);
+    assert!(!conn.owes_close_frame(), "the close frame is out");
+}
+
+#[test]
+fn a_short_drain_brings_an_age_limit_handover_forward() {
+    // The age limit's notice went out with 5 s to move; a short drain then begins: its close
+    // comes at the short drain's time, not 5 s after the notice.
+    let mut ctx = context(&[
+        ("MAX_CONNECTION_AGE", "10s"),
+        ("ALIVE_INTERVAL", "0"),
+        ("PING_INTERVAL", "0"),
+    ]);
+    let (mut conn, mut client, _) = upgraded(&mut ctx);
+    let notice_at = conn.next_deadline(&ctx);
+    let (frames, _) = at(notice_at, &mut conn, &mut ctx, &mut client);
+    assert!(texts(&frames)[0].ends_with(r#""close_in_ms":5000}"#));
+    ctx.lifecycle
+        .request_prestop(notice_at, ctx.config.prestop_answer_delay());
+    ctx.tick(notice_at + 100);
+    drain(&mut conn, &mut ctx, notice_at + 200);
+    assert_eq!(conn.next_deadline(&ctx), notice_at + 200 + 375);
+    let (frames, _) = at(notice_at + 575, &mut conn, &mut ctx, &mut client);
+    assert_eq!(texts(&frames), ["close Some(1012)"]);
 }
 
 #[test]
@@ -362,8 +428,7 @@ fn a_finished_close_handshake_closes_at_once_and_a_failure_lingers() {
     // Our close (the drain's 1012) answered by the client: nothing more can come, close now.
     let mut ctx = context(&[("HANDOVER_TIMEOUT", "0"), ("ALIVE_INTERVAL", "0")]);
     let (mut conn, mut client, _) = upgraded(&mut ctx);
-    ctx.lifecycle.on_signal(0);
-    conn.schedule_drain(100, ctx.now);
+    drain(&mut conn, &mut ctx, 100);
     let (frames, end) = at(100, &mut conn, &mut ctx, &mut client);
     assert_eq!(
         (texts(&frames), end),

@@ -4,6 +4,7 @@
 //! them. Uses the protocols, the sockets' [`crate::net::Listener`], the base and the settings.
 
 pub mod context;
+pub mod drain_plan;
 pub mod lifecycle;
 pub mod metrics;
 pub mod routes;

@@ -112,11 +112,16 @@ impl Service {
         alive.min(self.goodbye.at(now))
     }
 
-    /// The drain has begun at `now`: ask this WebSocket to go at `at` (unless it already was).
-    pub fn schedule_drain(&mut self, at: Millis, now: Millis) {
-        if !self.goodbye.notice_sent() {
-            self.goodbye = Goodbye::Due(Due::of(self.goodbye.at(now).min(at)));
-        }
+    /// The drain has begun at `now`: ask this WebSocket to go at `at` (unless it already was),
+    /// its close to follow `handover_ms` later. One already asked (at its age limit) keeps its
+    /// close time, unless the drain's is sooner (a short drain).
+    pub fn schedule_drain(&mut self, at: Millis, handover_ms: Millis, now: Millis) {
+        self.goodbye = match self.goodbye {
+            Goodbye::Noticed(close) => {
+                Goodbye::Noticed(Due::of(close.at(now).min(at + handover_ms)))
+            }
+            other => Goodbye::Due(Due::of(other.at(now).min(at))),
+        };
     }
 
     /// The client closed the WebSocket itself (its close frame came first): after a notice,
@@ -232,14 +237,17 @@ fn sends_own(ctx: &Context) -> bool {
     ctx.config.echo_mode == EchoMode::Reverse
 }
 
-/// The handover time a client is given after its notice, in ms: `HANDOVER_TIMEOUT`, or 0
-/// (close at once) when no notice can be sent.
+/// The handover time a client is given after its notice, in ms: `HANDOVER_TIMEOUT` (or the
+/// drain plan's, shorter in a short drain), or 0 (close at once) when no notice can be sent.
 fn handover_ms(ctx: &Context) -> u64 {
-    if sends_own(ctx) {
-        ctx.config.handover_timeout.as_millis() as u64
-    } else {
-        0
+    if !sends_own(ctx) {
+        return 0;
     }
+    ctx.lifecycle
+        .drain_plan()
+        .map_or(ctx.config.handover_timeout.as_millis() as u64, |plan| {
+            plan.handover_ms
+        })
 }
 
 /// A message of the server's own, an alive message: who is answering (the instance), in which

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::settings::{SETTINGS, help_text};
-use crate::config::{Command, Config, ConfigError, EchoMode, GRACE_MARGIN, LINGER, err};
+use crate::config::{
+    Command, Config, ConfigError, EchoMode, GRACE_MARGIN, KUBELET_LAST_GRACE, LINGER,
+    PRESTOP_TIE_BREAK, err,
+};
 
 impl Config {
     /// Reads the process's arguments and environment.
@@ -146,6 +149,7 @@ impl Config {
             close_timeout: positive("CLOSE_TIMEOUT")?,
             handover_timeout: duration("HANDOVER_TIMEOUT")?,
             termination_grace_period,
+            short_drain: positive("SHORT_DRAIN")?,
             alive_interval: duration("ALIVE_INTERVAL")?,
             ping_interval: duration("PING_INTERVAL")?,
             pong_timeout: positive("PONG_TIMEOUT")?,
@@ -180,14 +184,24 @@ impl Config {
                 self.static_dir
             ));
         }
+        if self.short_drain > KUBELET_LAST_GRACE {
+            return err(format!(
+                "SHORT_DRAIN: {}s is too long: the kubelet kills the process {}s after a SIGTERM \
+                 that comes at the end of the grace period",
+                secs(self.short_drain),
+                secs(KUBELET_LAST_GRACE)
+            ));
+        }
         if let Some(grace) = self.termination_grace_period {
             let needed = self.drain_budget() + GRACE_MARGIN;
             if needed > grace {
                 return err(format!(
-                    "TERMINATION_GRACE_PERIOD: {}s is too short: PRESTOP_DELAY {}s + DRAIN_WINDOW {}s + \
-                     HANDOVER_TIMEOUT {}s + CLOSE_TIMEOUT {}s + linger {}s + margin {}s = {}s must fit in it",
+                    "TERMINATION_GRACE_PERIOD: {}s is too short: PRESTOP_DELAY {}s (answered {}s \
+                     later) + DRAIN_WINDOW {}s + HANDOVER_TIMEOUT {}s + CLOSE_TIMEOUT {}s + linger \
+                     {}s + margin {}s = {}s must fit in it",
                     secs(grace),
                     secs(self.prestop_delay),
+                    secs(self.prestop_answer_delay() - self.prestop_delay),
                     secs(self.drain_window),
                     secs(self.handover_timeout),
                     secs(self.close_timeout),
@@ -200,10 +214,20 @@ impl Config {
         Ok(())
     }
 
-    /// PRESTOP_DELAY + DRAIN_WINDOW + HANDOVER_TIMEOUT + CLOSE_TIMEOUT + LINGER: from the start
-    /// of preStop to the moment the last connection is gone.
+    /// The `/prestop` answer's wait + DRAIN_WINDOW + HANDOVER_TIMEOUT + CLOSE_TIMEOUT + LINGER:
+    /// from the start of preStop to the moment the last connection is gone.
     pub fn drain_budget(&self) -> Duration {
-        self.prestop_delay + self.drain_deadline()
+        self.prestop_answer_delay() + self.drain_deadline()
+    }
+
+    /// How long `/prestop` waits before it answers: `PRESTOP_DELAY` and the
+    /// [`PRESTOP_TIE_BREAK`] after it, or nothing when the delay is zero.
+    pub fn prestop_answer_delay(&self) -> Duration {
+        if self.prestop_delay.is_zero() {
+            Duration::ZERO
+        } else {
+            self.prestop_delay + PRESTOP_TIE_BREAK
+        }
     }
 
     /// DRAIN_WINDOW + HANDOVER_TIMEOUT + CLOSE_TIMEOUT + LINGER: from the signal to the exit at

@@ -147,26 +147,51 @@ fn bad_values_name_the_setting() {
 
 #[test]
 fn budget_rule() {
-    // 15 + 10 + 5 (handover) + 5 (close) + 2 (linger) + 2 (margin) = 39 s.
-    let c = config(&[], &[("TERMINATION_GRACE_PERIOD", "39")]);
-    assert_eq!(c.termination_grace_period, Some(Duration::from_secs(39)));
-    let message = error(&[], &[("TERMINATION_GRACE_PERIOD", "38s")]);
+    // 15 + 0.5 (the /prestop tie break) + 10 + 5 (handover) + 5 (close) + 2 (linger)
+    // + 2 (margin) = 39.5 s.
+    let c = config(&[], &[("TERMINATION_GRACE_PERIOD", "39.5")]);
+    assert_eq!(
+        c.termination_grace_period,
+        Some(Duration::from_millis(39_500))
+    );
+    let message = error(&[], &[("TERMINATION_GRACE_PERIOD", "39s")]);
     assert!(
-        message.contains("TERMINATION_GRACE_PERIOD: 38s is too short"),
+        message.contains("TERMINATION_GRACE_PERIOD: 39s is too short"),
         "{message}"
     );
+    assert!(message.contains("(answered 0.5s later)"), "{message}");
     assert!(message.contains("HANDOVER_TIMEOUT 5s"), "{message}");
     assert!(message.contains("linger 2s"), "{message}");
-    assert!(message.contains("= 39s"), "{message}");
+    assert!(message.contains("= 39.5s"), "{message}");
     // Without the handover (HANDOVER_TIMEOUT=0) the rule is the old one.
     config(
         &["--handover-timeout", "0"],
-        &[("TERMINATION_GRACE_PERIOD", "34")],
+        &[("TERMINATION_GRACE_PERIOD", "34.5")],
     );
     config(
         &["--prestop-delay", "1s"],
-        &[("TERMINATION_GRACE_PERIOD", "25")],
+        &[("TERMINATION_GRACE_PERIOD", "25.5")],
     );
+    // Without a preStop delay there is no tie to break.
+    config(
+        &["--prestop-delay", "0"],
+        &[("TERMINATION_GRACE_PERIOD", "24")],
+    );
+}
+
+#[test]
+fn short_drain_fits_the_kubelets_last_two_seconds() {
+    assert_eq!(config(&[], &[]).short_drain, Duration::from_millis(1_500));
+    assert_eq!(
+        config(&["--short-drain", "2s"], &[]).short_drain,
+        Duration::from_secs(2)
+    );
+    let message = error(&[], &[("SHORT_DRAIN", "2.5s")]);
+    assert!(
+        message.contains("SHORT_DRAIN: 2.5s is too long: the kubelet kills the process 2s after"),
+        "{message}"
+    );
+    assert!(error(&[], &[("SHORT_DRAIN", "0")]).contains("must be greater than zero"));
 }
 
 #[test]
