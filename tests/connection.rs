@@ -396,6 +396,41 @@ fn a_short_drain_brings_an_age_limit_handover_forward() {
 }
 
 #[test]
+fn a_client_that_stopped_reading_long_ago_still_gets_pong_timeout_for_its_close_frame() {
+    // Issue 21: the stall clock counted from the last write progress. A client whose socket
+    // took nothing since connecting (its hello still queued), 60 s later asked to go: its close
+    // frame's stall deadline was 10 s after the connect, long past, so it was dropped for "not
+    // reading" at once. The wait begins when the close is queued.
+    let mut ctx = context(&[
+        ("HANDOVER_TIMEOUT", "0"),
+        ("PONG_TIMEOUT", "10s"),
+        ("ALIVE_INTERVAL", "0"),
+        ("PING_INTERVAL", "0"),
+    ]);
+    let (mut conn, mut client, _) = upgraded(&mut ctx);
+    client.budget = 0;
+    ctx.tick(1_000);
+    assert_eq!(
+        conn.on_bytes(&mut masked(0x1, b"unread"), &mut ctx),
+        Verdict::Keep
+    );
+    assert_eq!(settle(&mut conn, &mut ctx, &mut client), None);
+    assert!(conn.output_len() > 0, "the reply waits for the client");
+    ctx.tick(60_000);
+    drain(&mut conn, &mut ctx, 60_000);
+    assert_eq!(
+        conn.on_timeout(&mut ctx),
+        Verdict::Keep,
+        "the close is queued"
+    );
+    assert_eq!(conn.next_deadline(&ctx), 70_000, "PONG_TIMEOUT from now");
+    // The client reads at last: the reply, then the close frame.
+    client.budget = usize::MAX;
+    let (frames, _) = at(65_000, &mut conn, &mut ctx, &mut client);
+    assert_eq!(texts(&frames), ["daernu", "close Some(1012)"]);
+}
+
+#[test]
 fn the_age_limit_hands_over_too() {
     // Not draining: the age limit's notice, then its close 1012 with the age's reason.
     let mut ctx = context(&[

@@ -335,7 +335,10 @@ fn invalid(name: &str, value: &str, why: &str) -> ConfigError {
 /// 32-bit times reach (`base::stamp`).
 const MAX_DURATION: Duration = Duration::from_secs(10 * 24 * 3600);
 
-/// Parses `15s`, `500ms`, `2m`, `1h`, or plain seconds (`15`, `0.5`).
+/// Parses `15s`, `500ms`, `2m`, `1h`, or plain seconds (`15`, `0.5`), to whole milliseconds:
+/// the loop's clock counts milliseconds, so a finer value (`0.5ms`) is refused rather than read
+/// as 0, which would mean "off" where zero turns a timer off, and a deadline always due where
+/// it does not.
 pub fn parse_duration(text: &str) -> Result<Duration, &'static str> {
     const WHY: &str = "expected a duration such as 15s, 500ms, 2m, 1h or plain seconds";
     let text = text.trim();
@@ -343,22 +346,40 @@ pub fn parse_duration(text: &str) -> Result<Duration, &'static str> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    if number.is_empty() || number.starts_with('.') || number.ends_with('.') {
-        return Err(WHY);
-    }
-    let value: f64 = number.parse().map_err(|_| WHY)?;
-    let scale = match unit {
-        "" | "s" => 1.0,
-        "ms" => 0.001,
-        "m" => 60.0,
-        "h" => 3600.0,
+    let ms_per_unit: u128 = match unit {
+        "" | "s" => 1_000,
+        "ms" => 1,
+        "m" => 60_000,
+        "h" => 3_600_000,
         _ => return Err(WHY),
     };
-    let secs = value * scale;
-    if !secs.is_finite() || secs > MAX_DURATION.as_secs_f64() {
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() || (number.contains('.') && fraction.is_empty()) || fraction.len() > 9 {
+        return Err(WHY);
+    }
+    // Exact decimal arithmetic: `whole.fraction` units in milliseconds.
+    let digits = |s: &str| -> Result<u128, &'static str> {
+        if s.is_empty() {
+            return Ok(0);
+        }
+        s.parse::<u128>().map_err(|_| WHY)
+    };
+    let scale = 10u128.pow(fraction.len() as u32);
+    let nanounits = digits(whole)?
+        .checked_mul(scale)
+        .and_then(|w| w.checked_add(digits(fraction).ok()?))
+        .ok_or("too long: at most 10 days")?;
+    let scaled = nanounits
+        .checked_mul(ms_per_unit)
+        .ok_or("too long: at most 10 days")?;
+    if scaled % scale != 0 {
+        return Err("finer than a millisecond: the server's clock counts whole milliseconds");
+    }
+    let ms = scaled / scale;
+    if ms > MAX_DURATION.as_millis() {
         return Err("too long: at most 10 days");
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(Duration::from_millis(ms as u64))
 }
 
 /// Parses a byte size: `65536`, `64KiB`, `1MiB`, `1GiB`.

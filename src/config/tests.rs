@@ -225,6 +225,8 @@ fn durations() {
         ("0", 0),
         ("1.5s", 1_500),
         ("240h", 864_000_000),
+        ("1.1", 1_100),
+        ("0.001", 1),
     ];
     for (text, ms) in ok {
         assert_eq!(
@@ -245,10 +247,30 @@ fn durations() {
         "31d",
         "241h", // past 10 days: a connection's 32-bit deadlines must stay in range
         "99999999h",
+        "99999999999999999999999999999999999999999999",
         "NaN",
     ] {
         assert!(parse_duration(bad).is_err(), "{bad}");
     }
+    // Finer than the loop's millisecond clock: refused, not read as 0 (issue 21: a 0.5 ms
+    // ALIVE_INTERVAL passed "greater than zero", then acted as 0 and spun the loop).
+    for fine in ["0.5ms", "1.5ms", "0.0005", "0.0001s"] {
+        assert_eq!(
+            parse_duration(fine),
+            Err("finer than a millisecond: the server's clock counts whole milliseconds"),
+            "{fine}"
+        );
+    }
+    let message = error(&[], &[("ALIVE_INTERVAL", "0.5ms")]);
+    assert!(
+        message.starts_with("ALIVE_INTERVAL: invalid value \"0.5ms\": finer than a millisecond"),
+        "{message}"
+    );
+    assert!(error(&[], &[("HEADER_TIMEOUT", "0.5ms")]).starts_with("HEADER_TIMEOUT"));
+    assert_eq!(
+        config(&[], &[("ALIVE_INTERVAL", "1ms")]).alive_interval,
+        Duration::from_millis(1)
+    );
 }
 
 #[test]

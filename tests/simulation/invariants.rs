@@ -136,6 +136,16 @@ pub fn check_server(
                 ));
             }
         }
+        // A deadline the step handled is not due again at once (a timer that never moves
+        // spins the loop), unless the connection is queued to run again anyway.
+        if view.deadline <= now && !view.rerun_queued {
+            return Err(format!(
+                "conn #{} ({:?}): its deadline {} is already due after the step",
+                view.generation,
+                conn.kind(),
+                view.deadline
+            ));
+        }
         if conn.buffered_bytes() > memory_cap {
             return Err(format!(
                 "conn #{} holds {} bytes, over {memory_cap}",

@@ -109,23 +109,27 @@ impl Scenario {
         let mut later = Rng::seeded(seed ^ 0x2026_1206);
         let short_drain = ["300ms", "1500ms", "2s"][later.below(3) as usize];
         env.push(("SHORT_DRAIN", short_drain.to_string()));
+        // Intervals at the clock's finest step, and off the alive grid's 100 ms.
+        if later.below(4) == 0 {
+            let alive = ["1ms", "101ms", "150ms", "250ms"][later.below(4) as usize];
+            if let Some(setting) = env.iter_mut().find(|(k, _)| *k == "ALIVE_INTERVAL") {
+                setting.1 = alive.to_string();
+            }
+        }
         // The pod's grace period, in a third of the seeds: the budget rule's minimum, or a few
         // seconds more (the grace left then decides the drain when /prestop came early).
         if later.below(3) == 0 {
-            let budget: f64 = [
-                "PRESTOP_DELAY",
-                "DRAIN_WINDOW",
-                "CLOSE_TIMEOUT",
-                "HANDOVER_TIMEOUT",
-            ]
-            .iter()
-            .map(|name| {
-                let value = &env.iter().find(|(k, _)| k == name).expect("picked").1;
-                wsdrain::config::parse_duration(value).map_or(0.0, |d| d.as_secs_f64())
-            })
-            .sum();
-            let grace = budget + 4.5 + later.below(4) as f64;
-            env.push(("TERMINATION_GRACE_PERIOD", format!("{grace}s")));
+            let setting = |name: &str| {
+                let value = &env.iter().find(|(k, _)| *k == name).expect("picked").1;
+                wsdrain::config::parse_duration(value).map_or(0, |d| d.as_millis())
+            };
+            let budget_ms: u128 = ["PRESTOP_DELAY", "DRAIN_WINDOW", "CLOSE_TIMEOUT"]
+                .into_iter()
+                .chain(["HANDOVER_TIMEOUT"])
+                .map(setting)
+                .sum();
+            let grace_ms = budget_ms + 4_500 + u128::from(later.below(4)) * 1_000;
+            env.push(("TERMINATION_GRACE_PERIOD", format!("{grace_ms}ms")));
         }
         let busy_until = 2_000 + rng.below(10_000);
         let prestop_at = (rng.below(2) == 0).then(|| rng.below(busy_until));
