@@ -1,0 +1,32 @@
+"""The self-test: every known breakage of a rendering must be caught, and durations must parse
+as the server parses them."""
+
+import copy
+
+from .breakages import MUTATIONS, MUTATIONS_WITH_AGE
+from .breakages_gke import MUTATIONS_GKE
+from .failures import failures
+from .rendering import checks
+from .units import duration_case_failures
+
+
+def breakages(require_age, require_gke):
+    """The breakages that apply to a rendering checked with these options."""
+    return {**MUTATIONS, **(MUTATIONS_WITH_AGE if require_age else {}),
+            **(MUTATIONS_GKE if require_gke else {})}
+
+
+def self_test(docs, defaults, slack, schemas, require_age, require_gke):
+    """Runs every breakage on a copy of docs; leaves what went wrong in failures, returns how
+    many breakages ran."""
+    bad = duration_case_failures()
+    mutations = breakages(require_age, require_gke)
+    for name, (mutate, expect) in mutations.items():
+        ds = copy.deepcopy(docs)
+        mutate(ds)
+        found = checks(ds, defaults, slack, schemas, require_age, require_gke)
+        if not any(expect in f for f in found):
+            bad.append(f"mutation '{name}' not caught (wanted '{expect}', got {found})")
+    failures.clear()
+    failures.extend(bad)
+    return len(mutations)
