@@ -36,7 +36,7 @@ import yaml
 
 sys.dont_write_bytecode = True  # no __pycache__ in deploy/tools from the imports below
 from manifestcheck.failures import failures  # noqa: E402
-from manifestcheck.helptext import HelpError, parse_help  # noqa: E402
+from manifestcheck.helptext import HELP_CASES, HelpError, parse_help  # noqa: E402
 from manifestcheck.rendering import CRD_KINDS, GKE_KINDS, checks  # noqa: E402
 from manifestcheck.selftest import self_test  # noqa: E402
 from manifestcheck.units import DURATION_CASES  # noqa: E402
@@ -79,7 +79,8 @@ def main():
         if failures:
             return report(args.rendered, docs)
         print(f"{args.rendered}: self-test: all {n} deliberate breakages caught, "
-              f"{len(DURATION_CASES)} durations parsed as the server does")
+              f"{len(DURATION_CASES)} durations parsed as the server does, the budget rule "
+              f"read from {len(HELP_CASES)} --help texts")
     return report(args.rendered, docs)
 
 

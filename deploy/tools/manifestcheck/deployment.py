@@ -56,7 +56,7 @@ def check_deployment(dep, defaults, slack):
     check(
         tgps >= p + d + h + cl + slack,
         f"{name}: terminationGracePeriodSeconds {tgps} < PRESTOP_DELAY + DRAIN_WINDOW + "
-        f"HANDOVER_TIMEOUT + CLOSE_TIMEOUT + {slack} = {p + d + h + cl + slack:g}",
+        f"HANDOVER_TIMEOUT + CLOSE_TIMEOUT + {slack:g} = {p + d + h + cl + slack:g}",
     )
     check(
         "TERMINATION_GRACE_PERIOD" in env and dur.get("TERMINATION_GRACE_PERIOD") == tgps,

@@ -1,5 +1,5 @@
-"""The self-test: every known breakage of a rendering must be caught, and durations must parse
-as the server parses them."""
+"""The self-test: every known breakage of a rendering must be caught, durations must parse as
+the server parses them, and the budget rule must be read from --help whatever its slack."""
 
 import copy
 
@@ -7,6 +7,7 @@ from .breakages import MUTATIONS, MUTATIONS_WITH_AGE
 from .breakages_gke import MUTATIONS_GKE
 from .failures import failures
 from .rendering import checks
+from .helptext import help_case_failures
 from .units import duration_case_failures
 
 
@@ -19,7 +20,7 @@ def breakages(require_age, require_gke):
 def self_test(docs, defaults, slack, schemas, require_age, require_gke):
     """Runs every breakage on a copy of docs; leaves what went wrong in failures, returns how
     many breakages ran."""
-    bad = duration_case_failures()
+    bad = duration_case_failures() + help_case_failures()
     mutations = breakages(require_age, require_gke)
     for name, (mutate, expect) in mutations.items():
         ds = copy.deepcopy(docs)
