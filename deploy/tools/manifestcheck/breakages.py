@@ -1,8 +1,17 @@
 """Known ways to break any rendering, each with the failure the checks must report for it (so the
 checks are not vacuous), and the helpers that edit a rendering (a list of objects) in place."""
 
+import math
+
 from .backendconfig import AGE_MARGIN_SECONDS
 from .units import seconds
+
+# What the checks say when the budget rule is broken (and nothing else says).
+BUDGET = "< PRESTOP_DELAY + DRAIN_WINDOW + HANDOVER_TIMEOUT + CLOSE_TIMEOUT + "
+# The server's defaults of the drain's timings (`wsdrain --help`), for a rendering that
+# leaves one unset.
+DRAIN_DEFAULTS = {"PRESTOP_DELAY": "15s", "DRAIN_WINDOW": "10s", "HANDOVER_TIMEOUT": "5s",
+                  "CLOSE_TIMEOUT": "5s"}
 
 
 def deployment(docs):
@@ -38,14 +47,30 @@ def lb_timeout(docs):
     return obj(docs, "BackendConfig")["spec"].get("timeoutSec", 30)
 
 
-def close_timeout(docs):
+def env_seconds(docs, name):
+    """One of the drain's timings in seconds, as the rendering sets it."""
     env = {e["name"]: e.get("value") for e in container(docs)["env"]}
-    return seconds(env.get("CLOSE_TIMEOUT", "5s"))
+    return seconds(env.get(name, DRAIN_DEFAULTS[name]))
+
+
+def close_timeout(docs):
+    return env_seconds(docs, "CLOSE_TIMEOUT")
 
 
 def handover_timeout(docs):
-    env = {e["name"]: e.get("value") for e in container(docs)["env"]}
-    return seconds(env.get("HANDOVER_TIMEOUT", "5s"))
+    return env_seconds(docs, "HANDOVER_TIMEOUT")
+
+
+def drain_time(docs):
+    """PRESTOP_DELAY + DRAIN_WINDOW + HANDOVER_TIMEOUT + CLOSE_TIMEOUT: the drain without the
+    budget rule's slack, what the load balancer's draining timeout must cover."""
+    return sum(env_seconds(docs, name) for name in DRAIN_DEFAULTS)
+
+
+def set_grace(docs, grace):
+    """terminationGracePeriodSeconds and TERMINATION_GRACE_PERIOD, changed together."""
+    pod(docs)["terminationGracePeriodSeconds"] = grace
+    set_env(docs, "TERMINATION_GRACE_PERIOD", f"{grace}s")
 
 
 def age_limit(docs):
@@ -54,23 +79,24 @@ def age_limit(docs):
     return lb_timeout(docs) - handover_timeout(docs) - close_timeout(docs) - AGE_MARGIN_SECONDS
 
 
+# Each breaks one rule of any rendering, relative to the rendering's own timings where it must
+# (a grace period or draining timeout that breaks deploy/gke's numbers may fit shorter ones).
 MUTATIONS = {
-    "grace period below the budget": (
-        lambda ds: pod(ds).update(terminationGracePeriodSeconds=31),
-        "terminationGracePeriodSeconds"),
+    "grace period below the budget, TERMINATION_GRACE_PERIOD with it": (
+        lambda ds: set_grace(ds, math.floor(drain_time(ds)) + 1), BUDGET),
     "longer PRESTOP_DELAY without a longer grace period": (
-        lambda ds: set_env(ds, "PRESTOP_DELAY", "20s"), "terminationGracePeriodSeconds"),
+        lambda ds: set_env(ds, "PRESTOP_DELAY", "20s"), BUDGET),
     "TERMINATION_GRACE_PERIOD env out of step": (
         lambda ds: set_env(ds, "TERMINATION_GRACE_PERIOD", "45s"), "TERMINATION_GRACE_PERIOD"),
     "longer HANDOVER_TIMEOUT without a longer grace period": (
-        lambda ds: set_env(ds, "HANDOVER_TIMEOUT", "10s"), "terminationGracePeriodSeconds"),
+        lambda ds: set_env(ds, "HANDOVER_TIMEOUT", "10s"), BUDGET),
     "misspelt setting": (lambda ds: set_env(ds, "DRAIN_WINDOWS", "5s"), "not a wsdrain setting"),
     "admin port in the Service": (
         lambda ds: obj(ds, "Service")["spec"]["ports"].append(
             {"name": "admin", "port": 9090, "targetPort": "admin"}), "admin port"),
-    "LB draining shorter than the drain": (
+    "LB draining 1 s shorter than the drain": (
         lambda ds: obj(ds, "BackendConfig")["spec"]["connectionDraining"].update(
-            drainingTimeoutSec=20), "drainingTimeoutSec"),
+            drainingTimeoutSec=math.ceil(drain_time(ds)) - 1), "drainingTimeoutSec"),
     "LB health check on the public port": (
         lambda ds: obj(ds, "BackendConfig")["spec"]["healthCheck"].update(port=8080),
         "healthCheck port"),
