@@ -2,7 +2,7 @@
 """Checks rendered Kubernetes manifests (`kubectl kustomize deploy/X`) against the server itself.
 
   check_manifests.py --help-text HELP --schema-dir deploy/schemas --k8s-out OUT.yaml \
-      [--require-max-connection-age] [--require-gke-objects] RENDERED.yaml
+      [--require-max-connection-age] [--require-gke-objects] [--require-spot] RENDERED.yaml
 
 The server's settings, defaults and budget rule come from `wsdrain --help` (HELP), so the
 manifests cannot drift from the binary. Writes the standard Kubernetes objects to OUT.yaml
@@ -20,7 +20,10 @@ deploy/monitoring/rules.yaml (deploy/tools/gmp.py).
 --require-max-connection-age (the deploy/gke rendering) also fails a rendering that leaves
 MAX_CONNECTION_AGE off; --require-gke-objects (deploy/gke too) one without exactly one
 PodMonitoring, Rules and NetworkPolicy (deploy/base has none: they need GKE's Managed Service
-for Prometheus and network policy enforcement). --self-test then breaks the rendering in known
+for Prometheus and network policy enforcement); --require-spot (deploy/gke-spot) one whose
+pods do not go to GKE Spot nodes (the Spot nodeSelector and a toleration of the Spot taint) or
+whose drain does not fit the 15 s a preemption gives (terminationGracePeriodSeconds <= 15, the
+readiness probe within PRESTOP_DELAY). --self-test then breaks the rendering in known
 ways and expects each one caught. Run by tests/tiers/manifests.sh.
 
 This file is the command line; the rules, one module per kind of object, and the breakages
@@ -55,6 +58,9 @@ def main():
                          "Google load balancer, deploy/gke)")
     ap.add_argument("--require-gke-objects", action="store_true",
                     help="one PodMonitoring, Rules and NetworkPolicy each (deploy/gke)")
+    ap.add_argument("--require-spot", action="store_true",
+                    help="the pods go to GKE Spot nodes and the drain fits a preemption's 15 s "
+                         "(deploy/gke-spot)")
     ap.add_argument("rendered")
     args = ap.parse_args()
     with open(args.help_text) as f:
@@ -71,20 +77,20 @@ def main():
     # The standard objects go to kubernetes-validate; the custom resources are checked here.
     with open(args.k8s_out, "w") as f:
         yaml.safe_dump_all([d for d in docs if d["kind"] not in CRD_KINDS], f)
-    require_age, require_gke = args.require_max_connection_age, args.require_gke_objects
-    if checks(docs, defaults, slack, schemas, require_age, require_gke):
-        return report(args.rendered, docs)
+    options = (args.require_max_connection_age, args.require_gke_objects, args.require_spot)
+    if checks(docs, defaults, slack, schemas, *options):
+        return report(args.rendered, docs, args.require_spot)
     if args.self_test:
-        n = self_test(docs, defaults, slack, schemas, require_age, require_gke)
+        n = self_test(docs, defaults, slack, schemas, *options)
         if failures:
-            return report(args.rendered, docs)
+            return report(args.rendered, docs, args.require_spot)
         print(f"{args.rendered}: self-test: all {n} deliberate breakages caught, "
               f"{len(DURATION_CASES)} durations parsed as the server does, the budget rule "
               f"read from {len(HELP_CASES)} --help texts")
-    return report(args.rendered, docs)
+    return report(args.rendered, docs, args.require_spot)
 
 
-def report(rendered, docs):
+def report(rendered, docs, spot):
     if failures:
         for f in failures:
             print(f"FAIL {rendered}: {f}", file=sys.stderr)
@@ -92,7 +98,8 @@ def report(rendered, docs):
     gke = {d["kind"] for d in docs} & set(GKE_KINDS)
     print(f"{rendered}: budget rule, LB draining timeout, connection age vs LB timeoutSec, "
           "probes/preStop, Service ports, security context, memory sizing, rollout strategy"
-          + (f", {', '.join(sorted(gke))}" if gke else "") + ": ok")
+          + (f", {', '.join(sorted(gke))}" if gke else "")
+          + (", Spot node selector, toleration and 15 s grace" if spot else "") + ": ok")
     return 0
 
 

@@ -10,6 +10,7 @@ from .deployment import check_deployment
 from .failures import check, failures
 from .fence import check_fence
 from .monitoring import check_podmonitoring, check_rules
+from .spot import check_spot
 
 # The custom resources validated here, each against deploy/schemas/<kind in lower case>.json;
 # every other object goes to kubernetes-validate.
@@ -20,7 +21,8 @@ KINDS = ("Deployment", "Service", "Ingress", "BackendConfig",
          "PodDisruptionBudget", "HorizontalPodAutoscaler")
 
 
-def checks(docs, defaults, slack, schemas, require_age=False, require_gke=False):
+def checks(docs, defaults, slack, schemas, require_age=False, require_gke=False,
+           require_spot=False):
     """Every assertion on one rendering; returns the failures."""
     failures.clear()
     by_kind = {}
@@ -43,6 +45,8 @@ def checks(docs, defaults, slack, schemas, require_age=False, require_gke=False)
     if dep:
         for bc in bcs:
             check_backendconfig(bc, dep, require_age)
+        if require_spot:
+            check_spot(by_kind["Deployment"][0], dep)
         check_service(by_kind["Service"][0], dep, bcs)
         check_ingress(by_kind["Ingress"][0], by_kind["Service"][0])
         pdb = by_kind["PodDisruptionBudget"][0]
