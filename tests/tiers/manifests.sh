@@ -48,8 +48,9 @@ echo "kubectl: $kubectl ($("$kubectl" version --client 2>/dev/null | tr '\n' ' '
 cargo build --release --locked --bin wsdrain
 "${CARGO_TARGET_DIR:-target}/release/wsdrain" --help >"$tmp/help.txt"
 # The budget rule's slack changes with the server (`+ 4s` until issue 20, `+ 4.5s` since, when
-# /prestop began to answer 0.5 s late): each rendering must hold under both, so it is checked
-# again against the binary's text with each slack written in.
+# /prestop began to answer 0.5 s late): each rendering must hold under both, and its breakages
+# must stay breakages, so it is checked again against the binary's text with each slack
+# written in.
 slacks=(4s 4.5s)
 for slack in "${slacks[@]}"; do
   sed -E "s/(CLOSE_TIMEOUT \+ )[0-9.]+s( <= TERMINATION_GRACE_PERIOD)/\1$slack\2/" \
@@ -74,10 +75,10 @@ for dir in deploy/base deploy/gke; do
     --schema-dir deploy/schemas --k8s-out "$tmp/$name-k8s.yaml" \
     ${gke[@]+"${gke[@]}"} "$tmp/$name.yaml"
   for slack in "${slacks[@]}"; do
-    "$venv/bin/python" deploy/tools/check_manifests.py --help-text "$tmp/help-$slack.txt" \
-      --schema-dir deploy/schemas --k8s-out "$tmp/$name-k8s-$slack.yaml" \
-      ${gke[@]+"${gke[@]}"} "$tmp/$name.yaml" >/dev/null
-    echo "budget rule with + $slack (as --help may print it): ok"
+    "$venv/bin/python" deploy/tools/check_manifests.py --self-test \
+      --help-text "$tmp/help-$slack.txt" --schema-dir deploy/schemas \
+      --k8s-out "$tmp/$name-k8s-$slack.yaml" ${gke[@]+"${gke[@]}"} "$tmp/$name.yaml" >/dev/null
+    echo "budget rule with + $slack (as --help may print it): checks and self-test ok"
   done
   for v in "${k8s_versions[@]}"; do
     "$venv/bin/kubernetes-validate" --strict --quiet -k "$v" "$tmp/$name-k8s.yaml"
