@@ -23,9 +23,10 @@ def tolerates(toleration, taint):
         return False
     if key and key != taint["key"]:
         return False
-    if toleration.get("operator", "Equal") == "Exists":
+    op = toleration.get("operator") or "Equal"
+    if op == "Exists":
         return True
-    return bool(key) and toleration.get("value", "") == taint["value"]
+    return op == "Equal" and toleration.get("value", "") == taint["value"]
 
 
 def check_spot(deployment, dep):
