@@ -3,7 +3,7 @@ toleration, the 15 s of a preemption, and the probes that must notice /readyz 50
 shorter PreStop."""
 
 from .breakages import BUDGET, container, drain_time, env_seconds, obj, pod, set_env, set_grace
-from .spot import SPOT_GRACE_SECONDS
+from .spot import SPOT_GRACE_SECONDS, SPOT_LABEL
 
 GRACE = "more has no effect there"
 TOLERATION = "no toleration for the Spot taint"
@@ -27,7 +27,7 @@ MUTATIONS_SPOT = {
     "Spot nodeSelector missing": (
         lambda ds: pod(ds).pop("nodeSelector"), "nodeSelector must hold"),
     "nodeSelector for nodes that are not Spot": (
-        lambda ds: pod(ds)["nodeSelector"].update({"cloud.google.com/gke-spot": "false"}),
+        lambda ds: pod(ds)["nodeSelector"].update({SPOT_LABEL: "false"}),
         "nodeSelector must hold"),
     "Spot toleration missing": (lambda ds: pod(ds).pop("tolerations"), TOLERATION),
     "toleration for NoExecute, not the Spot taint's NoSchedule": (
