@@ -422,9 +422,11 @@ impl Connection {
         }
     }
 
-    /// Whether this connection is between requests with nothing in flight.
+    /// Whether this connection is between requests with nothing in flight. A fresh one that
+    /// has not sent its first request yet is not: it was accepted to be answered (in the drain,
+    /// a 503 for an upgrade), and gets its header timeout to say what it wants.
     fn is_idle(&self) -> bool {
-        matches!(self.state, State::Http { .. })
+        matches!(self.state, State::Http { head_started: None })
             && self.input.is_empty()
             && self.output.is_empty()
             && !self.close_after_flush
