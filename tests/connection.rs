@@ -516,3 +516,50 @@ fn alive_messages_fall_on_the_grid_once_per_interval_each() {
         }
     }
 }
+
+#[test]
+fn echo_mode_sends_nothing_of_its_own() {
+    // Issue 21: with ECHO_MODE=echo and the default ALIVE_INTERVAL, alive messages still came
+    // (the Autobahn tier passed only because it turned them off). A conformance suite expects
+    // nothing but its echoes: no hello, no alive message, no notice.
+    let mut ctx = context(&[("ECHO_MODE", "echo")]);
+    let (mut conn, mut client, frames) = upgraded(&mut ctx);
+    assert!(frames.is_empty(), "{:?}", texts(&frames));
+    // Nothing is due before the ping (30 s of silence).
+    assert_eq!(conn.next_deadline(&ctx), 30_000);
+    for now in [5_000, 10_000, 29_999] {
+        assert_eq!(
+            at(now, &mut conn, &mut ctx, &mut client).0.len(),
+            0,
+            "at {now}"
+        );
+    }
+    assert_eq!(ctx.metrics.ws.alive_sent, 0);
+}
+
+#[test]
+fn an_interval_off_the_grid_keeps_its_length() {
+    // Issue 21: the grid stretched 150 ms to 200 ms gaps, and 101 ms to 200 ms, past the page's
+    // dead-link limit of twice the announced interval. The grid is then the largest step that
+    // divides both the interval and 100 ms (50 ms for 150 ms; 1 ms for 101 ms), so each gap is
+    // the interval announced.
+    for (interval, grid) in [(150, 50), (101, 1), (250, 50), (1, 1), (300, 100)] {
+        let setting = format!("{interval}ms");
+        let mut ctx = context(&[("ALIVE_INTERVAL", setting.as_str()), ("PING_INTERVAL", "0")]);
+        ctx.tick(7);
+        let (mut conn, mut client, _) = upgraded(&mut ctx);
+        let mut due = conn.next_deadline(&ctx);
+        assert_eq!(due % grid, 0, "{interval} ms: first alive at {due}");
+        assert!(
+            (8..=7 + interval + grid).contains(&due),
+            "{interval}: {due}"
+        );
+        for _ in 0..4 {
+            let (frames, _) = at(due, &mut conn, &mut ctx, &mut client);
+            assert_eq!(frames.len(), 1, "{interval} ms: one alive message at {due}");
+            let next = conn.next_deadline(&ctx);
+            assert_eq!(next - due, interval, "{interval} ms: the gap after {due}");
+            due = next;
+        }
+    }
+}
