@@ -438,3 +438,29 @@ fn a_connection_accepted_before_its_request_arrives_gets_an_answer_in_the_drain(
     ws.answer_close(1012);
     assert_eq!(server.wait_exit(WAIT).code(), Some(0));
 }
+
+#[test]
+fn still_open_counts_public_connections_not_a_scrapers_keep_alive() {
+    // Issue 21: a scraper holding a keep-alive connection to the admin port made a clean drain
+    // report still_open=1. The field counts public connections; the admin port's are apart.
+    let mut server = TestServer::start(&[
+        ("HANDOVER_TIMEOUT", "0"),
+        ("DRAIN_WINDOW", "100ms"),
+        ("ALIVE_INTERVAL", "0"),
+    ]);
+    let mut scraper = common::Client::connect(server.admin);
+    assert_eq!(scraper.get("/metrics").status, 200);
+    let mut ws = RawWs::connect(server.public);
+    server.signal("TERM");
+    assert_eq!(ws.read_reply().close_code(), Some(1012));
+    ws.answer_close(1012);
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+    server.wait_event("drain_complete", WAIT);
+    let end = server.wait_event("drain_end", WAIT);
+    assert_eq!(
+        (end.number("still_open"), end.number("admin_open")),
+        (Some(0), Some(1)),
+        "{end:?}"
+    );
+    drop(scraper);
+}
