@@ -6,6 +6,7 @@
 pub mod context;
 pub mod drain_plan;
 pub mod lifecycle;
+pub mod log_json;
 pub mod metrics;
 pub mod routes;
 pub mod service;

@@ -53,6 +53,15 @@ pub enum EchoMode {
     Echo,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `2026-… INFO  [target] message`: for a terminal.
+    Text,
+    /// One JSON object per line with `severity`: for Cloud Logging (GKE).
+    Json,
+}
+
 /// The validated settings.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -105,6 +114,8 @@ pub struct Config {
     pub instance_id: String,
     /// Log level.
     pub log_level: log::LevelFilter,
+    /// Log line format.
+    pub log_format: LogFormat,
 }
 
 /// What the command line asks for.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::config::settings::{SETTINGS, help_text};
 use crate::config::{
-    Command, Config, ConfigError, EchoMode, GRACE_MARGIN, KUBELET_LAST_GRACE, LINGER,
+    Command, Config, ConfigError, EchoMode, GRACE_MARGIN, KUBELET_LAST_GRACE, LINGER, LogFormat,
     PRESTOP_TIE_BREAK, err,
 };
 
@@ -109,6 +109,11 @@ impl Config {
                 "expected error, warn, info, debug, trace or off",
             )
         })?;
+        let log_format = match get("LOG_FORMAT") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(invalid("LOG_FORMAT", other, "expected text or json")),
+        };
         let termination_grace_period = match get("TERMINATION_GRACE_PERIOD") {
             "" => None,
             _ => Some(positive("TERMINATION_GRACE_PERIOD")?),
@@ -165,6 +170,7 @@ impl Config {
             allowed_origins,
             instance_id,
             log_level,
+            log_format,
         };
         config.check_rules()?;
         Ok(config)

@@ -188,6 +188,12 @@ pub const SETTINGS: &[Setting] = &[
         "info",
         "log level: error, warn, info, debug, trace or off",
     ),
+    setting(
+        "LOG_FORMAT",
+        "log-format",
+        "text",
+        "text for a terminal; json for Cloud Logging: one object per line with severity, message and a lifecycle line's fields",
+    ),
 ];
 
 /// The `--help` text, generated from [`SETTINGS`].

@@ -54,6 +54,7 @@ fn defaults() {
     assert_eq!(c.echo_mode, EchoMode::Reverse);
     assert_eq!(c.termination_grace_period, None);
     assert_eq!(c.log_level, log::LevelFilter::Info);
+    assert_eq!(c.log_format, LogFormat::Text);
     assert_eq!(c.max_connection_age, Duration::ZERO);
     assert!(c.allowed_origins.is_empty());
 }
@@ -117,6 +118,11 @@ fn bad_values_name_the_setting() {
         (&[], &[("LISTEN_BACKLOG", "0")], "LISTEN_BACKLOG"),
         (&[], &[("ECHO_MODE", "mirror")], "ECHO_MODE"),
         (&[], &[("RUST_LOG", "loud")], "RUST_LOG"),
+        (
+            &[],
+            &[("LOG_FORMAT", "yaml")],
+            "LOG_FORMAT: invalid value \"yaml\": expected text or json",
+        ),
         (&[], &[("STATIC_DIR", "/nonexistent/dir")], "STATIC_DIR"),
         (&[], &[("INSTANCE_ID", "a\"b")], "INSTANCE_ID"),
         (
