@@ -42,6 +42,7 @@ export class FakeClock {
 
 export function fakeWebSocketClass() {
   const sockets = [];
+  sockets.peakLive = 0; // the most sockets neither side had closed, at any time
   class FakeWebSocket {
     constructor(url) {
       this.url = url;
@@ -49,6 +50,8 @@ export function fakeWebSocketClass() {
       this.closedWith = null;
       this.readyState = 0;
       sockets.push(this);
+      const live = sockets.filter((s) => s.readyState !== 3).length;
+      sockets.peakLive = Math.max(sockets.peakLive, live);
     }
     send(text) {
       if (this.readyState !== 1) throw new Error('not open');
@@ -69,6 +72,10 @@ export function fakeWebSocketClass() {
     serverClose(code, reason = '') {
       this.readyState = 3;
       this.onclose?.({ code, reason, wasClean: code !== 1006 });
+    }
+    /** The server answers the first `n` messages sent and not yet answered, reversed, in order. */
+    answer(n) {
+      for (const text of this.sent.splice(0, n)) this.receive(reverseText(text));
     }
     /** The server's behaviour: answer every message sent so far, reversed, in order. */
     answerAll() {
@@ -108,7 +115,11 @@ export function setup(options = {}) {
       last().receive(alive('pod-a', intervalMs));
     }
   };
-  return { clock, client, sockets, events, last, of, serve };
+  /** Sockets neither closed by the client nor by the server. */
+  const live = () => sockets.filter((s) => s.readyState !== 3);
+  /** Every state the client went through, in order. */
+  const states = () => of('state').map((s) => s.state);
+  return { clock, client, sockets, events, last, of, serve, live, states };
 }
 
 export const alive = (instance, intervalMs = 1000, phase = 'serving') =>
@@ -126,9 +137,5 @@ export function handoverSetup(options = {}) {
   t.client.start();
   t.sockets[0].open();
   t.sockets[0].receive(hello('pod-a'));
-  /** Sockets neither closed by the client nor by the server. */
-  t.live = () => t.sockets.filter((s) => s.readyState !== 3);
-  /** Every state the client went through, in order. */
-  t.states = () => t.of('state').map((s) => s.state);
   return t;
 }
