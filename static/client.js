@@ -468,8 +468,15 @@ export class WsClient extends EventTarget {
       this._waitForNext({ code, reason });
       return;
     }
-    if (sock.handover) this._handoverFailed(sock, `closed (${code}) before it opened`);
-    this._retryAfterClose(sock.fallback ?? { code, reason });
+    if (!sock.open && sock.handover) {
+      // It was to take over from a socket that closed first (_waitForNext), and never opened:
+      // the handover failed, and the reconnect follows that socket's close.
+      this._handoverFailed(sock, `closed (${code}) before it opened`);
+      this._retryAfterClose(sock.fallback);
+      return;
+    }
+    // Once open, a socket's own close decides, also for one opened by a handover.
+    this._retryAfterClose({ code, reason });
   }
 
   /**

@@ -289,6 +289,38 @@ for (const opensAfterMs of [150, 600]) {
   });
 }
 
+// --- a socket opened by a handover ends later ---------------------------------------------------------
+
+test('a socket opened by a handover that ends later without a close frame: the usual reconnect, no "failed" handover', () => {
+  const t = handoverSetup({ random: scripted([0.5]) });
+  const { client, sockets, of } = t;
+  sockets[0].receive(goaway('pod-a'));
+  const b = sockets[1];
+  b.open();
+  b.receive(hello('pod-b'));
+  client.send('m1');
+  b.serverClose(1006); // pod-b is SIGKILLed long after the move
+  assert.deepEqual(of('handover').map((h) => h.phase), ['started', 'moved'], 'the handover did not fail');
+  const state = of('state').at(-1);
+  assert.deepEqual([state.state, state.code, state.delayMs], ['reconnecting', 1006, 250]);
+});
+
+test('a socket that took over after the old one closed first: its own close decides the reconnect, not the old 1012', () => {
+  const t = handoverSetup({ random: scripted([0.5]) });
+  const { client, sockets, of } = t;
+  const a = sockets[0];
+  a.receive(goaway('pod-a'));
+  a.serverClose(1012, 'server restarting; reconnect'); // before the new socket opened
+  const b = sockets[1];
+  b.open();
+  b.receive(hello('pod-b'));
+  client.send('m1');
+  b.serverClose(1006); // pod-b is SIGKILLed later on
+  const state = of('state').at(-1);
+  assert.deepEqual([state.state, state.code, state.reason, state.delayMs], ['reconnecting', 1006, '', 250]);
+  assert.deepEqual(of('handover').map((h) => h.phase), ['started', 'moved']);
+});
+
 // --- all of it at random --------------------------------------------------------------------------------
 
 /** A small seeded PRNG (mulberry32): the same seed, the same run. */
