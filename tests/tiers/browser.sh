@@ -3,7 +3,8 @@
 # clock and WebSocket: tests/browser/unit/), then the page in headless Chromium against real wsdrain
 # processes (tests/browser/e2e/, one topic a file, run one after the other): reversed replies,
 # alive messages, a drain (1012) and restart on the same port with nothing lost or shown twice, a
-# long outage with the reconnect countdown, the handover between two servers, a non-blank
+# long outage with the reconnect countdown, the handover between two servers, the impolite
+# endings (SIGKILL, SIGSTOP, a handover cut short by either, the short drain), a non-blank
 # screenshot (tests/artifacts/browser-page.png, copied to docs/screenshot.png), no console errors.
 # Installs what is missing: Debian's chromium (never a downloaded browser) and playwright-core
 # (pinned in tests/browser/package-lock.json).
