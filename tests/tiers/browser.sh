@@ -31,7 +31,7 @@ fi
 
 # Always build: a no-op when up to date, and the page must be tested against the current server.
 timeout 200 cargo build --release --locked --bin wsdrain
-# The binary e2e.mjs runs: the one just built (also under a CARGO_TARGET_DIR), unless given.
+# The binary the browser tests run: the one just built (also under a CARGO_TARGET_DIR), unless given.
 export WSDRAIN_BIN="${WSDRAIN_BIN:-${CARGO_TARGET_DIR:-target}/release/wsdrain}"
 
 work=$(mktemp -d)
