@@ -34,11 +34,11 @@
 // one serves until it closes, and the usual reconnect follows.
 //
 // Every way a pod ends (issue 20), and what the client does:
-//   close 1012/1001 (a drain, also a short one)   a short random delay (restartMinMs..restartMaxMs)
-//   no close frame: 1006 (SIGKILL, OOM, crash)   backoff with full jitter
-//   silence: open, nothing for deadFactor x       'dead': closed (4000), backoff
+//   close 1012/1001 (a drain, also a short one)    a short random delay (restartMinMs..restartMaxMs)
+//   no close frame: 1006 (SIGKILL, OOM, crash)     backoff with full jitter
+//   silence: open, but nothing for deadFactor x    a 'dead' event; closed (4000), backoff
 //     interval_ms (frozen process, lost node)
-//   a handshake not done in connectTimeoutMs      closed (4002), backoff
+//   a handshake not done in connectTimeoutMs       closed (4002), backoff
 //     (a frozen server's kernel still accepts TCP)
 // In each case what was in flight on that socket is sent again, in order, on the next one. During
 // a handover the old socket's end (any of the above) sends what it owed on the new socket, or, if
