@@ -33,6 +33,17 @@
 // 'open' throughout; at most two sockets are open at a time. Should the new socket fail, the old
 // one serves until it closes, and the usual reconnect follows.
 //
+// Every way a pod ends (issue 20), and what the client does:
+//   close 1012/1001 (a drain, also a short one)    a short random delay (restartMinMs..restartMaxMs)
+//   no close frame: 1006 (SIGKILL, OOM, crash)     backoff with full jitter
+//   silence: open, but nothing for deadFactor x    a 'dead' event; closed (4000), backoff
+//     interval_ms (frozen process, lost node)
+//   a handshake not done in connectTimeoutMs       closed (4002), backoff
+//     (a frozen server's kernel still accepts TCP)
+// In each case what was in flight on that socket is sent again, in order, on the next one. During
+// a handover the old socket's end (any of the above) sends what it owed on the new socket, or, if
+// that is not open yet, once it opens; only if the new one fails too does the reconnect follow.
+//
 // Everything from the outside world is injected (WebSocket constructor, clock and timers, random
 // source), so tests drive it with fakes. Events carry their data in `event.detail`.
 
@@ -468,8 +479,15 @@ export class WsClient extends EventTarget {
       this._waitForNext({ code, reason });
       return;
     }
-    if (sock.handover) this._handoverFailed(sock, `closed (${code}) before it opened`);
-    this._retryAfterClose(sock.fallback ?? { code, reason });
+    if (!sock.open && sock.handover) {
+      // It was to take over from a socket that closed first (_waitForNext), and never opened:
+      // the handover failed, and the reconnect follows that socket's close.
+      this._handoverFailed(sock, `closed (${code}) before it opened`);
+      this._retryAfterClose(sock.fallback);
+      return;
+    }
+    // Once open, a socket's own close decides, also for one opened by a handover.
+    this._retryAfterClose({ code, reason });
   }
 
   /**

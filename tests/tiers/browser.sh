@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Tier: the browser client (static/). Unit tests of static/client.js with node's test runner (fake
-# clock and WebSocket), then the page in headless Chromium against real wsdrain processes
-# (tests/browser/e2e.mjs): reversed replies, alive messages, a drain (1012) and restart on the same
-# port with nothing lost or shown twice, a long outage with the reconnect countdown, a non-blank
+# clock and WebSocket: tests/browser/unit/), then the page in headless Chromium against real wsdrain
+# processes (tests/browser/e2e/, one topic a file, run one after the other): reversed replies,
+# alive messages, a drain (1012) and restart on the same port with nothing lost or shown twice, a
+# long outage with the reconnect countdown, the handover between two servers, the impolite
+# endings (SIGKILL, SIGSTOP, a handover cut short by either, the short drain), a non-blank
 # screenshot (tests/artifacts/browser-page.png, copied to docs/screenshot.png), no console errors.
 # Installs what is missing: Debian's chromium (never a downloaded browser) and playwright-core
 # (pinned in tests/browser/package-lock.json).
@@ -29,7 +31,7 @@ fi
 
 # Always build: a no-op when up to date, and the page must be tested against the current server.
 timeout 200 cargo build --release --locked --bin wsdrain
-# The binary e2e.mjs runs: the one just built (also under a CARGO_TARGET_DIR), unless given.
+# The binary the browser tests run: the one just built (also under a CARGO_TARGET_DIR), unless given.
 export WSDRAIN_BIN="${WSDRAIN_BIN:-${CARGO_TARGET_DIR:-target}/release/wsdrain}"
 
 work=$(mktemp -d)
@@ -52,10 +54,13 @@ trap 'exit 143' TERM INT
 
 mkdir -p tests/artifacts
 
-# The file, not the directory: Node >= 21 takes a directory argument for a file (MODULE_NOT_FOUND).
-echo "--- unit tests: node --test tests/browser/client.test.mjs"
-timeout 60 node --test tests/browser/client.test.mjs
+# Files, never a directory: Node >= 21 takes a directory argument for a file (MODULE_NOT_FOUND).
+# (tests/browser/unit/tier.test.mjs checks that these globs name every test file.)
+echo "--- unit tests: node --test tests/browser/unit/*.test.mjs"
+timeout 60 node --test tests/browser/unit/*.test.mjs
 
+# One file at a time: each starts its own servers and Chromium, and their timing must not
+# compete for the machine's cores.
 echo "--- browser tests: headless $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
 WSDRAIN_PIDFILE="$pidfile" BROWSER_TMP="$work" \
-  timeout --kill-after=10 150 node --test-reporter=spec tests/browser/e2e.mjs
+  timeout --kill-after=10 150 node --test --test-concurrency=1 --test-reporter=spec tests/browser/e2e/*.test.mjs
