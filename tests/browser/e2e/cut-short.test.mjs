@@ -6,8 +6,9 @@
 //     with an EOF, no close frame; the page waits for the next socket and re-sends there;
 //   - SIGKILL after the move, while the old socket still owes replies;
 //   - SIGSTOP after the move: the old socket goes silent and is given up after 2 x interval_ms;
-//   - the short drain of a Spot VM or an eviction (HANDOVER_TIMEOUT=400ms): the 1012 comes 0.4 s
-//     after the notice, once as it comes and once before the next socket could open.
+//   - the short drain of a Spot VM or an eviction: SIGTERM while pod-e's /prestop still waits
+//     (PRESTOP_DELAY=30s); the drain shrunk to SHORT_DRAIN 1.5 s brings the 1012 1 s after the
+//     notice, once as it comes and once before the next socket could open.
 // What pod-e owed is kept from it by the proxy (`stall`: bytes a pod never read before it died),
 // so every run has messages in flight when it ends. Each: every message answered once, nothing
 // shown twice, never more than two sockets; no console errors.
@@ -17,6 +18,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   assertEachAnsweredOnce,
+  callPrestop,
   counts,
   drainEnd,
   eventCounts,
@@ -86,6 +88,20 @@ function assertResentOnceToF(rec) {
     if (requeued) assert.equal(reply.instance, 'pod-f', `${reply.text} re-sent to pod-f`);
   }
   assert.ok(rec.peakLive <= 2, `at most two sockets at once (${rec.peakLive})`);
+}
+
+/**
+ * A Spot VM's preemption on pod-e: its preStop hook still waits when SIGTERM comes, so it runs
+ * the short drain. Resolves once the hook was answered (at once) and the drain is the short one.
+ */
+async function preempt(serverE) {
+  const hook = callPrestop(serverE);
+  await waitUntil(() => serverE.lines.some((l) => l.includes(' prestop ready=false')), 5_000, 'pod-e in preStop');
+  serverE.child.kill('SIGTERM');
+  assert.equal(await within(5_000, hook, 'the hook answered'), 200);
+  const draining = await waitUntil(() => serverE.lines.find((l) => l.includes(' draining ')), 5_000, 'the draining line');
+  assert.match(draining, / drain=short reason=grace_over /, draining);
+  assert.match(draining, / deadline_ms=1500$/, draining);
 }
 
 const phases = (rec) => rec.handovers.map((h) => [h.phase, h.from]);
@@ -165,9 +181,9 @@ test('SIGSTOP after the move: the silent old socket is given up after 2 x interv
   });
 });
 
-test('short drain (notice, 1012 0.4 s later) as it comes: the page moves, nothing lost or doubled', async (t) => {
-  await rollout('short', { HANDOVER_TIMEOUT: '400ms' }, async ({ serverE, tab }) => {
-    serverE.child.kill('SIGTERM');
+test('short drain (notice, 1012 1 s later) as it comes: the page moves, nothing lost or doubled', async (t) => {
+  await rollout('short', { PRESTOP_DELAY: '30s' }, async ({ serverE, tab }) => {
+    await preempt(serverE);
     assert.deepEqual(await within(5_000, serverE.exit, 'pod-e exit'), { code: 0, signal: null });
     await waitForReplies(tab, 'pod-f', 10);
     const typed = await stopTyping(tab);
@@ -190,12 +206,12 @@ test('short drain (notice, 1012 0.4 s later) as it comes: the page moves, nothin
 });
 
 test('short drain, the 1012 before the next socket could open: the page waits for it, re-sends what pod-e did not answer', async (t) => {
-  await rollout('short-held', { HANDOVER_TIMEOUT: '400ms' }, async ({ serverE, proxy, tab, pipe }) => {
+  await rollout('short-held', { PRESTOP_DELAY: '30s' }, async ({ serverE, proxy, tab, pipe }) => {
     proxy.hold(); // the next socket is slower than the short drain
     // pod-e's words reach the page 300 ms late: what the page sends in the 300 ms before its 1012
     // arrives reaches pod-e after it closed, unanswered.
     pipe.delayMs = 300;
-    serverE.child.kill('SIGTERM');
+    await preempt(serverE);
     const closed = await waitUntil(async () => (await recording(tab)).sockets[0].closed, 5_000, 'the 1012');
     assert.deepEqual([closed.code, closed.wasClean], [1012, true]);
     assert.equal(proxy.held.length, 1, 'the next socket was still opening');

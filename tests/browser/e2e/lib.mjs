@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer, connect } from 'node:net';
 import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,6 +80,7 @@ export function startServer({ instance, port = 0, env = {} }) {
         const m = line.match(/listening public=127\.0\.0\.1:(\d+) admin=127\.0\.0\.1:(\d+)/);
         if (m && server.port === null) {
           server.port = Number(m[1]);
+          server.adminPort = Number(m[2]);
           clearTimeout(timer);
           ready(server);
         }
@@ -90,6 +92,21 @@ export function startServer({ instance, port = 0, env = {} }) {
       clearTimeout(timer);
       fail(new Error(`${instance} exited with ${code} before listening`));
     });
+  });
+}
+
+/**
+ * The kubelet's preStop hook: `GET /prestop` on the admin port, left waiting. Resolves with its
+ * status once the server answers; call it, await the `prestop` line, then signal.
+ */
+export function callPrestop(server) {
+  return new Promise((done, fail) => {
+    http
+      .get({ host: '127.0.0.1', port: server.adminPort, path: '/prestop' }, (res) => {
+        res.resume();
+        res.on('end', () => done(res.statusCode));
+      })
+      .on('error', fail);
   });
 }
 
