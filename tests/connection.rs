@@ -40,7 +40,7 @@ fn context(settings: &[(&str, &str)]) -> Context {
 fn drain(conn: &mut Connection, ctx: &mut Context, at: Millis) -> bool {
     ctx.lifecycle.on_signal(ctx.now, &ctx.config);
     let handover_ms = ctx.lifecycle.drain_plan().map_or(0, |p| p.handover_ms);
-    conn.schedule_drain(at, handover_ms, ctx.now)
+    conn.schedule_drain(at, handover_ms, ctx.now).is_some()
 }
 
 /// A client that takes at most `budget` bytes, then would block.

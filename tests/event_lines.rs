@@ -37,6 +37,7 @@ fn the_drain_schedule_reads_back_as_the_plan() {
     for offset in [12, 749, 750, 1_600, 2_990, 2_999] {
         schedule.add(offset);
     }
+    schedule.noticed_before = 1;
     let line = logged(schedule.event_line());
     let fields = EventFields::of(&line, "drain_schedule").expect("a drain_schedule line");
     let plan = DrainPlan::from_fields(&fields).expect("the plan reads back");
@@ -45,13 +46,15 @@ fn the_drain_schedule_reads_back_as_the_plan() {
             plan.window_ms,
             plan.per_quarter,
             plan.first_ms,
-            plan.last_ms
+            plan.last_ms,
+            plan.noticed_before
         ),
         (
             schedule.window_ms,
             schedule.per_quarter,
             schedule.first_ms,
-            schedule.last_ms
+            schedule.last_ms,
+            schedule.noticed_before
         )
     );
     assert_eq!(plan.closes(), schedule.closes());

@@ -81,3 +81,32 @@ fn a_client_that_ignores_the_notice_keeps_working_until_the_handover_timeout_clo
     let counts = ["notices", "left", "forced", "closes_sent", "clean"].map(|k| end.number(k));
     assert_eq!(counts, [1, 0, 1, 1, 1].map(Some), "{end:?}");
 }
+
+#[test]
+fn a_websocket_noticed_for_its_age_before_the_drain_is_not_planned_again() {
+    // Issue 21: the drain_schedule line counted sockets whose age handover was already under
+    // way as closes it planned. Such a socket keeps its notice; only its close may come sooner.
+    let mut server = TestServer::start(&[
+        ("MAX_CONNECTION_AGE", "1s"),
+        ("HANDOVER_TIMEOUT", "30s"),
+        ("DRAIN_WINDOW", "200ms"),
+        ("ALIVE_INTERVAL", "0"),
+    ]);
+    let mut noticed = RawWs::connect(server.public);
+    assert!(read_notice(&mut noticed).contains(r#""phase":"serving""#));
+    let mut fresh = RawWs::connect(server.public);
+    server.signal("TERM");
+    let schedule = server.wait_event("drain_schedule", WAIT);
+    assert_eq!(
+        (schedule.number("closes"), schedule.number("noticed_before")),
+        (Some(1), Some(1)),
+        "{schedule:?}"
+    );
+    // The fresh one gets the drain's notice; then both clients leave by themselves.
+    assert!(read_notice(&mut fresh).contains(r#""phase":"draining""#));
+    for ws in [&mut noticed, &mut fresh] {
+        ws.send(true, 8, &1000u16.to_be_bytes());
+        ws.expect_close(1000);
+    }
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+}

@@ -219,6 +219,9 @@ pub struct DrainSchedule {
     pub first_ms: Option<u64>,
     /// The latest planned close.
     pub last_ms: Option<u64>,
+    /// WebSockets whose goaway notice went out before the drain (the age limit's): not planned
+    /// again, only their close may come sooner.
+    pub noticed_before: usize,
 }
 
 impl DrainSchedule {
@@ -229,6 +232,7 @@ impl DrainSchedule {
             per_quarter: [0; 4],
             first_ms: None,
             last_ms: None,
+            noticed_before: 0,
         }
     }
 
@@ -254,7 +258,8 @@ impl DrainSchedule {
             .field("q1", q1)
             .field("q2", q2)
             .field("q3", q3)
-            .field("q4", q4);
+            .field("q4", q4)
+            .field("noticed_before", self.noticed_before);
         match (self.first_ms, self.last_ms) {
             (Some(first), Some(last)) => line.field("first_ms", first).field("last_ms", last),
             _ => line,
@@ -331,14 +336,14 @@ mod tests {
         let mut s = DrainSchedule::new(3_000);
         assert_eq!(
             s.event_line().to_string(),
-            "drain_schedule closes=0 window_ms=3000 q1=0 q2=0 q3=0 q4=0"
+            "drain_schedule closes=0 window_ms=3000 q1=0 q2=0 q3=0 q4=0 noticed_before=0"
         );
         for offset in [2_990, 12, 749, 750, 1_600, 2_999] {
             s.add(offset);
         }
         assert_eq!(
             s.event_line().to_string(),
-            "drain_schedule closes=6 window_ms=3000 q1=2 q2=1 q3=1 q4=2 first_ms=12 last_ms=2999"
+            "drain_schedule closes=6 window_ms=3000 q1=2 q2=1 q3=1 q4=2 noticed_before=0 first_ms=12 last_ms=2999"
         );
     }
 

@@ -200,7 +200,7 @@ impl Metrics {
                 n,
             );
         }
-        let counters: [(&str, &str, u64); 18] = [
+        let counters: [(&str, &str, u64); 19] = [
             (
                 "wsdrain_received_bytes_total",
                 "Bytes read from clients.",
@@ -272,6 +272,11 @@ impl Metrics {
                 self.ws.ping_timeouts,
             ),
             (
+                "wsdrain_websocket_not_reading_drops_total",
+                "WebSockets dropped because the client took nothing for PONG_TIMEOUT while output waited for it (a close 1008 is attempted on the way out, not counted in closes_total).",
+                self.ws.not_reading_drops,
+            ),
+            (
                 "wsdrain_websocket_age_closes_total",
                 "WebSockets that reached MAX_CONNECTION_AGE (told to move: a goaway notice, or close 1012 when HANDOVER_TIMEOUT is 0).",
                 self.ws.age_closes,
@@ -300,7 +305,7 @@ impl Metrics {
             o,
             "wsdrain_websocket_closes_total",
             "counter",
-            "WebSocket close frames, by code and sender.",
+            "WebSocket close frames, by code and sender: the server's counted when queued (behind any reply still queued), the client's when received.",
         );
         for (code, by_server, n) in self.ws.close_series() {
             let by = if *by_server { "server" } else { "client" };

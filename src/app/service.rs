@@ -114,14 +114,18 @@ impl Service {
 
     /// The drain has begun at `now`: ask this WebSocket to go at `at` (unless it already was),
     /// its close to follow `handover_ms` later. One already asked (at its age limit) keeps its
-    /// close time, unless the drain's is sooner (a short drain).
-    pub fn schedule_drain(&mut self, at: Millis, handover_ms: Millis, now: Millis) {
-        self.goodbye = match self.goodbye {
-            Goodbye::Noticed(close) => {
-                Goodbye::Noticed(Due::of(close.at(now).min(at + handover_ms)))
-            }
-            other => Goodbye::Due(Due::of(other.at(now).min(at))),
+    /// close time, unless the drain's is sooner (a short drain). Returns whether its notice is
+    /// still to come (false: it went out before the drain).
+    pub fn schedule_drain(&mut self, at: Millis, handover_ms: Millis, now: Millis) -> bool {
+        let (goodbye, planned) = match self.goodbye {
+            Goodbye::Noticed(close) => (
+                Goodbye::Noticed(Due::of(close.at(now).min(at + handover_ms))),
+                false,
+            ),
+            other => (Goodbye::Due(Due::of(other.at(now).min(at))), true),
         };
+        self.goodbye = goodbye;
+        planned
     }
 
     /// The client closed the WebSocket itself (its close frame came first): after a notice,

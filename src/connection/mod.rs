@@ -237,14 +237,14 @@ impl Connection {
     }
 
     /// Schedules the drain's goaway notice of a WebSocket at `at`, its close `handover_ms`
-    /// later, at `now`; false for other connections.
-    pub fn schedule_drain(&mut self, at: Millis, handover_ms: Millis, now: Millis) -> bool {
+    /// later, at `now`: `Some(true)` if its notice is still to come, `Some(false)` if it went
+    /// out before (the age limit's), `None` for a connection that is not an open WebSocket.
+    pub fn schedule_drain(&mut self, at: Millis, handover_ms: Millis, now: Millis) -> Option<bool> {
         match &mut self.state {
             State::WebSocket(ws) if !ws.session.closing() => {
-                ws.service.schedule_drain(at, handover_ms, now);
-                true
+                Some(ws.service.schedule_drain(at, handover_ms, now))
             }
-            _ => false,
+            _ => None,
         }
     }
 

@@ -55,12 +55,8 @@ impl Connection {
         };
         if now >= stalled {
             log::debug!("conn #{}: client stopped reading its WebSocket", self.id);
-            ws.session.start_close(
-                CloseCode::Policy,
-                "not reading",
-                &mut self.output,
-                &mut ctx.session_env(),
-            );
+            ws.session
+                .drop_not_reading("not reading", &mut self.output, &mut ctx.session_env());
             return Verdict::Close;
         }
         if self.close_after_flush {

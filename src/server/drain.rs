@@ -60,10 +60,15 @@ impl<N: Net> Server<N> {
         for slot in slots {
             let offset = self.ctx.rng.below(window_ms.max(1));
             let conn = &mut self.conns[slot].conn;
-            if conn.schedule_drain(now + offset, plan.handover_ms, now) {
+            let Some(planned) = conn.schedule_drain(now + offset, plan.handover_ms, now) else {
+                continue;
+            };
+            if planned {
                 schedule.add(offset);
-                self.after_run(slot, Verdict::Keep);
+            } else {
+                schedule.noticed_before += 1;
             }
+            self.after_run(slot, Verdict::Keep);
         }
         log::info!("{}", schedule.event_line());
     }

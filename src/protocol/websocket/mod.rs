@@ -113,6 +113,9 @@ pub struct WsCounters {
     pub close_timeouts: u64,
     /// Clients dropped for not answering a ping.
     pub ping_timeouts: u64,
+    /// Clients dropped for taking nothing for `PONG_TIMEOUT` while output waited for them: the
+    /// close 1008 is attempted on the way out, not counted as a close frame sent.
+    pub not_reading_drops: u64,
     /// WebSockets that reached `MAX_CONNECTION_AGE` (told to move, or closed with 1012).
     pub age_closes: u64,
     /// Goaway notices sent.

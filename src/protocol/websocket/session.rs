@@ -169,6 +169,17 @@ impl Session {
         self.phase = Phase::CloseQueued;
     }
 
+    /// The client has taken nothing for too long: its close frame is queued for a last attempt
+    /// as the connection is dropped, and counted as a drop, not as a close frame sent (it can
+    /// rarely get out to a client that does not read).
+    pub fn drop_not_reading(&mut self, reason: &str, out: &mut OutQueue, env: &mut SessionEnv<'_>) {
+        if !self.closing() {
+            write_close(out, CloseCode::Policy, reason);
+            self.phase = Phase::CloseQueued;
+        }
+        env.counters.not_reading_drops += 1;
+    }
+
     /// Fails the connection: a close frame with `code`, then the TCP close.
     pub fn fail(
         &mut self,

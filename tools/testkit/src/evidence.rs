@@ -82,6 +82,8 @@ pub struct DrainPlan {
     pub first_ms: Option<u64>,
     /// The latest planned close.
     pub last_ms: Option<u64>,
+    /// WebSockets whose notice went out before the drain (not planned again).
+    pub noticed_before: usize,
 }
 
 impl DrainPlan {
@@ -95,6 +97,7 @@ impl DrainPlan {
             per_quarter: [count("q1")?, count("q2")?, count("q3")?, count("q4")?],
             first_ms: fields.number("first_ms"),
             last_ms: fields.number("last_ms"),
+            noticed_before: count("noticed_before").unwrap_or(0),
         };
         (Some(plan.closes()) == count("closes")).then_some(plan)
     }
@@ -111,9 +114,11 @@ impl std::fmt::Display for DrainPlan {
         let [q1, q2, q3, q4] = self.per_quarter;
         write!(
             f,
-            "drain_schedule closes={} window_ms={} q1={q1} q2={q2} q3={q3} q4={q4}",
+            "drain_schedule closes={} window_ms={} q1={q1} q2={q2} q3={q3} q4={q4} \
+             noticed_before={}",
             self.closes(),
-            self.window_ms
+            self.window_ms,
+            self.noticed_before
         )?;
         if let (Some(first), Some(last)) = (self.first_ms, self.last_ms) {
             write!(f, " first_ms={first} last_ms={last}")?;
@@ -324,7 +329,8 @@ mod tests {
     }
 
     const PLAN: &str = "2026-12-01T00:00:00Z INFO  [wsdrain::server] drain_schedule closes=3 \
-                        window_ms=3000 q1=1 q2=1 q3=0 q4=1 first_ms=12 last_ms=2990";
+                        window_ms=3000 q1=1 q2=1 q3=0 q4=1 noticed_before=2 first_ms=12 \
+                        last_ms=2990";
 
     #[test]
     fn a_drain_plan_reads_back_from_its_line() {
@@ -337,6 +343,7 @@ mod tests {
                 per_quarter: [1, 1, 0, 1],
                 first_ms: Some(12),
                 last_ms: Some(2990),
+                noticed_before: 2,
             }
         );
         assert_eq!(plan.closes(), 3);
@@ -359,7 +366,7 @@ mod tests {
 
     #[test]
     fn an_empty_drain_plan_has_no_first_or_last() {
-        let line = "t INFO  [s] drain_schedule closes=0 window_ms=3000 q1=0 q2=0 q3=0 q4=0";
+        let line = "t INFO  [s] drain_schedule closes=0 window_ms=3000 q1=0 q2=0 q3=0 q4=0 noticed_before=0";
         let plan = DrainPlan::from_fields(&EventFields::of(line, "drain_schedule").unwrap());
         let plan = plan.expect("a plan");
         assert_eq!(
