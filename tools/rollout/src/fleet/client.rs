@@ -41,6 +41,13 @@ pub(super) struct Conn {
     /// When the notice that began this connection's handover arrived.
     pub(super) notice_at: Option<Instant>,
     pub(super) opened_at: Option<Instant>,
+    /// When the connect began: the handshake must be done `handshake_timeout` after it.
+    pub(super) started: Instant,
+    /// When anything last arrived on it (the 101 to begin with): the silence watch counts
+    /// from here.
+    pub(super) last_rx: Instant,
+    /// When the pending silence-check timer falls due (none pending: `None`).
+    pub(super) watch: Option<Instant>,
 }
 
 pub(super) struct Client {
@@ -63,10 +70,26 @@ pub(super) struct Client {
     pub(super) gap: Duration,
     pub(super) resent: u64,
     pub(super) served: Vec<String>,
+    /// Beside `served`: when each connection opened (101) and when it stopped being Open (a
+    /// close frame, its end, or given up).
+    pub(super) spans: Vec<(Instant, Option<Instant>)>,
     pub(super) restarts_from: Vec<String>,
+    /// The alive interval the servers last announced (`interval_ms` of a hello or alive):
+    /// a connection silent for twice this long is given up.
+    pub(super) interval: Option<Duration>,
 }
 
 impl Client {
+    /// The connection in `slot` is no longer Open (a close frame, its end, or given up): its
+    /// span ends now.
+    pub(super) fn leave_open(&mut self, slot: usize, now: Instant) {
+        if let Some(i) = self.conns[slot].as_ref().and_then(|k| k.served_index)
+            && let Some(span) = self.spans.get_mut(i)
+        {
+            span.1.get_or_insert(now);
+        }
+    }
+
     pub(super) fn any_open(&self) -> bool {
         self.conns
             .iter()

@@ -20,6 +20,7 @@ impl Fleet {
         let mut close_code = None;
         let mut was_retiring = false;
         let mut never_opened = true;
+        c.leave_open(slot, now);
         if let Some(mut conn) = c.conns[slot].take() {
             let _ = self.poll.registry().deregister(&mut conn.stream);
             if conn.opened_at.is_some() {

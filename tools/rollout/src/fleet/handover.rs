@@ -2,7 +2,7 @@
 //! connection opened beside the one being given up, which is closed once it owes nothing.
 
 use std::cmp::Reverse;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use testkit::ws;
 
@@ -19,7 +19,9 @@ impl Fleet {
         conn.phase = Phase::Open;
         conn.opened_at = Some(now);
         conn.served_index = Some(c.served.len());
+        conn.last_rx = now;
         c.served.push(String::new());
+        c.spans.push((now, None));
         if c.ever_opened {
             self.stats[c.kind.index()].reopened_at.push(now);
         }
@@ -41,6 +43,8 @@ impl Fleet {
             c.next_send = c.next_send.max(now);
             self.timers.push(Reverse((c.next_send, id)));
         }
+        // The silence watch starts at once, with the interval the last server announced.
+        self.arm_watch(id, slot);
     }
 
     /// A text from the server itself: alive, hello, or a goaway notice.
@@ -73,6 +77,10 @@ impl Fleet {
             }
             conn.instance = instance;
         }
+        let announced = field("interval_ms")
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis);
         let st = &mut self.stats[kind.index()];
         match field("event").as_deref() {
             Some("hello") => {
@@ -98,6 +106,10 @@ impl Fleet {
                 }
             }
             _ => {}
+        }
+        if announced.is_some() && announced != self.clients[id].interval {
+            self.clients[id].interval = announced;
+            self.arm_watch(id, slot);
         }
     }
 
@@ -144,6 +156,9 @@ impl Fleet {
                 conn.phase = Phase::Closing {
                     deadline: now + close_wait,
                 };
+                if let Some(span) = conn.served_index.and_then(|i| c.spans.get_mut(i)) {
+                    span.1.get_or_insert(now);
+                }
                 self.timers.push(Reverse((now + close_wait, id)));
                 let st = &mut self.stats[c.kind.index()];
                 st.closed_by_client += 1;

@@ -21,7 +21,14 @@
 //!   the attempt count reset after a stable period; after a 1012/1001 close (the server asked),
 //!   a short random delay instead, which spreads the reconnects over the new pods;
 //! - number every message; messages sent but not answered when a connection ends are re-sent
-//!   first, in order, on the next one; replies are matched first-in, first-out per connection.
+//!   first, in order, on the next one; replies are matched first-in, first-out per connection;
+//! - recover from a pod that ends without a word ([`watch`]): an end without a close frame (EOF,
+//!   reset) is a connection ended; an Open connection on which nothing arrived for twice the
+//!   alive interval the servers announced is given up (a frozen pod, a lost node: the socket
+//!   stays open and silent); a connect whose upgrade is not answered within the handshake
+//!   timeout is given up (a frozen pod still takes TCP into its backlog, and the load balancer
+//!   waits for it). What a connection given up owed is re-sent on the next one, or on the new
+//!   one of a handover in progress.
 //!
 //! Each client has two connection slots; the `mio` token of a connection is `id * 2 + slot`.
 
@@ -29,6 +36,7 @@ mod client;
 mod ends;
 mod handover;
 mod stats;
+mod watch;
 mod wire;
 
 #[cfg(test)]
@@ -108,9 +116,11 @@ pub struct FleetConfig {
     /// A connection that is closing (a close frame sent, ours or our answer to the server's)
     /// is dropped if TCP has not ended this long after.
     pub close_wait: Duration,
+    /// A connection whose upgrade has not been answered (101) this long after its connect
+    /// began is given up.
+    pub handshake_timeout: Duration,
 }
 
-/// What the clients of one kind saw.
 /// The clients, their loop and what they saw.
 pub struct Fleet {
     config: FleetConfig,
@@ -170,7 +180,9 @@ impl Fleet {
                 gap: Duration::ZERO,
                 resent: 0,
                 served: Vec::new(),
+                spans: Vec::new(),
                 restarts_from: Vec::new(),
+                interval: None,
             });
             fleet.timers.push(Reverse((start, id)));
         }
@@ -229,8 +241,9 @@ impl Fleet {
         }
     }
 
-    /// A timer of client `id` is due: its connect time, its next message, a close deadline.
-    /// Timers are not cancelled, so each check is against the client's state.
+    /// A timer of client `id` is due: its connect time, its next message, a close deadline, a
+    /// handshake timeout, a silence check. Timers are not cancelled, so each check is against
+    /// the client's state.
     fn on_timer(&mut self, id: usize, now: Instant) {
         let c = &mut self.clients[id];
         if c.conns.iter().all(Option::is_none)
@@ -251,6 +264,7 @@ impl Fleet {
                 self.conn_ended(id, slot);
             }
         }
+        self.check_watch(id, now);
         let c = &mut self.clients[id];
         if c.send_armed && now >= c.next_send {
             if c.any_open() {
@@ -310,6 +324,7 @@ impl Fleet {
                 resent: c.resent,
                 lost: c.lost(),
                 served: c.served.clone(),
+                spans: c.spans.clone(),
                 restarts_from: c.restarts_from.clone(),
             })
             .collect()

@@ -50,6 +50,14 @@ pub struct Stats {
     /// When a client closed its connection after the handover (each of `closed_by_client`),
     /// and the instance that connection served.
     pub left: Vec<(Instant, String)>,
+    /// Open connections given up because nothing arrived for twice the announced alive
+    /// interval (a frozen pod, a lost node), per instance. They count among the closes without
+    /// a close frame (1006) too.
+    pub silent_by_instance: HashMap<String, u64>,
+    /// Connections whose upgrade was not answered within the handshake timeout (a frozen pod
+    /// accepts TCP into its backlog; the load balancer waits for it). They count among the
+    /// connect failures too.
+    pub handshake_timeouts: u64,
 }
 
 /// The sockets the clients hold over time (from the 101 to the end of TCP, as a server counts
@@ -89,6 +97,9 @@ pub struct ClientReport {
     /// The instance each of its connections served, in the order they opened (empty while the
     /// connection had said nothing yet).
     pub served: Vec<String>,
+    /// Beside `served`: when each connection opened (101) and stopped being Open (`None`:
+    /// still open).
+    pub spans: Vec<(Instant, Option<Instant>)>,
     /// The instances it received close 1012 from.
     pub restarts_from: Vec<String>,
 }

@@ -37,6 +37,10 @@ impl Fleet {
             return;
         }
         let _ = stream.set_nodelay(true);
+        let now = Instant::now();
+        // The handshake timeout's check.
+        self.timers
+            .push(Reverse((now + self.config.handshake_timeout, id)));
         self.serials += 1;
         self.clients[id].conns[slot] = Some(Conn {
             serial: self.serials,
@@ -52,6 +56,9 @@ impl Fleet {
             deferred_notice: false,
             notice_at: None,
             opened_at: None,
+            started: now,
+            last_rx: now,
+            watch: None,
         });
     }
 
@@ -102,7 +109,10 @@ impl Fleet {
                     ended = true;
                     break;
                 }
-                Ok(n) => conn.inbuf.extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    conn.inbuf.extend_from_slice(&chunk[..n]);
+                    conn.last_rx = Instant::now();
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
@@ -246,6 +256,9 @@ impl Fleet {
                     conn.close_code = Some(code);
                     let now = Instant::now();
                     if matches!(conn.phase, Phase::Open) {
+                        if let Some(span) = conn.served_index.and_then(|i| c.spans.get_mut(i)) {
+                            span.1.get_or_insert(now);
+                        }
                         ws::encode_into(
                             &mut conn.outbuf,
                             true,

@@ -1,6 +1,8 @@
 //! The scripted server the fleet's tests play against, on loopback (threads, blocking sockets):
 //! its first connection plays pod A (a goaway notice after a while, close 1012 after the
-//! handover timeout unless the client closes first), every later one pod B.
+//! handover timeout unless the client closes first; or an ending without a word: EOF, reset,
+//! silence, an upgrade never answered), the second pod B, the third pod C. Every connection
+//! announces its alive interval in its hello and sends an alive message each interval.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -23,10 +25,32 @@ pub struct Script {
     pub repeat_notice: bool,
     /// After its notice, a connection holds each reply this long.
     pub slow_after_notice: Duration,
+    /// The first connection holds its replies so from its start, not only after its notice.
+    pub slow_from_start: bool,
     /// The handover timeout: close 1012 this long after a notice.
     pub close_in: Duration,
     /// The second connection gets a 503 instead of a 101.
     pub refuse_second: bool,
+    /// How the first connection ends, this long after its 101: it stops answering (messages
+    /// are read and dropped, or with `End::Reset` not read at all), and 100 ms later ends so.
+    pub first_ends: Option<(Duration, End)>,
+    /// The first connection's upgrade is never answered (a frozen pod's backlog).
+    pub first_mute: bool,
+    /// The second connection says nothing after its 101: no hello, no replies, no alive.
+    pub second_silent: bool,
+    /// The alive interval every connection announces and keeps.
+    pub interval: Duration,
+}
+
+/// How a connection ends without a close frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// FIN: the process died, the kernel closed the socket (nothing left unread).
+    Eof,
+    /// RST: closed with input still unread.
+    Reset,
+    /// Nothing more: the socket stays open and silent (a frozen process).
+    Silent,
 }
 
 pub const SCRIPT: Script = Script {
@@ -34,8 +58,13 @@ pub const SCRIPT: Script = Script {
     second_notice_after: None,
     repeat_notice: false,
     slow_after_notice: Duration::ZERO,
+    slow_from_start: false,
     close_in: Duration::from_secs(3),
     refuse_second: false,
+    first_ends: None,
+    first_mute: false,
+    second_silent: false,
+    interval: Duration::from_secs(5),
 };
 
 /// The sockets the fleet held after each change: (open, clients with none, clients with
@@ -67,6 +96,21 @@ fn serve(mut s: std::net::TcpStream, index: usize, script: Script) {
         }
     }
     buf.clear();
+    if index == 0 && script.first_mute {
+        // Read and drop whatever comes until the client goes; never answer.
+        while start.elapsed() < Duration::from_secs(20) && !matches!(s.read(&mut chunk), Ok(0)) {}
+        return;
+    }
+    if index == 1 && script.second_silent {
+        let _ = write!(
+            s,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            ws::ACCEPT
+        );
+        while start.elapsed() < Duration::from_secs(20) && !matches!(s.read(&mut chunk), Ok(0)) {}
+        return;
+    }
     if index == 1 && script.refuse_second {
         let _ = s.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
         return;
@@ -78,14 +122,21 @@ fn serve(mut s: std::net::TcpStream, index: usize, script: Script) {
         ws::ACCEPT
     );
     let handover_ms = script.close_in.as_millis();
+    let interval_ms = script.interval.as_millis();
     text(
         &mut s,
         &format!(
             "{{\"type\":\"alive\",\"event\":\"hello\",\"instance\":\"{instance}\",\
-             \"phase\":\"serving\",\"interval_ms\":5000,\"uptime_ms\":1,\
+             \"phase\":\"serving\",\"interval_ms\":{interval_ms},\"uptime_ms\":1,\
              \"handover_ms\":{handover_ms}}}"
         ),
     );
+    let mut next_alive = Instant::now() + script.interval;
+    // When this connection stops answering, and how it then ends.
+    let ends = match script.first_ends {
+        Some((after, end)) if index == 0 => Some((Instant::now() + after, end)),
+        _ => None,
+    };
     let notice_after = match index {
         0 => Some(script.notice_after),
         1 => script.second_notice_after,
@@ -96,10 +147,37 @@ fn serve(mut s: std::net::TcpStream, index: usize, script: Script) {
     // Replies held back: (due, text).
     let mut held: VecDeque<(Instant, String)> = VecDeque::new();
     while start.elapsed() < Duration::from_secs(20) {
+        let stopped = ends.is_some_and(|(at, _)| Instant::now() >= at);
+        if let Some((at, end)) = ends
+            && end != End::Silent
+            && at.elapsed() >= Duration::from_millis(100)
+        {
+            // Dropped: FIN, or RST with unread input.
+            return;
+        }
+        if stopped {
+            // Read and drop (a reset reads nothing, so its close finds input unread).
+            if ends.is_some_and(|(_, end)| end == End::Reset) {
+                std::thread::sleep(Duration::from_millis(5));
+            } else if matches!(s.read(&mut chunk), Ok(0)) {
+                return;
+            }
+            continue;
+        }
+        if Instant::now() >= next_alive {
+            text(
+                &mut s,
+                &format!(
+                    "{{\"type\":\"alive\",\"instance\":\"{instance}\",\"phase\":\"serving\",\
+                     \"interval_ms\":{interval_ms},\"uptime_ms\":1}}"
+                ),
+            );
+            next_alive += script.interval;
+        }
         if notice_at.is_none() && notice_after.is_some_and(|a| start.elapsed() >= a) {
             let notice = format!(
                 "{{\"type\":\"alive\",\"event\":\"goaway\",\"instance\":\"{instance}\",\
-                 \"phase\":\"draining\",\"interval_ms\":5000,\"uptime_ms\":1,\
+                 \"phase\":\"draining\",\"interval_ms\":{interval_ms},\"uptime_ms\":1,\
                  \"close_in_ms\":{handover_ms}}}"
             );
             text(&mut s, &notice);
@@ -136,7 +214,8 @@ fn serve(mut s: std::net::TcpStream, index: usize, script: Script) {
             match frame.opcode {
                 ws::TEXT if !closed => {
                     let reply = frame.text().chars().rev().collect::<String>();
-                    if notice_at.is_some() && !script.slow_after_notice.is_zero() {
+                    let slow = notice_at.is_some() || (index == 0 && script.slow_from_start);
+                    if slow && !script.slow_after_notice.is_zero() {
                         held.push_back((Instant::now() + script.slow_after_notice, reply));
                     } else {
                         text(&mut s, &reply);
@@ -182,6 +261,7 @@ pub fn fleet(addr: SocketAddr, old_clients: usize) -> Fleet {
         backoff_cap: Duration::from_millis(100),
         stable_after: Duration::from_secs(30),
         close_wait: Duration::from_secs(2),
+        handshake_timeout: Duration::from_millis(300),
     })
     .unwrap()
 }
