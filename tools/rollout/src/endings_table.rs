@@ -87,7 +87,7 @@ pub fn print(outcomes: &[Outcome]) {
     both("ended without a close frame (given up silent)", &|k| {
         format!("{} ({})", k.no_close_frame_a, k.silent_a)
     });
-    both("handshake timeouts / failed connects", &|k| {
-        format!("{} / {}", k.handshake_timeouts, k.connect_failures)
+    both("failed connects (of which handshake timeouts)", &|k| {
+        format!("{} ({})", k.connect_failures, k.handshake_timeouts)
     });
 }

@@ -112,9 +112,13 @@ pub fn run(o: &Options, ending: Ending, dir: &Path) -> Result<(Vec<String>, Outc
                     t.planned.sigkill
                 )),
             }
+            let hook_state = match t.hook {
+                Some(h) => format!("the hook returned at {h:.2} s"),
+                None => "the hook still waiting at the grace's end".to_string(),
+            };
             let timeline = format!(
-                "/prestop, out of the upstream at 0 s; grace {grace} s; {hook_told}; SIGTERM at \
-                 {:.2} s; SIGKILL due at {:.2} s",
+                "/prestop, out of the upstream at 0 s; grace {grace} s, {hook_state}; SIGTERM at \
+                 {:.2} s; {hook_told}; SIGKILL due at {:.2} s",
                 t.sigterm_at.as_secs_f64(),
                 t.planned.sigkill
             );
@@ -154,11 +158,17 @@ pub fn run(o: &Options, ending: Ending, dir: &Path) -> Result<(Vec<String>, Outc
                 fleet.run(until.saturating_duration_since(Instant::now()), |f| {
                     f.on_instance("pod-b") == clients
                 });
+                let moved = fleet.on_instance("pod-b") == clients;
                 a.kill()?;
                 let killed = start.elapsed();
                 timeline.push_str(&format!(
-                    "; SIGKILL at {:.2} s (every client on pod B, or the bound passed)",
-                    killed.as_secs_f64()
+                    "; SIGKILL at {:.2} s ({})",
+                    killed.as_secs_f64(),
+                    if moved {
+                        "every client on pod B"
+                    } else {
+                        "the bound passed"
+                    }
                 ));
                 PodEnd::Killed(killed)
             };
