@@ -237,6 +237,21 @@ pub struct Outcome {
     pub drain: String,
     /// The model's bound on "every client served again" (kill and freeze), and how it is made.
     pub bound: Option<(Duration, String)>,
+    /// The clients' loop's slowest turn, and when (s from the ending's start).
+    pub slowest_turn: String,
+}
+
+/// The fleet's slowest turn, told from `start`.
+pub fn slowest_turn(fleet: &Fleet, start: Instant) -> String {
+    let (took, at) = fleet.slowest_turn;
+    let when = at.map_or(String::new(), |t| {
+        if t >= start {
+            format!(" at {:.2} s", (t - start).as_secs_f64())
+        } else {
+            format!(" {:.2} s before the start", (start - t).as_secs_f64())
+        }
+    });
+    format!("{} ms{when}", took.as_millis())
 }
 
 impl Outcome {

@@ -87,6 +87,9 @@ pub fn print(outcomes: &[Outcome]) {
     both("ended without a close frame (given up silent)", &|k| {
         format!("{} ({})", k.no_close_frame_a, k.silent_a)
     });
+    row("the clients' loop: slowest turn", &|o| {
+        o.slowest_turn.clone()
+    });
     both("failed connects (of which handshake timeouts)", &|k| {
         format!("{} ({})", k.connect_failures, k.handshake_timeouts)
     });

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::cluster::start_pod;
-use crate::ending::{Ending, KindFigures, Outcome, PodEnd};
+use crate::ending::{Ending, KindFigures, Outcome, PodEnd, slowest_turn};
 use crate::fleet::{Fleet, Kind};
 use crate::kubelet::{self, Hook};
 use crate::options::Options;
@@ -208,6 +208,7 @@ pub fn run(o: &Options, ending: Ending, dir: &Path) -> Result<(Vec<String>, Outc
         a_end,
         drain,
         bound: bound.map(|(b, how)| (Duration::from_secs_f64(b), how)),
+        slowest_turn: slowest_turn(&fleet, start),
     };
     // Pod B's turn to go: no client left, so its drain ends at once.
     drop(fleet);

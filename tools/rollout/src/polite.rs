@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use testkit::evidence::DrainPlan;
 
 use crate::cluster::{http_get, start_pod};
-use crate::ending::{Ending, KindFigures, Outcome, PodEnd};
+use crate::ending::{Ending, KindFigures, Outcome, PodEnd, slowest_turn};
 use crate::fleet::Kind;
 use crate::impolite::drain_told;
 use crate::metrics_check::{Clock, pod_target, run_dashboard, story_facts};
@@ -350,6 +350,7 @@ pub fn run(o: &Options, dir: &Path) -> Result<(Vec<String>, Outcome), String> {
         a_end,
         drain: drain_told(&a),
         bound: None,
+        slowest_turn: slowest_turn(&fleet, terminating),
     };
 
     b.signal("TERM")?;

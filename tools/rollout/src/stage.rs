@@ -59,7 +59,7 @@ pub fn start_nginx(o: &Options, upstream: &Server, dir: &Path) -> Result<Nginx, 
 /// The fleet of the options, through `nginx`.
 pub fn fleet(o: &Options, nginx: &Nginx) -> Result<Fleet, String> {
     Fleet::new(FleetConfig {
-        addr: nginx.listen,
+        addrs: nginx.listens.clone(),
         clients: o.clients,
         old_clients: o.old_clients(),
         send_interval: o.send_interval,

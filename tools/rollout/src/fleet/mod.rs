@@ -99,7 +99,9 @@ pub fn is_old(id: usize, clients: usize, old: usize) -> bool {
 /// Fleet settings.
 #[derive(Debug, Clone)]
 pub struct FleetConfig {
-    pub addr: SocketAddr,
+    /// Where to connect: client `id` uses `addrs[id % addrs.len()]` (see
+    /// [`crate::cluster::addresses_for`]).
+    pub addrs: Vec<SocketAddr>,
     pub clients: usize,
     /// How many of the clients are old ones (the rest are handover-aware); see [`is_old`].
     pub old_clients: usize,
@@ -135,6 +137,9 @@ pub struct Fleet {
     pub stats: [Stats; 2],
     pub sockets: SocketLog,
     held: Held,
+    /// The longest the loop spent handling one turn's events and timers (not waiting), and
+    /// when that turn ended: a loop too busy to keep time would show as gaps it did not see.
+    pub slowest_turn: (Duration, Option<Instant>),
 }
 
 fn token(id: usize, slot: usize) -> Token {
@@ -155,6 +160,7 @@ impl Fleet {
             stats: Default::default(),
             sockets: SocketLog::default(),
             held: Held::default(),
+            slowest_turn: (Duration::ZERO, None),
             config,
         };
         for id in 0..fleet.config.clients {
@@ -227,6 +233,7 @@ impl Fleet {
         {
             panic!("poll: {e}");
         }
+        let busy_from = Instant::now();
         let ready: Vec<usize> = self.events.iter().map(|e| e.token().0).collect();
         for t in ready {
             self.on_ready(t / SLOTS, t % SLOTS);
@@ -238,6 +245,10 @@ impl Fleet {
             }
             self.timers.pop();
             self.on_timer(id, now);
+        }
+        let busy = busy_from.elapsed();
+        if busy > self.slowest_turn.0 {
+            self.slowest_turn = (busy, Some(Instant::now()));
         }
     }
 

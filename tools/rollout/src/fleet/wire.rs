@@ -16,7 +16,8 @@ impl Fleet {
     /// Opens a connection in `slot` (non-blocking; the upgrade request goes once TCP is up).
     pub(super) fn connect(&mut self, id: usize, slot: usize) {
         debug_assert!(self.clients[id].conns[slot].is_none());
-        let mut stream = match TcpStream::connect(self.config.addr) {
+        let addr = self.config.addrs[id % self.config.addrs.len()];
+        let mut stream = match TcpStream::connect(addr) {
             Ok(s) => s,
             Err(_) => {
                 self.conn_ended(id, slot);

@@ -251,7 +251,7 @@ pub fn scripted_server(script: Script) -> SocketAddr {
 
 pub fn fleet(addr: SocketAddr, old_clients: usize) -> Fleet {
     Fleet::new(FleetConfig {
-        addr,
+        addrs: vec![addr],
         clients: 1,
         old_clients,
         send_interval: Duration::from_millis(10),
