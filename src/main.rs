@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use wsdrain::app::lifecycle::EventLine;
-use wsdrain::config::{self, Command, Config};
+use wsdrain::app::log_json::JsonLogger;
+use wsdrain::config::{self, Command, Config, LogFormat};
 
 fn main() -> ExitCode {
     let config = match Config::from_process() {
@@ -18,11 +19,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = simple_logger::SimpleLogger::new()
-        .with_level(config.log_level)
-        .with_utc_timestamps()
-        .init()
-    {
+    let logging = match config.log_format {
+        LogFormat::Text => simple_logger::SimpleLogger::new()
+            .with_level(config.log_level)
+            .with_utc_timestamps()
+            .init(),
+        LogFormat::Json => JsonLogger::init(config.log_level),
+    };
+    if let Err(e) = logging {
         eprintln!("wsdrain: cannot start logging: {e}");
         return ExitCode::from(1);
     }

@@ -35,6 +35,14 @@ fn context(settings: &[(&str, &str)]) -> Context {
     )
 }
 
+/// The drain begins at `ctx.now` (a signal): `conn`'s turn comes at `at`, as the loop would
+/// schedule it. Returns whether it was a WebSocket to schedule.
+fn drain(conn: &mut Connection, ctx: &mut Context, at: Millis) -> bool {
+    ctx.lifecycle.on_signal(ctx.now, &ctx.config);
+    let handover_ms = ctx.lifecycle.drain_plan().map_or(0, |p| p.handover_ms);
+    conn.schedule_drain(at, handover_ms, ctx.now)
+}
+
 /// A client that takes at most `budget` bytes, then would block.
 struct SlowReader {
     received: Vec<u8>,
@@ -239,8 +247,7 @@ fn the_notice_comes_at_the_drain_time_and_the_close_handover_timeout_later() {
     ]);
     let (mut conn, mut client, _) = upgraded(&mut ctx);
     ctx.tick(1_000);
-    ctx.lifecycle.on_signal(1_000);
-    assert!(conn.schedule_drain(1_500, ctx.now));
+    assert!(drain(&mut conn, &mut ctx, 1_500));
     assert_eq!(conn.next_deadline(&ctx), 1_500);
     assert_eq!(at(1_499, &mut conn, &mut ctx, &mut client).0.len(), 0);
     let (frames, end) = at(1_500, &mut conn, &mut ctx, &mut client);
@@ -277,8 +284,7 @@ fn the_notice_comes_at_the_drain_time_and_the_close_handover_timeout_later() {
 fn a_client_that_moves_after_the_notice_closes_cleanly_and_is_counted() {
     let mut ctx = context(&[("HANDOVER_TIMEOUT", "3s"), ("ALIVE_INTERVAL", "0")]);
     let (mut conn, mut client, _) = upgraded(&mut ctx);
-    ctx.lifecycle.on_signal(0);
-    conn.schedule_drain(100, ctx.now);
+    drain(&mut conn, &mut ctx, 100);
     let (frames, _) = at(100, &mut conn, &mut ctx, &mut client);
     assert!(texts(&frames)[0].contains(r#""event":"goaway""#));
     // Its last message and its close in one read: the reply goes out before the close.
@@ -309,8 +315,8 @@ fn without_a_handover_or_with_its_time_gone_the_close_comes_at_once() {
     ] {
         let mut ctx = context(settings);
         let (mut conn, mut client, _) = upgraded(&mut ctx);
-        ctx.lifecycle.on_signal(1_000);
-        conn.schedule_drain(1_500, ctx.now);
+        ctx.tick(1_000);
+        drain(&mut conn, &mut ctx, 1_500);
         let (frames, _) = at(run_at, &mut conn, &mut ctx, &mut client);
         assert_eq!(texts(&frames), ["close Some(1012)"], "{settings:?}");
         assert_eq!(ctx.metrics.ws.handover_notices, 0, "{settings:?}");
@@ -318,8 +324,8 @@ fn without_a_handover_or_with_its_time_gone_the_close_comes_at_once() {
     // A stalled loop that wakes inside the handover: the notice gives the time that is left.
     let mut ctx = context(&[("HANDOVER_TIMEOUT", "3s"), ("ALIVE_INTERVAL", "0")]);
     let (mut conn, mut client, _) = upgraded(&mut ctx);
-    ctx.lifecycle.on_signal(1_000);
-    conn.schedule_drain(1_500, ctx.now);
+    ctx.tick(1_000);
+    drain(&mut conn, &mut ctx, 1_500);
     let (frames, _) = at(4_000, &mut conn, &mut ctx, &mut client);
     assert!(
         texts(&frames)[0].ends_with(r#""close_in_ms":500}"#),
@@ -327,6 +333,101 @@ fn without_a_handover_or_with_its_time_gone_the_close_comes_at_once() {
         texts(&frames)
     );
     assert_eq!(conn.next_deadline(&ctx), 4_500);
+}
+
+#[test]
+fn a_signal_while_prestop_waits_gives_notice_and_close_within_the_short_drain() {
+    // The defaults: /prestop at 0 is answered at 15.5 s. A SIGTERM at 15 s (a Spot node's grace
+    // period is over) finds it waiting: the 10 s + 5 s + 5 s drain shrinks to SHORT_DRAIN 1.5 s.
+    let mut ctx = context(&[("ALIVE_INTERVAL", "0"), ("PING_INTERVAL", "0")]);
+    let (mut conn, mut client, _) = upgraded(&mut ctx);
+    let answer_delay = ctx.config.prestop_answer_delay();
+    assert_eq!(ctx.lifecycle.request_prestop(0, answer_delay), 15_500);
+    ctx.tick(15_000);
+    // Its turn at 0.7 s of the 0.75 s window.
+    assert!(drain(&mut conn, &mut ctx, 15_700));
+    let plan = *ctx.lifecycle.drain_plan().expect("draining");
+    assert_eq!(
+        (
+            plan.kind(),
+            plan.window_ms,
+            plan.handover_ms,
+            plan.deadline_ms()
+        ),
+        ("short", 750, 375, 1_500)
+    );
+    assert_eq!(
+        ctx.lifecycle.prestop_answer_at(),
+        Some(15_000),
+        "answered now"
+    );
+    let (frames, _) = at(15_700, &mut conn, &mut ctx, &mut client);
+    assert!(
+        texts(&frames)[0].ends_with(r#""close_in_ms":375}"#),
+        "{:?}",
+        texts(&frames)
+    );
+    assert_eq!(at(16_074, &mut conn, &mut ctx, &mut client).0.len(), 0);
+    let (frames, _) = at(16_075, &mut conn, &mut ctx, &mut client);
+    assert_eq!(texts(&frames), ["close Some(1012)"]);
+    assert!(!conn.owes_close_frame(), "the close frame is out");
+}
+
+#[test]
+fn a_short_drain_brings_an_age_limit_handover_forward() {
+    // The age limit's notice went out with 5 s to move; a short drain then begins: its close
+    // comes at the short drain's time, not 5 s after the notice.
+    let mut ctx = context(&[
+        ("MAX_CONNECTION_AGE", "10s"),
+        ("ALIVE_INTERVAL", "0"),
+        ("PING_INTERVAL", "0"),
+    ]);
+    let (mut conn, mut client, _) = upgraded(&mut ctx);
+    let notice_at = conn.next_deadline(&ctx);
+    let (frames, _) = at(notice_at, &mut conn, &mut ctx, &mut client);
+    assert!(texts(&frames)[0].ends_with(r#""close_in_ms":5000}"#));
+    ctx.lifecycle
+        .request_prestop(notice_at, ctx.config.prestop_answer_delay());
+    ctx.tick(notice_at + 100);
+    drain(&mut conn, &mut ctx, notice_at + 200);
+    assert_eq!(conn.next_deadline(&ctx), notice_at + 200 + 375);
+    let (frames, _) = at(notice_at + 575, &mut conn, &mut ctx, &mut client);
+    assert_eq!(texts(&frames), ["close Some(1012)"]);
+}
+
+#[test]
+fn a_client_that_stopped_reading_long_ago_still_gets_pong_timeout_for_its_close_frame() {
+    // Issue 21: the stall clock counted from the last write progress. A client whose socket
+    // took nothing since connecting (its hello still queued), 60 s later asked to go: its close
+    // frame's stall deadline was 10 s after the connect, long past, so it was dropped for "not
+    // reading" at once. The wait begins when the close is queued.
+    let mut ctx = context(&[
+        ("HANDOVER_TIMEOUT", "0"),
+        ("PONG_TIMEOUT", "10s"),
+        ("ALIVE_INTERVAL", "0"),
+        ("PING_INTERVAL", "0"),
+    ]);
+    let (mut conn, mut client, _) = upgraded(&mut ctx);
+    client.budget = 0;
+    ctx.tick(1_000);
+    assert_eq!(
+        conn.on_bytes(&mut masked(0x1, b"unread"), &mut ctx),
+        Verdict::Keep
+    );
+    assert_eq!(settle(&mut conn, &mut ctx, &mut client), None);
+    assert!(conn.output_len() > 0, "the reply waits for the client");
+    ctx.tick(60_000);
+    drain(&mut conn, &mut ctx, 60_000);
+    assert_eq!(
+        conn.on_timeout(&mut ctx),
+        Verdict::Keep,
+        "the close is queued"
+    );
+    assert_eq!(conn.next_deadline(&ctx), 70_000, "PONG_TIMEOUT from now");
+    // The client reads at last: the reply, then the close frame.
+    client.budget = usize::MAX;
+    let (frames, _) = at(65_000, &mut conn, &mut ctx, &mut client);
+    assert_eq!(texts(&frames), ["daernu", "close Some(1012)"]);
 }
 
 #[test]
@@ -362,8 +463,7 @@ fn a_finished_close_handshake_closes_at_once_and_a_failure_lingers() {
     // Our close (the drain's 1012) answered by the client: nothing more can come, close now.
     let mut ctx = context(&[("HANDOVER_TIMEOUT", "0"), ("ALIVE_INTERVAL", "0")]);
     let (mut conn, mut client, _) = upgraded(&mut ctx);
-    ctx.lifecycle.on_signal(0);
-    conn.schedule_drain(100, ctx.now);
+    drain(&mut conn, &mut ctx, 100);
     let (frames, end) = at(100, &mut conn, &mut ctx, &mut client);
     assert_eq!(
         (texts(&frames), end),
@@ -413,6 +513,53 @@ fn alive_messages_fall_on_the_grid_once_per_interval_each() {
             assert!(texts(&frames)[0].starts_with(r#"{"type":"alive","instance""#));
             assert_eq!(conn.next_deadline(&ctx), due + 1_000);
             due += 1_000;
+        }
+    }
+}
+
+#[test]
+fn echo_mode_sends_nothing_of_its_own() {
+    // Issue 21: with ECHO_MODE=echo and the default ALIVE_INTERVAL, alive messages still came
+    // (the Autobahn tier passed only because it turned them off). A conformance suite expects
+    // nothing but its echoes: no hello, no alive message, no notice.
+    let mut ctx = context(&[("ECHO_MODE", "echo")]);
+    let (mut conn, mut client, frames) = upgraded(&mut ctx);
+    assert!(frames.is_empty(), "{:?}", texts(&frames));
+    // Nothing is due before the ping (30 s of silence).
+    assert_eq!(conn.next_deadline(&ctx), 30_000);
+    for now in [5_000, 10_000, 29_999] {
+        assert_eq!(
+            at(now, &mut conn, &mut ctx, &mut client).0.len(),
+            0,
+            "at {now}"
+        );
+    }
+    assert_eq!(ctx.metrics.ws.alive_sent, 0);
+}
+
+#[test]
+fn an_interval_off_the_grid_keeps_its_length() {
+    // Issue 21: the grid stretched 150 ms to 200 ms gaps, and 101 ms to 200 ms, past the page's
+    // dead-link limit of twice the announced interval. The grid is then the largest step that
+    // divides both the interval and 100 ms (50 ms for 150 ms; 1 ms for 101 ms), so each gap is
+    // the interval announced.
+    for (interval, grid) in [(150, 50), (101, 1), (250, 50), (1, 1), (300, 100)] {
+        let setting = format!("{interval}ms");
+        let mut ctx = context(&[("ALIVE_INTERVAL", setting.as_str()), ("PING_INTERVAL", "0")]);
+        ctx.tick(7);
+        let (mut conn, mut client, _) = upgraded(&mut ctx);
+        let mut due = conn.next_deadline(&ctx);
+        assert_eq!(due % grid, 0, "{interval} ms: first alive at {due}");
+        assert!(
+            (8..=7 + interval + grid).contains(&due),
+            "{interval}: {due}"
+        );
+        for _ in 0..4 {
+            let (frames, _) = at(due, &mut conn, &mut ctx, &mut client);
+            assert_eq!(frames.len(), 1, "{interval} ms: one alive message at {due}");
+            let next = conn.next_deadline(&ctx);
+            assert_eq!(next - due, interval, "{interval} ms: the gap after {due}");
+            due = next;
         }
     }
 }

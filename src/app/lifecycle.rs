@@ -3,13 +3,17 @@
 //! `GET /prestop` (the kubelet's preStop hook) moves Serving to PreStop: readiness turns 503 so
 //! the load balancer stops sending new connections, but everything is still served, because
 //! endpoint removal races with the hook and new connections may still arrive. The hook's answer
-//! is a timer: every call answers at the same deadline, `PRESTOP_DELAY` after the first. Only then
-//! does the kubelet send SIGTERM, which starts Draining; SIGTERM without a preStop (`kubectl
-//! delete`, Ctrl-C) goes straight there. A second signal means "stop now".
+//! is a timer: every call answers at the same deadline, `PRESTOP_DELAY` (and the tie break) after
+//! the first. Only then does the kubelet send SIGTERM, which starts Draining; SIGTERM without a
+//! preStop (`kubectl delete`, Ctrl-C) goes straight there. A SIGTERM while the hook still waits
+//! means the grace period is over: the drain is the short one ([`DrainPlan`]). A second signal
+//! means "stop now".
 
 use std::time::Duration;
 
+use crate::app::drain_plan::DrainPlan;
 use crate::base::timers::{Millis, after};
+use crate::config::Config;
 
 /// Where the server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,8 +54,12 @@ pub enum SignalAction {
 #[derive(Debug)]
 pub struct Lifecycle {
     phase: Phase,
+    /// When the first `/prestop` came.
+    prestop_called_at: Option<Millis>,
     prestop_answer_at: Option<Millis>,
     drain_started_at: Option<Millis>,
+    /// The drain chosen at the signal.
+    drain_plan: Option<DrainPlan>,
     /// When each drain close frame went out, in milliseconds after the drain began.
     drain_closes: Vec<Millis>,
 }
@@ -67,8 +75,10 @@ impl Lifecycle {
     pub fn new() -> Self {
         Lifecycle {
             phase: Phase::Serving,
+            prestop_called_at: None,
             prestop_answer_at: None,
             drain_started_at: None,
+            drain_plan: None,
             drain_closes: Vec::new(),
         }
     }
@@ -87,6 +97,7 @@ impl Lifecycle {
     /// finite time. The first call starts the delay and the PreStop phase; once draining, it is
     /// answered at once.
     pub fn request_prestop(&mut self, now: Millis, delay: Duration) -> Millis {
+        self.prestop_called_at.get_or_insert(now);
         if self.phase == Phase::Draining {
             self.prestop_answer_at.get_or_insert(now);
             return now;
@@ -108,18 +119,31 @@ impl Lifecycle {
         self.prestop_answer_at
     }
 
-    /// A termination signal arrived.
-    pub fn on_signal(&mut self, now: Millis) -> SignalAction {
+    /// A termination signal arrived: the first begins the drain that fits the time left.
+    pub fn on_signal(&mut self, now: Millis, config: &Config) -> SignalAction {
         if self.phase == Phase::Draining {
             return SignalAction::ExitNow;
         }
+        let hook_waiting = self.prestop_answer_at.is_some_and(|at| at > now);
+        self.drain_plan = Some(DrainPlan::for_signal(
+            config,
+            now,
+            hook_waiting,
+            self.prestop_called_at,
+        ));
         self.phase = Phase::Draining;
         self.drain_started_at = Some(now);
-        // The kubelet only signals after preStop returned; answer any hook still waiting.
+        // Either preStop returned, or the grace period is over: nobody waits for the rest of
+        // the delay. Answer any hook still waiting.
         if let Some(at) = self.prestop_answer_at.as_mut() {
             *at = (*at).min(now);
         }
         SignalAction::BeginDrain
+    }
+
+    /// The drain chosen at the signal (`None` before it).
+    pub fn drain_plan(&self) -> Option<&DrainPlan> {
+        self.drain_plan.as_ref()
     }
 
     /// A WebSocket got its drain close frame at `now`.
@@ -131,6 +155,11 @@ impl Lifecycle {
     /// When the drain's close frames went out, in milliseconds after the drain began, in order.
     pub fn drain_closes(&self) -> &[Millis] {
         &self.drain_closes
+    }
+
+    /// When the first `/prestop` came, if one did.
+    pub fn prestop_called_at(&self) -> Option<Millis> {
+        self.prestop_called_at
     }
 
     /// When the drain began, if it has.
@@ -236,6 +265,7 @@ impl DrainSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::test_config;
 
     #[test]
     fn prestop_is_idempotent_and_shares_one_deadline() {
@@ -250,20 +280,43 @@ mod tests {
 
     #[test]
     fn signal_drains_then_exits_and_answers_prestop() {
+        let config = test_config(&[]);
         let mut l = Lifecycle::new();
         l.request_prestop(0, Duration::from_secs(15));
-        assert_eq!(l.on_signal(3_000), SignalAction::BeginDrain);
+        assert_eq!(l.on_signal(3_000, &config), SignalAction::BeginDrain);
         assert_eq!(l.phase(), Phase::Draining);
         assert_eq!(l.prestop_answer_at(), Some(3_000));
         assert_eq!(l.request_prestop(4_000, Duration::from_secs(15)), 4_000);
-        assert_eq!(l.on_signal(5_000), SignalAction::ExitNow);
+        assert_eq!(l.on_signal(5_000, &config), SignalAction::ExitNow);
         assert_eq!(l.drain_started_at(), Some(3_000));
+    }
+
+    #[test]
+    fn a_signal_while_the_hook_waits_means_the_grace_period_is_over() {
+        let config = test_config(&[]);
+        let mut waited = Lifecycle::new();
+        waited.request_prestop(0, Duration::from_secs(15));
+        waited.on_signal(14_999, &config);
+        assert_eq!(waited.drain_plan().map(|p| p.kind()), Some("short"));
+        assert_eq!(waited.prestop_answer_at(), Some(14_999), "answered at once");
+        // The hook answered (at its time, or before): the drain is the configured one.
+        let mut answered = Lifecycle::new();
+        answered.request_prestop(0, Duration::from_secs(15));
+        answered.on_signal(15_000, &config);
+        assert_eq!(answered.drain_plan().map(|p| p.kind()), Some("full"));
+        let mut no_hook = Lifecycle::new();
+        assert_eq!(no_hook.drain_plan(), None);
+        no_hook.on_signal(3_000, &config);
+        assert_eq!(no_hook.drain_plan().map(|p| p.kind()), Some("full"));
     }
 
     #[test]
     fn prestop_first_called_while_draining_is_answered_at_once() {
         let mut l = Lifecycle::new();
-        assert_eq!(l.on_signal(3_000), SignalAction::BeginDrain);
+        assert_eq!(
+            l.on_signal(3_000, &test_config(&[])),
+            SignalAction::BeginDrain
+        );
         assert_eq!(l.prestop_answer_at(), None);
         assert_eq!(l.request_prestop(4_000, Duration::from_secs(15)), 4_000);
         // The waiting connection's deadline comes from here: it must be set, and not later.

@@ -40,6 +40,8 @@ pub struct Gauges {
     pub max_connections: usize,
     /// Drain closes (1012) sent so far.
     pub drain_closes: usize,
+    /// The drain that runs (`full` or `short`), once draining.
+    pub drain_plan: Option<&'static str>,
     /// The longest a drain may take, from the signal to the exit.
     pub drain_deadline_secs: f64,
     /// Time since the drain began (0 before).
@@ -113,6 +115,7 @@ impl Metrics {
             phase,
             open,
             drain_closes,
+            drain_plan,
             uptime_secs,
             ..
         } = *gauges;
@@ -322,6 +325,20 @@ impl Metrics {
         sample(o, "wsdrain_drain_close_frames_sent", "", drain_closes);
         family(
             o,
+            "wsdrain_drain_plan",
+            "gauge",
+            "1 for the drain that runs: full (the configured one) or short (shrunk to the grace period left: SIGTERM came while /prestop waited, or TERMINATION_GRACE_PERIOD leaves less); 0 for both before the signal.",
+        );
+        for plan in ["full", "short"] {
+            sample(
+                o,
+                "wsdrain_drain_plan",
+                &format!("plan=\"{plan}\""),
+                u8::from(drain_plan == Some(plan)),
+            );
+        }
+        family(
+            o,
             "wsdrain_uptime_seconds",
             "gauge",
             "Seconds since the process started.",
@@ -345,7 +362,7 @@ fn render_limits(o: &mut String, g: &Gauges) {
         ),
         (
             "wsdrain_drain_deadline_seconds",
-            "The longest a drain may take, from the signal to the exit: DRAIN_WINDOW + HANDOVER_TIMEOUT + CLOSE_TIMEOUT + 2 s.",
+            "The longest a drain may take, from the signal to the exit: DRAIN_WINDOW + HANDOVER_TIMEOUT + CLOSE_TIMEOUT + 2 s, or the short drain's length once one runs.",
             seconds(g.drain_deadline_secs),
         ),
         (
@@ -424,6 +441,7 @@ mod tests {
             },
             max_connections: 10_000,
             drain_closes: 4,
+            drain_plan: Some("short"),
             drain_deadline_secs: 22.0,
             drain_elapsed_secs: 0.0,
             uptime_secs: 1.5,
@@ -443,6 +461,8 @@ mod tests {
             "wsdrain_http_requests_total{status=\"404\"} 1",
             "# TYPE wsdrain_sent_bytes_total counter",
             "wsdrain_drain_close_frames_sent 4",
+            "wsdrain_drain_plan{plan=\"short\"} 1",
+            "wsdrain_drain_plan{plan=\"full\"} 0",
             "wsdrain_max_connections 10000",
             "wsdrain_drain_deadline_seconds 22.000",
             "wsdrain_drain_elapsed_seconds 0.000",

@@ -4,7 +4,9 @@
 //! them. Uses the protocols, the sockets' [`crate::net::Listener`], the base and the settings.
 
 pub mod context;
+pub mod drain_plan;
 pub mod lifecycle;
+pub mod log_json;
 pub mod metrics;
 pub mod routes;
 pub mod service;

@@ -116,7 +116,13 @@ pub fn handle(head: &Head<'_>, listener: Listener, ctx: &mut Context) -> Action 
                 open: ctx.open,
                 max_connections: ctx.max_public,
                 drain_closes: ctx.lifecycle.drain_closes().len(),
-                drain_deadline_secs: ctx.config.drain_deadline().as_secs_f64(),
+                drain_plan: ctx.lifecycle.drain_plan().map(|p| p.kind()),
+                drain_deadline_secs: ctx
+                    .lifecycle
+                    .drain_plan()
+                    .map_or(ctx.config.drain_deadline().as_secs_f64(), |p| {
+                        secs(p.deadline_ms())
+                    }),
                 drain_elapsed_secs: ctx
                     .lifecycle
                     .drain_started_at()
@@ -134,7 +140,7 @@ pub fn handle(head: &Head<'_>, listener: Listener, ctx: &mut Context) -> Action 
         Endpoint::PreStop => {
             let answer_at = ctx
                 .lifecycle
-                .request_prestop(ctx.now, ctx.config.prestop_delay);
+                .request_prestop(ctx.now, ctx.config.prestop_answer_delay());
             return Action::AwaitPreStop { answer_at };
         }
         Endpoint::WebSocket => {

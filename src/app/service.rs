@@ -81,7 +81,7 @@ impl Service {
     /// theirs in one tick; its age limit (if any) is spread over the last tenth of the age, so
     /// clients that connected together (after the previous rollout) do not all reconnect at once.
     pub fn open(out: &mut OutQueue, ctx: &mut Context) -> Self {
-        let interval = ctx.config.alive_interval.as_millis() as u64;
+        let interval = alive_interval_ms(&ctx.config);
         let next_alive = Due::of(on_alive_grid(
             ctx.now + 1 + ctx.rng.below(interval),
             interval,
@@ -92,7 +92,7 @@ impl Service {
         } else {
             Goodbye::Due(Due::of(ctx.now + age - ctx.rng.below(age / 10 + 1)))
         };
-        if sends_own(ctx) {
+        if sends_own(&ctx.config) {
             let handover_ms = handover_ms(ctx);
             send_own(out, ctx, Some(("hello", "handover_ms", handover_ms)));
         }
@@ -104,7 +104,7 @@ impl Service {
 
     /// When the service next needs the loop (at `now` or later).
     pub fn next_deadline(&self, config: &Config, now: Millis) -> Millis {
-        let alive = if config.alive_interval.is_zero() {
+        let alive = if alive_interval_ms(config) == 0 {
             NEVER
         } else {
             self.next_alive.at(now)
@@ -112,11 +112,16 @@ impl Service {
         alive.min(self.goodbye.at(now))
     }
 
-    /// The drain has begun at `now`: ask this WebSocket to go at `at` (unless it already was).
-    pub fn schedule_drain(&mut self, at: Millis, now: Millis) {
-        if !self.goodbye.notice_sent() {
-            self.goodbye = Goodbye::Due(Due::of(self.goodbye.at(now).min(at)));
-        }
+    /// The drain has begun at `now`: ask this WebSocket to go at `at` (unless it already was),
+    /// its close to follow `handover_ms` later. One already asked (at its age limit) keeps its
+    /// close time, unless the drain's is sooner (a short drain).
+    pub fn schedule_drain(&mut self, at: Millis, handover_ms: Millis, now: Millis) {
+        self.goodbye = match self.goodbye {
+            Goodbye::Noticed(close) => {
+                Goodbye::Noticed(Due::of(close.at(now).min(at + handover_ms)))
+            }
+            other => Goodbye::Due(Due::of(other.at(now).min(at))),
+        };
     }
 
     /// The client closed the WebSocket itself (its close frame came first): after a notice,
@@ -193,7 +198,7 @@ impl Service {
             ctx.metrics.ws.handover_notices += 1;
             self.goodbye = Goodbye::Noticed(Due::of(close_at));
         }
-        let interval = ctx.config.alive_interval.as_millis() as u64;
+        let interval = alive_interval_ms(&ctx.config);
         let next_alive = self.next_alive.at(now);
         if interval > 0 && now >= next_alive {
             // Skipped while output is pending: a client that is behind needs no more of them.
@@ -214,32 +219,51 @@ impl Service {
     }
 }
 
-/// Alive messages fall due on a grid of this many milliseconds (or of the interval, if shorter):
-/// the loop then wakes once per grid step and sends all that are due in one burst, instead of
-/// waking for each. At 10,000 connections and 5 s: 10 wake-ups a second with 200 messages each,
-/// rather than up to 1,000 with a few; each client still gets one per interval.
+/// Alive messages fall due on a grid of this many milliseconds: the loop then wakes once per
+/// grid step and sends all that are due in one burst, instead of waking for each. At 10,000
+/// connections and 5 s: 10 wake-ups a second with 200 messages each, rather than up to 1,000
+/// with a few. For an interval that is not a multiple of it, the grid is the largest step that
+/// divides both (50 ms for 150 ms, 1 ms for 101 ms), so that every gap is the interval
+/// announced in `interval_ms`, never stretched to the next grid point.
 pub const ALIVE_GRID_MS: u64 = 100;
 
-/// `at` moved up to the next point of the alive grid.
+/// `at` moved up to the next point of the alive grid of `interval`.
 fn on_alive_grid(at: Millis, interval: u64) -> Millis {
-    let grid = ALIVE_GRID_MS.min(interval).max(1);
+    let grid = gcd(ALIVE_GRID_MS, interval).max(1);
     at.div_ceil(grid) * grid
 }
 
-/// Whether the service sends messages of its own besides its answers (the hello, goaway
-/// notices): not in echo mode, where a conformance suite expects nothing but its echoes.
-fn sends_own(ctx: &Context) -> bool {
-    ctx.config.echo_mode == EchoMode::Reverse
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
-/// The handover time a client is given after its notice, in ms: `HANDOVER_TIMEOUT`, or 0
-/// (close at once) when no notice can be sent.
-fn handover_ms(ctx: &Context) -> u64 {
-    if sends_own(ctx) {
-        ctx.config.handover_timeout.as_millis() as u64
+/// Whether the service sends messages of its own besides its answers (the hello, alive
+/// messages, goaway notices): not in echo mode, where a conformance suite expects nothing but
+/// its echoes.
+fn sends_own(config: &Config) -> bool {
+    config.echo_mode == EchoMode::Reverse
+}
+
+/// The alive messages' interval in ms, 0 when there are none (`ALIVE_INTERVAL=0`, echo mode).
+fn alive_interval_ms(config: &Config) -> u64 {
+    if sends_own(config) {
+        config.alive_interval.as_millis() as u64
     } else {
         0
     }
+}
+
+/// The handover time a client is given after its notice, in ms: `HANDOVER_TIMEOUT` (or the
+/// drain plan's, shorter in a short drain), or 0 (close at once) when no notice can be sent.
+fn handover_ms(ctx: &Context) -> u64 {
+    if !sends_own(&ctx.config) {
+        return 0;
+    }
+    ctx.lifecycle
+        .drain_plan()
+        .map_or(ctx.config.handover_timeout.as_millis() as u64, |plan| {
+            plan.handover_ms
+        })
 }
 
 /// A message of the server's own, an alive message: who is answering (the instance), in which

@@ -24,6 +24,18 @@ pub const LINGER: Duration = Duration::from_secs(2);
 /// Margin required between the drain budget and the pod's grace period.
 pub const GRACE_MARGIN: Duration = Duration::from_secs(2);
 
+/// The `/prestop` answer comes this long after `PRESTOP_DELAY` (when the delay is not zero). A
+/// grace period equal to `PRESTOP_DELAY` (a Spot node's 15 s against the default 15 s, or
+/// `--grace-period` set to it) then ends while the hook still waits: the kubelet's SIGTERM finds
+/// the hook waiting and the server knows its time is up, instead of a race between the answer
+/// and the signal, which come within milliseconds of each other. Part of the budget rule.
+pub const PRESTOP_TIE_BREAK: Duration = Duration::from_millis(500);
+
+/// When the grace period ends while the preStop hook still runs, the kubelet sends SIGTERM and
+/// kills the process this long after (a one-off extension; also its minimum grace after a hook
+/// that used up the grace period). `SHORT_DRAIN` must fit in it.
+pub const KUBELET_LAST_GRACE: Duration = Duration::from_secs(2);
+
 /// Descriptors kept back from `MAX_CONNECTIONS=auto`: listeners, the poll, the signal pipe, the
 /// spare descriptor, stdio, and [`MAX_ADMIN_CONNECTIONS`].
 pub const FD_RESERVE: u64 = 32 + MAX_ADMIN_CONNECTIONS as u64;
@@ -39,6 +51,15 @@ pub enum EchoMode {
     Reverse,
     /// Every message is echoed unchanged (for Autobahn and similar suites).
     Echo,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `2026-… INFO  [target] message`: for a terminal.
+    Text,
+    /// One JSON object per line with `severity`: for Cloud Logging (GKE).
+    Json,
 }
 
 /// The validated settings.
@@ -60,6 +81,9 @@ pub struct Config {
     pub handover_timeout: Duration,
     /// The pod's grace period, if known.
     pub termination_grace_period: Option<Duration>,
+    /// The whole drain when the grace period is already over at SIGTERM (it came while the
+    /// preStop hook waited): at most [`KUBELET_LAST_GRACE`].
+    pub short_drain: Duration,
     /// Interval of alive messages (zero = off).
     pub alive_interval: Duration,
     /// Silence before a ping (zero = off).
@@ -90,6 +114,8 @@ pub struct Config {
     pub instance_id: String,
     /// Log level.
     pub log_level: log::LevelFilter,
+    /// Log line format.
+    pub log_format: LogFormat,
 }
 
 /// What the command line asks for.
@@ -115,6 +141,27 @@ impl std::error::Error for ConfigError {}
 
 fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
     Err(ConfigError(msg.into()))
+}
+
+/// Settings for unit tests elsewhere in the crate: the defaults under `env`, serving the
+/// repository's `static/`.
+#[cfg(test)]
+pub(crate) fn test_config(env: &[(&str, &str)]) -> Config {
+    let dir = env!("CARGO_MANIFEST_DIR").to_string() + "/static";
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let parsed = Config::parse(Vec::<String>::new(), |name| {
+        env.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| (name == "STATIC_DIR").then(|| dir.clone()))
+    });
+    match parsed {
+        Ok(Command::Run(c)) => *c,
+        other => panic!("test settings {env:?}: {other:?}"),
+    }
 }
 
 #[cfg(test)]

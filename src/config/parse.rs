@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::settings::{SETTINGS, help_text};
-use crate::config::{Command, Config, ConfigError, EchoMode, GRACE_MARGIN, LINGER, err};
+use crate::config::{
+    Command, Config, ConfigError, EchoMode, GRACE_MARGIN, KUBELET_LAST_GRACE, LINGER, LogFormat,
+    PRESTOP_TIE_BREAK, err,
+};
 
 impl Config {
     /// Reads the process's arguments and environment.
@@ -106,6 +109,11 @@ impl Config {
                 "expected error, warn, info, debug, trace or off",
             )
         })?;
+        let log_format = match get("LOG_FORMAT") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(invalid("LOG_FORMAT", other, "expected text or json")),
+        };
         let termination_grace_period = match get("TERMINATION_GRACE_PERIOD") {
             "" => None,
             _ => Some(positive("TERMINATION_GRACE_PERIOD")?),
@@ -146,6 +154,7 @@ impl Config {
             close_timeout: positive("CLOSE_TIMEOUT")?,
             handover_timeout: duration("HANDOVER_TIMEOUT")?,
             termination_grace_period,
+            short_drain: positive("SHORT_DRAIN")?,
             alive_interval: duration("ALIVE_INTERVAL")?,
             ping_interval: duration("PING_INTERVAL")?,
             pong_timeout: positive("PONG_TIMEOUT")?,
@@ -161,6 +170,7 @@ impl Config {
             allowed_origins,
             instance_id,
             log_level,
+            log_format,
         };
         config.check_rules()?;
         Ok(config)
@@ -180,14 +190,24 @@ impl Config {
                 self.static_dir
             ));
         }
+        if self.short_drain > KUBELET_LAST_GRACE {
+            return err(format!(
+                "SHORT_DRAIN: {}s is too long: the kubelet kills the process {}s after a SIGTERM \
+                 that comes at the end of the grace period",
+                secs(self.short_drain),
+                secs(KUBELET_LAST_GRACE)
+            ));
+        }
         if let Some(grace) = self.termination_grace_period {
             let needed = self.drain_budget() + GRACE_MARGIN;
             if needed > grace {
                 return err(format!(
-                    "TERMINATION_GRACE_PERIOD: {}s is too short: PRESTOP_DELAY {}s + DRAIN_WINDOW {}s + \
-                     HANDOVER_TIMEOUT {}s + CLOSE_TIMEOUT {}s + linger {}s + margin {}s = {}s must fit in it",
+                    "TERMINATION_GRACE_PERIOD: {}s is too short: PRESTOP_DELAY {}s (answered {}s \
+                     later) + DRAIN_WINDOW {}s + HANDOVER_TIMEOUT {}s + CLOSE_TIMEOUT {}s + linger \
+                     {}s + margin {}s = {}s must fit in it",
                     secs(grace),
                     secs(self.prestop_delay),
+                    secs(self.prestop_answer_delay() - self.prestop_delay),
                     secs(self.drain_window),
                     secs(self.handover_timeout),
                     secs(self.close_timeout),
@@ -200,10 +220,20 @@ impl Config {
         Ok(())
     }
 
-    /// PRESTOP_DELAY + DRAIN_WINDOW + HANDOVER_TIMEOUT + CLOSE_TIMEOUT + LINGER: from the start
-    /// of preStop to the moment the last connection is gone.
+    /// The `/prestop` answer's wait + DRAIN_WINDOW + HANDOVER_TIMEOUT + CLOSE_TIMEOUT + LINGER:
+    /// from the start of preStop to the moment the last connection is gone.
     pub fn drain_budget(&self) -> Duration {
-        self.prestop_delay + self.drain_deadline()
+        self.prestop_answer_delay() + self.drain_deadline()
+    }
+
+    /// How long `/prestop` waits before it answers: `PRESTOP_DELAY` and the
+    /// [`PRESTOP_TIE_BREAK`] after it, or nothing when the delay is zero.
+    pub fn prestop_answer_delay(&self) -> Duration {
+        if self.prestop_delay.is_zero() {
+            Duration::ZERO
+        } else {
+            self.prestop_delay + PRESTOP_TIE_BREAK
+        }
     }
 
     /// DRAIN_WINDOW + HANDOVER_TIMEOUT + CLOSE_TIMEOUT + LINGER: from the signal to the exit at
@@ -311,7 +341,10 @@ fn invalid(name: &str, value: &str, why: &str) -> ConfigError {
 /// 32-bit times reach (`base::stamp`).
 const MAX_DURATION: Duration = Duration::from_secs(10 * 24 * 3600);
 
-/// Parses `15s`, `500ms`, `2m`, `1h`, or plain seconds (`15`, `0.5`).
+/// Parses `15s`, `500ms`, `2m`, `1h`, or plain seconds (`15`, `0.5`), to whole milliseconds:
+/// the loop's clock counts milliseconds, so a finer value (`0.5ms`) is refused rather than read
+/// as 0, which would mean "off" where zero turns a timer off, and a deadline always due where
+/// it does not.
 pub fn parse_duration(text: &str) -> Result<Duration, &'static str> {
     const WHY: &str = "expected a duration such as 15s, 500ms, 2m, 1h or plain seconds";
     let text = text.trim();
@@ -319,22 +352,40 @@ pub fn parse_duration(text: &str) -> Result<Duration, &'static str> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    if number.is_empty() || number.starts_with('.') || number.ends_with('.') {
-        return Err(WHY);
-    }
-    let value: f64 = number.parse().map_err(|_| WHY)?;
-    let scale = match unit {
-        "" | "s" => 1.0,
-        "ms" => 0.001,
-        "m" => 60.0,
-        "h" => 3600.0,
+    let ms_per_unit: u128 = match unit {
+        "" | "s" => 1_000,
+        "ms" => 1,
+        "m" => 60_000,
+        "h" => 3_600_000,
         _ => return Err(WHY),
     };
-    let secs = value * scale;
-    if !secs.is_finite() || secs > MAX_DURATION.as_secs_f64() {
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() || (number.contains('.') && fraction.is_empty()) || fraction.len() > 9 {
+        return Err(WHY);
+    }
+    // Exact decimal arithmetic: `whole.fraction` units in milliseconds.
+    let digits = |s: &str| -> Result<u128, &'static str> {
+        if s.is_empty() {
+            return Ok(0);
+        }
+        s.parse::<u128>().map_err(|_| WHY)
+    };
+    let scale = 10u128.pow(fraction.len() as u32);
+    let nanounits = digits(whole)?
+        .checked_mul(scale)
+        .and_then(|w| w.checked_add(digits(fraction).ok()?))
+        .ok_or("too long: at most 10 days")?;
+    let scaled = nanounits
+        .checked_mul(ms_per_unit)
+        .ok_or("too long: at most 10 days")?;
+    if scaled % scale != 0 {
+        return Err("finer than a millisecond: the server's clock counts whole milliseconds");
+    }
+    let ms = scaled / scale;
+    if ms > MAX_DURATION.as_millis() {
         return Err("too long: at most 10 days");
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(Duration::from_millis(ms as u64))
 }
 
 /// Parses a byte size: `65536`, `64KiB`, `1MiB`, `1GiB`.

@@ -1,7 +1,7 @@
 //! The table of settings: every one's environment name, flag, default and help, in `--help`
 //! order; and the `--help` text made from it.
 
-use crate::config::{GRACE_MARGIN, LINGER};
+use crate::config::{GRACE_MARGIN, LINGER, PRESTOP_TIE_BREAK};
 
 /// One setting: its environment name, flag, default and help text.
 #[derive(Debug, Clone, Copy)]
@@ -90,7 +90,13 @@ pub const SETTINGS: &[Setting] = &[
         "TERMINATION_GRACE_PERIOD",
         "termination-grace-period",
         "",
-        "the pod's terminationGracePeriodSeconds; when set, start fails unless the budget rule below holds",
+        "the pod's terminationGracePeriodSeconds; when set, start fails unless the budget rule below holds, and no drain is planned to end past it",
+    ),
+    setting(
+        "SHORT_DRAIN",
+        "short-drain",
+        "1500ms",
+        "the whole drain when SIGTERM comes while /prestop still waits (the grace period is over: Spot, evictions; SIGKILL follows 2s later): notices and close 1012 for every WebSocket, then exit; at most 2s",
     ),
     setting(
         "ALIVE_INTERVAL",
@@ -182,6 +188,12 @@ pub const SETTINGS: &[Setting] = &[
         "info",
         "log level: error, warn, info, debug, trace or off",
     ),
+    setting(
+        "LOG_FORMAT",
+        "log-format",
+        "text",
+        "text for a terminal; json for Cloud Logging: one object per line with severity, message and a lifecycle line's fields",
+    ),
 ];
 
 /// The `--help` text, generated from [`SETTINGS`].
@@ -209,9 +221,11 @@ pub fn help_text() -> String {
          --help, --version\n\n\
          Budget rule (checked when TERMINATION_GRACE_PERIOD is set):\n  \
          PRESTOP_DELAY + DRAIN_WINDOW + HANDOVER_TIMEOUT + CLOSE_TIMEOUT + {}s <= TERMINATION_GRACE_PERIOD\n  \
-         ({}s for the lingering close after the last close handshake, {}s of margin)\n\n\
+         ({}s that /prestop answers after PRESTOP_DELAY, {}s for the lingering close after the last\n  \
+         close handshake, {}s of margin)\n\n\
          Exit codes: 0 after a clean stop, 1 on a runtime failure (e.g. a port in use), 2 on a bad setting.\n",
-        (LINGER + GRACE_MARGIN).as_secs(),
+        (PRESTOP_TIE_BREAK + LINGER + GRACE_MARGIN).as_secs_f64(),
+        PRESTOP_TIE_BREAK.as_secs_f64(),
         LINGER.as_secs(),
         GRACE_MARGIN.as_secs(),
     ));

@@ -54,6 +54,7 @@ fn defaults() {
     assert_eq!(c.echo_mode, EchoMode::Reverse);
     assert_eq!(c.termination_grace_period, None);
     assert_eq!(c.log_level, log::LevelFilter::Info);
+    assert_eq!(c.log_format, LogFormat::Text);
     assert_eq!(c.max_connection_age, Duration::ZERO);
     assert!(c.allowed_origins.is_empty());
 }
@@ -117,6 +118,11 @@ fn bad_values_name_the_setting() {
         (&[], &[("LISTEN_BACKLOG", "0")], "LISTEN_BACKLOG"),
         (&[], &[("ECHO_MODE", "mirror")], "ECHO_MODE"),
         (&[], &[("RUST_LOG", "loud")], "RUST_LOG"),
+        (
+            &[],
+            &[("LOG_FORMAT", "yaml")],
+            "LOG_FORMAT: invalid value \"yaml\": expected text or json",
+        ),
         (&[], &[("STATIC_DIR", "/nonexistent/dir")], "STATIC_DIR"),
         (&[], &[("INSTANCE_ID", "a\"b")], "INSTANCE_ID"),
         (
@@ -147,26 +153,51 @@ fn bad_values_name_the_setting() {
 
 #[test]
 fn budget_rule() {
-    // 15 + 10 + 5 (handover) + 5 (close) + 2 (linger) + 2 (margin) = 39 s.
-    let c = config(&[], &[("TERMINATION_GRACE_PERIOD", "39")]);
-    assert_eq!(c.termination_grace_period, Some(Duration::from_secs(39)));
-    let message = error(&[], &[("TERMINATION_GRACE_PERIOD", "38s")]);
+    // 15 + 0.5 (the /prestop tie break) + 10 + 5 (handover) + 5 (close) + 2 (linger)
+    // + 2 (margin) = 39.5 s.
+    let c = config(&[], &[("TERMINATION_GRACE_PERIOD", "39.5")]);
+    assert_eq!(
+        c.termination_grace_period,
+        Some(Duration::from_millis(39_500))
+    );
+    let message = error(&[], &[("TERMINATION_GRACE_PERIOD", "39s")]);
     assert!(
-        message.contains("TERMINATION_GRACE_PERIOD: 38s is too short"),
+        message.contains("TERMINATION_GRACE_PERIOD: 39s is too short"),
         "{message}"
     );
+    assert!(message.contains("(answered 0.5s later)"), "{message}");
     assert!(message.contains("HANDOVER_TIMEOUT 5s"), "{message}");
     assert!(message.contains("linger 2s"), "{message}");
-    assert!(message.contains("= 39s"), "{message}");
+    assert!(message.contains("= 39.5s"), "{message}");
     // Without the handover (HANDOVER_TIMEOUT=0) the rule is the old one.
     config(
         &["--handover-timeout", "0"],
-        &[("TERMINATION_GRACE_PERIOD", "34")],
+        &[("TERMINATION_GRACE_PERIOD", "34.5")],
     );
     config(
         &["--prestop-delay", "1s"],
-        &[("TERMINATION_GRACE_PERIOD", "25")],
+        &[("TERMINATION_GRACE_PERIOD", "25.5")],
     );
+    // Without a preStop delay there is no tie to break.
+    config(
+        &["--prestop-delay", "0"],
+        &[("TERMINATION_GRACE_PERIOD", "24")],
+    );
+}
+
+#[test]
+fn short_drain_fits_the_kubelets_last_two_seconds() {
+    assert_eq!(config(&[], &[]).short_drain, Duration::from_millis(1_500));
+    assert_eq!(
+        config(&["--short-drain", "2s"], &[]).short_drain,
+        Duration::from_secs(2)
+    );
+    let message = error(&[], &[("SHORT_DRAIN", "2.5s")]);
+    assert!(
+        message.contains("SHORT_DRAIN: 2.5s is too long: the kubelet kills the process 2s after"),
+        "{message}"
+    );
+    assert!(error(&[], &[("SHORT_DRAIN", "0")]).contains("must be greater than zero"));
 }
 
 #[test]
@@ -200,6 +231,8 @@ fn durations() {
         ("0", 0),
         ("1.5s", 1_500),
         ("240h", 864_000_000),
+        ("1.1", 1_100),
+        ("0.001", 1),
     ];
     for (text, ms) in ok {
         assert_eq!(
@@ -220,10 +253,30 @@ fn durations() {
         "31d",
         "241h", // past 10 days: a connection's 32-bit deadlines must stay in range
         "99999999h",
+        "99999999999999999999999999999999999999999999",
         "NaN",
     ] {
         assert!(parse_duration(bad).is_err(), "{bad}");
     }
+    // Finer than the loop's millisecond clock: refused, not read as 0 (issue 21: a 0.5 ms
+    // ALIVE_INTERVAL passed "greater than zero", then acted as 0 and spun the loop).
+    for fine in ["0.5ms", "1.5ms", "0.0005", "0.0001s"] {
+        assert_eq!(
+            parse_duration(fine),
+            Err("finer than a millisecond: the server's clock counts whole milliseconds"),
+            "{fine}"
+        );
+    }
+    let message = error(&[], &[("ALIVE_INTERVAL", "0.5ms")]);
+    assert!(
+        message.starts_with("ALIVE_INTERVAL: invalid value \"0.5ms\": finer than a millisecond"),
+        "{message}"
+    );
+    assert!(error(&[], &[("HEADER_TIMEOUT", "0.5ms")]).starts_with("HEADER_TIMEOUT"));
+    assert_eq!(
+        config(&[], &[("ALIVE_INTERVAL", "1ms")]).alive_interval,
+        Duration::from_millis(1)
+    );
 }
 
 #[test]

@@ -215,6 +215,15 @@ impl Connection {
         matches!(&self.state, State::WebSocket(ws) if !ws.session.closing())
     }
 
+    /// Whether this is a WebSocket whose close frame has not been handed to the kernel yet:
+    /// ending it now would leave its client without one (EOF or reset instead).
+    pub fn owes_close_frame(&self) -> bool {
+        match &self.state {
+            State::WebSocket(ws) => !(ws.session.closing() && self.output.is_empty()),
+            _ => false,
+        }
+    }
+
     /// The kernel took `n` bytes of the output.
     pub fn on_written(&mut self, n: usize, now: Millis) {
         if n > 0 {
@@ -227,11 +236,12 @@ impl Connection {
         }
     }
 
-    /// Schedules the drain's close of a WebSocket, at `now`; false for other connections.
-    pub fn schedule_drain(&mut self, at: Millis, now: Millis) -> bool {
+    /// Schedules the drain's goaway notice of a WebSocket at `at`, its close `handover_ms`
+    /// later, at `now`; false for other connections.
+    pub fn schedule_drain(&mut self, at: Millis, handover_ms: Millis, now: Millis) -> bool {
         match &mut self.state {
             State::WebSocket(ws) if !ws.session.closing() => {
-                ws.service.schedule_drain(at, now);
+                ws.service.schedule_drain(at, handover_ms, now);
                 true
             }
             _ => false,
@@ -412,9 +422,11 @@ impl Connection {
         }
     }
 
-    /// Whether this connection is between requests with nothing in flight.
+    /// Whether this connection is between requests with nothing in flight. A fresh one that
+    /// has not sent its first request yet is not: it was accepted to be answered (in the drain,
+    /// a 503 for an upgrade), and gets its header timeout to say what it wants.
     fn is_idle(&self) -> bool {
-        matches!(self.state, State::Http { .. })
+        matches!(self.state, State::Http { head_started: None })
             && self.input.is_empty()
             && self.output.is_empty()
             && !self.close_after_flush

@@ -7,6 +7,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::app::context::Context;
 use crate::app::service::Service;
+use crate::base::stamp::Stamp;
 use crate::base::timers::{Millis, NEVER, after};
 use crate::config::Config;
 use crate::connection::{Connection, Processed, State, Verdict, high_water};
@@ -71,6 +72,7 @@ impl Connection {
             let mut env = ctx.session_env();
             ws.session
                 .start_close(close.code, close.reason, &mut self.output, &mut env);
+            self.waiting_begins(stalled, now);
             return Verdict::Keep;
         }
         match ws
@@ -92,6 +94,7 @@ impl Connection {
             return Processed::keep(0, false);
         };
         let high_water = high_water(&ctx.config);
+        let waiting_before = self.output.len() >= high_water;
         let mut used = 0;
         let end = loop {
             if self.output.len() >= high_water {
@@ -133,6 +136,11 @@ impl Connection {
                 break Some(ws.session.fail(code, reason, &mut self.output, &mut env));
             }
         };
+        // Output that crosses the high-water mark, or a close frame queued behind output: the
+        // client must now take what waits for it, within PONG_TIMEOUT from now.
+        if !waiting_before && (self.output.len() >= high_water || end.is_some()) {
+            self.last_active = Stamp::of(ctx.now);
+        }
         match end {
             None => Processed {
                 used,
@@ -153,9 +161,20 @@ impl Connection {
 }
 
 impl Connection {
+    /// A close frame was queued at `now` (`stalled`: the stall deadline before it). If nothing
+    /// waited for the client before, its wait starts now: `PONG_TIMEOUT` counts from here, not
+    /// from a write long ago (an idle client's last alive message), which would make the stall
+    /// deadline already past as it is set.
+    fn waiting_begins(&mut self, stalled: Millis, now: Millis) {
+        if stalled == NEVER {
+            self.last_active = Stamp::of(now);
+        }
+    }
+
     /// When a client that takes nothing is given up on: while output waits for it (above the
     /// high-water mark, or anything at all once the WebSocket is closing: its close frame must
-    /// get out), `PONG_TIMEOUT` after the last write progress; [`NEVER`] otherwise.
+    /// get out), `PONG_TIMEOUT` after the last write progress or the moment the wait began;
+    /// [`NEVER`] otherwise.
     fn stalled_at(&self, session: &Session, config: &Config, now: Millis) -> Millis {
         let closing = session.closing() || self.close_after_flush;
         let waiting =

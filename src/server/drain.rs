@@ -2,9 +2,9 @@
 //! in named steps (stop accepting; finish in-flight work; disconnect WebSockets spread over
 //! `DRAIN_WINDOW`), when it is finished, and the lifecycle lines it leaves behind.
 
+use crate::app::drain_plan::DrainPlan;
 use crate::app::lifecycle::{DrainSchedule, EventLine, Phase};
-use crate::base::timers::after;
-use crate::connection::Verdict;
+use crate::connection::{Kind, Verdict};
 use crate::net::{Listener, Net, Sender};
 use crate::server::{DrainProgress, Server, Wake};
 
@@ -13,11 +13,17 @@ impl<N: Net> Server<N> {
     /// here (preStop), so from now on every public connection only winds down.
     pub(super) fn begin_drain(&mut self, signal: &str) {
         let now = self.ctx.now;
-        let config = &self.ctx.config;
-        let window_ms = config.drain_window.as_millis() as u64;
-        let budget = config.drain_deadline();
+        // The lifecycle chose the drain that fits the time left: the configured one, or the
+        // short one when the grace period is already over (SIGTERM while /prestop waited).
+        let plan = self
+            .ctx
+            .lifecycle
+            .drain_plan()
+            .copied()
+            .unwrap_or_else(|| DrainPlan::full(&self.ctx.config));
+        let window_ms = plan.window_ms;
         self.drain = Some(DrainProgress {
-            deadline: after(now, budget),
+            deadline: now.saturating_add(plan.deadline_ms()),
             ws_before: self.ctx.metrics.ws.clone(),
         });
 
@@ -28,15 +34,20 @@ impl<N: Net> Server<N> {
         self.accept_all(Listener::Public);
         self.net.close_listener(Listener::Public);
         self.public_open = false;
+        let mut line = EventLine::new("draining")
+            .field("signal", signal)
+            .field("drain", plan.kind());
+        if let Some(why) = plan.short {
+            line = line.field("reason", why.as_str());
+        }
         log::info!(
             "{}",
-            EventLine::new("draining")
-                .field("signal", signal)
-                .field("websockets", self.ctx.open.websocket)
+            line.field("websockets", self.ctx.open.websocket)
                 .field("http", self.ctx.open.http)
                 .field("admin", self.ctx.open.admin)
                 .field("window_ms", window_ms)
-                .field("deadline_ms", budget.as_millis())
+                .field("handover_ms", plan.handover_ms)
+                .field("deadline_ms", plan.deadline_ms())
         );
 
         // 2. Finish in-flight work and persist state.
@@ -48,7 +59,8 @@ impl<N: Net> Server<N> {
         let mut schedule = DrainSchedule::new(window_ms);
         for slot in slots {
             let offset = self.ctx.rng.below(window_ms.max(1));
-            if self.conns[slot].conn.schedule_drain(now + offset, now) {
+            let conn = &mut self.conns[slot].conn;
+            if conn.schedule_drain(now + offset, plan.handover_ms, now) {
                 schedule.add(offset);
                 self.after_run(slot, Verdict::Keep);
             }
@@ -128,10 +140,26 @@ impl<N: Net> Server<N> {
         false
     }
 
+    /// What the exit cuts, after the last write: WebSockets without their close frame (their
+    /// clients see EOF or a reset), and HTTP answers not wholly sent (a client reading slower
+    /// than its download arrives, at the drain deadline). Counted in the `drain_end` line.
+    fn cut_at_exit(&self) -> (usize, usize) {
+        let mut cut = (0, 0);
+        for (_, s) in &self.conns {
+            match s.counted_as {
+                Kind::WebSocket if s.conn.owes_close_frame() => cut.0 += 1,
+                Kind::Http if s.conn.output_len() > 0 => cut.1 += 1,
+                _ => {}
+            }
+        }
+        cut
+    }
+
     pub(super) fn log_exit(&self) {
         let m = &self.ctx.metrics;
         if let Some(drain) = &self.drain {
             let (ws, before) = (&m.ws, &drain.ws_before);
+            let (cut_websockets, cut_answers) = self.cut_at_exit();
             let closes = self.ctx.lifecycle.drain_closes();
             let mut line = EventLine::new("drain_end")
                 .field(
@@ -154,7 +182,10 @@ impl<N: Net> Server<N> {
                     .field("forced", ws.handover_forced - before.handover_forced)
                     .field("clean", ws.clean_closes - before.clean_closes)
                     .field("timed_out", ws.close_timeouts - before.close_timeouts)
-                    .field("still_open", self.conns.len())
+                    .field("cut", cut_websockets)
+                    .field("cut_answers", cut_answers)
+                    .field("still_open", self.ctx.open.http + self.ctx.open.websocket)
+                    .field("admin_open", self.ctx.open.admin)
             );
         }
         log::info!(

