@@ -286,6 +286,9 @@ mod tests {
         assert_eq!(addresses_for(10_000), 10);
         assert_eq!(addresses_for(15_000), 15);
         assert_eq!(sources(1), "* 127.0.1.1;");
-        assert_eq!(sources(3), "33.33% 127.0.1.1; 33.33% 127.0.1.2; * 127.0.1.3;");
+        assert_eq!(
+            sources(3),
+            "33.33% 127.0.1.1; 33.33% 127.0.1.2; * 127.0.1.3;"
+        );
     }
 }

@@ -25,7 +25,8 @@ pub struct Script {
     pub repeat_notice: bool,
     /// After its notice, a connection holds each reply this long.
     pub slow_after_notice: Duration,
-    /// The first connection holds its replies so from its start, not only after its notice.
+    /// The first connection holds its replies so from its start, not only after its notice,
+    /// and gives its notice only once it holds one.
     pub slow_from_start: bool,
     /// The handover timeout: close 1012 this long after a notice.
     pub close_in: Duration,
@@ -133,8 +134,14 @@ fn serve(mut s: std::net::TcpStream, index: usize, script: Script) {
     );
     let mut next_alive = Instant::now() + script.interval;
     // When this connection stops answering, and how it then ends.
-    let ends = match script.first_ends {
-        Some((after, end)) if index == 0 => Some((Instant::now() + after, end)),
+    let opened = Instant::now();
+    // A connection holding its replies from the start ends that long after its notice (minus
+    // the notice's own delay), so the end always finds a handover in progress.
+    let ends_at = |notice_at: Option<Instant>| match script.first_ends {
+        Some((after, end)) if index == 0 && script.slow_from_start => {
+            notice_at.map(|t| (t + after.saturating_sub(script.notice_after), end))
+        }
+        Some((after, end)) if index == 0 => Some((opened + after, end)),
         _ => None,
     };
     let notice_after = match index {
@@ -147,6 +154,7 @@ fn serve(mut s: std::net::TcpStream, index: usize, script: Script) {
     // Replies held back: (due, text).
     let mut held: VecDeque<(Instant, String)> = VecDeque::new();
     while start.elapsed() < Duration::from_secs(20) {
+        let ends = ends_at(notice_at);
         let stopped = ends.is_some_and(|(at, _)| Instant::now() >= at);
         if let Some((at, end)) = ends
             && end != End::Silent
@@ -174,7 +182,10 @@ fn serve(mut s: std::net::TcpStream, index: usize, script: Script) {
             );
             next_alive += script.interval;
         }
-        if notice_at.is_none() && notice_after.is_some_and(|a| start.elapsed() >= a) {
+        // A connection holding its replies from the start gives its notice only once it owes
+        // one (on a slow machine the client may otherwise read the notice before it sent any).
+        let owes = !(index == 0 && script.slow_from_start) || !held.is_empty();
+        if notice_at.is_none() && owes && notice_after.is_some_and(|a| start.elapsed() >= a) {
             let notice = format!(
                 "{{\"type\":\"alive\",\"event\":\"goaway\",\"instance\":\"{instance}\",\
                  \"phase\":\"draining\",\"interval_ms\":{interval_ms},\"uptime_ms\":1,\
