@@ -184,7 +184,7 @@ fn serve(mut s: std::net::TcpStream, index: usize, script: Script) {
         }
         // A connection holding its replies from the start gives its notice only once it owes
         // one (on a slow machine the client may otherwise read the notice before it sent any).
-        let owes = !(index == 0 && script.slow_from_start) || !held.is_empty();
+        let owes = !(index == 0 && script.slow_from_start && held.is_empty());
         if notice_at.is_none() && owes && notice_after.is_some_and(|a| start.elapsed() >= a) {
             let notice = format!(
                 "{{\"type\":\"alive\",\"event\":\"goaway\",\"instance\":\"{instance}\",\
