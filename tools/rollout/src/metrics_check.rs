@@ -1,5 +1,6 @@
 //! After a polite rollout watched by Prometheus: what the fleet saw, in Prometheus's unix time,
-//! for the story's checks ([`story`](crate::story::check)), and the dashboard's queries run over it.
+//! for the story's checks ([`story`](crate::story::check)), and the dashboard's queries run
+//! over it.
 
 use std::time::{Instant, SystemTime};
 
