@@ -39,6 +39,9 @@ pub struct Nginx {
     child: Child,
     dir: PathBuf,
     pub listen: SocketAddr,
+    /// Every address it listens on (the same port on 127.0.0.1, .2, …), for clients to spread
+    /// their connections over: see [`addresses_for`].
+    pub listens: Vec<SocketAddr>,
     draining_timeout: Duration,
     connections: usize,
 }
@@ -59,6 +62,9 @@ impl Nginx {
             child: Command::new("true").spawn().map_err(|e| e.to_string())?,
             dir: dir.to_path_buf(),
             listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            listens: (0..addresses_for(connections))
+                .map(|i| SocketAddr::from(([127, 0, 0, 1 + i as u8], port)))
+                .collect(),
             draining_timeout,
             connections,
         };
@@ -113,8 +119,9 @@ impl Nginx {
              \x20 fastcgi_temp_path {t}/fastcgi;\n  uwsgi_temp_path {t}/uwsgi;\n  scgi_temp_path {t}/scgi;\n\
              \x20 map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}\n\
              \x20 upstream pods {{ server {upstream}; }}\n\
-             \x20 server {{\n    listen {listen} backlog=4096;\n    location / {{\n\
-             \x20     proxy_pass http://pods;\n      proxy_http_version 1.1;\n\
+             \x20 split_clients \"$remote_addr$remote_port\" $pod_source {{ {sources} }}\n\
+             \x20 server {{\n{listens}    location / {{\n\
+             \x20     proxy_pass http://pods;\n      proxy_bind $pod_source;\n      proxy_http_version 1.1;\n\
              \x20     proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection $connection_upgrade;\n\
              \x20     proxy_read_timeout 3600s;\n      proxy_send_timeout 3600s;\n      proxy_buffering off;\n    }}\n  }}\n}}\n",
             workers = plan.workers,
@@ -122,7 +129,12 @@ impl Nginx {
             nofile = plan.nofile,
             dir = self.dir.display(),
             drain = self.draining_timeout.as_secs().max(1),
-            listen = self.listen,
+            listens = self
+                .listens
+                .iter()
+                .map(|a| format!("    listen {a} backlog=4096;\n"))
+                .collect::<String>(),
+            sources = sources(self.listens.len()),
         );
         std::fs::write(self.dir.join("nginx.conf"), config).map_err(|e| e.to_string())
     }
@@ -199,6 +211,37 @@ impl WorkerPlan {
     }
 }
 
+/// How many loopback addresses the clients and nginx spread their connections over: one per
+/// 1,000 clients, at most 16. Linux picks a connect's local port by searching the ephemeral
+/// range (~28k ports) for one not yet used towards the same destination address and port; a
+/// client given up leaves a TIME_WAIT on its port for a minute, so a freeze of 10,000 clients
+/// (a give-up, then handshake timeouts, each a new port) filled the range towards nginx and
+/// each connect searched it: one turn of the clients' loop took 6.8 s. Each address of nginx
+/// (a destination) and each source address of nginx's connects to the pods has a range of its
+/// own.
+pub fn addresses_for(clients: usize) -> usize {
+    clients.div_ceil(1000).clamp(1, 16)
+}
+
+/// nginx's `split_clients` entries: the source addresses of its connects to the pods,
+/// 127.0.1.1 … 127.0.1.n, an even share each.
+fn sources(n: usize) -> String {
+    // nginx takes percentages with at most two decimals; the last takes the rest.
+    let hundredths = 10_000 / n;
+    let share = format!("{}.{:02}", hundredths / 100, hundredths % 100);
+    (0..n)
+        .map(|i| {
+            let address = format!("127.0.1.{}", i + 1);
+            if i + 1 == n {
+                format!("* {address};")
+            } else {
+                format!("{share}% {address};")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
@@ -235,5 +278,17 @@ mod tests {
             assert!(p.nofile >= p.worker_connections + NOFILE_SPARE);
         }
         assert_eq!(WorkerPlan::for_clients(15_000).workers, 4);
+    }
+
+    #[test]
+    fn connections_are_spread_over_a_loopback_address_per_1000_clients() {
+        assert_eq!(addresses_for(200), 1);
+        assert_eq!(addresses_for(10_000), 10);
+        assert_eq!(addresses_for(15_000), 15);
+        assert_eq!(sources(1), "* 127.0.1.1;");
+        assert_eq!(
+            sources(3),
+            "33.33% 127.0.1.1; 33.33% 127.0.1.2; * 127.0.1.3;"
+        );
     }
 }

@@ -1,0 +1,181 @@
+//! The command line: which endings to play, with which timings and how many clients.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::ending::Ending;
+
+pub const USAGE: &str = "usage: rollout [--endings LIST] [--clients N] [--old-clients N] \
+[--prestop-delay SECS] [--drain-window SECS] [--handover-timeout SECS] [--close-timeout SECS] \
+[--grace SECS] [--spot-grace SECS] [--eviction-grace SECS] [--detect SECS] \
+[--handshake-timeout SECS] [--send-interval MS] [--alive-interval SECS] [--server PATH] \
+[--keep-logs] [--prometheus] [--svg PATH] [--dashboard PATH]
+
+Plays how a pod ends while N reconnecting clients talk to it through nginx (the load balancer),
+pod B already ready beside it; the clients must end on B with no message lost and none shown
+twice. Of the N clients, --old-clients (default: half, rounded down) act as today's clients
+(they leave pod A on its close 1012 and re-send); the others are handover-aware (on the goaway
+notice they open a new connection and close the old one themselves).
+
+--endings, a comma-separated list (default polite; all = every one, the polite first):
+  polite    a rolling update: A gets /prestop and leaves the upstream; SIGTERM when /prestop
+            answers; SIGKILL at --grace (the run fails if it comes). Aware clients must see no
+            gap and re-send nothing.
+  spot      a Spot VM's preemption: /prestop and out of the upstream at 0 s; the kubelet's
+            grace period is --spot-grace (15 s): SIGTERM when the hook returns (at H s), or at
+            the grace if it has not; SIGKILL max(grace - floor(H), 2) s after the SIGTERM.
+  eviction  the same with --eviction-grace (5 s; a hard eviction gives about 1 s).
+  kill      SIGKILL of A in mid-traffic, no warning (an OOM kill, a crash); the load balancer
+            drops A --detect seconds later (its health checks failing).
+  freeze    SIGSTOP of A (a lost node, a partition: sockets open and silent); the load balancer
+            drops A --detect seconds later; once every client is on B, SIGKILL.
+With any ending but polite, a table of every ending played, side by side, comes last.
+
+Defaults are the server's (15 s preStop, 10 s drain, 5 s handover, 5 s close); the grace period
+defaults to the budget rule's 15 + 10 + 5 + 5 + 4 = 39 s, rounded up to 40 s; --detect 10 s (a
+health check every 5 s, unhealthy after 2); --handshake-timeout 5 s (the clients give up an
+upgrade not answered by then).
+
+--prometheus (polite only): a real Prometheus (Debian's /usr/bin/prometheus) scrapes both pods'
+admin ports every second; after the run the harness checks the story its series tell (pod A's
+phases, the WebSockets per pod and in all against the clients' sockets, close timeouts, the
+message balance, the handover counters) and runs every query of the Grafana dashboard
+(--dashboard, default deploy/monitoring/grafana-dashboard.json; skipped when the file is
+missing), each of which must return data. --svg PATH (implies --prometheus) draws the WebSockets
+per pod and the new ones per second from its series.";
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub endings: Vec<Ending>,
+    pub clients: usize,
+    pub prestop_delay: f64,
+    pub drain_window: f64,
+    pub handover_timeout: f64,
+    pub close_timeout: f64,
+    pub grace: f64,
+    pub spot_grace: f64,
+    pub eviction_grace: f64,
+    /// How long the load balancer takes to drop a pod that died or froze.
+    pub detect: f64,
+    pub handshake_timeout: f64,
+    /// None: half of the clients.
+    pub old_clients: Option<usize>,
+    pub send_interval: Duration,
+    pub alive_interval: f64,
+    pub server: PathBuf,
+    pub keep_logs: bool,
+    pub prometheus: bool,
+    pub svg: Option<PathBuf>,
+    pub dashboard: PathBuf,
+    /// Hidden, to show the checks fail on a wrong story: when pod B joins, Prometheus labels
+    /// pod A's series pod="pod-b" and pod B's pod="pod-a".
+    pub swap_pod_labels: bool,
+}
+
+impl Options {
+    /// The handover-unaware clients.
+    pub fn old_clients(&self) -> usize {
+        self.old_clients.unwrap_or(self.clients / 2)
+    }
+}
+
+pub fn parse_options() -> Result<Options, String> {
+    let server = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .with_file_name("wsdrain");
+    let mut o = Options {
+        endings: vec![Ending::Polite],
+        clients: 1000,
+        prestop_delay: 15.0,
+        drain_window: 10.0,
+        handover_timeout: 5.0,
+        close_timeout: 5.0,
+        grace: 40.0,
+        spot_grace: 15.0,
+        eviction_grace: 5.0,
+        detect: 10.0,
+        handshake_timeout: 5.0,
+        old_clients: None,
+        send_interval: Duration::from_millis(1000),
+        alive_interval: 1.0,
+        server,
+        keep_logs: false,
+        prometheus: false,
+        svg: None,
+        dashboard: PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/monitoring/grafana-dashboard.json"
+        )),
+        swap_pod_labels: false,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        // Flags without a value.
+        let switch = match flag.as_str() {
+            "--help" | "-h" => return Err(USAGE.to_string()),
+            "--keep-logs" => Some(&mut o.keep_logs),
+            "--prometheus" => Some(&mut o.prometheus),
+            "--swap-pod-labels" => Some(&mut o.swap_pod_labels),
+            _ => None,
+        };
+        if let Some(on) = switch {
+            *on = true;
+            continue;
+        }
+        let value = it
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let number = || {
+            value
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| format!("{flag}: not a number of 0 or more: {value}"))
+        };
+        match flag.as_str() {
+            "--endings" => o.endings = Ending::parse_list(value)?,
+            "--clients" => o.clients = value.parse().map_err(|_| format!("--clients: {value}"))?,
+            "--prestop-delay" => o.prestop_delay = number()?,
+            "--drain-window" => o.drain_window = number()?,
+            "--handover-timeout" => o.handover_timeout = number()?,
+            "--close-timeout" => o.close_timeout = number()?,
+            "--old-clients" => {
+                o.old_clients = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("--old-clients: {value}"))?,
+                )
+            }
+            "--grace" => o.grace = number()?,
+            "--spot-grace" => o.spot_grace = number()?,
+            "--eviction-grace" => o.eviction_grace = number()?,
+            "--detect" => o.detect = number()?,
+            "--handshake-timeout" => o.handshake_timeout = number()?,
+            "--send-interval" => o.send_interval = Duration::from_millis(number()? as u64),
+            "--alive-interval" => o.alive_interval = number()?,
+            "--server" => o.server = PathBuf::from(value),
+            "--svg" => o.svg = Some(PathBuf::from(value)),
+            "--dashboard" => o.dashboard = PathBuf::from(value),
+            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
+        }
+    }
+    if o.clients == 0 || o.clients > 15_000 {
+        return Err("--clients must be 1..=15000 (nginx holds two sockets per client)".into());
+    }
+    if o.old_clients.is_some_and(|n| n > o.clients) {
+        return Err("--old-clients cannot exceed --clients".into());
+    }
+    if o.handshake_timeout <= 0.0 {
+        return Err("--handshake-timeout must be above 0".into());
+    }
+    o.prometheus |= o.svg.is_some() || o.swap_pod_labels;
+    if o.prometheus && !o.endings.contains(&Ending::Polite) {
+        return Err(
+            "--prometheus, --svg and --swap-pod-labels watch the polite rollout: \
+                    add polite to --endings"
+                .into(),
+        );
+    }
+    Ok(o)
+}
