@@ -7,7 +7,8 @@ use std::path::Path;
 
 use wsdrain::app::context::Context;
 use wsdrain::app::static_files::StaticFiles;
-use wsdrain::base::timers::{Millis, Rng};
+use wsdrain::base::time::Millis;
+use wsdrain::base::timers::Rng;
 use wsdrain::config::{Command, Config};
 use wsdrain::connection::{Connection, NextIo, Verdict};
 use wsdrain::net::Listener;

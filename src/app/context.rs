@@ -12,7 +12,8 @@ use crate::app::lifecycle::Lifecycle;
 use crate::app::metrics::{Metrics, OpenConnections};
 use crate::app::static_files::StaticFiles;
 use crate::base::memory::{self, MemoryReading};
-use crate::base::timers::{Millis, Rng};
+use crate::base::time::Millis;
+use crate::base::timers::Rng;
 use crate::config::Config;
 use crate::protocol::websocket::SessionEnv;
 

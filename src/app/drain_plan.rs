@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use crate::base::timers::Millis;
+use crate::base::time::Millis;
 use crate::config::{Config, GRACE_MARGIN, LINGER};
 
 /// Why the drain is shorter than configured.

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use crate::app::drain_plan::DrainPlan;
-use crate::base::timers::{Millis, after};
+use crate::base::time::{Millis, after};
 use crate::config::Config;
 
 /// Where the server is in its life.

@@ -16,7 +16,7 @@ use crate::app::context::Context;
 use crate::app::lifecycle::Phase;
 use crate::app::metrics::Gauges;
 use crate::app::static_files::{Lookup, add_slash_location};
-use crate::base::timers::Millis;
+use crate::base::time::Millis;
 use crate::net::Listener;
 use crate::protocol::http::{Body, Head, HttpError, Method, Response};
 use crate::protocol::websocket;

@@ -27,8 +27,8 @@ use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use crate::app::context::Context;
 use crate::app::lifecycle::Phase;
 use crate::base::outbuf::OutQueue;
-use crate::base::stamp::Due;
-use crate::base::timers::{Millis, NEVER};
+use crate::base::time::Due;
+use crate::base::time::{Millis, NEVER};
 use crate::config::{Config, EchoMode};
 use crate::protocol::websocket::codec::{write_frame, write_header};
 

@@ -4,5 +4,5 @@
 pub mod inbuf;
 pub mod memory;
 pub mod outbuf;
-pub mod stamp;
+pub mod time;
 pub mod timers;

@@ -7,18 +7,12 @@
 //! deadline moves in place and a closed connection's goes with it: nothing stale is left to
 //! fire, and no generation is needed to tell a reused slot's entries apart.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::base::stamp::Due;
-
-/// Milliseconds on the loop's clock.
-pub type Millis = u64;
-
-/// "No deadline".
-pub const NEVER: Millis = Millis::MAX;
+use crate::base::time::{Due, Millis, NEVER};
 
 /// A monotonic millisecond clock. It starts at [`Clock::START`], 10 s before the 32-bit times
-/// of `base::stamp` wrap, so that every run of more than 10 s crosses a wrap (as Linux starts
+/// of `base::time` wrap, so that every run of more than 10 s crosses a wrap (as Linux starts
 /// jiffies 5 minutes before theirs) and a mistake there shows in tests, not after 49.7 days.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Clock {
@@ -46,11 +40,6 @@ impl Default for Clock {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Adds a duration to a time, saturating at [`NEVER`].
-pub fn after(now: Millis, d: Duration) -> Millis {
-    now.saturating_add(d.as_millis().min(u128::from(u64::MAX)) as Millis)
 }
 
 /// A small, fast pseudo-random generator (SplitMix64) for spreading timers: alive messages
@@ -382,11 +371,5 @@ mod tests {
             "{buckets:?}"
         );
         assert_eq!(rng.below(0), 0);
-    }
-
-    #[test]
-    fn after_saturates() {
-        assert_eq!(after(5, Duration::from_millis(10)), 15);
-        assert_eq!(after(NEVER - 1, Duration::from_secs(10)), NEVER);
     }
 }

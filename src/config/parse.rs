@@ -338,7 +338,7 @@ fn invalid(name: &str, value: &str, why: &str) -> ConfigError {
 
 /// Longest duration accepted anywhere (10 days): larger values are surely a mistake, and a
 /// connection's deadlines (a duration, or two added) must stay within the 24.8 days that its
-/// 32-bit times reach (`base::stamp`).
+/// 32-bit times reach (`base::time`).
 const MAX_DURATION: Duration = Duration::from_secs(10 * 24 * 3600);
 
 /// Parses `15s`, `500ms`, `2m`, `1h`, or plain seconds (`15`, `0.5`), to whole milliseconds:

@@ -5,7 +5,7 @@ use std::io;
 
 use crate::app::lifecycle::EventLine;
 use crate::app::metrics::RejectReason;
-use crate::base::timers::after;
+use crate::base::time::after;
 use crate::config::MAX_ADMIN_CONNECTIONS;
 use crate::connection::{Connection, Verdict};
 use crate::net::{self, Listener, Net};

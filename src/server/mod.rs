@@ -15,7 +15,8 @@ use slab::Slab;
 
 use crate::app::context::Context;
 use crate::app::lifecycle::SignalAction;
-use crate::base::timers::{Millis, Timers};
+use crate::base::time::Millis;
+use crate::base::timers::Timers;
 use crate::connection::{Connection, Kind, Verdict};
 use crate::net::{Listener, Net, Sender};
 use crate::protocol::websocket::WsCounters;
@@ -142,7 +143,7 @@ pub struct ConnectionView<'a> {
     pub generation: u32,
     /// The connection's state machine.
     pub conn: &'a Connection,
-    /// Its current deadline ([`NEVER`](crate::base::timers::NEVER) for none).
+    /// Its current deadline ([`NEVER`](crate::base::time::NEVER) for none).
     pub deadline: Millis,
     /// Whether the loop will run it in the next step without an event.
     pub rerun_queued: bool,

@@ -3,7 +3,7 @@
 //! ([`exit_deadline`]).
 
 use wsdrain::app::drain_plan::ShortReason;
-use wsdrain::base::timers::{Millis, NEVER};
+use wsdrain::base::time::{Millis, NEVER};
 use wsdrain::config::GRACE_MARGIN;
 use wsdrain::connection::Kind;
 use wsdrain::server::Server;

@@ -34,7 +34,7 @@ pub use session::Session;
 
 use std::borrow::Cow;
 
-use crate::base::timers::Millis;
+use crate::base::time::Millis;
 use crate::config::Config;
 
 /// What the connection should do after the session has run.

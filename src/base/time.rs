@@ -1,5 +1,5 @@
-//! Loop times kept in 32 bits, for what every connection stores: an idle connection's state is
-//! mostly times, and each one costs 4 bytes here instead of 8.
+//! Time on the loop's clock: [`Millis`], and the 32-bit forms every connection stores (an idle
+//! connection's state is mostly times, and each one costs 4 bytes here instead of 8).
 //!
 //! A stored time keeps the low 32 bits of its [`Millis`] and is read back against "now", which
 //! supplies the high bits, as Linux compares jiffies (`time_before`). Two kinds, by direction:
@@ -15,7 +15,18 @@
 //! 10 s before the low 32 bits wrap (`timers::Clock`), as Linux starts jiffies 5 minutes before
 //! theirs: every run longer than 10 s crosses a wrap.
 
-use crate::base::timers::Millis;
+use std::time::Duration;
+
+/// Milliseconds on the loop's clock.
+pub type Millis = u64;
+
+/// "No deadline".
+pub const NEVER: Millis = Millis::MAX;
+
+/// Adds a duration to a time, saturating at [`NEVER`].
+pub fn after(now: Millis, d: Duration) -> Millis {
+    now.saturating_add(d.as_millis().min(u128::from(u64::MAX)) as Millis)
+}
 
 /// A moment in the past, in 32 bits: read back as `now` minus its age.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +73,12 @@ mod tests {
 
     const WRAP: Millis = 1 << 32;
     const DAY: Millis = 24 * 3600 * 1000;
+
+    #[test]
+    fn after_saturates() {
+        assert_eq!(after(5, Duration::from_millis(10)), 15);
+        assert_eq!(after(NEVER - 1, Duration::from_secs(10)), NEVER);
+    }
 
     #[test]
     fn stamps_read_back_across_the_wrap() {
