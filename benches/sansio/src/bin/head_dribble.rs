@@ -4,7 +4,7 @@
 //! largest the server accepts.
 //!
 //! ```sh
-//! cargo bench --bench head_dribble
+//! cargo run --release -p sansio --bin head_dribble
 //! ```
 
 use std::path::Path;
@@ -32,7 +32,7 @@ fn head(size: usize) -> Vec<u8> {
 
 /// Feeds `head` to a fresh connection in reads of `chunk` bytes; returns the time it took.
 fn feed(config: &Config, head: &[u8], chunk: usize) -> Duration {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/static"));
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../static"));
     let files = StaticFiles::load(dir).expect("static files");
     let mut ctx = Context::new(
         config.clone(),
@@ -59,7 +59,7 @@ fn feed(config: &Config, head: &[u8], chunk: usize) -> Duration {
 }
 
 fn main() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../static");
     let Ok(Command::Run(config)) = Config::parse(Vec::<String>::new(), |name| match name {
         "STATIC_DIR" => Some(dir.to_string()),
         "MAX_HEADER_BYTES" => Some("1MiB".to_string()),
