@@ -6,7 +6,7 @@
 #   deploy/build-static.sh [--libc glibc|musl] [--deps-only] [--out PATH]
 #
 #   --libc       glibc (default; WSDRAIN_LIBC also sets it) or musl. glibc was chosen by
-#                measurement: deploy/tools/libc-bench.sh, numbers in README.md ("Deploy to GKE").
+#                measurement: deploy/tools/libc-bench.sh, numbers in docs/gke.md ("The image").
 #   --deps-only  compile only the dependencies, from the manifests and Cargo.lock alone (the
 #                Containerfile's cached layer): missing sources get empty stubs, and the
 #                stub build of wsdrain itself is removed afterwards so it is never shipped.

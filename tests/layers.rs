@@ -1,4 +1,4 @@
-//! The architecture, checked: `src/` is layered (README "Layout", `docs/ARCHITECTURE.md`), and a
+//! The architecture, checked: `src/` is layered (`docs/ARCHITECTURE.md`, "Layout"), and a
 //! module uses only the layers below it. A `use crate::…` (or any `crate::…` path in code) that
 //! points up or sideways fails this test, naming the file and the line.
 

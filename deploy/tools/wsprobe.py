@@ -10,7 +10,7 @@
   wsprobe.py echo-cpu --port P --pid PID [--connections 50] [--messages 200000] [--depth 1]
       drives a fixed number of text messages through /ws and prints the server's CPU time
       (utime + stime from /proc/PID/stat) per message: the musl-vs-glibc measurement in
-      README.md ("Deploy to GKE").
+      docs/gke.md ("The image").
 """
 
 import argparse

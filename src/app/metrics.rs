@@ -325,7 +325,7 @@ impl Metrics {
             o,
             "wsdrain_drain_close_frames_sent",
             "gauge",
-            "WebSockets sent their drain close (1012) so far; with the open WebSocket gauge it shows drain progress.",
+            "WebSockets given their drain close (1012) so far (queued behind any reply still queued); with the open WebSocket gauge it shows drain progress.",
         );
         sample(o, "wsdrain_drain_close_frames_sent", "", drain_closes);
         family(

@@ -54,19 +54,31 @@ pub(crate) enum Endpoint {
     NotFound,
 }
 
+/// The endpoints with a path of their own, and the port each answers on (`None`: both). Every
+/// other path is a static file on the public port and 404 on the admin port.
+const NAMED: [(&str, Option<Listener>, Endpoint); 5] = [
+    ("/healthz", None, Endpoint::Healthz),
+    ("/readyz", None, Endpoint::Readyz),
+    ("/metrics", Some(Listener::Admin), Endpoint::Metrics),
+    ("/prestop", Some(Listener::Admin), Endpoint::PreStop),
+    ("/ws", Some(Listener::Public), Endpoint::WebSocket),
+];
+
+/// The paths of the named endpoints and the port each answers on (`None`: both): what the
+/// documentation must describe (`tests/docs.rs`).
+pub fn named_endpoints() -> impl Iterator<Item = (&'static str, Option<Listener>)> {
+    NAMED.iter().map(|(path, port, _)| (*path, *port))
+}
+
 impl Endpoint {
     /// The endpoint a path names on a port.
     pub fn of(listener: Listener, path: &str) -> Endpoint {
-        match (listener, path) {
-            (_, "/healthz") => Endpoint::Healthz,
-            (_, "/readyz") => Endpoint::Readyz,
-            (Listener::Admin, "/metrics") => Endpoint::Metrics,
-            (Listener::Admin, "/prestop") => Endpoint::PreStop,
-            (Listener::Public, "/ws") => Endpoint::WebSocket,
-            (Listener::Public, "/metrics" | "/prestop") | (Listener::Admin, _) => {
-                Endpoint::NotFound
-            }
-            (Listener::Public, _) => Endpoint::Static,
+        match NAMED.iter().find(|(named, _, _)| *named == path) {
+            Some((_, port, endpoint)) if port.is_none_or(|only| only == listener) => *endpoint,
+            // /metrics and /prestop on the public port: the internet must not reach them.
+            Some(_) => Endpoint::NotFound,
+            None if listener == Listener::Admin => Endpoint::NotFound,
+            None => Endpoint::Static,
         }
     }
 

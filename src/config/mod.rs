@@ -2,7 +2,7 @@
 //! or an environment variable (a flag wins), with a default, and is validated once at start
 //! with an error that names the setting.
 //!
-//! One table ([`SETTINGS`]) drives parsing, `--help` and the README's config table, so the three
+//! One table ([`SETTINGS`]) drives parsing, `--help` and the settings table of `docs/operations.md` (checked), so the three
 //! cannot drift apart.
 
 use std::fmt;

@@ -3,7 +3,7 @@
 # Builds the cargo-fuzz targets in fuzz/ with the same instrumentation `cargo fuzz run -s none`
 # uses, on the stable toolchain, so nothing has to be installed. Fails on any crash, panic or
 # assertion (the targets also check that splitting the input never changes the result).
-# For long runs: `cargo install cargo-fuzz && cargo fuzz run http -s none` (README, "Fuzzing").
+# For long runs: `cargo install cargo-fuzz && cargo fuzz run http -s none` (docs/testing.md, "Fuzzing").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-45}"
