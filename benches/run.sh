@@ -179,4 +179,4 @@ fi
 echo "== start-up" >&2
 $bin/loadgen startup --server $bin/wsdrain --runs 20 | tee "$out/startup.txt"
 
-python3 benches/report.py "$out"
+bash benches/report.sh "$out"
