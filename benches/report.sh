@@ -10,10 +10,12 @@
 # run.sh and record.sh run it; by hand it redraws a folder after a change to the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 1 ] && [ -d "$1" ] || { sed -n '2,10p' "$0" >&2; exit 2; }
+if [ $# -lt 1 ] || [ ! -d "$1" ]; then sed -n '2,10p' "$0" >&2; exit 2; fi
 folder=$1
 shift
 
+# No __pycache__ in benches/report/: a run writes nothing in the tree.
+export PYTHONDONTWRITEBYTECODE=1
 python3 benches/report/summary.py "$folder" >/dev/null
 echo "wrote $folder/summary.md"
 
