@@ -28,14 +28,14 @@ case $mode in
   static) default="wsdrain nginx" ;;
   *) echo "unknown mode $mode" >&2; exit 2 ;;
 esac
-# shellcheck source=benches/servers.sh
-. benches/servers.sh
-# shellcheck disable=SC2086 # a word list
-servers=$(available_servers ${2:-$default})
 # shellcheck source=benches/run-dir.sh
 . benches/run-dir.sh
 run_dir "benches/runs/$(now_stamp)-profile-$mode"
 folder=$out
+# shellcheck source=benches/servers.sh
+. benches/servers.sh
+# shellcheck disable=SC2086 # a word list
+servers=$(available_servers ${2:-$default})
 out=$folder/per-op-$mode.csv
 echo "server,ops_per_sec,user_us_per_op,kernel_us_per_op,voluntary_switches_per_1000_ops,involuntary_switches_per_1000_ops" >"$out"
 

@@ -16,14 +16,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 usage() { sed -n '2,15p' "$0" >&2; exit 2; }
-[ $# -ge 1 ] && [ $# -le 2 ] && [ -d "$1" ] || usage
+if [ $# -lt 1 ] || [ $# -gt 2 ] || [ ! -d "$1" ]; then usage; fi
 run=$1
 dest=${2:-benches/results}
 reference=0
 [ "$(realpath -m "$dest")" = "$(realpath -m benches/results)" ] && reference=1
 
-[ -f "$run/run.txt" ] && [ -f "$run/summary.md" ] ||
-  { echo "$run: no run.txt or summary.md, so not a finished run of benches/run.sh" >&2; exit 2; }
+if [ ! -f "$run/run.txt" ] || [ ! -f "$run/summary.md" ]; then
+  echo "$run: no run.txt or summary.md, so not a finished run of benches/run.sh" >&2; exit 2
+fi
 if [ "$reference" = 1 ] && ! grep -q '^mode: full' "$run/run.txt"; then
   echo "$run is a --quick run (a smoke test): not a reference" >&2; exit 2
 fi
@@ -40,19 +41,21 @@ fi
 
 # What the reference needs: the run's top-level CSVs and text files. Not its logs/, nor what the
 # report renders from them (summary.md, the pictures).
-mapfile -t files < <(find "$run" -maxdepth 1 -type f \( -name '*.csv' -o -name '*.txt' \) -printf '%f\n' | sort)
-[ "${#files[@]}" -gt 0 ] || { echo "$run has no CSVs" >&2; exit 2; }
-before=$( (ls "$dest" 2>/dev/null || true) | sort)
+mapfile -t wanted < <(find "$run" -maxdepth 1 -type f \( -name '*.csv' -o -name '*.txt' \) -printf '%f\n' | sort)
+[ "${#wanted[@]}" -gt 0 ] || { echo "$run has no CSVs" >&2; exit 2; }
+# list_files FOLDER: the names of the files in FOLDER, sorted, one a line.
+list_files() { [ ! -d "$1" ] || find "$1" -maxdepth 1 -type f -printf '%f\n' | sort; }
+before=$(list_files "$dest")
 rm -rf "$dest"
 mkdir -p "$dest"
-for f in "${files[@]}"; do cp "$run/$f" "$dest/$f"; done
+for f in "${wanted[@]}"; do cp "$run/$f" "$dest/$f"; done
 bash benches/report.sh "$dest" >&2
 
 # The former reference's files that the new one has not replaced (per-op-* when the run had no
 # profiles, say): gone from the folder, still in git history.
-gone=$(comm -23 <(echo "$before") <(ls "$dest" | sort) | tr '\n' ' ')
+gone=$(comm -23 <(echo "$before") <(list_files "$dest") | grep . | tr '\n' ' ' || true)
 [ -z "$gone" ] || echo "no longer in $dest (not in this run): $gone" >&2
-echo "recorded $run in $dest: $(ls "$dest" | wc -l) files" >&2
+echo "recorded $run in $dest: $(list_files "$dest" | wc -l) files" >&2
 if [ "$reference" = 1 ]; then
   git status --short -- "$dest" >&2
   echo "next: a section in benches/RESULTS.md and the README's table, then one commit" >&2

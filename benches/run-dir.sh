@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by run.sh and profile.sh (from the repository root): where a run writes. A run never
 # writes the tree's tracked files: its folder is $RUN_DIR when set, else a new gitignored
 # benches/runs/DATE-TIME/ (UTC). benches/results/ holds the recorded reference run, and only
