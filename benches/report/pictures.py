@@ -80,7 +80,7 @@ def memory(folder, png):
             xs.append(k + (i - (len(counts) - 1) / 2) * width)
             heights.append(m)
             low.append(m - max(min(vs), 1.0))
-            high.append(max(vs) - m)
+            high.append(max(max(vs) - m, 0.0))
             top = max(top, max(vs))
         ax.bar(xs, heights, width * 0.92, color=blues[i], label=f"{n:,}",
                yerr=[low, high], error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#444"})
@@ -115,9 +115,10 @@ def round_trip(folder, name, title, png):
         return
     fig, ax = plt.subplots(figsize=(6.2, 4.2))  # and the legend beside it
     fastest = []
-    for s, g in by_label(cdf).items():
+    groups = by_label(cdf)
+    for s in labels(cdf):  # the legend in the tables' order
         xs, ys, before = [], [], 0.0
-        for r in g:
+        for r in groups[s]:
             fraction, ms = float(r["fraction"]), max(int(r["latency_us"]), 1) / 1000
             # Messages between the previous fraction and this one took `ms`: a step.
             xs += [tail(before), tail(fraction)]
@@ -143,7 +144,7 @@ def round_trip(folder, name, title, png):
     ax.set_xlabel("percentile of messages (tail to the right)")
     ax.set_ylabel("round trip (ms, log scale)")
     ax.set_title(title)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the plot, in table order
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the plot
     save(fig, folder, name.replace(".csv", ".svg"), png)
 
 
