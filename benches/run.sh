@@ -73,7 +73,10 @@ echo "servers: $servers; fan-out: ${fanout_servers# }; rounds: $rounds; results:
   echo "date: $(date -u '+%Y-%m-%d %H:%M') UTC"
   if [ "$quick" = 1 ]; then echo "mode: quick (a smoke test)"; else echo "mode: full, $rounds rounds"; fi
   echo "servers: $servers"
-  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ', with uncommitted changes')"
+  if commit=$(git rev-parse --short HEAD 2>/dev/null); then
+    git diff --quiet HEAD || commit="$commit, with uncommitted changes"
+  fi
+  echo "commit: ${commit:-unknown (not a git work tree)}"
   echo "machine: $(nproc) × $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(awk '/^MemTotal/ {printf "%d GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r)"
 } >"$out/run.txt"
 
