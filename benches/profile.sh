@@ -15,9 +15,11 @@
 #   static   a request for one file, /index.html or STATIC_PATH (50 keep-alive connections)
 # SERVERS default to "wsdrain uws" (static: "wsdrain nginx"); see benches/servers.sh.
 #
-# Writes benches/results/per-op-MODE.csv, and per server benches/results/per-op-MODE-NAME.txt
-# (the syscalls per operation, then perf's split and top symbols). Run it after
-# `bash benches/run.sh`, which deletes benches/results/ when it starts.
+# Writes per-op-MODE.csv, and per server per-op-MODE-NAME.txt (the syscalls per operation, then
+# perf's split and top symbols), to $RUN_DIR, or else a new benches/runs/DATE-TIME-profile-MODE/
+# (gitignored), printed at the end. To record profiles with a run of benches/run.sh as the
+# reference, write them into that run's folder before `bash benches/record.sh FOLDER`:
+#   for m in echo connect fanout static; do RUN_DIR=benches/runs/DATE-TIME bash benches/profile.sh $m; done
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:?usage: bash benches/profile.sh echo|connect|fanout|static [SERVERS]}
@@ -26,12 +28,15 @@ case $mode in
   static) default="wsdrain nginx" ;;
   *) echo "unknown mode $mode" >&2; exit 2 ;;
 esac
+# shellcheck source=benches/run-dir.sh
+. benches/run-dir.sh
+run_dir "benches/runs/$(now_stamp)-profile-$mode"
+folder=$out
 # shellcheck source=benches/servers.sh
 . benches/servers.sh
 # shellcheck disable=SC2086 # a word list
 servers=$(available_servers ${2:-$default})
-mkdir -p benches/results
-out=benches/results/per-op-$mode.csv
+out=$folder/per-op-$mode.csv
 echo "server,ops_per_sec,user_us_per_op,kernel_us_per_op,voluntary_switches_per_1000_ops,involuntary_switches_per_1000_ops" >"$out"
 
 ticks=$(getconf CLK_TCK)
@@ -66,7 +71,7 @@ lead=3
 [ "$mode" = fanout ] && lead=5
 
 for s in $servers; do
-  report=benches/results/per-op-$mode-$s.txt
+  report=$folder/per-op-$mode-$s.txt
   # CPU and context switches over a window of steady load.
   rm -f "$logdir/$s.csv"
   start "$s" "$(settings)"
@@ -132,3 +137,4 @@ for s in $servers; do
   fi
 done
 column -s, -t <"$out"
+echo "results: $folder (per-op-$mode*)" >&2

@@ -8,16 +8,18 @@
 # SERVERS: wsdrain, wsdrain-old (the binary in $OLD_WSDRAIN), peer-default, peer-4k, uws,
 # node-ws (see benches/servers.sh; one that cannot run here is left out with a line saying why). E.g.
 #   p99 at the same offered load:
-#     bash benches/repeat.sh 7 benches/results/p99-repeat.csv "wsdrain peer-4k" --rate 50000
+#     bash benches/repeat.sh 7 benches/runs/p99-repeat.csv "wsdrain peer-4k" --rate 50000
 #   CPU per message, closed loop, against an older build:
 #     OLD_WSDRAIN=/tmp/old-target/release/wsdrain \
-#       bash benches/repeat.sh 4 benches/results/echo-repeat.csv "wsdrain wsdrain-old peer-4k"
-# Run it after `bash benches/run.sh`, which deletes benches/results/ when it starts.
+#       bash benches/repeat.sh 4 benches/runs/echo-repeat.csv "wsdrain wsdrain-old peer-4k"
+# benches/runs/ is gitignored; a file that benches/RESULTS.md cites goes to benches/experiments/
+# (see its README) with the section that cites it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 3 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,16p' "$0" >&2; exit 2; }
 rounds=$1 out=$2 servers=$3
 shift 3
+mkdir -p "$(dirname "$out")"
 # shellcheck source=benches/servers.sh
 . benches/servers.sh
 # shellcheck disable=SC2086 # a word list

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs every benchmark against wsdrain and its peers on this machine, in rounds, and writes
-# benches/results/*.csv, the SVG plots and benches/results/summary.md (per server the median
-# of the rounds with min–max, and the ratio of wsdrain's median to each peer's).
+# Runs every benchmark against wsdrain and its peers on this machine, in rounds, and writes the
+# CSVs, summary.md (per server the median of the rounds with min–max, and the ratio of wsdrain's
+# median to each peer's) and the pictures (benches/report.sh) to a folder of its own, printed at
+# the end: benches/runs/DATE-TIME/ (gitignored), or $RUN_DIR. It writes nothing in the tree's
+# tracked files: `bash benches/record.sh FOLDER` makes a run the recorded reference in
+# benches/results/, a separate, deliberate step.
 #
 # Peers: tokio + tokio-tungstenite with default and with 4 KiB buffers (peer-default, peer-4k);
 # uWebSockets (uws, and uws-publish in the fan-out) when its binary is there (UWS_BIN, default
@@ -9,11 +12,17 @@
 # installed; nginx for the static files when it is installed. A peer that cannot run here is
 # skipped with one line saying why.
 #
-#   bash benches/run.sh           full run: ROUNDS rounds (default 3) of every mode
+#   bash benches/run.sh           full run: ROUNDS rounds (default 3) of every mode, ~15 min
 #   bash benches/run.sh --quick   smoke test: one round, tiny counts, seconds; asserts nothing
 #                                 about speed, only that every mode runs against every server
-#                                 and every reply is right (CI runs it)
+#                                 and every reply is right (CI runs it); writes
+#                                 target/bench-quick/ (emptied first) unless RUN_DIR is set
 #   SERVERS="wsdrain uws" ROUNDS=5 bash benches/run.sh    a subset, more rounds
+#   RUN_DIR=FOLDER bash benches/run.sh                     into FOLDER (new or empty)
+#
+# The folder: the CSVs of every mode, the strace counts (full runs), startup.txt, run.txt (when,
+# which commit, which machine, full or quick), summary.md, memory.svg, echo-cdf.svg,
+# echo-paced-cdf.svg, and the servers' logs in logs/.
 #
 # Each round runs every server once in every mode, a fresh server process each time; the order
 # turns by one each round (a b c, b c a, c a b), so no server is always first or last. Servers
@@ -28,19 +37,24 @@ cd "$(dirname "$0")/.."
 
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
+# shellcheck source=benches/run-dir.sh
+. benches/run-dir.sh
 if [ "$quick" = 1 ]; then
-  out=target/bench-quick
+  [ -n "${RUN_DIR:-}" ] || rm -rf target/bench-quick
+  run_dir target/bench-quick
   rounds=${ROUNDS:-1}
   idle_counts="200"; idle_alive=1s; idle_alive_wait=2
   echo_seconds=1; warmup=0.5; fanout_n=200; fanout_seconds=2; connect_seconds=1; static_seconds=1
 else
-  out=benches/results
+  run_dir "benches/runs/$(now_stamp)"
   rounds=${ROUNDS:-3}
   idle_counts="1000 10000 19000"; idle_alive=5s; idle_alive_wait=6
   echo_seconds=10; warmup=2; fanout_n=10000; fanout_seconds=10; connect_seconds=5; static_seconds=5
 fi
-rm -rf "$out" && mkdir -p "$out"
-logdir=$out
+# Every mode appends to its CSVs: a folder with results in it would mix two runs.
+[ -z "$(ls -A "$out")" ] || { echo "$out is not empty: give RUN_DIR a new folder" >&2; exit 2; }
+logdir=$out/logs
+mkdir -p "$logdir"
 # shellcheck source=benches/servers.sh
 . benches/servers.sh
 
@@ -53,7 +67,18 @@ for s in $servers; do
   fanout_servers="$fanout_servers $s"
   [ "$s" = uws ] && fanout_servers="$fanout_servers uws-publish"
 done
-echo "servers: $servers; fan-out: ${fanout_servers# }; rounds: $rounds" >&2
+echo "servers: $servers; fan-out: ${fanout_servers# }; rounds: $rounds; results: $out" >&2
+# What record.sh and summary.md say about the run (record.sh takes full runs only).
+{
+  echo "date: $(date -u '+%Y-%m-%d %H:%M') UTC"
+  if [ "$quick" = 1 ]; then echo "mode: quick (a smoke test)"; else echo "mode: full, $rounds rounds"; fi
+  echo "servers: $servers"
+  if commit=$(git rev-parse --short HEAD 2>/dev/null); then
+    git diff --quiet HEAD || commit="$commit, with uncommitted changes"
+  fi
+  echo "commit: ${commit:-unknown (not a git work tree)}"
+  echo "machine: $(nproc) × $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(awk '/^MemTotal/ {printf "%d GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r)"
+} >"$out/run.txt"
 
 # turned R WORD...: the words turned left by R places (round r starts with the r-th server).
 turned() {
@@ -179,4 +204,7 @@ fi
 echo "== start-up" >&2
 $bin/loadgen startup --server $bin/wsdrain --runs 20 | tee "$out/startup.txt"
 
-python3 benches/report.py "$out"
+bash benches/report.sh "$out" >&2
+cat "$out/summary.md"
+echo "results: $out (summary.md, CSVs, pictures; the servers' logs in logs/)" >&2
+[ "$quick" = 1 ] || echo "to record this run as the reference: bash benches/record.sh $out" >&2
