@@ -13,10 +13,7 @@ cd "$(dirname "$0")/../.."
 # shellcheck source=tests/tiers/lib/apt.sh
 . tests/tiers/lib/apt.sh
 
-if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
-  echo "installing nginx-light (the load balancer stand-in)"
-  apt_install nginx-light
-fi
+need_nginx
 
 if [ ! -x /usr/bin/prometheus ]; then
   echo "installing prometheus (Debian's package; the harness runs its own instance)"

@@ -56,3 +56,12 @@ install_prometheus() {
   [ "$rc" -eq 0 ] || { echo "apt-get install prometheus failed ($rc)"; return 1; }
   echo "prometheus installed in $((SECONDS - started)) s"
 }
+
+# need_nginx: nginx (Debian's nginx-light), the load balancer stand-in of the rollout harness,
+# when it is missing. The harness runs its own instance with its own config and prefix.
+need_nginx() {
+  if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    echo "installing nginx-light (the load balancer stand-in)"
+    apt_install nginx-light
+  fi
+}
