@@ -28,7 +28,9 @@ cargo build --release --locked -p wsdrain -p rollout -p peer -p loadgen
 for script in tests/tiers/*.sh; do
   [ -e "$script" ] || continue
   tier "$script"
+  started=$SECONDS
   timeout --kill-after=10 240 bash "$script"
+  printf '%s: %d s\n' "$script" $((SECONDS - started))
 done
 
-printf '\nall tiers passed\n'
+printf '\nall tiers passed in %d s\n' "$SECONDS"
