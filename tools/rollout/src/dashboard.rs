@@ -3,7 +3,31 @@
 //! Grafana's variables replaced as Grafana would for this Prometheus, and must return data.
 //! A panel that shows nothing during a rollout is a panel nobody can use during one.
 
-use crate::json::Json;
+use serde::Deserialize;
+
+/// What the check reads of a Grafana dashboard's JSON model: its panels.
+#[derive(Debug, Deserialize)]
+pub struct Dashboard {
+    #[serde(default)]
+    panels: Vec<Panel>,
+}
+
+/// A panel, or a row (a collapsed row holds its panels).
+#[derive(Debug, Deserialize)]
+struct Panel {
+    title: Option<String>,
+    #[serde(default)]
+    targets: Vec<PanelTarget>,
+    #[serde(default)]
+    panels: Vec<Panel>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PanelTarget {
+    ref_id: Option<String>,
+    expr: Option<String>,
+}
 
 /// One query of a panel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,36 +38,24 @@ pub struct Query {
 }
 
 /// Every non-empty `targets[].expr` of the panels, rows' panels included, in order.
-pub fn queries(dashboard: &Json) -> Vec<Query> {
-    fn walk(panels: &[Json], out: &mut Vec<Query>) {
+pub fn queries(dashboard: &Dashboard) -> Vec<Query> {
+    fn walk(panels: &[Panel], out: &mut Vec<Query>) {
         for p in panels {
-            let title = p.get("title").and_then(Json::as_str).unwrap_or("?");
-            for t in p.get("targets").and_then(Json::as_array).unwrap_or(&[]) {
-                let expr = t.get("expr").and_then(Json::as_str).unwrap_or("").trim();
+            for t in &p.targets {
+                let expr = t.expr.as_deref().unwrap_or("").trim();
                 if !expr.is_empty() {
                     out.push(Query {
-                        panel: title.to_string(),
-                        ref_id: t
-                            .get("refId")
-                            .and_then(Json::as_str)
-                            .unwrap_or("?")
-                            .to_string(),
+                        panel: p.title.clone().unwrap_or_else(|| "?".into()),
+                        ref_id: t.ref_id.clone().unwrap_or_else(|| "?".into()),
                         expr: expr.to_string(),
                     });
                 }
             }
-            // A collapsed row holds its panels.
-            walk(p.get("panels").and_then(Json::as_array).unwrap_or(&[]), out);
+            walk(&p.panels, out);
         }
     }
     let mut out = Vec::new();
-    walk(
-        dashboard
-            .get("panels")
-            .and_then(Json::as_array)
-            .unwrap_or(&[]),
-        &mut out,
-    );
+    walk(&dashboard.panels, &mut out);
     out
 }
 
@@ -222,7 +234,7 @@ pub struct Outcome {
 /// Runs every query of `dashboard` with `run` (the substituted query → the number of points it
 /// returned, or Prometheus's error); `present`: the metric names Prometheus holds.
 pub fn check(
-    dashboard: &Json,
+    dashboard: &Dashboard,
     b: &Builtins,
     present: &[String],
     mut run: impl FnMut(&str) -> Result<usize, String>,
@@ -334,7 +346,7 @@ mod tests {
 
     #[test]
     fn every_panel_query_is_found_and_one_without_data_fails() {
-        let doc = Json::parse(DASHBOARD).unwrap();
+        let doc: Dashboard = serde_json::from_str(DASHBOARD).unwrap();
         let q = queries(&doc);
         let panels: Vec<&str> = q.iter().map(|q| q.panel.as_str()).collect();
         assert_eq!(panels, ["WebSockets", "Upgrades/s", "Memory", "Typo"]);
@@ -375,7 +387,7 @@ mod tests {
         // Prometheus's own error is a failure too.
         let o = check(&doc, &B, &present, |_| Err("bad_data: parse error".into()));
         assert_eq!(o.failures.len(), 4);
-        let empty = Json::parse(r#"{"panels": []}"#).unwrap();
+        let empty: Dashboard = serde_json::from_str(r#"{"panels": []}"#).unwrap();
         assert_eq!(check(&empty, &B, &present, |_| Ok(1)).failures.len(), 1);
     }
 
@@ -385,5 +397,23 @@ mod tests {
             metric_names("rate(wsdrain_a_total[1m]) / x_wsdrain_b + wsdrain_c:ratio"),
             ["wsdrain_a_total", "wsdrain_c:ratio"]
         );
+    }
+
+    #[test]
+    fn the_projects_dashboard_reads_with_a_titled_query_per_target() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/monitoring/grafana-dashboard.json"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let doc: Dashboard = serde_json::from_str(&text).unwrap();
+        let q = queries(&doc);
+        let targets = text.matches("\"expr\"").count();
+        assert!(
+            !q.is_empty() && q.len() == targets,
+            "{} of {targets}",
+            q.len()
+        );
+        assert!(q.iter().all(|q| q.panel != "?" && q.ref_id != "?"), "{q:?}");
     }
 }

@@ -24,7 +24,6 @@ mod ending;
 mod endings_table;
 mod fleet;
 mod impolite;
-mod json;
 mod kubelet;
 mod metrics_check;
 mod options;

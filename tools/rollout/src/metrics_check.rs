@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 use crate::fleet::{Fleet, Kind};
 use crate::options::Options;
 use crate::prometheus::{Prometheus, Target};
-use crate::{dashboard, json, prometheus, story};
+use crate::{dashboard, prometheus, story};
 
 /// Runs the dashboard's queries over [start, end]; prints what it did, returns the failures.
 pub fn run_dashboard(
@@ -24,9 +24,9 @@ pub fn run_dashboard(
         return Ok(Vec::new());
     };
     let path = std::fs::canonicalize(path).unwrap_or(path.to_path_buf());
-    let doc = match json::Json::parse(&text) {
+    let doc: dashboard::Dashboard = match serde_json::from_str(&text) {
         Ok(doc) => doc,
-        Err(e) => return Ok(vec![format!("the dashboard {}: {e}", path.display())]),
+        Err(e) => return Ok(vec![format!("the dashboard {}: JSON: {e}", path.display())]),
     };
     let step = prometheus::SCRAPE_INTERVAL_SECS;
     let builtins = dashboard::Builtins {

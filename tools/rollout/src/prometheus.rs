@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::json::Json;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 /// How often every pod is scraped (and the step of the range queries).
 pub const SCRAPE_INTERVAL_SECS: u64 = 1;
@@ -173,50 +174,37 @@ impl Prometheus {
     /// Whether every pod in `pods` has a target whose last scrape succeeded; if not, what
     /// the targets say.
     pub fn up(&self, pods: &[&str]) -> Result<(), String> {
-        let doc = self.api("/api/v1/targets")?;
-        let targets = doc
-            .get("data")
-            .and_then(|d| d.get("activeTargets"))
-            .and_then(Json::as_array)
-            .unwrap_or(&[]);
-        let text = |t: &Json, key: &str| {
-            let v = match key {
-                "pod" => t.get("labels").and_then(|l| l.get("pod")),
-                _ => t.get(key),
-            };
-            v.and_then(Json::as_str).unwrap_or("?").to_string()
-        };
+        let targets: Targets = self.api("/api/v1/targets")?;
         let up = |pod: &str| {
             targets
+                .active
                 .iter()
-                .any(|t| text(t, "pod") == pod && text(t, "health") == "up")
+                .any(|t| t.pod() == pod && t.health == "up")
         };
         if pods.iter().all(|p| up(p)) {
             return Ok(());
         }
         Err(targets
+            .active
             .iter()
-            .map(|t| {
-                format!(
-                    "{} {} {}",
-                    text(t, "pod"),
-                    text(t, "health"),
-                    text(t, "lastError")
-                )
-            })
+            .map(|t| format!("{} {} {}", t.pod(), t.health, t.last_error))
             .collect::<Vec<_>>()
             .join("; "))
     }
 
-    /// `GET path` on the API; the document when its status is "success".
-    fn api(&self, path: &str) -> Result<Json, String> {
+    /// `GET path` on the API; the answer's `data` when its status is "success".
+    fn api<T: DeserializeOwned>(&self, path: &str) -> Result<T, String> {
         let (status, body) = http(self.addr, "GET", path, Duration::from_secs(20))?;
-        let doc = Json::parse(&body).map_err(|e| format!("{path}: {e} ({status})"))?;
-        if doc.get("status").and_then(Json::as_str) != Some("success") {
-            let error = doc.get("error").and_then(Json::as_str).unwrap_or("");
-            return Err(format!("{path}: {status} {error}"));
+        let answer: Answer<T> =
+            serde_json::from_str(&body).map_err(|e| format!("{path}: JSON: {e} ({status})"))?;
+        match answer {
+            Answer {
+                status: s,
+                data: Some(data),
+                ..
+            } if s == "success" => Ok(data),
+            Answer { error, .. } => Err(format!("{path}: {status} {}", error.unwrap_or_default())),
         }
-        Ok(doc)
     }
 
     /// `/api/v1/query_range` of `expr` over [start, end] (unix seconds) at `step` seconds.
@@ -231,43 +219,31 @@ impl Prometheus {
             "/api/v1/query_range?query={}&start={start:.3}&end={end:.3}&step={step}",
             urlencode(expr)
         );
-        let doc = self
+        let data: QueryData = self
             .api(&path)
             .map_err(|e| format!("query {expr:?}: {e}"))?;
-        parse_matrix(&doc).ok_or_else(|| format!("query {expr:?}: not a matrix"))
+        data.into_series()
+            .map_err(|e| format!("query {expr:?}: {e}"))
     }
 
     /// When each pod (by its `pod` label) was last scraped, as an instant query sees it now.
     pub fn last_scrapes(&self) -> Result<BTreeMap<String, f64>, String> {
         let expr = "timestamp(wsdrain_uptime_seconds)";
-        let doc = self
+        let data: QueryData = self
             .api(&format!("/api/v1/query?query={}", urlencode(expr)))
             .map_err(|e| format!("query {expr:?}: {e}"))?;
-        let result = doc
-            .get("data")
-            .and_then(|d| d.get("result"))
-            .and_then(Json::as_array)
-            .unwrap_or(&[]);
-        Ok(result
-            .iter()
-            .filter_map(|r| {
-                let pod = r.get("metric")?.get("pod")?.as_str()?;
-                let value = r.get("value")?.as_array()?.get(1)?.as_str()?;
-                Some((pod.to_string(), value.parse().ok()?))
-            })
+        let QueryData::Vector(samples) = data else {
+            return Ok(BTreeMap::new());
+        };
+        Ok(samples
+            .into_iter()
+            .filter_map(|s| Some((s.metric.get("pod")?.clone(), s.value.1.parse().ok()?)))
             .collect())
     }
 
     /// The metric names Prometheus holds.
     pub fn metric_names(&self) -> Result<Vec<String>, String> {
-        let doc = self.api("/api/v1/label/__name__/values")?;
-        Ok(doc
-            .get("data")
-            .and_then(Json::as_array)
-            .unwrap_or(&[])
-            .iter()
-            .filter_map(|n| n.as_str().map(String::from))
-            .collect())
+        self.api("/api/v1/label/__name__/values")
     }
 }
 
@@ -292,30 +268,84 @@ impl Drop for Prometheus {
     }
 }
 
-/// The series of a matrix answer (`data.result[]`: `metric`, `values` of `[t, "v"]`).
-pub fn parse_matrix(doc: &Json) -> Option<Vec<Series>> {
-    let data = doc.get("data")?;
-    if data.get("resultType").and_then(Json::as_str) != Some("matrix") {
-        return None;
+/// Every answer of the HTTP API: its status, and its data or its error.
+#[derive(Debug, Deserialize)]
+struct Answer<T> {
+    status: String,
+    data: Option<T>,
+    error: Option<String>,
+}
+
+/// The data of `/api/v1/targets`: the targets being scraped.
+#[derive(Debug, Deserialize)]
+struct Targets {
+    #[serde(rename = "activeTargets")]
+    active: Vec<ActiveTarget>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ActiveTarget {
+    labels: BTreeMap<String, String>,
+    health: String,
+    #[serde(default)]
+    last_error: String,
+}
+
+impl ActiveTarget {
+    fn pod(&self) -> &str {
+        self.labels.get("pod").map_or("?", String::as_str)
     }
-    let mut out = Vec::new();
-    for r in data.get("result")?.as_array()? {
-        let labels = r
-            .get("metric")?
-            .as_object()?
-            .iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-            .collect();
-        let mut points = Vec::new();
-        for p in r.get("values")?.as_array()? {
-            let p = p.as_array()?;
-            let t = p.first()?.as_f64()?;
-            let v = p.get(1)?.as_str()?.parse::<f64>().ok()?;
-            points.push((t, v));
-        }
-        out.push(Series { labels, points });
+}
+
+/// The data of a query, of the two types the harness asks for (a scalar or a string answer
+/// does not read back). A value is a `[unix seconds, "number"]` pair: the number is a string,
+/// so that `NaN` and `+Inf` fit.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
+pub enum QueryData {
+    Matrix(Vec<RangeSeries>),
+    Vector(Vec<Sample>),
+}
+
+/// One series of a matrix.
+#[derive(Debug, Deserialize)]
+pub struct RangeSeries {
+    metric: BTreeMap<String, String>,
+    values: Vec<(f64, String)>,
+}
+
+/// One series of a vector: its value now.
+#[derive(Debug, Deserialize)]
+pub struct Sample {
+    metric: BTreeMap<String, String>,
+    value: (f64, String),
+}
+
+impl QueryData {
+    /// The series of a matrix, their values read as numbers.
+    pub fn into_series(self) -> Result<Vec<Series>, String> {
+        let QueryData::Matrix(matrix) = self else {
+            return Err("not a matrix".into());
+        };
+        matrix
+            .into_iter()
+            .map(|s| {
+                let points = s
+                    .values
+                    .into_iter()
+                    .map(|(t, v)| match v.parse::<f64>() {
+                        Ok(v) => Ok((t, v)),
+                        Err(_) => Err(format!("not a number: {v:?}")),
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Series {
+                    labels: s.metric,
+                    points,
+                })
+            })
+            .collect()
     }
-    Some(out)
 }
 
 /// Percent-encodes everything but the unreserved characters.
@@ -385,22 +415,70 @@ mod tests {
 
     #[test]
     fn matrices_parse_and_queries_encode() {
-        let doc = Json::parse(
+        let answer: Answer<QueryData> = serde_json::from_str(
             r#"{"status":"success","data":{"resultType":"matrix","result":[
             {"metric":{"pod":"pod-a"},"values":[[10,"1"],[11.5,"NaN"],[12,"+Inf"]]},
             {"metric":{},"values":[]}]}}"#,
         )
         .unwrap();
-        let m = parse_matrix(&doc).unwrap();
+        assert_eq!(answer.status, "success");
+        let m = answer.data.unwrap().into_series().unwrap();
         assert_eq!(m.len(), 2);
         assert_eq!(m[0].labels["pod"], "pod-a");
         assert_eq!(m[0].points[0], (10.0, 1.0));
         assert!(m[0].points[1].1.is_nan());
         assert_eq!(m[0].points[2].1, f64::INFINITY);
         assert!(m[1].points.is_empty());
+        // A vector is not a matrix, nor is a value that is not a number.
+        let vector: QueryData = serde_json::from_str(
+            r#"{"resultType":"vector","result":[{"metric":{"pod":"pod-b"},"value":[10,"12.5"]}]}"#,
+        )
+        .unwrap();
+        let QueryData::Vector(ref samples) = vector else {
+            panic!("{vector:?}");
+        };
+        assert_eq!(
+            (
+                samples[0].metric["pod"].as_str(),
+                samples[0].value.1.as_str()
+            ),
+            ("pod-b", "12.5")
+        );
+        assert_eq!(vector.into_series().unwrap_err(), "not a matrix");
+        let bad: QueryData = serde_json::from_str(
+            r#"{"resultType":"matrix","result":[{"metric":{},"values":[[10,"x"]]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(bad.into_series().unwrap_err(), "not a number: \"x\"");
+        let scalar =
+            serde_json::from_str::<QueryData>(r#"{"resultType":"scalar","result":[1,"2"]}"#);
+        assert!(scalar.is_err(), "{scalar:?}");
         assert_eq!(
             urlencode("sum(x{kind=\"ws\"}) by (pod)[1m]"),
             "sum%28x%7Bkind%3D%22ws%22%7D%29%20by%20%28pod%29%5B1m%5D"
+        );
+    }
+
+    #[test]
+    fn errors_and_targets_read_back() {
+        let error: Answer<QueryData> = serde_json::from_str(
+            r#"{"status":"error","errorType":"bad_data","error":"parse error at char 3"}"#,
+        )
+        .unwrap();
+        assert!(error.data.is_none());
+        assert_eq!(error.error.as_deref(), Some("parse error at char 3"));
+        let targets: Answer<Targets> = serde_json::from_str(
+            r#"{"status":"success","data":{"activeTargets":[
+              {"labels":{"pod":"pod-a","job":"wsdrain"},"health":"up","lastError":""},
+              {"labels":{},"health":"down","lastError":"connection refused"}],
+              "droppedTargets":[]}}"#,
+        )
+        .unwrap();
+        let t = targets.data.unwrap().active;
+        assert_eq!((t[0].pod(), t[0].health.as_str()), ("pod-a", "up"));
+        assert_eq!(
+            (t[1].pod(), t[1].last_error.as_str()),
+            ("?", "connection refused")
         );
     }
 }
