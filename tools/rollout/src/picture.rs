@@ -1,32 +1,43 @@
-//! The rollout as Prometheus saw it, drawn by hand as an SVG (in the style of the benchmarks'
-//! plots, `benches/report.py`): the WebSockets on each pod and their sum, above the new
-//! WebSockets per second (upgrades), with pod A's preStop and drain shaded; one point per step
-//! of the range queries (1 s). Each pod's values are placed at the time of the scrape they come
-//! from (a step shows the latest one), the sum at the later of its two scrapes, the phases from
-//! the first scrape that showed them, the new WebSockets over the second before their step.
-//! Steps before both pods are watched ([`Facts::watched`]) are left out: Prometheus's reload
-//! for pod B may leave pod A without a sample there.
+//! The rollout as Prometheus saw it, drawn with `plotters` as an SVG: the WebSockets on each
+//! pod and their sum, above the new WebSockets per second (upgrades), with pod A's preStop and
+//! drain shaded; one point per step of the range queries (1 s). Each pod's values are placed at
+//! the time of the scrape they come from (a step shows the latest one), the sum at the later of
+//! its two scrapes, the phases from the first scrape that showed them, the new WebSockets over
+//! the second before their step. Steps before both pods are watched ([`Facts::watched`]) are
+//! left out: Prometheus's reload for pod B may leave pod A without a sample there.
 
-use std::fmt::Write as _;
+use plotters::element::DashedPathElement;
+use plotters::prelude::*;
 
 use crate::story::{Facts, Observed, PodSeries, Steps, phase_runs};
 
-const W: f64 = 720.0;
-const H: f64 = 470.0;
-const LEFT: f64 = 70.0;
-const RIGHT: f64 = 150.0;
-const TOP: f64 = 50.0;
-/// The WebSockets' panel, then the new ones' per second, with a gap between.
-const TOP_PANEL: f64 = 230.0;
-const GAP: f64 = 40.0;
-const BOTTOM_PANEL: f64 = 100.0;
+const SIZE: (u32, u32) = (800, 560);
+/// The left margin that holds the value axes' labels and titles, the same in both panels so
+/// that their time axes line up.
+const Y_LABELS: u32 = 80;
 
-const POD_A: &str = "#b03a2e";
-const POD_B: &str = "#1b7f3b";
-const SUM: &str = "#555555";
-const NEW: &str = "#d68910";
-const PRESTOP: &str = "#fdf0c8";
-const DRAINING: &str = "#f6d5cf";
+const POD_A: RGBColor = RGBColor(0xb0, 0x3a, 0x2e);
+const POD_B: RGBColor = RGBColor(0x1b, 0x7f, 0x3b);
+const SUM: RGBColor = RGBColor(0x55, 0x55, 0x55);
+const NEW: RGBColor = RGBColor(0xd6, 0x89, 0x10);
+const PRESTOP: RGBColor = RGBColor(0xfd, 0xf0, 0xc8);
+const DRAINING: RGBColor = RGBColor(0xf6, 0xd5, 0xcf);
+const GRID: RGBColor = RGBColor(0xe4, 0xe4, 0xe4);
+
+/// Fonts, in plotters' points (an SVG pixel is 1.24 of them): the title at 16 px, the axes'
+/// and the legend's labels at 13 px, the ticks' at 12 px.
+const TITLE: (&str, u32) = ("sans-serif", 20);
+const LABELS: (&str, u32) = ("sans-serif", 16);
+const TICKS: (&str, u32) = ("sans-serif", 15);
+
+/// The shade of a phase of pod A.
+fn shade(phase: &str) -> RGBColor {
+    if phase == "prestop" {
+        PRESTOP
+    } else {
+        DRAINING
+    }
+}
 
 /// 12,345 (the benchmarks' number format).
 pub fn thousands(v: f64) -> String {
@@ -42,81 +53,12 @@ pub fn thousands(v: f64) -> String {
     if n < 0 { format!("-{out}") } else { out }
 }
 
-/// A tick spacing of 1, 2, 2.5 or 5 × 10^k giving at most `most` intervals up to `max`.
-fn tick(max: f64, most: f64) -> f64 {
-    let raw = (max / most).max(1e-9);
-    let base = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 2.5, 5.0, 10.0]
-        .into_iter()
-        .map(|m| m * base)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * base)
-        .max(1.0)
-}
-
-/// Maps values to one panel's pixels.
-struct Panel {
-    top: f64,
-    height: f64,
-    x0: f64,
-    x1: f64,
-    ymax: f64,
-}
-
-impl Panel {
-    fn x(&self, v: f64) -> f64 {
-        LEFT + (v - self.x0) / (self.x1 - self.x0) * (W - LEFT - RIGHT)
-    }
-
-    fn y(&self, v: f64) -> f64 {
-        self.top + self.height - v / self.ymax * self.height
-    }
-
-    fn axes(&self, out: &mut String, label: &str, step: f64) {
-        let bottom = self.top + self.height;
-        let _ = writeln!(
-            out,
-            "<line x1=\"{LEFT}\" y1=\"{bottom}\" x2=\"{}\" y2=\"{bottom}\" stroke=\"black\"/>\n\
-             <line x1=\"{LEFT}\" y1=\"{}\" x2=\"{LEFT}\" y2=\"{bottom}\" stroke=\"black\"/>\n\
-             <text x=\"{LEFT}\" y=\"{}\">{label}</text>",
-            W - RIGHT,
-            self.top,
-            self.top - 8.0
-        );
-        let mut v = 0.0;
-        while v <= self.ymax + 1e-9 {
-            let y = self.y(v);
-            let _ = writeln!(
-                out,
-                "<line x1=\"{}\" y1=\"{y:.1}\" x2=\"{LEFT}\" y2=\"{y:.1}\" stroke=\"black\"/>\
-                 <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-                LEFT - 4.0,
-                LEFT - 7.0,
-                y + 4.0,
-                thousands(v)
-            );
-            v += step;
-        }
-    }
-
-    fn line(&self, out: &mut String, points: &[(f64, f64)], color: &str, dashed: bool) {
-        if points.is_empty() {
-            return;
-        }
-        let d: Vec<String> = points
-            .iter()
-            .map(|(x, y)| format!("{:.1},{:.1}", self.x(*x), self.y(*y)))
-            .collect();
-        let dash = if dashed {
-            " stroke-dasharray=\"5 3\""
-        } else {
-            ""
-        };
-        let _ = writeln!(
-            out,
-            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"{dash} points=\"{}\"/>",
-            d.join(" ")
-        );
+/// A tick's label: whole numbers with thousands separators, others with one decimal.
+fn tick_label(v: &f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        thousands(*v)
+    } else {
+        format!("{v:.1}")
     }
 }
 
@@ -134,183 +76,229 @@ fn at_scrapes(p: &PodSeries, steps: &Steps, f: &Facts) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// The picture of the rollout.
-pub fn svg(o: &Observed, f: &Facts, title: &str) -> String {
-    let pods: Vec<(Vec<(f64, f64)>, &str)> = [("pod-a", POD_A), ("pod-b", POD_B)]
-        .into_iter()
-        .map(|(pod, color)| {
-            let p = o.pods.get(pod).map(|p| at_scrapes(p, &p.websockets, f));
-            (p.unwrap_or_default(), color)
-        })
-        .collect();
-    let sum: Vec<(f64, f64)> = o
-        .websocket_sum
-        .iter()
-        .filter(|(t, _)| shown(**t, f))
-        .map(|(t, v)| {
-            let last = o
-                .pods
-                .values()
-                .filter(|p| p.websockets.contains_key(t))
-                .map(|p| p.at(*t))
-                .fold(f64::NEG_INFINITY, f64::max);
-            let at = if last.is_finite() {
-                last
-            } else {
-                *t as f64 / 1000.0
-            };
-            (at - f.terminating, *v)
-        })
-        .collect();
-    let new: Vec<(f64, f64)> = o
-        .upgrades_per_step()
-        .iter()
-        .filter(|(t, _)| shown(**t, f))
-        .map(|(t, v)| (*t as f64 / 1000.0 - 0.5 - f.terminating, *v))
-        .collect();
-    let xs = || {
-        pods.iter()
-            .flat_map(|p| p.0.iter())
-            .chain(&sum)
-            .map(|p| p.0)
-    };
-    let x0 = xs().fold(f64::INFINITY, f64::min).min(0.0).floor();
-    let x1 = xs().fold(f64::NEG_INFINITY, f64::max).max(x0 + 1.0).ceil();
-    let top_max = sum
-        .iter()
-        .chain(pods.iter().flat_map(|p| p.0.iter()))
-        .map(|p| p.1)
-        .fold(1.0, f64::max);
-    let top_step = tick(top_max * 1.1, 5.0);
-    let sockets = Panel {
-        top: TOP,
-        height: TOP_PANEL,
-        x0,
-        x1,
-        ymax: (top_max * 1.1 / top_step).ceil() * top_step,
-    };
-    // The first step of each pod has no rise to show: the counter's start, not a second's.
-    let new_max = new.iter().map(|p| p.1).fold(1.0, f64::max);
-    let new_step = tick(new_max * 1.1, 3.0);
-    let per_second = Panel {
-        top: TOP + TOP_PANEL + GAP,
-        height: BOTTOM_PANEL,
-        x0,
-        x1,
-        ymax: (new_max * 1.1 / new_step).ceil() * new_step,
-    };
+/// What the picture shows, in seconds after pod A's termination began.
+struct Figure {
+    pod_a: Vec<(f64, f64)>,
+    pod_b: Vec<(f64, f64)>,
+    sum: Vec<(f64, f64)>,
+    /// New WebSockets over the second before each step.
+    new: Vec<(f64, f64)>,
+    /// Pod A's phases after serving: (phase, from, to).
+    phases: Vec<(String, f64, f64)>,
+}
 
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" \
-         font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"{W}\" height=\"{H}\" fill=\"white\"/>\n\
-         <text x=\"{LEFT}\" y=\"22\" font-size=\"14\">{title}</text>"
-    );
-    // Pod A's preStop and drain over both panels: from the first scrape that showed the
-    // phase to the next phase's, the last one to pod A's last scrape.
-    let runs: Vec<(String, f64)> = phase_runs(o)
-        .into_iter()
-        .map(|(phase, first, _)| (phase, first.max(f.watched) - f.terminating))
-        .collect();
-    let a_end = pods[0].0.last().map_or(x1, |p| p.0);
-    let shade_top = TOP;
-    let shade_bottom = per_second.top + per_second.height;
-    let mut labels = 0.0;
-    for (i, (phase, from)) in runs.iter().enumerate() {
-        let color = match phase.as_str() {
-            "prestop" => PRESTOP,
-            "draining" => DRAINING,
-            _ => continue,
+impl Figure {
+    fn of(o: &Observed, f: &Facts) -> Figure {
+        let pod = |name: &str| {
+            o.pods
+                .get(name)
+                .map(|p| at_scrapes(p, &p.websockets, f))
+                .unwrap_or_default()
         };
-        let to = runs.get(i + 1).map_or(a_end, |r| r.1);
-        let (px0, px1) = (sockets.x(*from), sockets.x(to.max(*from)));
-        // Each label a line lower than the one before, so that short phases do not overlap.
-        labels += 1.0;
-        let _ = writeln!(
-            out,
-            "<rect x=\"{px0:.1}\" y=\"{shade_top}\" width=\"{:.1}\" height=\"{:.1}\" \
-             fill=\"{color}\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#333\">pod A {phase}</text>",
-            px1 - px0,
-            shade_bottom - shade_top,
-            px0 + 3.0,
-            shade_top + 14.0 * labels
-        );
+        let (pod_a, pod_b) = (pod("pod-a"), pod("pod-b"));
+        let sum = o
+            .websocket_sum
+            .iter()
+            .filter(|(t, _)| shown(**t, f))
+            .map(|(t, v)| {
+                let last = o
+                    .pods
+                    .values()
+                    .filter(|p| p.websockets.contains_key(t))
+                    .map(|p| p.at(*t))
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let at = if last.is_finite() {
+                    last
+                } else {
+                    *t as f64 / 1000.0
+                };
+                (at - f.terminating, *v)
+            })
+            .collect();
+        let new = o
+            .upgrades_per_step()
+            .iter()
+            .filter(|(t, _)| shown(**t, f))
+            .map(|(t, v)| (*t as f64 / 1000.0 - 0.5 - f.terminating, *v))
+            .collect();
+        // From the first scrape that showed a phase to the next phase's, the last one to pod
+        // A's last scrape.
+        let runs: Vec<(String, f64)> = phase_runs(o)
+            .into_iter()
+            .map(|(phase, first, _)| (phase, first.max(f.watched) - f.terminating))
+            .collect();
+        let mut figure = Figure {
+            pod_a,
+            pod_b,
+            sum,
+            new,
+            phases: Vec::new(),
+        };
+        let (_, x1) = figure.time_range();
+        let a_end = figure.pod_a.last().map_or(x1, |p| p.0);
+        for (i, (phase, from)) in runs.iter().enumerate() {
+            if phase == "prestop" || phase == "draining" {
+                let to = runs.get(i + 1).map_or(a_end, |r| r.1).max(*from);
+                figure.phases.push((phase.clone(), *from, to));
+            }
+        }
+        figure
     }
-    sockets.axes(&mut out, "WebSockets open", top_step);
-    per_second.axes(&mut out, "new WebSockets per second", new_step);
-    // The time axis, under the lower panel.
-    let bottom = per_second.top + per_second.height;
-    let x_step = tick(x1 - x0, 8.0);
-    let mut v = (x0 / x_step).ceil() * x_step;
-    while v <= x1 + 1e-9 {
-        let x = sockets.x(v);
-        let _ = writeln!(
-            out,
-            "<line x1=\"{x:.1}\" y1=\"{bottom}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"black\"/>\
-             <text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-            bottom + 4.0,
-            bottom + 17.0,
-            thousands(v)
-        );
-        v += x_step;
+
+    /// The time axis: whole seconds from 0 (or the first point) to the last point.
+    fn time_range(&self) -> (f64, f64) {
+        let xs = || {
+            [&self.pod_a, &self.pod_b, &self.sum]
+                .into_iter()
+                .flatten()
+                .map(|p| p.0)
+        };
+        let x0 = xs().fold(f64::INFINITY, f64::min).min(0.0).floor();
+        let x1 = xs().fold(f64::NEG_INFINITY, f64::max).max(x0 + 1.0).ceil();
+        (x0, x1)
     }
-    let _ = writeln!(
-        out,
-        "<text x=\"{LEFT}\" y=\"{}\">seconds after pod A's termination began (its preStop)</text>",
-        bottom + 36.0
-    );
-    // The series, then their legend.
-    for (p, color) in &pods {
-        sockets.line(&mut out, p, color, false);
+}
+
+/// The largest of `values`, at least 1, with a tenth of room above it.
+fn headroom<'a>(values: impl Iterator<Item = &'a (f64, f64)>) -> f64 {
+    values.map(|p| p.1).fold(1.0, f64::max) * 1.1
+}
+
+/// The picture of the rollout, titled `title`.
+pub fn svg(o: &Observed, f: &Facts, title: &str) -> Result<String, String> {
+    let mut out = String::new();
+    draw(&Figure::of(o, f), title, &mut out).map_err(|e| format!("picture: {e}"))?;
+    Ok(out)
+}
+
+fn draw(figure: &Figure, title: &str, out: &mut String) -> Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::with_string(out, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, TITLE)?;
+    let (top, bottom) = root.split_vertically(SIZE.1 * 58 / 100);
+    let (x0, x1) = figure.time_range();
+
+    // The WebSockets open, per pod and over both.
+    let top_max = headroom(figure.pod_a.iter().chain(&figure.pod_b).chain(&figure.sum));
+    let mut sockets = ChartBuilder::on(&top)
+        .margin_top(8)
+        .margin_right(24)
+        .y_label_area_size(Y_LABELS)
+        .x_label_area_size(12)
+        .build_cartesian_2d(x0..x1, 0.0..top_max)?;
+    // The phases first, under the grid and the lines.
+    for (phase, from, to) in &figure.phases {
+        sockets.draw_series([Rectangle::new(
+            [(*from, 0.0), (*to, top_max)],
+            shade(phase).filled(),
+        )])?;
     }
-    sockets.line(&mut out, &sum, SUM, true);
-    let width = (per_second.x(1.0) - per_second.x(0.0)) * 0.7;
-    for (x, v) in new.iter().filter(|p| p.1 > 0.0) {
-        let y = per_second.y(*v);
-        let _ = writeln!(
-            out,
-            "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{width:.1}\" height=\"{:.1}\" fill=\"{NEW}\"/>",
-            per_second.x(*x) - width / 2.0,
-            per_second.y(0.0) - y
-        );
+    sockets
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(GRID)
+        .x_label_formatter(&|_| String::new())
+        .y_label_formatter(&tick_label)
+        .y_desc("WebSockets open")
+        .label_style(TICKS)
+        .axis_desc_style(LABELS)
+        .draw()?;
+    for (points, name, color) in [
+        (&figure.pod_a, "pod-a", POD_A),
+        (&figure.pod_b, "pod-b", POD_B),
+    ] {
+        sockets
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2)));
     }
-    let legend = [
-        ("pod-a", POD_A),
-        ("pod-b", POD_B),
-        ("both pods", SUM),
-        ("new per second", NEW),
-    ];
-    for (k, (name, color)) in legend.iter().enumerate() {
-        let y = TOP + 20.0 * k as f64;
-        let _ = writeln!(
-            out,
-            "<rect x=\"{}\" y=\"{y}\" width=\"12\" height=\"12\" fill=\"{color}\"/>\
-             <text x=\"{}\" y=\"{}\">{name}</text>",
-            W - RIGHT + 10.0,
-            W - RIGHT + 28.0,
-            y + 11.0
-        );
+    let dashed = SUM.stroke_width(2);
+    sockets
+        .draw_series(DashedLineSeries::new(
+            figure.sum.iter().copied(),
+            6,
+            4,
+            dashed,
+        ))?
+        .label("both pods")
+        .legend(move |(x, y)| DashedPathElement::new([(x, y), (x + 18, y)], 6, 4, dashed));
+    // The phases' entries in the legend, after the lines'.
+    for phase in ["prestop", "draining"] {
+        if figure.phases.iter().any(|(p, _, _)| p == phase) {
+            let color = shade(phase);
+            sockets
+                .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())?
+                .label(format!("pod A {phase}"))
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 7), (x + 18, y + 7)], color.filled())
+                });
+        }
     }
-    out.push_str("</svg>\n");
-    out
+    sockets
+        .configure_series_labels()
+        .position(SeriesLabelPosition::MiddleLeft)
+        .margin(10)
+        .label_font(LABELS)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .draw()?;
+
+    // The new WebSockets per second, on the same time axis.
+    let new_max = headroom(figure.new.iter());
+    let mut per_second = ChartBuilder::on(&bottom)
+        .margin_top(12)
+        .margin_right(24)
+        .margin_bottom(6)
+        .y_label_area_size(Y_LABELS)
+        .x_label_area_size(46)
+        .build_cartesian_2d(x0..x1, 0.0..new_max)?;
+    for (phase, from, to) in &figure.phases {
+        per_second.draw_series([Rectangle::new(
+            [(*from, 0.0), (*to, new_max)],
+            shade(phase).filled(),
+        )])?;
+    }
+    per_second
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(GRID)
+        .y_labels(4)
+        .x_label_formatter(&tick_label)
+        .y_label_formatter(&tick_label)
+        .x_desc("time since pod A's termination began (s)")
+        .y_desc("new WebSockets / s")
+        .label_style(TICKS)
+        .axis_desc_style(LABELS)
+        .draw()?;
+    // A bar per step with a rise: the first step of each pod has none to show (its counter's
+    // start, not a second's).
+    per_second.draw_series(
+        figure
+            .new
+            .iter()
+            .filter(|p| p.1 > 0.0)
+            .map(|&(x, v)| Rectangle::new([(x - 0.35, 0.0), (x + 0.35, v)], NEW.filled())),
+    )?;
+    root.present()?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::story::PodSeries;
 
     #[test]
-    fn numbers_and_ticks() {
+    fn numbers() {
         assert_eq!(thousands(10000.0), "10,000");
         assert_eq!(thousands(999.0), "999");
         assert_eq!(thousands(-1234.0), "-1,234");
-        assert_eq!(tick(11000.0, 5.0), 2500.0);
-        assert_eq!(tick(220.0, 5.0), 50.0);
-        assert_eq!(tick(3.0, 3.0), 1.0);
-        assert_eq!(tick(45.0, 8.0), 10.0);
+        assert_eq!(tick_label(&2500.0), "2,500");
+        assert_eq!(tick_label(&-2.5), "-2.5");
     }
 
     #[test]
@@ -346,17 +334,48 @@ mod tests {
         }
         o.pods.insert("pod-a".into(), a);
         o.pods.insert("pod-b".into(), b);
-        let svg = svg(&o, &f, "A rollout");
-        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
-        assert!(svg.ends_with("</svg>\n"));
-        assert_eq!(svg.matches("<polyline").count(), 3);
-        assert!(svg.contains("stroke-dasharray"), "the sum is dashed");
-        assert!(svg.contains(">pod A prestop</text>") && svg.contains(">pod A draining</text>"));
-        assert!(svg.contains(">A rollout</text>"));
-        // Ticks: 0 to 250 WebSockets by 50, seconds from -3 to 6.
-        assert!(svg.contains(">250</text>") && svg.contains(">-2</text>"));
-        // A bar per step with a rise (pod B's 50 a second, 4 of them), and the legend's.
-        assert_eq!(svg.matches(&format!("fill=\"{NEW}\"/>")).count(), 5);
-        assert!(svg.len() < 10_000, "{}", svg.len());
+        let figure = Figure::of(&o, &f);
+        assert_eq!(figure.time_range(), (-3.0, 6.0));
+        assert_eq!(
+            figure.phases,
+            [
+                ("prestop".to_string(), 0.0, 2.0),
+                ("draining".to_string(), 2.0, 6.0)
+            ]
+        );
+        // Pod B's 50 a second, 4 of them, each over the second before its step.
+        let bars: Vec<(f64, f64)> = figure.new.iter().copied().filter(|p| p.1 > 0.0).collect();
+        assert_eq!(bars, [(1.5, 50.0), (2.5, 50.0), (3.5, 50.0), (4.5, 50.0)]);
+
+        let svg = svg(&o, &f, "A rollout").unwrap();
+        assert!(svg.starts_with("<svg "), "{svg}");
+        assert!(svg.trim_end().ends_with("</svg>"));
+        // The texts drawn, each without the newlines plotters puts around it.
+        let texts: Vec<&str> = svg
+            .split("</text>")
+            .filter_map(|t| Some(t.rsplit_once('>')?.1.trim()))
+            .collect();
+        for text in [
+            "A rollout",
+            "pod A prestop",
+            "pod A draining",
+            "pod-a",
+            "pod-b",
+            "both pods",
+            "WebSockets open",
+            "new WebSockets / s",
+            "time since pod A&apos;s termination began (s)",
+            // Ticks: round numbers of WebSockets, whole seconds from -3 to 6.
+            "200",
+            "-2",
+            "6",
+        ] {
+            assert!(texts.contains(&text), "{text}: {texts:?}");
+        }
+        // The two pods' lines (and their legend marks) in their colours, and a bar per rise.
+        for color in ["#B03A2E", "#1B7F3B"] {
+            assert!(svg.contains(&format!("stroke=\"{color}\"")), "{color}");
+        }
+        assert_eq!(svg.matches("fill=\"#D68910\"").count(), 4);
     }
 }

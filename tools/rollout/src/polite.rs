@@ -276,7 +276,7 @@ pub fn run(o: &Options, dir: &Path) -> Result<(Vec<String>, Outcome), String> {
                 o.prestop_delay,
                 o.drain_window
             );
-            let svg = picture::svg(&observed, &facts, &title);
+            let svg = picture::svg(&observed, &facts, &title)?;
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)
                     .map_err(|e| format!("{}: {e}", parent.display()))?;
