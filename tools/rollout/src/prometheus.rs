@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -348,18 +349,16 @@ impl QueryData {
     }
 }
 
+/// What a query string cannot hold as it is: everything but RFC 3986's unreserved characters.
+const RESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// Percent-encodes everything but the unreserved characters.
 pub fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 2);
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    utf8_percent_encode(s, RESERVED).to_string()
 }
 
 /// One HTTP/1.0 exchange on a fresh connection (the test kit's), bounded by `timeout`; the
@@ -457,6 +456,7 @@ mod tests {
             urlencode("sum(x{kind=\"ws\"}) by (pod)[1m]"),
             "sum%28x%7Bkind%3D%22ws%22%7D%29%20by%20%28pod%29%5B1m%5D"
         );
+        assert_eq!(urlencode("a~b-c_d.e/é+&"), "a~b-c_d.e%2F%C3%A9%2B%26");
     }
 
     #[test]
