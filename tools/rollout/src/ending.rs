@@ -97,7 +97,9 @@ pub struct KindFigures {
     pub connect_failures: u64,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+/// The value at fraction `p` of `sorted` (nearest rank), zero for none: the one percentile of
+/// every figure the harness prints.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -315,5 +317,16 @@ mod tests {
         );
         assert_eq!(Ending::parse_list("all").unwrap(), Ending::ALL);
         assert!(Ending::parse_list("crash").is_err());
+    }
+
+    #[test]
+    fn percentiles_are_nearest_ranks() {
+        let ms = |n: u64| Duration::from_millis(n);
+        let sorted: Vec<Duration> = (1..=100).map(ms).collect();
+        assert_eq!(percentile(&sorted, 0.5), ms(51));
+        assert_eq!(percentile(&sorted, 0.99), ms(99));
+        assert_eq!(percentile(&sorted, 1.0), ms(100));
+        assert_eq!(percentile(&[ms(7)], 0.99), ms(7));
+        assert_eq!(percentile(&[], 0.5), Duration::ZERO);
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use testkit::evidence::EventFields;
 
+use crate::ending::percentile;
 use crate::fleet::{ClientReport, Fleet, Kind};
 
 /// The figures of one kind of client.
@@ -59,13 +60,6 @@ pub struct Summary {
     pub served: BTreeMap<String, usize>,
     /// `handover_ms` of the hellos, per instance (hellos received, the value announced).
     pub hellos: BTreeMap<String, (u64, Option<u64>)>,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn quarters(times: impl Iterator<Item = Duration>, window: Duration) -> [usize; 4] {
