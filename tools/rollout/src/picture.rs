@@ -174,7 +174,7 @@ pub fn svg(o: &Observed, f: &Facts, title: &str) -> Result<String, String> {
 fn draw(figure: &Figure, title: &str, out: &mut String) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::with_string(out, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
-    let root = root.titled(title, TITLE)?;
+    let root = root.margin(10, 4, 8, 8).titled(title, TITLE)?;
     let (top, bottom) = root.split_vertically(SIZE.1 * 58 / 100);
     let (x0, x1) = figure.time_range();
 
