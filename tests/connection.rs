@@ -564,3 +564,23 @@ fn an_interval_off_the_grid_keeps_its_length() {
         }
     }
 }
+
+#[test]
+fn an_answer_queued_long_after_the_last_progress_gets_its_idle_timeout_from_now() {
+    // The 408 for a head still incomplete at the header timeout (2 s) was given IDLE_TIMEOUT
+    // (1 s) from the accept to be read: a client that could not take it at once had a deadline
+    // already past as it was set (the loop ran it again at once and dropped the client). The
+    // simulation found it once the timer wheel changed the order of a seed's events.
+    let mut ctx = context(&[("HEADER_TIMEOUT", "2s"), ("IDLE_TIMEOUT", "1s")]);
+    let mut conn = Connection::new(1, Listener::Public, 0);
+    assert_eq!(
+        conn.on_bytes(&mut b"GET / HTTP/1.1\r\nHost".to_vec(), &mut ctx),
+        Verdict::Keep
+    );
+    ctx.tick(2_000);
+    assert_eq!(conn.next_deadline(&ctx), 2_000);
+    assert_eq!(conn.on_timeout(&mut ctx), Verdict::Keep);
+    assert!(conn.output_len() > 0, "the 408 is queued");
+    // The client takes nothing yet: it has IDLE_TIMEOUT from now.
+    assert_eq!(conn.next_deadline(&ctx), 3_000);
+}
