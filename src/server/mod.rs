@@ -1,8 +1,9 @@
 //! Layer 5, the event loop; uses every layer below. [`run`] is the thin shell that makes the
 //! syscalls: it binds the sockets, polls, reads the clock and turns what the poll reported into
 //! [`Event`]s. [`Server`] is the loop's logic, generic over the sockets ([`Net`]): a slab of
-//! connections, one heap of deadlines, accepting, the drain. It never reads a clock or blocks:
-//! [`Server::step`] takes "now" and the events of one poll, and says when it next needs to run.
+//! connections, one timing wheel of deadlines, accepting, the drain. It never reads a clock or
+//! blocks: [`Server::step`] takes "now" and the events of one poll, and says when it next needs
+//! to run.
 //! The simulation (`tests/simulation/`) drives the same `Server` over simulated sockets and time.
 //!
 //! One step: run connections whose read budget ran out last time → accept until `WouldBlock`
