@@ -110,19 +110,22 @@ const EMPTY: Entry = Entry {
     prev: NIL,
 };
 
-/// One level of the wheel: 64 lists of entries, which of them hold any, and for each a lower
-/// bound of its deadlines (exact unless an entry has left it since it was last emptied).
+/// One level of the wheel: 64 lists of entries, which of them hold any, for each a lower bound
+/// of its deadlines (exact unless an entry has left it since it was last emptied), and how many
+/// entries each holds (kept on the lowest level only, whose lists join the due list whole).
 #[derive(Debug, Clone, Copy)]
 struct Level {
     occupied: u64,
     head: [u32; SLOTS],
     earliest: [Due; SLOTS],
+    len: [u32; SLOTS],
 }
 
 const EMPTY_LEVEL: Level = Level {
     occupied: 0,
     head: [NIL; SLOTS],
     earliest: [Due::of(0); SLOTS],
+    len: [0; SLOTS],
 };
 
 /// Which list an entry is in.
@@ -150,6 +153,8 @@ pub(crate) struct Timers {
     levels: Box<[Level; LEVELS]>,
     /// The head of the list of deadlines that have come, in the order they came.
     due: u32,
+    /// Entries in the due list.
+    due_len: usize,
     /// Every slot of the wheel before this time has been emptied: the entries in the wheel are
     /// after it, those in the due list at or before it.
     elapsed: Millis,
@@ -171,6 +176,7 @@ impl Timers {
             entries: Vec::with_capacity(slots),
             levels: Box::new([EMPTY_LEVEL; LEVELS]),
             due: NIL,
+            due_len: 0,
             elapsed: 0,
             count: 0,
         }
@@ -241,6 +247,14 @@ impl Timers {
         Some(start.max(self.levels[level].earliest[slot].at(self.elapsed)))
     }
 
+    /// How many connections' deadlines have passed at `now`. Taking that many with
+    /// [`Timers::pop_due`] takes each of them once, and none set due again meanwhile (those
+    /// join the end of the list): each connection runs once per step.
+    pub fn due_count(&mut self, now: Millis) -> usize {
+        self.advance(now);
+        self.due_len
+    }
+
     /// Takes out a connection whose deadline has passed at `now`, if any: in the order the
     /// deadlines came.
     pub fn pop_due(&mut self, now: Millis) -> Option<usize> {
@@ -277,6 +291,7 @@ impl Timers {
             if level == 0 {
                 // A slot of the lowest level is one millisecond: all its entries are due, and
                 // join the due list as they are, without a look at each.
+                self.due_len += std::mem::take(&mut lists.len[slot]) as usize;
                 splice(&mut self.entries, &mut self.due, taken);
                 continue;
             }
@@ -330,9 +345,15 @@ impl Timers {
     /// Appends entry `i` to `list`.
     fn link(&mut self, list: List, i: u32) {
         let head = match list {
-            List::Due => &mut self.due,
+            List::Due => {
+                self.due_len += 1;
+                &mut self.due
+            }
             List::Wheel { level, slot } => {
                 let lists = &mut self.levels[level];
+                if level == 0 {
+                    lists.len[slot] += 1;
+                }
                 let due = self.entries[i as usize].due;
                 if lists.occupied & (1 << slot) == 0 || due.is_before(lists.earliest[slot]) {
                     lists.earliest[slot] = due;
@@ -361,9 +382,15 @@ impl Timers {
     /// Takes entry `i` out of `list`.
     fn unlink(&mut self, list: List, i: u32) {
         match list {
-            List::Due => unlink_from(&mut self.entries, &mut self.due, i),
+            List::Due => {
+                self.due_len -= 1;
+                unlink_from(&mut self.entries, &mut self.due, i);
+            }
             List::Wheel { level, slot } => {
                 let lists = &mut self.levels[level];
+                if level == 0 {
+                    lists.len[slot] -= 1;
+                }
                 unlink_from(&mut self.entries, &mut lists.head[slot], i);
                 if lists.head[slot] == NIL {
                     lists.occupied &= !(1 << slot);
@@ -538,6 +565,8 @@ mod tests {
                         model.insert(slot, at);
                     }
                 }
+                let due_now = model.values().filter(|&&at| at <= now).count();
+                assert_eq!(timers.due_count(now), due_now, "round {round}");
                 let earliest = model.values().min().copied();
                 match (timers.next(now), earliest) {
                     (Some(next), Some(earliest)) => {

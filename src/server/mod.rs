@@ -171,8 +171,6 @@ pub struct Server<N: Net> {
     exit_now: bool,
     /// Connections whose read budget ran out: `(slot, generation)`, run again next step.
     rerun: Vec<(usize, u32)>,
-    /// Connections whose deadline passed, gathered before they run (kept to reuse its memory).
-    due: Vec<usize>,
     /// The alive message of the moment, made once for every WebSocket it is due to.
     alive: AliveFrame,
 }
@@ -222,7 +220,6 @@ impl<N: Net> Server<N> {
             drain: None,
             exit_now: false,
             rerun: Vec::new(),
-            due: Vec::new(),
             alive: AliveFrame::default(),
         }
     }
@@ -351,11 +348,16 @@ impl<N: Net> Server<N> {
     /// Runs every connection whose deadline has passed. Most of them, on a server of idle
     /// WebSockets, have nothing due but their alive message: that is sent straight from the
     /// frame made for this moment ([`Server::send_alive`]); the others run as for any wake-up.
+    ///
+    /// Each is taken out just before it runs (its deadline's entry is then in the cache when the
+    /// run sets the next), and only those due as the step began: one whose deadline a run sets
+    /// to now again waits for the next step, so each connection runs once per step.
     fn fire_timers(&mut self) {
         let now = self.ctx.now;
-        let mut due = std::mem::take(&mut self.due);
-        due.extend(std::iter::from_fn(|| self.timers.pop_due(now)));
-        for slot in due.drain(..) {
+        for _ in 0..self.timers.due_count(now) {
+            let Some(slot) = self.timers.pop_due(now) else {
+                break;
+            };
             let Some(s) = self.conns.get(slot) else {
                 continue;
             };
@@ -366,7 +368,6 @@ impl<N: Net> Server<N> {
                 self.run_connection(slot, Wake::Deadline);
             }
         }
-        self.due = due;
     }
 
     /// Sends the alive message of a connection that has nothing else due
