@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
 # Where a server's CPU goes, per operation, in one load of benches/run.sh: for each server, over
-# 4 s of steady load, the user and kernel CPU per operation (/proc/PID/stat) and the context
-# switches per 1,000 operations (/proc/PID/task/*/status); then, in separate runs (tracing slows
-# the server, so those runs give no CPU figures), the syscalls per operation (`strace -c` over a
-# whole load run) and, when perf is installed, the split between kernel and user space and the
-# top symbols of a `perf record`.
+# 4 s of steady load, the CPU per operation (/proc/PID/schedstat: the scheduler's own count, to
+# the nanosecond) and its user and kernel parts (/proc/PID/stat: sampled at the timer tick, so
+# coarse for a server busy a few % of the time; perf's split below has more samples), the server's
+# context switches per 1,000 operations (/proc/PID/task/*/status), the load generator's
+# (voluntary: the times it slept and had to be woken; on loopback the sender's core runs the
+# receiver's wake-up) and the wake-up interrupts between the cores (RES and CAL in
+# /proc/interrupts); then, in separate runs (tracing slows the server, so those runs give no CPU
+# figures), the syscalls per operation (`strace -c` over a whole load run) and, when perf is
+# installed, the split between kernel and user space, the top symbols and the top symbols of
+# the server's own code (and libc) of a `perf record`.
 #
 #   bash benches/profile.sh MODE [SERVERS]
+#   ROUNDS=5 bash benches/profile.sh fanout     the CPU window 5 times per server, in turned
+#                                               order, a fresh server each time (default 1);
+#                                               the table ends with each server's medians
+#   LOADGEN_ARGS="--poll-ms 0" bash benches/profile.sh fanout    extra loadgen flags (here: a
+#                                               client that polls without sleeping)
+#   SERVER_ENV="ALIVE_INTERVAL=5s" ...          extra settings for the servers (the mode's own
+#                                               ALIVE_INTERVAL comes first, so this one wins)
+#   PERF_FREQ=20000 ...                         perf's sampling rate (default 4000 Hz; fanout
+#                                               20000, as the server is busy ~10 % of the time)
 #
 # MODE, and what one operation is:
 #   echo     an echoed message (100 connections x 16 in flight x 32 B, closed loop)
@@ -37,16 +51,32 @@ folder=$out
 # shellcheck disable=SC2086 # a word list
 servers=$(available_servers ${2:-$default})
 out=$folder/per-op-$mode.csv
-echo "server,ops_per_sec,user_us_per_op,kernel_us_per_op,voluntary_switches_per_1000_ops,involuntary_switches_per_1000_ops" >"$out"
+echo "server,round,ops_per_sec,cpu_us_per_op,user_us_per_op,kernel_us_per_op,voluntary_switches_per_1000_ops,involuntary_switches_per_1000_ops,client_wakeups_per_1000_ops,wakeup_interrupts_per_1000_ops" >"$out"
 
 ticks=$(getconf CLK_TCK)
-switches() { cat /proc/"$pid"/task/*/status | awk '/^voluntary_ctxt_switches/{v+=$2} /^nonvoluntary_ctxt_switches/{n+=$2} END{print v, n}'; }
+rounds=${ROUNDS:-1}
+# shellcheck disable=SC2206 # a word list
+loadgen_args=(${LOADGEN_ARGS:-})
+# shellcheck disable=SC2206
+server_env=(${SERVER_ENV:-})
+perf_freq=${PERF_FREQ:-4000}
+[ "$mode" = fanout ] && perf_freq=${PERF_FREQ:-20000}
+switches() { cat /proc/"$1"/task/*/status | awk '/^voluntary_ctxt_switches/{v+=$2} /^nonvoluntary_ctxt_switches/{n+=$2} END{print v, n}'; }
 cpu() { awk '{print $14, $15}' /proc/"$pid"/stat; }
-settings() { [ "$mode" = fanout ] && echo ALIVE_INTERVAL=1s || echo ALIVE_INTERVAL=0; }
+# The rescheduling and function-call interrupts of every core: a wake-up of a task sleeping on
+# another core sends one.
+ipis() { awk '$1 == "RES:" || $1 == "CAL:" {for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i} END {print n}' /proc/interrupts; }
+settings() { if [ "$mode" = fanout ]; then echo ALIVE_INTERVAL=1s; else echo ALIVE_INTERVAL=0; fi; }
+# turned R WORD...: the words turned left by R places, as run.sh turns the servers each round.
+turned() {
+  local r=$1; shift
+  local words=("$@") i
+  for ((i = 0; i < $#; i++)); do echo "${words[$(((i + r) % $#))]}"; done
+}
 # load SECONDS WARMUP: the mode's loadgen run in the background, its CSV row in $logdir/$s.csv;
 # sets $lg.
 load() {
-  local common=(--addr "127.0.0.1:$port" --pid "$pid" --label "$s" --csv "$logdir/$s.csv" --seconds "$1")
+  local common=(--addr "127.0.0.1:$port" --pid "$pid" --label "$s" --csv "$logdir/$s.csv" --seconds "$1" "${loadgen_args[@]}")
   case $mode in
     echo) $pin_client $bin/loadgen echo "${common[@]}" --warmup "$2" --connections 100 --in-flight 16 --size 32 ;;
     connect) $pin_client $bin/loadgen connect "${common[@]}" --connections 50 ;;
@@ -70,32 +100,44 @@ ops_per_sec() {
 lead=3
 [ "$mode" = fanout ] && lead=5
 
+# CPU and context switches over a window of steady load, ROUNDS times per server.
+for round in $(seq 1 "$rounds"); do
+  # shellcheck disable=SC2086 # a word list
+  for s in $(turned $((round - 1)) $servers); do
+    rm -f "$logdir/$s.csv"
+    start "$s" "$(settings)" "${server_env[@]}"
+    load 9 2
+    sleep "$lead" # past the warm-up, into steady load: pacing, not a wait for an event
+    # The load generator itself: $lg is the subshell that started it (or, exec'd, itself).
+    client=$(pgrep -P "$lg" | head -1 || true)
+    client=${client:-$lg}
+    read -r v0 n0 < <(switches "$pid"); read -r cv0 _ < <(switches "$client"); i0=$(ipis)
+    read -r u0 k0 < <(cpu); read -r r0 _ </proc/"$pid"/schedstat; t0=$(date +%s.%N)
+    sleep 4 # the measured window
+    read -r v1 n1 < <(switches "$pid"); read -r cv1 _ < <(switches "$client"); i1=$(ipis)
+    read -r u1 k1 < <(cpu); read -r r1 _ </proc/"$pid"/schedstat; t1=$(date +%s.%N)
+    wait "$lg"
+    stop
+    rate=$(ops_per_sec 9)
+    awk -v s="$s" -v round="$round" -v r="$rate" -v t0="$t0" -v t1="$t1" -v hz="$ticks" \
+      -v u=$((u1 - u0)) -v k=$((k1 - k0)) -v v=$((v1 - v0)) -v n=$((n1 - n0)) -v c=$((cv1 - cv0)) \
+      -v i=$((i1 - i0)) -v ns=$((r1 - r0)) 'BEGIN {
+        m = r * (t1 - t0)
+        printf "%s,%d,%.0f,%.3f,%.3f,%.3f,%.1f,%.1f,%.1f,%.1f\n", s, round, r, ns / 1000 / m,
+          u * 1e6 / hz / m, k * 1e6 / hz / m, 1000 * v / m, 1000 * n / m, 1000 * c / m, 1000 * i / m
+      }' >>"$out"
+  done
+done
+
 for s in $servers; do
   report=$folder/per-op-$mode-$s.txt
-  # CPU and context switches over a window of steady load.
-  rm -f "$logdir/$s.csv"
-  start "$s" "$(settings)"
-  load 9 2
-  sleep "$lead" # past the warm-up, into steady load: pacing, not a wait for an event
-  read -r v0 n0 < <(switches); read -r u0 k0 < <(cpu); t0=$(date +%s.%N)
-  sleep 4 # the measured window
-  read -r v1 n1 < <(switches); read -r u1 k1 < <(cpu); t1=$(date +%s.%N)
-  wait "$lg"
-  stop
-  rate=$(ops_per_sec 9)
-  awk -v s="$s" -v r="$rate" -v t0="$t0" -v t1="$t1" -v hz="$ticks" \
-    -v u=$((u1 - u0)) -v k=$((k1 - k0)) -v v=$((v1 - v0)) -v n=$((n1 - n0)) 'BEGIN {
-      m = r * (t1 - t0)
-      printf "%s,%.0f,%.3f,%.3f,%.1f,%.1f\n", s, r, u * 1e6 / hz / m, k * 1e6 / hz / m, 1000 * v / m, 1000 * n / m
-    }' >>"$out"
-
   # Syscalls per operation: strace counts every syscall of one whole load run (no warm-up);
   # for the fan-out, 3 s once the connections are open (the server's timers set the rate:
   # 10,000 alive messages a second, strace or not).
   : >"$report"
   if command -v strace >/dev/null; then
     rm -f "$logdir/$s.csv"
-    start "$s" "$(settings)"
+    start "$s" "$(settings)" "${server_env[@]}"
     if [ "$mode" = fanout ]; then
       load 8 0
       sleep "$lead" # the connections are open: pacing, not a wait for an event
@@ -122,19 +164,31 @@ for s in $servers; do
   # Where the CPU goes: perf's split between the kernel and the server's own code, and the top
   # symbols.
   if command -v perf >/dev/null; then
-    start "$s" "$(settings)"
+    start "$s" "$(settings)" "${server_env[@]}"
     load 8 2
     sleep "$lead"
-    perf record -q -o "$logdir/perf.data" -p "$pid" -- sleep 3 >/dev/null 2>&1 || true
+    perf record -q -F "$perf_freq" -o "$logdir/perf.data" -p "$pid" -- sleep 3 >/dev/null 2>&1 || true
     wait "$lg"
     stop
     {
-      echo "perf: share of the server's samples by object"
+      echo "perf: share of the server's samples by object ($perf_freq Hz)"
       perf report -i "$logdir/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -5
       echo "perf: top symbols"
       perf report -i "$logdir/perf.data" --no-children --sort sym --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -25
+      echo "perf: top symbols outside the kernel (share of all samples)"
+      perf report -i "$logdir/perf.data" --no-children --sort dso,sym --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' |
+        grep -v '\[kernel' | head -20
     } >>"$report" || true
   fi
 done
 column -s, -t <"$out"
+if [ "$rounds" -gt 1 ]; then
+  echo "medians of $rounds rounds:"
+  for s in $servers; do
+    for col in 4 5 6 7 9 10; do
+      awk -F, -v s="$s" -v c="$col" 'NR > 1 && $1 == s {print $c}' "$out" | sort -n |
+        awk '{v[NR] = $1} END {m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%s ", m}'
+    done | awk -v s="$s" '{printf "  %s: per op CPU %s µs (user %s, kernel %s); per 1,000 ops server switches %s, client wake-ups %s, wake-up interrupts %s\n", s, $1, $2, $3, $4, $5, $6}'
+  done
+fi
 echo "results: $folder (per-op-$mode*)" >&2

@@ -7,7 +7,7 @@
 # benches/results/, a separate, deliberate step.
 #
 # Peers: tokio + tokio-tungstenite with default and with 4 KiB buffers (peer-default, peer-4k);
-# uWebSockets (uws, and uws-publish in the fan-out) when its binary is there (UWS_BIN, default
+# uWebSockets (uws, and uws-publish and uws-spread in the fan-out) when its binary is there (UWS_BIN, default
 # ${CARGO_TARGET_DIR:-target}/uws/echo; see the README); Node.js + ws (node-ws) when node is
 # installed; nginx for the static files when it is installed. A peer that cannot run here is
 # skipped with one line saying why.
@@ -60,12 +60,13 @@ mkdir -p "$logdir"
 
 # shellcheck disable=SC2086 # word lists
 servers=$(available_servers ${SERVERS:-wsdrain peer-default peer-4k uws node-ws})
-# The fan-out: the servers above that send alive messages, and uWS's publish beside its loop.
+# The fan-out: the servers above that send alive messages, and beside uWS's loop its publish
+# and the same loop spread over the grid as wsdrain spreads its alive messages.
 fanout_servers=""
 for s in $servers; do
   sends_alive "$s" || continue
   fanout_servers="$fanout_servers $s"
-  [ "$s" = uws ] && fanout_servers="$fanout_servers uws-publish"
+  [ "$s" = uws ] && fanout_servers="$fanout_servers uws-publish uws-spread"
 done
 echo "servers: $servers; fan-out: ${fanout_servers# }; rounds: $rounds; results: $out" >&2
 # What record.sh and summary.md say about the run (record.sh takes full runs only).
@@ -140,10 +141,13 @@ for round in $(seq 1 "$rounds"); do
 done
 
 echo "== static files: 50 keep-alive connections, one request in flight each" >&2
-# The servers that serve files: wsdrain, and nginx when it is installed (the peers above only
-# speak WebSocket).
-static_servers="wsdrain"
-[[ " $servers " == *" wsdrain "* ]] || static_servers=""
+# The servers that serve files: wsdrain (and wsdrain-old, the older build, when it runs), and
+# nginx when it is installed (the peers above only speak WebSocket).
+static_servers=""
+for s in $servers; do
+  case $s in wsdrain*) static_servers="$static_servers $s" ;; esac
+done
+static_servers=${static_servers# }
 if [ -n "$static_servers" ] && available nginx; then static_servers="$static_servers nginx"; fi
 for file in index.html client.js; do
   for round in $(seq 1 "$rounds"); do

@@ -5,9 +5,11 @@
 # - wsdrain (optionally with ENV=VALUE settings), wsdrain-old (the binary in $OLD_WSDRAIN, for a
 #   before/after comparison);
 # - peer-default, peer-4k: tokio + tokio-tungstenite (benches/peer), no alive messages;
-# - uws, uws-publish: uWebSockets (benches/uws/echo.cpp), the binary in $UWS_BIN (default
-#   ${CARGO_TARGET_DIR:-target}/uws/echo), built outside this script (see the README); alive
-#   messages by one send per socket (uws) or by uWS's publish to a topic (uws-publish);
+# - uws, uws-publish, uws-spread: uWebSockets (benches/uws/echo.cpp), the binary in $UWS_BIN
+#   (default ${CARGO_TARGET_DIR:-target}/uws/echo), built outside this script (see the README);
+#   alive messages by one send per socket, all in one tick (uws), by uWS's publish to a topic
+#   (uws-publish), or one send per socket spread over a 100 ms grid as wsdrain spreads them
+#   (uws-spread);
 # - node-ws: Node.js + ws (benches/node-ws), when node is installed; its pinned ws is installed
 #   here with npm ci (from package-lock.json) when it is missing;
 # - nginx: static files only, the same static/ directory, one process (master_process off, so
@@ -110,6 +112,7 @@ start() {
     peer-4k)  $pin_server $bin/peer --port 0 --buffers 4k >"$log" 2>&1 & ;;
     peer*)    $pin_server $bin/peer --port 0 --buffers default >"$log" 2>&1 & ;;
     uws-publish) $pin_server "$uws_bin" --port 0 --alive-ms "$(alive_ms "$@")" --fanout publish >"$log" 2>&1 & ;;
+    uws-spread) $pin_server "$uws_bin" --port 0 --alive-ms "$(alive_ms "$@")" --fanout spread >"$log" 2>&1 & ;;
     uws)      $pin_server "$uws_bin" --port 0 --alive-ms "$(alive_ms "$@")" --fanout each >"$log" 2>&1 & ;;
     node-ws)  $pin_server node "$node_ws/server.mjs" --port 0 --alive-ms "$(alive_ms "$@")" >"$log" 2>&1 & ;;
     nginx)    start_nginx "$log" "$logdir/nginx.$n" ;;

@@ -564,3 +564,66 @@ fn an_interval_off_the_grid_keeps_its_length() {
         }
     }
 }
+
+#[test]
+fn an_alive_message_sent_by_the_loop_is_the_one_a_run_would_queue() {
+    // Issue 23: when all a WebSocket has due is its alive message, the loop sends the frame it
+    // made for that moment straight to the socket instead of running the connection. Two
+    // connections side by side, one run at each deadline, the other given the loop's frame:
+    // the same bytes, the same next deadline, the same counts, round after round; and a socket
+    // that takes only part of the frame gets the rest from the connection's queue.
+    let mut run_ctx = context(&[("ALIVE_INTERVAL", "1s"), ("PING_INTERVAL", "0")]);
+    let mut sent_ctx = context(&[("ALIVE_INTERVAL", "1s"), ("PING_INTERVAL", "0")]);
+    let (mut run, mut run_client, _) = upgraded(&mut run_ctx);
+    let (mut sent, mut sent_client, _) = upgraded(&mut sent_ctx);
+    assert_eq!(run.next_deadline(&run_ctx), sent.next_deadline(&sent_ctx));
+    let (mut text, mut frame) = (String::new(), Vec::new());
+    for round in 0..4 {
+        let due = run.next_deadline(&run_ctx);
+        let (frames, _) = at(due, &mut run, &mut run_ctx, &mut run_client);
+        assert_eq!(frames.len(), 1, "round {round}");
+
+        sent_ctx.tick(due);
+        assert!(sent.only_alive_due(&sent_ctx), "round {round}");
+        wsdrain::app::service::alive_frame(&sent_ctx, &mut text, &mut frame);
+        // The socket takes 10 bytes in round 2; the rest waits in the queue.
+        let written = if round == 2 { 10 } else { frame.len() };
+        sent_client.received.extend_from_slice(&frame[..written]);
+        sent.on_alive_sent(&frame, written, &mut sent_ctx);
+        assert_eq!(sent.output_len(), frame.len() - written);
+        assert_eq!(settle(&mut sent, &mut sent_ctx, &mut sent_client), None);
+        assert_eq!(take_frames(&mut sent_client), frames, "round {round}");
+
+        assert_eq!(sent.next_deadline(&sent_ctx), run.next_deadline(&run_ctx));
+        assert_eq!(
+            sent_ctx.metrics.ws.alive_sent,
+            run_ctx.metrics.ws.alive_sent
+        );
+    }
+    // Not while output waits (the alive message is skipped then), nor when more is due.
+    let due = sent.next_deadline(&sent_ctx);
+    sent_ctx.tick(due);
+    sent.output()
+        .extend_with(3, |v| v.extend_from_slice(b"abc"));
+    assert!(!sent.only_alive_due(&sent_ctx));
+}
+
+#[test]
+fn an_answer_queued_long_after_the_last_progress_gets_its_idle_timeout_from_now() {
+    // The 408 for a head still incomplete at the header timeout (2 s) was given IDLE_TIMEOUT
+    // (1 s) from the accept to be read: a client that could not take it at once had a deadline
+    // already past as it was set (the loop ran it again at once and dropped the client). The
+    // simulation found it once the timer wheel changed the order of a seed's events.
+    let mut ctx = context(&[("HEADER_TIMEOUT", "2s"), ("IDLE_TIMEOUT", "1s")]);
+    let mut conn = Connection::new(1, Listener::Public, 0);
+    assert_eq!(
+        conn.on_bytes(&mut b"GET / HTTP/1.1\r\nHost".to_vec(), &mut ctx),
+        Verdict::Keep
+    );
+    ctx.tick(2_000);
+    assert_eq!(conn.next_deadline(&ctx), 2_000);
+    assert_eq!(conn.on_timeout(&mut ctx), Verdict::Keep);
+    assert!(conn.output_len() > 0, "the 408 is queued");
+    // The client takes nothing yet: it has IDLE_TIMEOUT from now.
+    assert_eq!(conn.next_deadline(&ctx), 3_000);
+}

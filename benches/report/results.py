@@ -5,11 +5,12 @@ import os
 import re
 
 # The servers in the order the tables list them; any other label follows in order of appearance.
-ORDER = ["wsdrain", "wsdrain-old", "peer-default", "peer-4k", "uws", "uws-publish", "node-ws"]
+ORDER = ["wsdrain", "wsdrain-old", "peer-default", "peer-4k", "uws", "uws-publish", "uws-spread", "node-ws"]
 
 # What the pictures call each server.
 NAMES = {"wsdrain": "wsdrain", "wsdrain-old": "wsdrain (older build)", "uws": "uWebSockets",
-         "uws-publish": "uWebSockets (publish)", "node-ws": "Node ws",
+         "uws-publish": "uWebSockets (publish)", "uws-spread": "uWebSockets (spread over the grid)",
+         "node-ws": "Node ws",
          "peer-4k": "tokio peer, 4 KiB buffers", "peer-default": "tokio peer, default buffers",
          "nginx": "nginx"}
 

@@ -13,7 +13,7 @@ from results import by_label, median, ordered, rows, strace_counts, values
 # and nginx.
 ECHO_TARGETS = {"peer-default": "≤ 0.5×", "uws": "≤ 0.9×"}
 CONNECT_TARGETS = {"uws": "≤ 0.9×"}
-FANOUT_TARGETS = {"uws": "≤ 1×", "uws-publish": "≤ 1×"}
+FANOUT_TARGETS = {"uws": "≤ 1×", "uws-publish": "≤ 1×", "uws-spread": "≤ 1×"}
 STATIC_TARGETS = {"nginx": "≤ 0.75×"}
 PACED_TARGETS = {"peer-default": "≤ 1×", "peer-4k": "≤ 1×"}
 
@@ -157,9 +157,11 @@ def load_sections(folder):
     if fanout:
         n = int(next(iter(fanout.values()))[0]["connections"])
         lines += server_table(fanout, "## Alive fan-out: alive messages every 1 s to idle connections",
-                              f"{n:,} idle connections. wsdrain: ALIVE_INTERVAL=1s, a timer per connection; uws and "
-                              "node-ws: one timer sending to every open socket in a loop; uws-publish: uWS's publish "
-                              "to a topic every socket joined.",
+                              f"{n:,} idle connections. wsdrain: ALIVE_INTERVAL=1s, a timer per connection on a "
+                              "100 ms grid (a tenth of the connections per grid point); uws and node-ws: one timer "
+                              "sending to every open socket in a loop, all in one tick; uws-publish: uWS's publish "
+                              "to a topic every socket joined; uws-spread: one send per socket spread over a 100 ms "
+                              "grid, as wsdrain spreads them.",
                               [("alive messages", "alive_messages", rate),
                                ("server CPU per alive message", "server_cpu_us_per_alive", us3)],
                               ("server CPU per alive message", "server_cpu_us_per_alive", FANOUT_TARGETS))

@@ -16,8 +16,13 @@
 //     --fanout publish  every socket subscribes to one topic at open and the timer calls
 //                       app.publish: uWS's own fan-out path (topic tree, corked batches); a
 //                       subscription costs memory per socket, so memory runs use "each".
+//     --fanout spread   as wsdrain spreads them: each socket is given a random point of a
+//                       100 ms grid at open (ALIVE_MS a multiple of 100), and a timer every
+//                       100 ms sends to the sockets of that point, one ws->send each: every
+//                       socket one message per ALIVE_MS, the first within its first interval,
+//                       and a tenth of them per tick at 1 s instead of all in one.
 //
-// Usage: echo [--port PORT] [--alive-ms MS] [--fanout each|publish]
+// Usage: echo [--port PORT] [--alive-ms MS] [--fanout each|publish|spread]
 //   PORT 0 (default) = any free port; ALIVE_MS 0 (default) = no alive messages.
 // Prints "listening 127.0.0.1:PORT" when ready (the port the kernel gave the listen socket).
 //
@@ -38,17 +43,24 @@ namespace {
 struct Socket;
 using WS = uWS::WebSocket<false, true, Socket>;
 
-// Per-socket user data: links in the list of open sockets (used by --fanout each only; publish
-// mode leaves them null).
+// Per-socket user data: links in the list of open sockets (--fanout each; spread: in the list of
+// its grid point), and its grid point (spread). Publish mode leaves them null.
 struct Socket {
     WS *prev = nullptr;
     WS *next = nullptr;
+    unsigned point = 0;
 };
 
-WS *open_sockets = nullptr; // head of the list
+WS *open_sockets = nullptr; // head of the list (each)
 unsigned long open_count = 0;
 
-enum class Fanout { Each, Publish };
+// spread: a list of sockets per point of the 100 ms grid.
+const int GRID_MS = 100;
+WS *grid_lists[1024] = {};
+unsigned grid_points = 1;
+unsigned long long grid_ticks = 0;
+
+enum class Fanout { Each, Publish, Spread };
 Fanout fanout = Fanout::Each;
 int alive_ms = 0;
 uWS::App *app = nullptr;
@@ -56,18 +68,26 @@ const char *TOPIC = "alive";
 std::string alive_text;   // the alive message, formatted once per tick
 unsigned long long ticks = 0;
 
+// The list a socket is in: the one list (each), or its grid point's (spread).
+WS *&list_of(WS *ws) {
+    return fanout == Fanout::Spread ? grid_lists[ws->getUserData()->point] : open_sockets;
+}
+
 void link(WS *ws) {
     Socket *s = ws->getUserData();
-    s->next = open_sockets;
-    if (open_sockets) open_sockets->getUserData()->prev = ws;
-    open_sockets = ws;
+    if (fanout == Fanout::Spread) s->point = (unsigned) (std::rand() % grid_points);
+    WS *&head = list_of(ws);
+    s->next = head;
+    if (head) head->getUserData()->prev = ws;
+    head = ws;
     open_count++;
 }
 
 void unlink(WS *ws) {
     Socket *s = ws->getUserData();
+    WS *&head = list_of(ws);
     if (s->prev) s->prev->getUserData()->next = s->next;
-    else open_sockets = s->next;
+    else head = s->next;
     if (s->next) s->next->getUserData()->prev = s->prev;
     s->prev = s->next = nullptr;
     open_count--;
@@ -103,8 +123,10 @@ void on_alive(us_timer_t *) {
         app->publish(TOPIC, alive_text, uWS::OpCode::TEXT);
         return;
     }
+    WS *first = open_sockets;
+    if (fanout == Fanout::Spread) first = grid_lists[grid_ticks++ % grid_points];
     // A send can shut the socket it is given (over the output limit); the next one is read first.
-    for (WS *ws = open_sockets; ws;) {
+    for (WS *ws = first; ws;) {
         WS *next = ws->getUserData()->next;
         ws->send(alive_text, uWS::OpCode::TEXT);
         ws = next;
@@ -112,7 +134,7 @@ void on_alive(us_timer_t *) {
 }
 
 [[noreturn]] void usage() {
-    std::fprintf(stderr, "usage: echo [--port PORT] [--alive-ms MS] [--fanout each|publish]\n");
+    std::fprintf(stderr, "usage: echo [--port PORT] [--alive-ms MS] [--fanout each|publish|spread]\n");
     std::exit(2);
 }
 
@@ -134,6 +156,8 @@ int main(int argc, char **argv) {
             fanout = Fanout::Each;
         } else if (flag == "--fanout" && value == "publish") {
             fanout = Fanout::Publish;
+        } else if (flag == "--fanout" && value == "spread") {
+            fanout = Fanout::Spread;
         } else {
             usage();
         }
@@ -163,7 +187,7 @@ int main(int argc, char **argv) {
             ws->send(reply, uWS::OpCode::TEXT);
         },
         .close = [](WS *ws, int, std::string_view) {
-            if (fanout == Fanout::Each) unlink(ws);
+            if (fanout != Fanout::Publish) unlink(ws);
         },
     }).listen("127.0.0.1", port, [](us_listen_socket_t *listen_socket) {
         if (!listen_socket) {
@@ -176,8 +200,14 @@ int main(int argc, char **argv) {
     });
 
     if (alive_ms > 0) {
+        int period = alive_ms;
+        if (fanout == Fanout::Spread) {
+            if (alive_ms % GRID_MS != 0 || alive_ms / GRID_MS > 1024) usage();
+            grid_points = (unsigned) (alive_ms / GRID_MS);
+            period = GRID_MS;
+        }
         us_timer_t *timer = us_create_timer((us_loop_t *) uWS::Loop::get(), 0, 0);
-        us_timer_set(timer, on_alive, alive_ms, alive_ms);
+        us_timer_set(timer, on_alive, period, period);
     }
     server.run();
     return 0;

@@ -30,7 +30,7 @@ use crate::base::outbuf::OutQueue;
 use crate::base::time::Due;
 use crate::base::time::{Millis, NEVER};
 use crate::config::{Config, EchoMode};
-use crate::protocol::websocket::codec::{write_frame, write_header};
+use crate::protocol::websocket::codec::{frame_into, write_frame, write_header};
 
 /// A close the service asks for: its code and the reason the client reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,24 +203,60 @@ impl Service {
             self.goodbye = Goodbye::Noticed(Due::of(close_at));
         }
         let interval = alive_interval_ms(&ctx.config);
-        let next_alive = self.next_alive.at(now);
-        if interval > 0 && now >= next_alive {
+        if interval > 0 && now >= self.next_alive.at(now) {
             // Skipped while output is pending: a client that is behind needs no more of them.
             if out.is_empty() {
                 send_own(out, ctx, None);
                 ctx.metrics.ws.alive_sent += 1;
             }
-            let next = if now >= next_alive + interval {
-                // Fell behind (a stalled or overloaded loop): re-anchor, and let it be seen.
-                ctx.metrics.ws.alive_late += 1;
-                now + interval
-            } else {
-                next_alive + interval
-            };
-            self.next_alive = Due::of(on_alive_grid(next, interval));
+            self.schedule_next_alive(ctx);
         }
         None
     }
+
+    /// Whether all this service has due at `now` is its alive message: nothing else for
+    /// [`Service::on_timeout`] to do but send [`alive_frame`] (which the loop then sends
+    /// itself, made once for every WebSocket due at that moment: [`Service::alive_sent`]).
+    pub fn only_alive_due(&self, config: &Config, now: Millis) -> bool {
+        alive_interval_ms(config) > 0
+            && now >= self.next_alive.at(now)
+            && now < self.goodbye.at(now)
+    }
+
+    /// The alive message that [`Service::only_alive_due`] found due has gone to the socket (or
+    /// is queued behind what the socket took): counted, and the next one scheduled, as
+    /// [`Service::on_timeout`] does.
+    pub fn alive_sent(&mut self, ctx: &mut Context) {
+        ctx.metrics.ws.alive_sent += 1;
+        self.schedule_next_alive(ctx);
+    }
+
+    /// The alive message due now was sent (or skipped): the next is one interval after it, on
+    /// the grid; after a stall, one interval from now.
+    fn schedule_next_alive(&mut self, ctx: &mut Context) {
+        let now = ctx.now;
+        let interval = alive_interval_ms(&ctx.config);
+        let next_alive = self.next_alive.at(now);
+        let next = if now >= next_alive + interval {
+            // Fell behind (a stalled or overloaded loop): re-anchor, and let it be seen.
+            ctx.metrics.ws.alive_late += 1;
+            now + interval
+        } else {
+            next_alive + interval
+        };
+        self.next_alive = Due::of(on_alive_grid(next, interval));
+    }
+}
+
+/// The alive message at `ctx.now` as a whole frame, in `frame` (`text`: a buffer to make it
+/// in): the very bytes [`Service::on_timeout`] queues for one WebSocket then. They are the same
+/// for every WebSocket at one moment and phase, so the loop makes them once per moment for all
+/// those whose alive message is due, and sends them as they are.
+pub fn alive_frame(ctx: &Context, text: &mut String, frame: &mut Vec<u8>) {
+    text.clear();
+    own_text(text, ctx, None);
+    frame.clear();
+    frame_into(frame, OpCode::Data(Data::Text), text.as_bytes());
 }
 
 /// Alive messages fall due on a grid of this many milliseconds: the loop then wakes once per
@@ -274,24 +310,32 @@ fn handover_ms(ctx: &Context) -> u64 {
 /// phase, how often; with `event` (hello, goaway) and its one extra field when it is more.
 fn send_own(out: &mut OutQueue, ctx: &Context, event: Option<(&str, &str, u64)>) {
     let mut text = String::with_capacity(160);
+    own_text(&mut text, ctx, event);
+    write_frame(out, OpCode::Data(Data::Text), text.as_bytes());
+}
+
+/// The text of a message of the server's own (see [`send_own`]), appended to `text`.
+fn own_text(text: &mut String, ctx: &Context, event: Option<(&str, &str, u64)>) {
+    use std::fmt::Write;
     text.push_str("{\"type\":\"alive\",");
     if let Some((name, _, _)) = event {
         text.push_str("\"event\":\"");
         text.push_str(name);
         text.push_str("\",");
     }
-    text.push_str(&format!(
+    // Writing into a String cannot fail.
+    let _ = write!(
+        text,
         "\"instance\":{},\"phase\":\"{}\",\"interval_ms\":{},\"uptime_ms\":{}",
         ctx.instance_json,
         ctx.lifecycle.phase().as_str(),
         ctx.config.alive_interval.as_millis(),
         ctx.uptime_ms()
-    ));
+    );
     if let Some((_, key, value)) = event {
-        text.push_str(&format!(",\"{key}\":{value}"));
+        let _ = write!(text, ",\"{key}\":{value}");
     }
     text.push('}');
-    write_frame(out, OpCode::Data(Data::Text), text.as_bytes());
 }
 
 /// Appends `text` (UTF-8, validated by the caller) reversed by Unicode scalar values: each

@@ -11,7 +11,7 @@
 //!
 //! The settings keep every duration to 10 days (`config::parse`), so a deadline (a duration,
 //! or two added) is never further ahead than that; one already passed is held as now by the
-//! heap (`Timers::set`), however old the stamp it was counted from. The loop's clock starts
+//! loop's deadlines (`Timers::set`), however old the stamp it was counted from. The loop's clock starts
 //! 10 s before the low 32 bits wrap (`timers::Clock`), as Linux starts jiffies 5 minutes before
 //! theirs: every run longer than 10 s crosses a wrap.
 
@@ -51,7 +51,7 @@ pub struct Due(u32);
 
 impl Due {
     /// The deadline `at` (within 24.8 days of every `now` it will be read against).
-    pub fn of(at: Millis) -> Self {
+    pub const fn of(at: Millis) -> Self {
         Due(at as u32)
     }
 

@@ -1,11 +1,12 @@
-//! Deadlines owned by the event loop: a monotonic millisecond clock and one min-heap of
+//! Deadlines owned by the event loop: a monotonic millisecond clock and one timing wheel of
 //! per-connection deadlines.
 //!
 //! Each connection has a single deadline: the earliest moment anything must happen to it
 //! (header timeout, idle timeout, the preStop answer, a lingering close, the WebSocket timers).
 //! `Timers` holds exactly one entry per connection that has one, found by its slab slot, so a
 //! deadline moves in place and a closed connection's goes with it: nothing stale is left to
-//! fire, and no generation is needed to tell a reused slot's entries apart.
+//! fire, and no generation is needed to tell a reused slot's entries apart. Every operation
+//! costs the same whatever the number of connections (a timing wheel, not a heap).
 
 use std::time::Instant;
 
@@ -81,17 +82,90 @@ impl Rng {
     }
 }
 
-/// No place in the heap: the slot has no deadline.
-const NOWHERE: u32 = u32::MAX;
+/// Bits of a time each level of the wheel tells apart: 64 slots a level.
+const BITS: u32 = 6;
+/// Slots per level.
+const SLOTS: usize = 1 << BITS;
+/// Levels: a slot of level `k` spans 64^k ms (1 ms, 64 ms, 4.1 s, 4.4 min, 4.7 h, 12.4 days),
+/// and six levels reach 2^36 ms ahead (795 days), past any deadline the settings allow (two
+/// durations of at most 10 days).
+const LEVELS: usize = 6;
+/// The end of a list, and the links of a slot that has no deadline.
+const NIL: u32 = u32::MAX;
 
-/// The loop's deadlines, one per connection: a binary min-heap of (deadline, slab slot) that
-/// knows where each slot's entry is, so a deadline moves in place (earlier or later) and goes
-/// with its connection. 12 bytes a connection: the 8-byte entry and its 4-byte position.
-#[derive(Debug, Default)]
+/// One connection's deadline and its links in the list it is in (a slot of the wheel, or the
+/// list of deadlines that have come): 12 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    due: Due,
+    /// The next entry in its (circular) list; [`NIL`]: the slot has no deadline.
+    next: u32,
+    /// The previous entry in its (circular) list.
+    prev: u32,
+}
+
+const EMPTY: Entry = Entry {
+    due: Due::of(0),
+    next: NIL,
+    prev: NIL,
+};
+
+/// One level of the wheel: 64 lists of entries, which of them hold any, for each a lower bound
+/// of its deadlines (exact unless an entry has left it since it was last emptied), and how many
+/// entries each holds (kept on the lowest level only, whose lists join the due list whole).
+#[derive(Debug, Clone, Copy)]
+struct Level {
+    occupied: u64,
+    head: [u32; SLOTS],
+    earliest: [Due; SLOTS],
+    len: [u32; SLOTS],
+}
+
+const EMPTY_LEVEL: Level = Level {
+    occupied: 0,
+    head: [NIL; SLOTS],
+    earliest: [Due::of(0); SLOTS],
+    len: [0; SLOTS],
+};
+
+/// Which list an entry is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum List {
+    /// Its deadline has come: it waits to be taken by [`Timers::pop_due`].
+    Due,
+    /// A slot of the wheel.
+    Wheel { level: usize, slot: usize },
+}
+
+/// The loop's deadlines, one per connection: a hierarchical timing wheel (as Linux's timers
+/// and tokio's, 6 levels of 64 slots) of per-connection entries linked by their slab slots.
+/// Setting, moving or removing a deadline and taking one that has come each cost the same at
+/// 1,000 connections or 1,000,000 (a binary heap's cost grows with the number of connections,
+/// and at a million so do its cache misses). An entry moves down a level when the slot it waits
+/// in comes (at most five times; once or twice for an alive message), and fires in the order
+/// the deadlines come, those of one millisecond in the order they reached it (the alive
+/// messages of a grid point, all set an interval ahead, in the order of their previous round).
+/// 12 bytes a connection, as the heap took.
+#[derive(Debug)]
 pub(crate) struct Timers {
-    heap: Vec<(Due, u32)>,
-    /// Each slot's index in `heap` ([`NOWHERE`]: no deadline), indexed by slot.
-    position: Vec<u32>,
+    /// Each slab slot's deadline and links, indexed by slot.
+    entries: Vec<Entry>,
+    levels: Box<[Level; LEVELS]>,
+    /// The head of the list of deadlines that have come, in the order they came.
+    due: u32,
+    /// Entries in the due list.
+    due_len: usize,
+    /// Every slot of the wheel before this time has been emptied: the entries in the wheel are
+    /// after it, those in the due list at or before it.
+    elapsed: Millis,
+    /// Deadlines set.
+    count: usize,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
 }
 
 impl Timers {
@@ -99,8 +173,12 @@ impl Timers {
     /// allocation is mapped on first touch), and growing never leaves freed copies behind.
     pub fn with_capacity(slots: usize) -> Self {
         Timers {
-            heap: Vec::with_capacity(slots),
-            position: Vec::with_capacity(slots),
+            entries: Vec::with_capacity(slots),
+            levels: Box::new([EMPTY_LEVEL; LEVELS]),
+            due: NIL,
+            due_len: 0,
+            elapsed: 0,
+            count: 0,
         }
     }
 
@@ -112,125 +190,248 @@ impl Timers {
             self.remove(slot);
             return;
         }
-        let at = at.max(now);
-        debug_assert!(u32::try_from(slot).is_ok_and(|s| s != NOWHERE));
-        if slot >= self.position.len() {
-            self.position.resize(slot + 1, NOWHERE);
+        debug_assert!(u32::try_from(slot).is_ok_and(|s| s != NIL));
+        self.advance(now);
+        let at = at.max(now).max(self.elapsed);
+        if slot >= self.entries.len() {
+            self.entries.resize(slot + 1, EMPTY);
         }
         let due = Due::of(at);
-        match self.position[slot] {
-            NOWHERE => {
-                self.heap.push((due, slot as u32));
-                self.sift_up(self.heap.len() - 1);
+        let entry = self.entries[slot];
+        if entry.next != NIL {
+            if entry.due == due {
+                return;
             }
-            i => {
-                let i = i as usize;
-                let earlier = due.is_before(self.heap[i].0);
-                self.heap[i].0 = due;
-                if earlier {
-                    self.sift_up(i);
-                } else {
-                    self.sift_down(i);
-                }
-            }
+            let list = self.list_of(entry.due);
+            self.unlink(list, slot as u32);
+        } else {
+            self.count += 1;
         }
+        self.entries[slot].due = due;
+        let list = self.list_of(due);
+        self.link(list, slot as u32);
     }
 
     /// Connection `slot` has no deadline (any more).
     pub fn remove(&mut self, slot: usize) {
-        let Some(&i) = self.position.get(slot) else {
+        let Some(entry) = self.entries.get(slot).copied() else {
             return;
         };
-        if i == NOWHERE {
+        if entry.next == NIL {
             return;
         }
-        self.take(i as usize);
+        let list = self.list_of(entry.due);
+        self.unlink(list, slot as u32);
+        self.count -= 1;
     }
 
     /// Connection `slot`'s deadline ([`NEVER`] for none).
     pub fn deadline(&self, slot: usize, now: Millis) -> Millis {
-        match self.position.get(slot) {
-            Some(&i) if i != NOWHERE => self.heap[i as usize].0.at(now),
+        match self.entries.get(slot) {
+            Some(entry) if entry.next != NIL => entry.due.at(now),
             _ => NEVER,
         }
     }
 
-    /// The earliest deadline.
+    /// When the loop must look next: the earliest deadline, or a moment before it when the
+    /// earliest slot of the wheel has lost an entry since it was filled (the loop then wakes
+    /// once more, in vain). Never later than the earliest deadline.
     pub fn next(&self, now: Millis) -> Option<Millis> {
-        self.heap.first().map(|(due, _)| due.at(now))
+        if self.due != NIL {
+            return Some(self.entries[self.due as usize].due.at(now));
+        }
+        let (level, slot, start) = self.next_expiration()?;
+        if level == 0 {
+            return Some(start);
+        }
+        Some(start.max(self.levels[level].earliest[slot].at(self.elapsed)))
     }
 
-    /// Takes out the connection whose deadline is earliest, if it has passed at `now`.
+    /// How many connections' deadlines have passed at `now`. Taking that many with
+    /// [`Timers::pop_due`] takes each of them once, and none set due again meanwhile (those
+    /// join the end of the list): each connection runs once per step.
+    pub fn due_count(&mut self, now: Millis) -> usize {
+        self.advance(now);
+        self.due_len
+    }
+
+    /// Takes out a connection whose deadline has passed at `now`, if any: in the order the
+    /// deadlines came.
     pub fn pop_due(&mut self, now: Millis) -> Option<usize> {
-        let &(due, slot) = self.heap.first()?;
-        if Due::of(now).is_before(due) {
+        self.advance(now);
+        let first = self.due;
+        if first == NIL {
             return None;
         }
-        self.take(0);
-        Some(slot as usize)
+        self.unlink(List::Due, first);
+        self.count -= 1;
+        Some(first as usize)
     }
 
     /// Number of deadlines set.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.count
     }
 
-    /// Removes the entry at heap index `i`.
-    fn take(&mut self, i: usize) {
-        let slot = self.heap[i].1 as usize;
-        self.position[slot] = NOWHERE;
-        let last = self.heap.len() - 1;
-        if i != last {
-            self.heap.swap(i, last);
-            self.heap.pop();
-            self.position[self.heap[i].1 as usize] = i as u32;
-            self.sift_up(i);
-            self.sift_down(i);
-        } else {
-            self.heap.pop();
+    /// Moves the wheel to `now`: every slot that begins at or before it is emptied, its entries
+    /// moved down a level, or to the due list when their time has come.
+    fn advance(&mut self, now: Millis) {
+        if now <= self.elapsed {
+            return;
+        }
+        while let Some((level, slot, start)) = self.next_expiration() {
+            if start > now {
+                break;
+            }
+            self.elapsed = start;
+            let lists = &mut self.levels[level];
+            let mut taken = std::mem::replace(&mut lists.head[slot], NIL);
+            lists.occupied &= !(1 << slot);
+            if level == 0 {
+                // A slot of the lowest level is one millisecond: all its entries are due, and
+                // join the due list as they are, without a look at each.
+                self.due_len += std::mem::take(&mut lists.len[slot]) as usize;
+                splice(&mut self.entries, &mut self.due, taken);
+                continue;
+            }
+            while taken != NIL {
+                let i = taken;
+                unlink_from(&mut self.entries, &mut taken, i);
+                let due = self.entries[i as usize].due;
+                let list = self.list_of(due);
+                self.link(list, i);
+            }
+        }
+        self.elapsed = now;
+    }
+
+    /// The next slot of the wheel to empty, and when it begins: the first occupied slot after
+    /// `elapsed` on the lowest level that has one (a lower level's entries all come before a
+    /// higher one's).
+    fn next_expiration(&self) -> Option<(usize, usize, Millis)> {
+        for (level, lists) in self.levels.iter().enumerate() {
+            if lists.occupied == 0 {
+                continue;
+            }
+            let shift = BITS * level as u32;
+            let current = ((self.elapsed >> shift) % SLOTS as u64) as u32;
+            let after = (current + 1) % SLOTS as u32;
+            let slot = (after + lists.occupied.rotate_right(after).trailing_zeros()) % SLOTS as u32;
+            let level_span: Millis = 1 << (shift + BITS);
+            let mut start = (self.elapsed & !(level_span - 1)) + (Millis::from(slot) << shift);
+            if start <= self.elapsed {
+                // Only on the top level: the slot is in the next turn of the wheel.
+                start += level_span;
+            }
+            return Some((level, slot as usize, start));
+        }
+        None
+    }
+
+    /// The list for a deadline, as the wheel stands.
+    fn list_of(&self, due: Due) -> List {
+        let at = due.at(self.elapsed);
+        if at <= self.elapsed {
+            return List::Due;
+        }
+        // The level is that of the highest 6-bit group in which `at` and `elapsed` differ.
+        let differ = (self.elapsed ^ at) | (SLOTS as u64 - 1);
+        let level = ((differ.ilog2() / BITS) as usize).min(LEVELS - 1);
+        let slot = ((at >> (BITS * level as u32)) % SLOTS as u64) as usize;
+        List::Wheel { level, slot }
+    }
+
+    /// Appends entry `i` to `list`.
+    fn link(&mut self, list: List, i: u32) {
+        let head = match list {
+            List::Due => {
+                self.due_len += 1;
+                &mut self.due
+            }
+            List::Wheel { level, slot } => {
+                let lists = &mut self.levels[level];
+                if level == 0 {
+                    lists.len[slot] += 1;
+                }
+                let due = self.entries[i as usize].due;
+                if lists.occupied & (1 << slot) == 0 || due.is_before(lists.earliest[slot]) {
+                    lists.earliest[slot] = due;
+                }
+                lists.occupied |= 1 << slot;
+                &mut lists.head[slot]
+            }
+        };
+        let entries = &mut self.entries;
+        match *head {
+            NIL => {
+                *head = i;
+                entries[i as usize].next = i;
+                entries[i as usize].prev = i;
+            }
+            first => {
+                let last = entries[first as usize].prev;
+                entries[i as usize].next = first;
+                entries[i as usize].prev = last;
+                entries[last as usize].next = i;
+                entries[first as usize].prev = i;
+            }
         }
     }
 
-    fn sift_up(&mut self, mut i: usize) {
-        while i > 0 {
-            let parent = (i - 1) / 2;
-            if !self.heap[i].0.is_before(self.heap[parent].0) {
-                break;
+    /// Takes entry `i` out of `list`.
+    fn unlink(&mut self, list: List, i: u32) {
+        match list {
+            List::Due => {
+                self.due_len -= 1;
+                unlink_from(&mut self.entries, &mut self.due, i);
             }
-            self.swap(i, parent);
-            i = parent;
+            List::Wheel { level, slot } => {
+                let lists = &mut self.levels[level];
+                if level == 0 {
+                    lists.len[slot] -= 1;
+                }
+                unlink_from(&mut self.entries, &mut lists.head[slot], i);
+                if lists.head[slot] == NIL {
+                    lists.occupied &= !(1 << slot);
+                }
+            }
         }
-        self.position[self.heap[i].1 as usize] = i as u32;
     }
+}
 
-    fn sift_down(&mut self, mut i: usize) {
-        let n = self.heap.len();
-        loop {
-            let left = 2 * i + 1;
-            if left >= n {
-                break;
-            }
-            let right = left + 1;
-            let child = if right < n && self.heap[right].0.is_before(self.heap[left].0) {
-                right
-            } else {
-                left
-            };
-            if !self.heap[child].0.is_before(self.heap[i].0) {
-                break;
-            }
-            self.swap(i, child);
-            i = child;
+/// Appends the circular list that starts at `other` to the one that starts at `head`.
+fn splice(entries: &mut [Entry], head: &mut u32, other: u32) {
+    if other == NIL {
+        return;
+    }
+    if *head == NIL {
+        *head = other;
+        return;
+    }
+    let first = *head;
+    let last = entries[first as usize].prev;
+    let other_last = entries[other as usize].prev;
+    entries[last as usize].next = other;
+    entries[other as usize].prev = last;
+    entries[other_last as usize].next = first;
+    entries[first as usize].prev = other_last;
+}
+
+/// Takes entry `i` out of the circular list that starts at `head`, leaving it unlinked.
+fn unlink_from(entries: &mut [Entry], head: &mut u32, i: u32) {
+    let Entry { next, prev, .. } = entries[i as usize];
+    if next == i {
+        *head = NIL;
+    } else {
+        entries[prev as usize].next = next;
+        entries[next as usize].prev = prev;
+        if *head == i {
+            *head = next;
         }
-        self.position[self.heap[i].1 as usize] = i as u32;
     }
-
-    /// Swaps two entries, recording the new place of the one that moved to `a`.
-    fn swap(&mut self, a: usize, b: usize) {
-        self.heap.swap(a, b);
-        self.position[self.heap[a].1 as usize] = a as u32;
-    }
+    entries[i as usize].next = NIL;
+    entries[i as usize].prev = NIL;
 }
 
 #[cfg(test)]
@@ -306,24 +507,34 @@ mod tests {
     }
 
     /// Against a plain model (a map of slot to deadline), over random sets, moves and removals
-    /// with times around the wrap: the heap pops exactly the due slots, earliest first.
+    /// with times around the 32-bit wrap and the top level's turn, near deadlines and far ones
+    /// (up to 20 days, two of the longest durations the settings allow): the wheel pops exactly
+    /// the due slots, earliest first, and never asks the loop to wake after the earliest.
     #[test]
     fn matches_a_model_under_random_changes() {
+        const DAY: Millis = 24 * 3600 * 1000;
         let mut rng = Rng::seeded(11);
-        for round in 0..200 {
-            let start: Millis = if round % 2 == 0 { 0 } else { (1 << 32) - 5_000 };
+        for round in 0..300 {
+            let start: Millis = match round % 3 {
+                0 => 0,
+                1 => (1 << 32) - 5_000,
+                _ => (1 << 36) - 5_000,
+            };
             let mut timers = Timers::default();
             let mut model = std::collections::BTreeMap::new();
             let mut now = start;
             for _ in 0..300 {
                 let slot = rng.below(40) as usize;
-                match rng.below(4) {
+                match rng.below(5) {
                     0 => {
                         timers.remove(slot);
                         model.remove(&slot);
                     }
                     1 => {
-                        now += rng.below(3_000);
+                        now += match rng.below(10) {
+                            0 => rng.below(20 * DAY),
+                            _ => rng.below(3_000),
+                        };
                         let mut due: Vec<(Millis, usize)> = model
                             .iter()
                             .filter(|&(_, &at)| at <= now)
@@ -343,18 +554,73 @@ mod tests {
                             model.remove(&s);
                         }
                     }
+                    2 => {
+                        let at = now + rng.below(20 * DAY);
+                        timers.set(slot, at, now);
+                        model.insert(slot, at);
+                    }
                     _ => {
                         let at = now + rng.below(10_000);
                         timers.set(slot, at, now);
                         model.insert(slot, at);
                     }
                 }
-                assert_eq!(timers.next(now), model.values().min().copied());
+                let due_now = model.values().filter(|&&at| at <= now).count();
+                assert_eq!(timers.due_count(now), due_now, "round {round}");
+                let earliest = model.values().min().copied();
+                match (timers.next(now), earliest) {
+                    (Some(next), Some(earliest)) => {
+                        assert!(next <= earliest, "round {round}: {next} > {earliest}")
+                    }
+                    (next, earliest) => assert_eq!(next, earliest, "round {round}"),
+                }
+                assert_eq!(timers.len(), model.len());
                 for (&s, &at) in &model {
                     assert_eq!(timers.deadline(s, now), at);
                 }
             }
         }
+    }
+
+    /// Deadlines only ever set and taken, an interval ahead on a grid (as alive messages are):
+    /// the loop is asked to wake at the earliest one exactly, never before (a wake-up in vain per
+    /// cascade would double the loop's wake-ups), and the entries of one moment come out in the
+    /// order of their previous round.
+    #[test]
+    fn wakes_exactly_at_the_earliest_and_keeps_the_order_set() {
+        let mut timers = Timers::default();
+        let mut rng = Rng::seeded(5);
+        let start: Millis = (1 << 32) - 10_000;
+        let mut now = start;
+        for slot in 0..1_000 {
+            timers.set(slot, start + 100 * (1 + rng.below(10)), now);
+        }
+        let mut rounds = 0;
+        while let Some(next) = timers.next(now) {
+            assert!(next > now, "a deadline at {next} left behind at {now}");
+            let earliest = (0..1_000)
+                .map(|slot| timers.deadline(slot, now))
+                .min()
+                .unwrap();
+            assert_eq!(next, earliest);
+            now = next;
+            let fired = expire(&mut timers, now);
+            assert!(!fired.is_empty(), "woken at {now} for nothing");
+            assert!(fired.is_sorted(), "{fired:?}");
+            if now < start + 20_000 {
+                for slot in fired {
+                    timers.set(slot, now + 1_000, now);
+                }
+            }
+            rounds += 1;
+        }
+        // One wake-up per grid point, from 100 ms to 20.9 s: none in vain, none missed.
+        assert_eq!(rounds, 209);
+    }
+
+    #[test]
+    fn an_entry_is_twelve_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 12);
     }
 
     #[test]

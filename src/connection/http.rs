@@ -86,6 +86,11 @@ impl Connection {
 
     #[inline(never)]
     pub(super) fn respond(&mut self, response: Response, head_only: bool, ctx: &mut Context) {
+        // The client has IDLE_TIMEOUT from now to take the answer: an answer queued long after
+        // the last progress (a 408 at the header timeout, a /prestop answer after its delay, a
+        // clock that jumped) must not find that time already spent, or its deadline would be
+        // due again as it is set and the client dropped before it could read.
+        self.last_active = Stamp::of(ctx.now);
         ctx.metrics.request(response.status);
         self.close_after_flush |= response.close;
         response.write_to(&mut self.output, &ctx.date, head_only);

@@ -82,6 +82,44 @@ impl Connection {
         Verdict::Keep
     }
 
+    /// At its deadline: whether all there is to do is the alive message of an open WebSocket
+    /// with nothing queued, nothing buffered or owed to it and nothing else due (no ping, no
+    /// goaway, no close), what most deadlines of an idle WebSocket are. The loop then sends the
+    /// alive frame it made for this moment ([`crate::app::service::alive_frame`]) straight to
+    /// the socket and tells the connection with [`Connection::on_alive_sent`], instead of
+    /// running it ([`Connection::on_timeout`] would queue a copy of the same bytes, which the
+    /// loop would then write). The same state either way.
+    pub fn only_alive_due(&self, ctx: &Context) -> bool {
+        let State::WebSocket(ws) = &self.state else {
+            return false;
+        };
+        let now = ctx.now;
+        self.output.is_empty()
+            && self.input.is_empty()
+            && !self.input_ready
+            && !self.input_closed
+            && !self.close_after_flush
+            && !ws.session.closing()
+            && now < ws.session.next_deadline(&ctx.config, now)
+            && ws.service.only_alive_due(&ctx.config, now)
+    }
+
+    /// The loop sent `written` bytes of the alive `frame` that [`Connection::only_alive_due`]
+    /// found due: what the socket did not take is queued (and written when it is writable
+    /// again), the progress recorded, the alive message counted and the next one scheduled.
+    pub fn on_alive_sent(&mut self, frame: &[u8], written: usize, ctx: &mut Context) {
+        let State::WebSocket(ws) = &mut self.state else {
+            return;
+        };
+        ws.service.alive_sent(ctx);
+        let rest = &frame[written.min(frame.len())..];
+        if !rest.is_empty() {
+            self.output
+                .extend_with(rest.len(), |v| v.extend_from_slice(rest));
+        }
+        self.on_written(written, ctx.now);
+    }
+
     /// Frames at the start of `buf`: each whole message to the service, its answer queued,
     /// until the input ends inside a frame, the output reaches its high-water mark, or the
     /// WebSocket ends.

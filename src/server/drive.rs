@@ -1,7 +1,8 @@
 //! Running one connection: its reads and writes (with the read budget and the reads spared
-//! where readiness is known), and the guard that turns a panic into that connection's end.
+//! where readiness is known), an alive message sent without a run, and the guard that turns a
+//! panic into that connection's end.
 
-use std::io;
+use std::io::{self, Write};
 
 use crate::app::context::Context;
 use crate::app::lifecycle::EventLine;
@@ -96,6 +97,31 @@ pub(super) fn drive<S: Stream>(
             }
         }
     }
+}
+
+/// Sends the alive `frame` straight to the socket of a connection whose only due deadline is
+/// its alive message ([`crate::connection::Connection::only_alive_due`]): one send from the
+/// frame the loop made for this moment, nothing allocated or copied, unless the socket takes
+/// only part of it (the rest is queued, as any output the socket could not take).
+pub(super) fn send_alive<S: Stream>(s: &mut Slot<S>, ctx: &mut Context, frame: &[u8]) -> Verdict {
+    let mut sender = Sender {
+        stream: &mut s.stream,
+        last: false,
+    };
+    let written = loop {
+        match sender.write(frame) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break 0,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::debug!("conn #{}: write failed: {e}", s.conn.id());
+                return Verdict::Close;
+            }
+        }
+    };
+    ctx.metrics.bytes_out += written as u64;
+    s.conn.on_alive_sent(frame, written, ctx);
+    Verdict::Keep
 }
 
 /// The open count a kind of connection is counted in.

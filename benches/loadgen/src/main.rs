@@ -9,7 +9,9 @@
 //! with C in progress at a time, and the server's CPU time per connection.
 //!
 //! `fanout`: N idle connections while the server sends its alive messages: the server's CPU
-//! time per alive message.
+//! time per alive message. `--poll-ms 0` keeps the client polling without sleeping: on loopback
+//! the server's send runs the client's receive and wakes it, so this shows what those wake-ups
+//! cost the server.
 //!
 //! `static`: C keep-alive HTTP/1.1 connections asking for one file (`--path`) again and again:
 //! requests per second and the server's CPU time per request (see `files.rs`).
@@ -82,6 +84,7 @@ fn run(mode: &str, o: &Options) -> Result<(), String> {
         } else {
             0.0
         },
+        poll: Duration::from_millis(o.poll_ms),
     };
     let errors = match mode {
         "idle" => {

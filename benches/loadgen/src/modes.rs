@@ -19,6 +19,8 @@ pub struct Load {
     pub duration: Duration,
     /// Offered load in messages per second over all connections (0 = as fast as replies come).
     pub rate: f64,
+    /// fanout: the longest one poll waits (zero: the client never sleeps).
+    pub poll: Duration,
 }
 
 fn open_all(
@@ -309,17 +311,13 @@ pub fn fanout(load: &Load) -> Result<(u64, f64, u64), String> {
     )?;
     let warm_until = Instant::now() + load.warmup;
     while Instant::now() < warm_until {
-        driver
-            .turn(&mut f, Duration::from_millis(20))
-            .map_err(|e| e.to_string())?;
+        driver.turn(&mut f, load.poll).map_err(|e| e.to_string())?;
     }
     f.alive = 0;
     let cpu_before = cpu_seconds(load.pid)?;
     let started = Instant::now();
     while started.elapsed() < load.duration {
-        driver
-            .turn(&mut f, Duration::from_millis(20))
-            .map_err(|e| e.to_string())?;
+        driver.turn(&mut f, load.poll).map_err(|e| e.to_string())?;
     }
     let cpu = cpu_seconds(load.pid)? - cpu_before;
     if f.alive == 0 {

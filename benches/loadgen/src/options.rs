@@ -6,7 +6,7 @@ use std::time::Duration;
 pub fn usage() -> String {
     "usage: loadgen idle|echo|connect|fanout|static --addr HOST:PORT --pid SERVER_PID [--connections N] \
      [--rate PER_SEC] [--alive-wait SECS] [--in-flight K] [--size BYTES] [--seconds T] [--warmup S] \
-     [--label NAME] [--csv FILE] [--cdf FILE] [--max-seconds S] [--path /FILE]\n       \
+     [--label NAME] [--csv FILE] [--cdf FILE] [--max-seconds S] [--path /FILE] [--poll-ms MS]\n       \
      loadgen startup --server PATH [--runs N]"
         .to_string()
 }
@@ -30,6 +30,9 @@ pub struct Options {
     pub path: String,
     /// `--rate` as given (idle: connections opened per second; echo: messages per second).
     pub rate_given: Option<f64>,
+    /// fanout: the longest the client waits in one poll, in ms (20); 0 keeps it polling without
+    /// ever sleeping, so no alive message has to wake it.
+    pub poll_ms: u64,
 }
 
 impl Options {
@@ -51,6 +54,7 @@ impl Options {
             warmup: 2.0,
             path: "/index.html".into(),
             rate_given: None,
+            poll_ms: 20,
         };
         let mut it = args.iter();
         while let Some(flag) = it.next() {
@@ -76,6 +80,7 @@ impl Options {
                 "--seconds" => o.seconds = value.parse().map_err(|_| bad())?,
                 "--warmup" => o.warmup = value.parse().map_err(|_| bad())?,
                 "--path" => o.path = value.clone(),
+                "--poll-ms" => o.poll_ms = value.parse().map_err(|_| bad())?,
                 "--max-seconds" => {
                     o.max_time = Duration::from_secs(value.parse().map_err(|_| bad())?)
                 }

@@ -77,8 +77,14 @@ impl Histogram {
     }
 }
 
-/// User + system CPU seconds of a process so far.
+/// User + system CPU seconds of a process so far: the scheduler's count of each of its threads
+/// (`/proc/PID/task/*/schedstat`, in ns), or where that is missing the process's utime + stime
+/// (`/proc/PID/stat`, in clock ticks of 10 ms: at a server busy 65 ms a second, as in the
+/// fan-out, a tick is 1.5 % of a 10 s run).
 pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
+    if let Some(ns) = schedstat_ns(pid) {
+        return Ok(ns as f64 / 1e9);
+    }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map_err(|e| format!("server gone? {e}"))?;
     let rest = stat.rfind(')').map(|i| &stat[i + 2..]).ok_or("bad stat")?;
@@ -94,6 +100,16 @@ pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
     Ok(ticks as f64 / clock_ticks())
 }
 
+/// The time on a core of every thread of `pid` so far, in ns; `None` without schedstats.
+fn schedstat_ns(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let text = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
 fn clock_ticks() -> f64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
@@ -107,6 +123,13 @@ fn clock_ticks() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn this_process_has_used_some_cpu() {
+        let spent = cpu_seconds(std::process::id()).unwrap();
+        assert!(spent > 0.0, "{spent}");
+        assert!(schedstat_ns(std::process::id()).is_some_and(|ns| ns > 0));
+    }
 
     #[test]
     fn quantiles_are_within_two_percent() {

@@ -18,25 +18,36 @@ pub fn write_header(
     fill: impl FnOnce(&mut Vec<u8>),
 ) {
     out.extend_with(MAX_SERVER_HEADER_BYTES + len, |v| {
-        v.push(0x80 | u8::from(opcode));
-        match len {
-            0..=125 => v.push(len as u8),
-            126..=0xffff => {
-                v.push(126);
-                v.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            _ => {
-                v.push(127);
-                v.extend_from_slice(&(len as u64).to_be_bytes());
-            }
-        }
+        header_into(v, opcode, len);
         fill(v);
     });
+}
+
+/// Appends an unmasked server frame header for a payload of `len` bytes.
+fn header_into(v: &mut Vec<u8>, opcode: OpCode, len: usize) {
+    v.push(0x80 | u8::from(opcode));
+    match len {
+        0..=125 => v.push(len as u8),
+        126..=0xffff => {
+            v.push(126);
+            v.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            v.push(127);
+            v.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
 }
 
 /// Queues an unmasked server frame.
 pub fn write_frame(out: &mut OutQueue, opcode: OpCode, payload: &[u8]) {
     write_header(out, opcode, payload.len(), |v| v.extend_from_slice(payload));
+}
+
+/// Appends an unmasked server frame to a buffer of its own: the bytes [`write_frame`] queues.
+pub fn frame_into(v: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
+    header_into(v, opcode, payload.len());
+    v.extend_from_slice(payload);
 }
 
 /// Queues a close frame; the reason is cut to fit the 125-byte control payload.
@@ -128,6 +139,9 @@ mod tests {
                 (parsed_len, parsed.is_final, parsed.mask),
                 (len as u64, true, None)
             );
+            let mut own = Vec::new();
+            frame_into(&mut own, OpCode::Data(Data::Binary), &vec![0; len]);
+            assert_eq!(own, bytes, "frame_into, len {len}");
         }
     }
 
