@@ -29,9 +29,6 @@
 //! taskset -c 1 target/release/scale 10000 50000
 //! ```
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::io::{self, IoSlice, Read, Write};
 use std::path::Path;
 
 use testkit::ws;
@@ -41,161 +38,15 @@ use wsdrain::base::memory::MemoryReading;
 use wsdrain::base::time::{Millis, NEVER};
 use wsdrain::base::timers::Rng;
 use wsdrain::config::{Command, Config};
-use wsdrain::net::{Listener, Net, Stream};
+use wsdrain::net::Listener;
 use wsdrain::server::{Event, Server, Signal, Status, Tuning};
 
 /// The loop clock's start, as `timers::Clock` starts it: 10 s before the 32-bit times wrap.
 const START: Millis = (1 << 32) - 10_000;
 
-/// A client's masking key.
-const MASK: [u8; 4] = [0x5a, 0x17, 0x99, 0x03];
+mod sim_net;
 
-/// Everything outside the server: input waiting for it, what it wrote, connections waiting to be
-/// accepted. Per connection only what is in flight (an idle one has nothing here), so the RSS
-/// growth is the server's.
-#[derive(Default)]
-struct World {
-    /// Bytes for the server to read, by slab slot (removed once read).
-    input: HashMap<u32, Vec<u8>>,
-    /// Connections waiting in each listener's backlog.
-    backlog: [usize; 2],
-    /// Slots registered since the driver last looked (just accepted).
-    registered: Vec<u32>,
-    /// Sockets the server has closed.
-    closed: u64,
-    /// Bytes and sends the server made.
-    bytes_out: u64,
-    sends: u64,
-    /// Read what the server sends (the drain: a goaway notice is answered with a close frame).
-    parse_output: bool,
-    /// Slots whose client answers now: their input is queued, an event is owed.
-    answer: Vec<u32>,
-}
-
-thread_local! {
-    static WORLD: RefCell<World> = RefCell::new(World::default());
-}
-
-fn world<T>(f: impl FnOnce(&mut World) -> T) -> T {
-    WORLD.with(|w| f(&mut w.borrow_mut()))
-}
-
-/// One simulated socket: its slab slot, nothing else (a descriptor's 4 bytes, as mio's).
-#[derive(Debug)]
-struct SimStream(u32);
-
-impl Read for SimStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        world(|w| {
-            let Some(pending) = w.input.get_mut(&self.0) else {
-                return Err(io::ErrorKind::WouldBlock.into());
-            };
-            let n = pending.len().min(buf.len());
-            buf[..n].copy_from_slice(&pending[..n]);
-            pending.drain(..n);
-            if pending.is_empty() {
-                w.input.remove(&self.0);
-            }
-            Ok(n)
-        })
-    }
-}
-
-impl Write for SimStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_vectored(&[IoSlice::new(buf)])
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        world(|w| {
-            let n: usize = bufs.iter().map(|b| b.len()).sum();
-            w.bytes_out += n as u64;
-            w.sends += 1;
-            if w.parse_output {
-                let bytes: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
-                let mut at = 0;
-                while let Some(head) = ws::frame_at(&bytes[at..]) {
-                    let payload = &bytes[at + head.header_len..at + head.frame_len()];
-                    if head.opcode == ws::TEXT
-                        && payload.starts_with(br#"{"type":"alive","event":"goaway""#)
-                    {
-                        let mut close = Vec::new();
-                        ws::encode_into(
-                            &mut close,
-                            true,
-                            ws::CLOSE,
-                            &1000u16.to_be_bytes(),
-                            Some(MASK),
-                            0,
-                        );
-                        w.input.entry(self.0).or_default().extend_from_slice(&close);
-                        w.answer.push(self.0);
-                    }
-                    at += head.frame_len();
-                }
-            }
-            Ok(n)
-        })
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Stream for SimStream {
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for SimStream {
-    fn drop(&mut self) {
-        world(|w| {
-            w.closed += 1;
-            w.input.remove(&self.0);
-        });
-    }
-}
-
-/// The listeners: a count of connections waiting on each.
-struct SimNet;
-
-fn index(listener: Listener) -> usize {
-    match listener {
-        Listener::Public => 0,
-        Listener::Admin => 1,
-    }
-}
-
-impl Net for SimNet {
-    type Stream = SimStream;
-
-    fn accept(&mut self, listener: Listener) -> io::Result<SimStream> {
-        world(|w| {
-            let waiting = &mut w.backlog[index(listener)];
-            if *waiting == 0 {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            *waiting -= 1;
-            Ok(SimStream(u32::MAX))
-        })
-    }
-
-    fn register(&mut self, stream: &mut SimStream, slot: usize) -> io::Result<()> {
-        stream.0 = slot as u32;
-        world(|w| w.registered.push(stream.0));
-        Ok(())
-    }
-
-    fn close_listener(&mut self, _: Listener) {}
-
-    fn release_spare(&mut self) -> bool {
-        false
-    }
-
-    fn refill_spare(&mut self) {}
-}
+use sim_net::{MASK, SimNet, index, world};
 
 /// The server under test and its clock.
 struct Bench {
