@@ -27,8 +27,7 @@ use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use crate::app::context::Context;
 use crate::app::lifecycle::Phase;
 use crate::base::outbuf::OutQueue;
-use crate::base::time::Due;
-use crate::base::time::{Millis, NEVER};
+use crate::base::time::{Due, Millis, NEVER};
 use crate::config::{Config, EchoMode};
 use crate::protocol::websocket::codec::{frame_into, write_frame, write_header};
 

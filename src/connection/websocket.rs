@@ -7,8 +7,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::app::context::Context;
 use crate::app::service::Service;
-use crate::base::time::Stamp;
-use crate::base::time::{Millis, NEVER, after};
+use crate::base::time::{Millis, NEVER, Stamp, after};
 use crate::config::Config;
 use crate::connection::{Connection, Processed, State, Verdict, high_water};
 use crate::protocol::websocket::codec::MAX_SERVER_HEADER_BYTES;

@@ -11,8 +11,7 @@ use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 
 use crate::base::outbuf::OutQueue;
-use crate::base::time::Stamp;
-use crate::base::time::{Millis, NEVER, after};
+use crate::base::time::{Millis, NEVER, Stamp, after};
 use crate::config::Config;
 use crate::protocol::websocket::codec::{unmask, utf8_so_far, write_close, write_frame};
 use crate::protocol::websocket::{Flow, Received, SessionEnv};
