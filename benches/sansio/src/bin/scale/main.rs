@@ -46,7 +46,7 @@ const START: Millis = (1 << 32) - 10_000;
 
 mod sim_net;
 
-use sim_net::{MASK, SimNet, index, world};
+use sim_net::{MASK, SimNet, client_close, index, world};
 
 /// The server under test and its clock.
 struct Bench {
@@ -267,15 +267,7 @@ fn measure(n: usize) -> Row {
     // Connections: accept, upgrade, one echo, the client's close; 20,000, 100 at a time.
     let closed_before = world(|w| w.closed);
     let hello = masked_text(b"hello");
-    let mut close = Vec::new();
-    ws::encode_into(
-        &mut close,
-        true,
-        ws::CLOSE,
-        &1000u16.to_be_bytes(),
-        Some(MASK),
-        0,
-    );
+    let close = client_close();
     let connection = per_op(20_000, || {
         for _ in 0..200 {
             let batch = bench.accept(Listener::Public, 100);

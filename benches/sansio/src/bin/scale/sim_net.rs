@@ -11,6 +11,20 @@ use wsdrain::net::{Listener, Net, Stream};
 /// A client's masking key.
 pub(crate) const MASK: [u8; 4] = [0x5a, 0x17, 0x99, 0x03];
 
+/// A client's close frame: 1000, masked.
+pub(crate) fn client_close() -> Vec<u8> {
+    let mut close = Vec::new();
+    ws::encode_into(
+        &mut close,
+        true,
+        ws::CLOSE,
+        &1000u16.to_be_bytes(),
+        Some(MASK),
+        0,
+    );
+    close
+}
+
 /// Everything outside the server: input waiting for it, what it wrote, connections waiting to be
 /// accepted. Per connection only what is in flight (an idle one has nothing here), so the RSS
 /// growth is the server's.
@@ -80,16 +94,10 @@ impl Write for SimStream {
                     if head.opcode == ws::TEXT
                         && payload.starts_with(br#"{"type":"alive","event":"goaway""#)
                     {
-                        let mut close = Vec::new();
-                        ws::encode_into(
-                            &mut close,
-                            true,
-                            ws::CLOSE,
-                            &1000u16.to_be_bytes(),
-                            Some(MASK),
-                            0,
-                        );
-                        w.input.entry(self.0).or_default().extend_from_slice(&close);
+                        w.input
+                            .entry(self.0)
+                            .or_default()
+                            .extend_from_slice(&client_close());
                         w.answer.push(self.0);
                     }
                     at += head.frame_len();
