@@ -39,11 +39,20 @@ use net::{Faults, SimNet, World};
 
 /// Seeds `cargo test` runs: `0..CI_SEEDS`, and the seeds that once found a defect.
 const CI_SEEDS: u64 = 2_000;
-/// Issue 21: a 24,000-byte download in progress at SIGTERM, cut at the drain deadline before
-/// the drain's contract said what happens to it.
-const FOUND_SEEDS: [u64; 2] = [6_482_529_878_471_355_997, 6_249_736_736_729_051_562];
-/// Steps after which a run that has not exited is a failure (the drain must end).
-const MAX_STEPS: usize = 20_000;
+/// Seeds that once found a defect. Issue 21: a 24,000-byte download in progress at SIGTERM, cut
+/// at the drain deadline before the drain's contract said what happens to it (the first two).
+/// Issue 23's soak: a short drain that ends with three echo clients' pipes full (a few hundred
+/// bytes a tick), their replies and close frames cut at the deadline, which the exit check took
+/// for the server's fault; it now tells a full pipe from a server that held back.
+const FOUND_SEEDS: [u64; 3] = [
+    6_482_529_878_471_355_997,
+    6_249_736_736_729_051_562,
+    4_794_713_371_642_273_438,
+];
+/// Steps after which a run that has not exited is a failure (the drain must end). With a 1 ms
+/// alive interval the loop steps every millisecond, through a SIGTERM at 15 s and a drain of
+/// 8 s: 23,000 steps (issue 23's soak, seed 1932429491784622679, stopped at 20,000).
+const MAX_STEPS: usize = 50_000;
 
 thread_local! {
     /// A panic in the server (caught by its guard) is a bug the simulation reports.
@@ -223,7 +232,8 @@ struct Reach {
     /// Drains shrunk because SIGTERM found /prestop waiting, or the known grace left less.
     short_drains: u64,
     grace_left_drains: u64,
-    /// HTTP answers still being sent when the drain deadline ended the process.
+    /// Output still being sent when the drain deadline ended the process: HTTP answers, and
+    /// WebSockets' replies and close frames behind a full pipe.
     answers_cut: u64,
     second_signals: u64,
     /// Steps across the wrap of the low 32 bits of the clock with WebSockets open.
@@ -437,10 +447,14 @@ fn run(seed: u64, verbose: bool) -> Result<Outcome, String> {
             for socket in &mut world.borrow_mut().sockets {
                 socket.open_at_exit = socket.accepted && !socket.server_closed;
             }
-            // HTTP answers the exit cuts: only at the drain deadline (the contract), never when
-            // the drain ended because everyone was served.
+            // Output the exit cuts: only at the drain deadline (the contract), never when the
+            // drain ended because everyone was served. An HTTP answer may be cut there; so may a
+            // WebSocket's replies and close frame, but only behind a full pipe (or a write told to wait): the client took
+            // less than the server had for it (a short drain and a slow reader), never because
+            // the server held back what the socket had room for.
             for view in server.connections() {
-                if view.conn.kind() != Kind::Http || view.conn.output_len() == 0 {
+                let kind = view.conn.kind();
+                if !matches!(kind, Kind::Http | Kind::WebSocket) || view.conn.output_len() == 0 {
                     continue;
                 }
                 let at_deadline = sigterm_sent
@@ -459,6 +473,23 @@ fn run(seed: u64, verbose: bool) -> Result<Outcome, String> {
                     .iter_mut()
                     .find(|s| s.slot == Some(view.slot) && s.open_at_exit)
                 {
+                    // Full, or the server's last write was told to wait (a short or refused
+                    // write leaves it waiting for the writable event that room brings).
+                    let pipe_full =
+                        socket.s2c_buf.len() >= socket.s2c_capacity || socket.owe_writable;
+                    if kind == Kind::WebSocket && !pipe_full && !second_sent {
+                        return fail(
+                            step,
+                            now,
+                            format!(
+                                "a WebSocket's output cut by the exit with room toward its \
+                                 client ({} of {} bytes in the pipe, {} queued)",
+                                socket.s2c_buf.len(),
+                                socket.s2c_capacity,
+                                view.conn.output_len()
+                            ),
+                        );
+                    }
                     socket.answer_cut_at_exit = true;
                     reached.answers_cut += 1;
                 }
@@ -592,7 +623,10 @@ fn fixed_seeds_keep_every_invariant() {
         ("waiting /prestop", prestop_waits),
         ("short drains (SIGTERM while /prestop waited)", short_drains),
         ("drains shrunk to the grace period left", grace_left_drains),
-        ("answers cut at the drain deadline", answers_cut),
+        (
+            "answers and WebSocket output cut at the drain deadline",
+            answers_cut,
+        ),
         ("second signals", second_signals),
         (
             "the 32-bit wrap with WebSockets open",

@@ -49,8 +49,9 @@ pub struct Socket {
     pub accepted: bool,
     /// Still open when the server exited (dropped with the process).
     pub open_at_exit: bool,
-    /// An HTTP answer was still being sent when the server exited at its drain deadline: the
-    /// drain's contract cuts it (and counts it in `drain_end`).
+    /// Output was still being sent when the server exited at its drain deadline (an HTTP
+    /// answer, or a WebSocket's behind a full pipe): the drain's contract cuts it (and counts it
+    /// in `drain_end`).
     pub answer_cut_at_exit: bool,
     /// Refused: the listener was closed or its backlog full.
     pub refused: bool,
