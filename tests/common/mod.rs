@@ -261,7 +261,13 @@ impl Client {
 
     fn fill(&mut self) {
         let mut chunk = [0u8; 16384];
-        match self.stream.read(&mut chunk) {
+        // A signal to the test process (the harness's children ending) interrupts a blocking
+        // read; that is no answer from the server, so read again.
+        let mut read = self.stream.read(&mut chunk);
+        while matches!(&read, Err(e) if e.kind() == ErrorKind::Interrupted) {
+            read = self.stream.read(&mut chunk);
+        }
+        match read {
             Ok(0) => panic!(
                 "connection closed mid-response; got {:?}",
                 String::from_utf8_lossy(&self.buf)
@@ -390,6 +396,7 @@ impl RawWs {
             match self.stream.read(&mut chunk) {
                 Ok(0) => panic!("connection closed while waiting for a frame"),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => panic!("no frame: {e}"),
             }
         }
@@ -469,10 +476,13 @@ impl RawWs {
     pub fn expect_tcp_eof(&mut self) {
         self.stream.set_read_timeout(Some(WAIT)).unwrap();
         let mut chunk = [0u8; 64];
-        match self.stream.read(&mut chunk) {
-            Ok(0) => {}
-            Ok(n) => panic!("{n} bytes after the close frame"),
-            Err(e) => panic!("the TCP connection did not end with a FIN: {e}"),
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(n) => panic!("{n} bytes after the close frame"),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => panic!("the TCP connection did not end with a FIN: {e}"),
+            }
         }
     }
 
@@ -485,6 +495,7 @@ impl RawWs {
                 Ok(0) => return,
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::ConnectionReset => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => panic!("TCP connection not closed: {e}"),
             }
         }
