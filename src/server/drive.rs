@@ -108,17 +108,24 @@ pub(super) fn send_alive<S: Stream>(s: &mut Slot<S>, ctx: &mut Context, frame: &
         stream: &mut s.stream,
         last: false,
     };
-    let written = loop {
-        match sender.write(frame) {
-            Ok(n) => break n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break 0,
+    // As the output queue writes (`OutQueue::write_to`): on until the frame is out or the socket
+    // would block, so that a short write leaves the connection as a run would.
+    let mut written = 0;
+    while written < frame.len() {
+        match sender.write(&frame[written..]) {
+            Ok(0) => {
+                log::debug!("conn #{}: write failed: wrote zero bytes", s.conn.id());
+                return Verdict::Close;
+            }
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 log::debug!("conn #{}: write failed: {e}", s.conn.id());
                 return Verdict::Close;
             }
         }
-    };
+    }
     ctx.metrics.bytes_out += written as u64;
     s.conn.on_alive_sent(frame, written, ctx);
     Verdict::Keep
