@@ -278,7 +278,8 @@ fn alive_messages_carry_instance_phase_and_interval() {
         assert_eq!(f.opcode, 1);
         alive.push((started.elapsed(), f.text()));
     }
-    // The first one is at a random point of the first interval, then one per interval.
+    // The first one is within the first interval (at its block's point of the grid), then one
+    // per interval.
     assert!(alive[0].0 < Duration::from_millis(1500), "{alive:?}");
     let gap = alive[1].0 - alive[0].0;
     assert!(

@@ -75,16 +75,14 @@ impl Goodbye {
 }
 
 impl Service {
-    /// A WebSocket has just been opened: queue the hello. Its first alive message comes at a
-    /// random point of the first interval, so clients that connected together do not all get
-    /// theirs in one tick; its age limit (if any) is spread over the last tenth of the age, so
-    /// clients that connected together (after the previous rollout) do not all reconnect at once.
-    pub fn open(out: &mut OutQueue, ctx: &mut Context) -> Self {
+    /// A WebSocket has just been opened (`id`: its connection's accept number): queue the
+    /// hello. Its first alive message comes within the first interval, at its block's point of
+    /// the grid ([`first_alive`]), so clients that connected together do not all get theirs in
+    /// one tick; its age limit (if any) is spread over the last tenth of the age, so clients
+    /// that connected together (after the previous rollout) do not all reconnect at once.
+    pub fn open(out: &mut OutQueue, ctx: &mut Context, id: u32) -> Self {
         let interval = alive_interval_ms(&ctx.config);
-        let next_alive = Due::of(on_alive_grid(
-            ctx.now + 1 + ctx.rng.below(interval),
-            interval,
-        ));
+        let next_alive = Due::of(first_alive(ctx.now, interval, id));
         let age = ctx.config.max_connection_age.as_millis() as u64;
         let goodbye = if age == 0 {
             Goodbye::None
@@ -230,19 +228,22 @@ impl Service {
         self.schedule_next_alive(ctx);
     }
 
-    /// The alive message due now was sent (or skipped): the next is one interval after it, on
-    /// the grid; after a stall, one interval from now.
+    /// The alive message due now was sent (or skipped): the next is one interval after it;
+    /// after a stall, the first time its point of the grid comes again, within one interval from
+    /// now. Its point is kept either way: were the late ones moved to one interval from now,
+    /// every connection a stall caught would share one point of the grid ever after, and the
+    /// spread would be lost.
     fn schedule_next_alive(&mut self, ctx: &mut Context) {
         let now = ctx.now;
         let interval = alive_interval_ms(&ctx.config);
         let next_alive = self.next_alive.at(now);
-        let next = if now >= next_alive + interval {
-            // Fell behind (a stalled or overloaded loop): re-anchor, and let it be seen.
+        let mut next = next_alive + interval;
+        if now >= next {
+            // Fell behind (a stalled or overloaded loop): skip the rounds missed, and let it be
+            // seen.
             ctx.metrics.ws.alive_late += 1;
-            now + interval
-        } else {
-            next_alive + interval
-        };
+            next += (now - next) / interval * interval + interval;
+        }
         self.next_alive = Due::of(on_alive_grid(next, interval));
     }
 }
@@ -270,6 +271,30 @@ pub const ALIVE_GRID_MS: u64 = 100;
 fn on_alive_grid(at: Millis, interval: u64) -> Millis {
     let grid = gcd(ALIVE_GRID_MS, interval).max(1);
     at.div_ceil(grid) * grid
+}
+
+/// Connections take the points of the alive grid in turn, in blocks of this many accepted one
+/// after another (see [`first_alive`]).
+const ALIVE_BLOCK: u64 = 64;
+
+/// The first alive time of connection `id` (its accept number), opened at `now`: the first time
+/// after `now` that its block's point of the grid comes. Blocks of [`ALIVE_BLOCK`] connections
+/// take the grid's points in turn, so any crowd that connected together (a rollout's
+/// reconnections) is spread evenly over the interval, as a random point would spread it. Unlike
+/// a random point, the messages of one grid step then go to connections accepted one after
+/// another, whose memory lies together, in the server's slab and in the kernel's socket objects
+/// alike: measured on loopback (`benches/RESULTS.md`, issue 23), random points cost 1.2× the
+/// CPU per alive message, for uWebSockets spreading its sends as much as for wsdrain, all of it
+/// cache misses on sockets touched in no order.
+fn first_alive(now: Millis, interval: u64, id: u32) -> Millis {
+    if interval == 0 {
+        return now + 1;
+    }
+    let grid = gcd(ALIVE_GRID_MS, interval).max(1);
+    let points = interval / grid;
+    let phase = (u64::from(id) / ALIVE_BLOCK) % points * grid;
+    let base = now + 1;
+    base + (phase + interval - base % interval) % interval
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
@@ -411,7 +436,7 @@ mod tests {
         ctx.now = 1_000;
         let mut per_tenth = [0u32; 10];
         for _ in 0..2_000 {
-            let at = Service::open(&mut OutQueue::new(), &mut ctx)
+            let at = Service::open(&mut OutQueue::new(), &mut ctx, 0)
                 .goodbye
                 .at(1_000)
                 - 1_000;
@@ -423,5 +448,82 @@ mod tests {
             per_tenth.iter().all(|&n| (120..=280).contains(&n)),
             "{per_tenth:?}"
         );
+    }
+
+    /// A context with `ALIVE_INTERVAL` set to `interval`, at time `now`.
+    fn alive_context(interval: &str, now: Millis) -> Context {
+        let interval = interval.to_string();
+        let Ok(crate::config::Command::Run(config)) =
+            crate::config::Config::parse(Vec::<String>::new(), |name| {
+                (name == "ALIVE_INTERVAL").then(|| interval.clone())
+            })
+        else {
+            panic!("config")
+        };
+        let mut ctx = Context::new(
+            *config,
+            crate::app::static_files::StaticFiles::default(),
+            "t",
+            crate::base::timers::Rng::seeded(3),
+            std::time::SystemTime::now,
+        );
+        ctx.now = now;
+        ctx
+    }
+
+    #[test]
+    fn alive_points_are_taken_in_blocks_evenly() {
+        // 1 s on the 100 ms grid: 10 points. 30 blocks of 64 connections opened together take
+        // the points in turn, 3 blocks each; a block shares one point.
+        let mut ctx = alive_context("1s", 12_345);
+        let mut per_point = [0u32; 10];
+        let mut last_point = None;
+        for id in 0..30 * 64 {
+            let at = Service::open(&mut OutQueue::new(), &mut ctx, id)
+                .next_alive
+                .at(12_345);
+            assert_eq!(at % 100, 0, "id {id}: {at} is off the grid");
+            assert!((12_346..=13_345).contains(&at), "id {id}: {at}");
+            let point = (at % 1_000 / 100) as usize;
+            per_point[point] += 1;
+            if id % 64 != 0 {
+                assert_eq!(Some(point), last_point, "id {id} left its block's point");
+            } else if let Some(last) = last_point {
+                assert_eq!(point, (last + 1) % 10, "block of id {id}");
+            }
+            last_point = Some(point);
+        }
+        assert_eq!(per_point, [192; 10]);
+        // An interval off the 100 ms grid: 150 ms has 3 points of 50 ms.
+        let mut ctx = alive_context("150ms", 1_000);
+        let points: Vec<u64> = (0..3 * 64)
+            .step_by(64)
+            .map(|id| {
+                Service::open(&mut OutQueue::new(), &mut ctx, id)
+                    .next_alive
+                    .at(1_000)
+            })
+            .collect();
+        assert_eq!(points, [1_050, 1_100, 1_150]);
+    }
+
+    #[test]
+    fn a_stall_keeps_the_alive_point() {
+        // The loop stalled 3.5 intervals past an alive time: the next one comes at the same
+        // point of the grid, the first time it comes again, not one interval from the moment
+        // the loop woke (which would move every connection the stall caught to one point).
+        let mut ctx = alive_context("1s", 1_000);
+        let mut service = Service::open(&mut OutQueue::new(), &mut ctx, 64 * 3);
+        let first = service.next_alive.at(1_000);
+        assert_eq!(first, 1_300);
+        ctx.now = first + 3_500;
+        service.alive_sent(&mut ctx);
+        assert_eq!(service.next_alive.at(ctx.now), first + 4_000);
+        assert_eq!(ctx.metrics.ws.alive_late, 1);
+        // On time: one interval after the last, not late.
+        ctx.now = first + 4_000;
+        service.alive_sent(&mut ctx);
+        assert_eq!(service.next_alive.at(ctx.now), first + 5_000);
+        assert_eq!(ctx.metrics.ws.alive_late, 1);
     }
 }

@@ -76,7 +76,7 @@ impl Connection {
                 self.respond(switching, false, ctx);
                 self.state = State::WebSocket(WebSocket {
                     session: Session::new(ctx.now),
-                    service: Service::open(&mut self.output, ctx),
+                    service: Service::open(&mut self.output, ctx, self.id),
                 });
                 ctx.metrics.ws.upgrades += 1;
             }
