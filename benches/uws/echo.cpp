@@ -16,8 +16,9 @@
 //     --fanout publish  every socket subscribes to one topic at open and the timer calls
 //                       app.publish: uWS's own fan-out path (topic tree, corked batches); a
 //                       subscription costs memory per socket, so memory runs use "each".
-//     --fanout spread   as wsdrain spreads them: each socket is given a random point of a
-//                       100 ms grid at open (ALIVE_MS a multiple of 100), and a timer every
+//     --fanout spread   as wsdrain spreads them: sockets take the points of a 100 ms grid
+//                       in turn at open, in blocks of 64 opened one after another (ALIVE_MS a
+//                       multiple of 100), and a timer every
 //                       100 ms sends to the sockets of that point, one ws->send each: every
 //                       socket one message per ALIVE_MS, the first within its first interval,
 //                       and a tenth of them per tick at 1 s instead of all in one.
@@ -59,6 +60,9 @@ const int GRID_MS = 100;
 WS *grid_lists[1024] = {};
 unsigned grid_points = 1;
 unsigned long long grid_ticks = 0;
+// spread: sockets opened so far; a socket's point is its block's (ALIVE_BLOCK consecutive opens).
+unsigned long long opened = 0;
+const unsigned long long ALIVE_BLOCK = 64;
 
 enum class Fanout { Each, Publish, Spread };
 Fanout fanout = Fanout::Each;
@@ -75,7 +79,7 @@ WS *&list_of(WS *ws) {
 
 void link(WS *ws) {
     Socket *s = ws->getUserData();
-    if (fanout == Fanout::Spread) s->point = (unsigned) (std::rand() % grid_points);
+    if (fanout == Fanout::Spread) s->point = (unsigned) (opened++ / ALIVE_BLOCK % grid_points);
     WS *&head = list_of(ws);
     s->next = head;
     if (head) head->getUserData()->prev = ws;
