@@ -226,9 +226,17 @@ test('short drain, the 1012 before the next socket could open: the page waits fo
     assert.deepEqual(phases(rec), [['started', 'pod-e'], ['moved', 'pod-e']]);
     assert.equal(rec.sockets.length, 2);
     assertResentOnceToF(rec);
-    // pod-e's own account: what came after its 1012 is exactly what the page re-sent.
+    // pod-e's own account: what came after its 1012 is what the page re-sent, but for at most
+    // one message more on the page's side: one sent in the moment the 1012 had reached the
+    // browser and not yet the page (readyState still OPEN), which the browser drops after its
+    // close answer. The page cannot know, so it re-sends it, as it must. Two fresh-clone CI runs
+    // saw it (7 re-sent against 6 counted; 4 against 3).
     const exit = eventCounts(serverE, 'exit');
-    assert.equal(exit.ws_messages_after_close, rec.requeued.length, 'pod-e\'s messages after close = the page\'s re-sends');
+    const afterClose = exit.ws_messages_after_close;
+    assert.ok(
+      afterClose <= rec.requeued.length && rec.requeued.length <= afterClose + 1,
+      `pod-e's ${afterClose} messages after close, the page's ${rec.requeued.length} re-sends`,
+    );
     assert.deepEqual([drainEnd(serverE).notices, drainEnd(serverE).forced], [1, 1]);
     t.diagnostic(`short drain, held: ${typed.length} typed, ${rec.requeued.length} sent after pod-e's 1012, re-sent to pod-f`);
   });
