@@ -419,21 +419,7 @@ mod tests {
 
     #[test]
     fn age_closes_spread_over_the_last_tenth() {
-        let Ok(crate::config::Command::Run(config)) =
-            crate::config::Config::parse(Vec::<String>::new(), |name| {
-                (name == "MAX_CONNECTION_AGE").then(|| "100s".to_string())
-            })
-        else {
-            panic!("config")
-        };
-        let mut ctx = Context::new(
-            *config,
-            crate::app::static_files::StaticFiles::default(),
-            "t",
-            crate::base::timers::Rng::seeded(3),
-            std::time::SystemTime::now,
-        );
-        ctx.now = 1_000;
+        let mut ctx = context_with("MAX_CONNECTION_AGE", "100s", 1_000);
         let mut per_tenth = [0u32; 10];
         for _ in 0..2_000 {
             let at = Service::open(&mut OutQueue::new(), &mut ctx, 0)
@@ -450,12 +436,11 @@ mod tests {
         );
     }
 
-    /// A context with `ALIVE_INTERVAL` set to `interval`, at time `now`.
-    fn alive_context(interval: &str, now: Millis) -> Context {
-        let interval = interval.to_string();
+    /// A context with one setting (`name` = `value`), at time `now`.
+    fn context_with(name: &str, value: &str, now: Millis) -> Context {
         let Ok(crate::config::Command::Run(config)) =
-            crate::config::Config::parse(Vec::<String>::new(), |name| {
-                (name == "ALIVE_INTERVAL").then(|| interval.clone())
+            crate::config::Config::parse(Vec::<String>::new(), |setting| {
+                (setting == name).then(|| value.to_string())
             })
         else {
             panic!("config")
@@ -475,7 +460,7 @@ mod tests {
     fn alive_points_are_taken_in_blocks_evenly() {
         // 1 s on the 100 ms grid: 10 points. 30 blocks of 64 connections opened together take
         // the points in turn, 3 blocks each; a block shares one point.
-        let mut ctx = alive_context("1s", 12_345);
+        let mut ctx = context_with("ALIVE_INTERVAL", "1s", 12_345);
         let mut per_point = [0u32; 10];
         let mut last_point = None;
         for id in 0..30 * 64 {
@@ -495,7 +480,7 @@ mod tests {
         }
         assert_eq!(per_point, [192; 10]);
         // An interval off the 100 ms grid: 150 ms has 3 points of 50 ms.
-        let mut ctx = alive_context("150ms", 1_000);
+        let mut ctx = context_with("ALIVE_INTERVAL", "150ms", 1_000);
         let points: Vec<u64> = (0..3 * 64)
             .step_by(64)
             .map(|id| {
@@ -512,7 +497,7 @@ mod tests {
         // The loop stalled 3.5 intervals past an alive time: the next one comes at the same
         // point of the grid, the first time it comes again, not one interval from the moment
         // the loop woke (which would move every connection the stall caught to one point).
-        let mut ctx = alive_context("1s", 1_000);
+        let mut ctx = context_with("ALIVE_INTERVAL", "1s", 1_000);
         let mut service = Service::open(&mut OutQueue::new(), &mut ctx, 64 * 3);
         let first = service.next_alive.at(1_000);
         assert_eq!(first, 1_300);
