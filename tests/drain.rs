@@ -464,3 +464,54 @@ fn still_open_counts_public_connections_not_a_scrapers_keep_alive() {
     );
     drop(scraper);
 }
+
+#[test]
+fn a_drain_of_more_than_2047_websockets_closes_each_with_its_1012_spread_over_the_window() {
+    // Past 2,047 connections, neighbours in the server's slab share a drain time (in groups of
+    // 1/1,024 of them): the large drain's path, end to end. Every WebSocket still gets its 1012
+    // and closes cleanly, and the times still spread over the whole window.
+    const CLIENTS: usize = 2_100;
+    let mut server = TestServer::start(&[
+        ("HANDOVER_TIMEOUT", "0"),
+        ("DRAIN_WINDOW", "2s"),
+        ("CLOSE_TIMEOUT", "10s"),
+        ("ALIVE_INTERVAL", "0"),
+        ("RUST_LOG", "info"),
+    ]);
+    let mut clients: Vec<RawWs> = (0..CLIENTS)
+        .map(|_| RawWs::connect(server.public))
+        .collect();
+    server.signal("TERM");
+    server.wait_event("draining", WAIT);
+    // In accept order: a close that came while an earlier one was awaited waits in its socket,
+    // and the server waits CLOSE_TIMEOUT for the answer.
+    for (i, ws) in clients.iter_mut().enumerate() {
+        let f = ws.read_reply();
+        assert_eq!(
+            (f.opcode, f.close_code()),
+            (8, Some(1012)),
+            "client {i}: {f:?}"
+        );
+        ws.answer_close(1012);
+    }
+    let status = server.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(0), "{}", server.log_text());
+
+    let end = server.wait_event("drain_end", WAIT);
+    let n = |key: &str| {
+        end.number(key)
+            .unwrap_or_else(|| panic!("no {key} in {end:?}"))
+    };
+    assert_eq!(n("closes_sent"), CLIENTS as u64, "{end:?}");
+    assert_eq!(n("clean"), CLIENTS as u64, "{end:?}");
+    assert_eq!((n("timed_out"), n("cut")), (0, 0), "{end:?}");
+    assert!(n("last_ms") - n("first_ms") >= 1600, "{end:?}");
+    let plan = DrainPlan::from_fields(&server.wait_event("drain_schedule", WAIT))
+        .expect("the plan reads back");
+    assert_eq!(plan.closes(), CLIENTS, "{plan:?}");
+    // About a quarter in each quarter (525); groups of two make it no less even.
+    assert!(
+        plan.per_quarter.iter().all(|&q| (400..=650).contains(&q)),
+        "{plan:?}"
+    );
+}
