@@ -267,9 +267,15 @@ pub fn alive_frame(ctx: &Context, text: &mut String, frame: &mut Vec<u8>) {
 /// announced in `interval_ms`, never stretched to the next grid point.
 pub const ALIVE_GRID_MS: u64 = 100;
 
+/// The step of the alive grid for `interval`: [`ALIVE_GRID_MS`], or the largest step dividing
+/// both.
+fn alive_grid(interval: u64) -> u64 {
+    gcd(ALIVE_GRID_MS, interval).max(1)
+}
+
 /// `at` moved up to the next point of the alive grid of `interval`.
 fn on_alive_grid(at: Millis, interval: u64) -> Millis {
-    let grid = gcd(ALIVE_GRID_MS, interval).max(1);
+    let grid = alive_grid(interval);
     at.div_ceil(grid) * grid
 }
 
@@ -290,7 +296,7 @@ fn first_alive(now: Millis, interval: u64, id: u32) -> Millis {
     if interval == 0 {
         return now + 1;
     }
-    let grid = gcd(ALIVE_GRID_MS, interval).max(1);
+    let grid = alive_grid(interval);
     let points = interval / grid;
     let phase = (u64::from(id) / ALIVE_BLOCK) % points * grid;
     let base = now + 1;
