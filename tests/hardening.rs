@@ -327,7 +327,7 @@ fn a_ping_flood_is_answered_with_bounded_memory() {
 
 #[test]
 fn smuggling_shapes_and_odd_requests_get_a_clear_answer_and_close() {
-    let server = TestServer::start(&[]);
+    let mut server = TestServer::start(&[]);
     let cases: &[(&[u8], u16)] = &[
         (
             b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -358,6 +358,7 @@ fn smuggling_shapes_and_odd_requests_get_a_clear_answer_and_close() {
         (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
         (b"GET / HTTP/3.0\r\nHost: t\r\n\r\n", 505),
     ];
+    let mut refused = std::collections::HashMap::<u16, usize>::new();
     for (request, status) in cases {
         let shown = String::from_utf8_lossy(request).into_owned();
         let mut c = Client::connect(server.public);
@@ -366,13 +367,21 @@ fn smuggling_shapes_and_odd_requests_get_a_clear_answer_and_close() {
         assert_eq!(r.status, *status, "{shown:?}");
         assert_eq!(r.header("connection"), Some("close"), "{shown:?}");
         assert!(c.read_to_close(WAIT).is_ok(), "{shown:?}");
+        // Refused before any route saw it, and logged with its status and reason.
+        let count = refused.entry(*status).or_default();
+        *count += 1;
+        let lines = server.wait_log_lines(&format!(": bad request: {status} "), *count);
+        assert!(
+            lines[*count - 1].contains(" DEBUG "),
+            "{shown:?}: {lines:?}"
+        );
     }
     assert_eq!(get(server.public, "/healthz").status, 200);
 }
 
 #[test]
 fn allowed_origins_refuse_other_sites_with_403() {
-    let server = TestServer::start(&[(
+    let mut server = TestServer::start(&[(
         "ALLOWED_ORIGINS",
         "https://good.example,http://localhost:8080",
     )]);
@@ -395,6 +404,7 @@ fn allowed_origins_refuse_other_sites_with_403() {
     );
     let refused = upgrade(Some("https://evil.example"));
     assert_eq!(refused.status, 403);
+    server.wait_log(": GET /ws -> 403", WAIT);
     // Off by default: any Origin may connect.
     let open = TestServer::start(&[]);
     let mut request = UPGRADE.trim_end_matches("\r\n").to_string();

@@ -270,7 +270,7 @@ fn http_1_0_closes_unless_keep_alive_is_asked() {
 
 #[test]
 fn every_bad_request_gets_its_status_and_others_are_still_served() {
-    let server = TestServer::start(&[]);
+    let mut server = TestServer::start(&[]);
     let long_header = format!(
         "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
         "a".repeat(9000)
@@ -280,58 +280,132 @@ fn every_bad_request_gets_its_status_and_others_are_still_served() {
         "X-A: 1\r\n".repeat(80)
     );
     let long_target = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(9000));
-    // (request, status, connection closes afterwards)
-    let cases: Vec<(&[u8], u16, bool)> = vec![
-        (b"this is not http\r\n\r\n", 400, true),
-        (b"GET / HTTP/1.1\r\n\r\n", 400, true),
-        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, true),
+    // (request, status, connection closes afterwards, its log line after `conn #N: `)
+    let cases: Vec<(&[u8], u16, bool, &str)> = vec![
+        (
+            b"this is not http\r\n\r\n",
+            400,
+            true,
+            "bad request: 400 malformed request",
+        ),
+        (
+            b"GET / HTTP/1.1\r\n\r\n",
+            400,
+            true,
+            "bad request: 400 HTTP/1.1 needs exactly one Host header",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            400,
+            true,
+            "bad request: 400 HTTP/1.1 needs exactly one Host header",
+        ),
         (
             b"GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n",
             400,
             true,
+            "bad request: 400 invalid header name",
         ),
         (
             b"GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n folded\r\n\r\n",
             400,
             true,
+            "bad request: 400 obsolete line folding is not accepted",
         ),
         (
             b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n",
             400,
             true,
+            "bad request: 400 both Content-Length and Transfer-Encoding",
         ),
         (
             b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
             400,
             true,
+            "bad request: 400 more than one Content-Length",
         ),
         (
             b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n",
             400,
             true,
+            "bad request: 400 invalid Content-Length",
         ),
         (
             b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n0123456789",
             413,
             true,
+            "bad request: 413 request bodies are not accepted here",
         ),
         (
             b"GET /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             413,
             true,
+            "bad request: 413 request bodies are not accepted here",
         ),
-        (long_header.as_bytes(), 431, true),
-        (many_headers.as_bytes(), 431, true),
-        (long_target.as_bytes(), 431, true),
-        (b"BREW /pot HTTP/1.1\r\nHost: t\r\n\r\n", 501, true),
-        (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505, true),
-        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, true),
-        (b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", 200, false),
-        (b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n", 404, false),
-        (b"DELETE /healthz HTTP/1.1\r\nHost: t\r\n\r\n", 405, false),
-        (b"GET /%zz HTTP/1.1\r\nHost: t\r\n\r\n", 400, true),
+        (
+            long_header.as_bytes(),
+            431,
+            true,
+            "bad request: 431 request head too large",
+        ),
+        (
+            many_headers.as_bytes(),
+            431,
+            true,
+            "bad request: 431 too many header fields",
+        ),
+        (
+            long_target.as_bytes(),
+            431,
+            true,
+            "bad request: 431 request head too large",
+        ),
+        (
+            b"BREW /pot HTTP/1.1\r\nHost: t\r\n\r\n",
+            501,
+            true,
+            "bad request: 501 method not implemented",
+        ),
+        (
+            b"GET / HTTP/2.0\r\nHost: t\r\n\r\n",
+            505,
+            true,
+            "bad request: 505 only HTTP/1.0 and HTTP/1.1 are supported",
+        ),
+        (
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            505,
+            true,
+            "bad request: 505 only HTTP/1.0 and HTTP/1.1 are supported",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: t\r\n\r\n",
+            200,
+            false,
+            "GET / -> 200",
+        ),
+        (
+            b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n",
+            404,
+            false,
+            "GET /nope -> 404",
+        ),
+        (
+            b"DELETE /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+            405,
+            false,
+            "DELETE /healthz -> 405",
+        ),
+        (
+            b"GET /%zz HTTP/1.1\r\nHost: t\r\n\r\n",
+            400,
+            true,
+            "GET /%zz -> 400",
+        ),
     ];
-    for (request, status, closes) in cases {
+    // Each answer is logged, at debug: a line per connection is detail, not an event.
+    let mut logged_before = std::collections::HashMap::<&str, usize>::new();
+    for (request, status, closes, logged) in cases {
         let shown = String::from_utf8_lossy(&request[..request.len().min(60)]).into_owned();
         let mut c = Client::connect(server.public);
         c.send(request);
@@ -355,6 +429,13 @@ fn every_bad_request_gets_its_status_and_others_are_still_served() {
                 "{shown:?}: connection not reusable"
             );
         }
+        let count = logged_before.entry(logged).or_default();
+        *count += 1;
+        let lines = server.wait_log_lines(&format!(": {logged}"), *count);
+        assert!(
+            lines[*count - 1].contains(" DEBUG "),
+            "{shown:?}: {lines:?}"
+        );
         // Another client is served meanwhile.
         assert_eq!(get(server.public, "/healthz").status, 200);
     }

@@ -23,6 +23,18 @@ fn next_text(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> String {
     }
 }
 
+/// Checks that the `nth` (from 1) close with `code` the server started was logged, at debug
+/// (one connection's detail), with the reason its close frame carried.
+#[track_caller]
+fn assert_close_logged(server: &mut TestServer, code: u16, nth: usize, reason: &str) {
+    let lines = server.wait_log_lines(&format!(": websocket: closing with {code}: "), nth);
+    let line = &lines[nth - 1];
+    assert!(
+        line.contains(" DEBUG ") && line.ends_with(&format!(": {reason}")),
+        "close {code} #{nth} ({reason:?}) logged as: {line}"
+    );
+}
+
 #[test]
 fn text_is_answered_reversed_by_unicode_scalar_values() {
     let server = TestServer::start(&[]);
@@ -81,13 +93,14 @@ fn bytes_sent_with_the_upgrade_request_belong_to_the_websocket() {
 
 #[test]
 fn message_size_limit_is_1009_and_checked_from_the_header() {
-    let server = TestServer::start(&[("MAX_MESSAGE_SIZE", "1KiB")]);
+    let mut server = TestServer::start(&[("MAX_MESSAGE_SIZE", "1KiB")]);
     let mut ws = RawWs::connect(server.public);
     let at_limit = "a".repeat(1024);
     ws.send_text(&at_limit);
     assert_eq!(ws.read_reply().payload.len(), 1024);
     ws.send_text(&"a".repeat(1025));
-    ws.expect_close(1009);
+    let reason = ws.expect_close(1009);
+    assert_close_logged(&mut server, 1009, 1, &reason);
 
     // A header that declares 1 MiB is refused before any payload is sent.
     let mut ws = RawWs::connect(server.public);
@@ -95,19 +108,21 @@ fn message_size_limit_is_1009_and_checked_from_the_header() {
     header.extend_from_slice(&(1u64 << 20).to_be_bytes());
     header.extend_from_slice(&[1, 2, 3, 4]);
     ws.send_raw(&header);
-    ws.expect_close(1009);
+    let reason = ws.expect_close(1009);
+    assert_close_logged(&mut server, 1009, 2, &reason);
 
     // Fragments that add up to more than the limit.
     let mut ws = RawWs::connect(server.public);
     ws.send(false, 1, "a".repeat(600).as_bytes());
     ws.send(true, 0, "a".repeat(600).as_bytes());
-    ws.expect_close(1009);
+    let reason = ws.expect_close(1009);
+    assert_close_logged(&mut server, 1009, 3, &reason);
     assert_eq!(get(server.public, "/healthz").status, 200);
 }
 
 #[test]
 fn protocol_violations_close_with_1002() {
-    let server = TestServer::start(&[]);
+    let mut server = TestServer::start(&[]);
     let mask = Some([9, 8, 7, 6]);
     let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
         (
@@ -166,7 +181,7 @@ fn protocol_violations_close_with_1002() {
         ),
     ];
     let violations = cases.len();
-    for (name, frames) in cases {
+    for (nth, (name, frames)) in (1..).zip(cases) {
         let mut ws = RawWs::connect(server.public);
         for f in frames {
             ws.send_raw(&f);
@@ -178,6 +193,7 @@ fn protocol_violations_close_with_1002() {
             "{name}: {reply:?}"
         );
         ws.expect_tcp_close();
+        assert_close_logged(&mut server, 1002, nth, &reply.close_reason());
     }
     assert_metrics(
         server.admin,
@@ -192,13 +208,13 @@ fn protocol_violations_close_with_1002() {
 fn a_64_bit_length_with_its_top_bit_set_is_1002_not_1009() {
     // RFC 6455 §5.2: the most significant bit of a 64-bit length MUST be 0. Such a header is
     // malformed, not a large message.
-    let server = TestServer::start(&[]);
-    for (first, length) in [
+    let mut server = TestServer::start(&[]);
+    for (nth, (first, length)) in (1..).zip([
         (0x81, 1u64 << 63),
         (0x81, u64::MAX),
         (0x82, (1u64 << 63) | 5),
         (0x01, 1u64 << 63),
-    ] {
+    ]) {
         let mut ws = RawWs::connect(server.public);
         let mut header = vec![first, 0x80 | 127];
         header.extend_from_slice(&length.to_be_bytes());
@@ -212,12 +228,13 @@ fn a_64_bit_length_with_its_top_bit_set_is_1002_not_1009() {
             String::from_utf8_lossy(&reply.payload)
         );
         ws.expect_tcp_close();
+        assert_close_logged(&mut server, 1002, nth, &reply.close_reason());
     }
 }
 
 #[test]
 fn invalid_utf8_closes_with_1007() {
-    let server = TestServer::start(&[]);
+    let mut server = TestServer::start(&[]);
     type Frames = Vec<(bool, u8, Vec<u8>)>;
     let cases: Vec<(&str, Frames)> = vec![
         ("one frame", vec![(true, 1, vec![b'a', 0xff, b'b'])]),
@@ -232,6 +249,7 @@ fn invalid_utf8_closes_with_1007() {
         ),
         ("close reason", vec![(true, 8, vec![0x03, 0xe8, 0xff])]),
     ];
+    let mut nth = 0;
     for (name, frames) in cases {
         let mut ws = RawWs::connect(server.public);
         for (fin, opcode, payload) in frames {
@@ -244,19 +262,23 @@ fn invalid_utf8_closes_with_1007() {
             "{name}: {reply:?}"
         );
         ws.expect_tcp_close();
+        nth += 1;
+        assert_close_logged(&mut server, 1007, nth, &reply.close_reason());
     }
     // Fail fast: a fragment that can never become valid fails before the message ends.
     let mut ws = RawWs::connect(server.public);
     ws.send(false, 1, &[b'a', 0xc0, 0x80]);
-    ws.expect_close(1007);
+    let reason = ws.expect_close(1007);
+    assert_close_logged(&mut server, 1007, nth + 1, &reason);
 }
 
 #[test]
 fn binary_is_refused_with_1003_unless_echo_mode() {
-    let server = TestServer::start(&[]);
+    let mut server = TestServer::start(&[]);
     let mut ws = RawWs::connect(server.public);
     ws.send(true, 2, &[1, 2, 3]);
-    ws.expect_close(1003);
+    let reason = ws.expect_close(1003);
+    assert_close_logged(&mut server, 1003, 1, &reason);
 
     let server = TestServer::start(&[("ECHO_MODE", "echo")]);
     let mut ws = RawWs::connect_echo(server.public);
@@ -445,7 +467,7 @@ fn a_client_that_sends_but_never_reads_is_throttled_then_closed() {
 
 #[test]
 fn upgrade_variants() {
-    let server = TestServer::start(&[]);
+    let mut server = TestServer::start(&[]);
     let good = "Host: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
     let cases: Vec<(String, u16, &str)> = vec![
         (format!("GET /ws HTTP/1.1\r\n{good}\r\n"), 101, ""),
@@ -464,9 +486,20 @@ fn upgrade_variants() {
         (format!("GET /ws HTTP/1.0\r\n{good}\r\n"), 400, "HTTP/1.1"),
         (format!("POST /ws HTTP/1.1\r\n{good}\r\n"), 405, "method not allowed"),
     ];
+    let mut logged_before = std::collections::HashMap::<String, usize>::new();
     for (request, status, reason) in cases {
         let r = raw(server.public, request.as_bytes());
         assert_eq!(r.status, status, "{request}");
+        let logged = match status {
+            101 => "upgraded to WebSocket".to_string(),
+            _ => format!(
+                "{} /ws -> {status}",
+                &request[..request.find(' ').unwrap_or(0)]
+            ),
+        };
+        let count = logged_before.entry(logged.clone()).or_default();
+        *count += 1;
+        server.wait_log_lines(&format!(": {logged}"), *count);
         assert!(r.text().contains(reason), "{request}: {}", r.text());
         if status == 426 {
             assert_eq!(r.header("sec-websocket-version"), Some("13"));
@@ -536,7 +569,7 @@ fn many_tiny_messages_in_one_write_are_all_answered_in_order() {
 
 #[test]
 fn output_cap_counts_payload_and_closes_with_1008_past_it() {
-    let server = TestServer::start(&[("MAX_OUTPUT_BYTES", "4KiB"), ("ALIVE_INTERVAL", "0")]);
+    let mut server = TestServer::start(&[("MAX_OUTPUT_BYTES", "4KiB"), ("ALIVE_INTERVAL", "0")]);
     // A reply as large as the cap fits (its frame header is not counted).
     let mut ws = RawWs::connect(server.public);
     ws.send_text(&"a".repeat(4096));
@@ -546,7 +579,8 @@ fn output_cap_counts_payload_and_closes_with_1008_past_it() {
     // A reply past the cap is sent, then the connection is closed with 1008.
     ws.send_text(&"b".repeat(5000));
     assert_eq!(ws.read_reply().payload.len(), 5000);
-    ws.expect_close(1008);
+    let reason = ws.expect_close(1008);
+    assert_close_logged(&mut server, 1008, 1, &reason);
 }
 
 #[test]

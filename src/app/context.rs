@@ -130,10 +130,11 @@ impl Context {
         }
     }
 
-    /// What a WebSocket session works with: "now", the settings and its counters; no static
-    /// files, no connection counts, no lifecycle.
-    pub fn session_env(&mut self) -> SessionEnv<'_> {
+    /// What the WebSocket session of connection `conn` works with: "now", the settings and its
+    /// counters; no static files, no connection counts, no lifecycle.
+    pub fn session_env(&mut self, conn: u32) -> SessionEnv<'_> {
         SessionEnv {
+            conn,
             now: self.now,
             config: &self.config,
             counters: &mut self.metrics.ws,

@@ -47,7 +47,7 @@ impl Connection {
                 tungstenite::protocol::frame::coding::CloseCode::Restart,
                 "server stopping now; reconnect",
                 &mut self.output,
-                &mut ctx.session_env(),
+                &mut ctx.session_env(self.id),
             );
         }
     }
@@ -72,7 +72,7 @@ impl Connection {
                 tungstenite::protocol::frame::coding::CloseCode::Error,
                 "internal error",
                 &mut self.output,
-                &mut ctx.session_env(),
+                &mut ctx.session_env(self.id),
             ),
             State::Http { .. } | State::AwaitPreStop(_) => {
                 let e = HttpError {

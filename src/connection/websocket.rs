@@ -54,8 +54,11 @@ impl Connection {
         };
         if now >= stalled {
             log::debug!("conn #{}: client stopped reading its WebSocket", self.id);
-            ws.session
-                .drop_not_reading("not reading", &mut self.output, &mut ctx.session_env());
+            ws.session.drop_not_reading(
+                "not reading",
+                &mut self.output,
+                &mut ctx.session_env(self.id),
+            );
             return Verdict::Close;
         }
         if self.close_after_flush {
@@ -64,7 +67,7 @@ impl Connection {
         if !ws.session.closing()
             && let Some(close) = ws.service.on_timeout(&mut self.output, ctx)
         {
-            let mut env = ctx.session_env();
+            let mut env = ctx.session_env(self.id);
             ws.session
                 .start_close(close.code, close.reason, &mut self.output, &mut env);
             self.waiting_begins(stalled, now);
@@ -72,7 +75,7 @@ impl Connection {
         }
         match ws
             .session
-            .on_timeout(&mut self.output, &mut ctx.session_env())
+            .on_timeout(&mut self.output, &mut ctx.session_env(self.id))
         {
             Flow::Open => {}
             Flow::Finish => self.close_after_flush = true,
@@ -133,9 +136,12 @@ impl Connection {
             if self.output.len() >= high_water {
                 break None;
             }
-            let received =
-                ws.session
-                    .receive(buf, &mut used, &mut self.output, &mut ctx.session_env());
+            let received = ws.session.receive(
+                buf,
+                &mut used,
+                &mut self.output,
+                &mut ctx.session_env(self.id),
+            );
             let (text, payload) = match received {
                 Received::Wait => break None,
                 Received::End(flow) => break Some(flow),
@@ -165,7 +171,7 @@ impl Connection {
                 Ok(()) => None,
             };
             if let Some((code, reason)) = refusal {
-                let mut env = ctx.session_env();
+                let mut env = ctx.session_env(self.id);
                 break Some(ws.session.fail(code, reason, &mut self.output, &mut env));
             }
         };

@@ -125,6 +125,13 @@ impl TestServer {
         ok(self.server.wait_log(needle, timeout))
     }
 
+    /// Waits until `count` log lines contain `needle` and returns them: one per bad input of a
+    /// table of alike inputs (their lines differ only in the connection's number).
+    #[track_caller]
+    pub fn wait_log_lines(&mut self, needle: &str, count: usize) -> Vec<String> {
+        ok(self.server.wait_log_lines(needle, count, WAIT))
+    }
+
     /// Waits for the lifecycle line `event` (seen before or arriving within `timeout`) and
     /// returns its fields: tests read numbers by key, never from prose.
     #[track_caller]
@@ -413,8 +420,9 @@ impl RawWs {
         }
     }
 
-    /// Expects a close frame with `code` next (after any alive/ping), then the TCP close.
-    pub fn expect_close(&mut self, code: u16) {
+    /// Expects a close frame with `code` next (after any alive/ping), then the TCP close;
+    /// returns the frame's reason.
+    pub fn expect_close(&mut self, code: u16) -> String {
         let f = self.read_reply();
         assert_eq!(
             (f.opcode, f.close_code()),
@@ -423,6 +431,7 @@ impl RawWs {
             String::from_utf8_lossy(&f.payload)
         );
         self.expect_tcp_close();
+        f.close_reason()
     }
 
     /// Sends `frame` over and over until a write makes no progress for 500 ms (the server has

@@ -76,6 +76,8 @@ pub enum Received<'a> {
 /// What a session may use besides its own state: the loop's "now", the settings, its counters.
 #[derive(Debug)]
 pub struct SessionEnv<'a> {
+    /// The connection's number, for its log lines.
+    pub conn: u32,
     /// Loop time of the current iteration.
     pub now: Millis,
     /// Validated settings.

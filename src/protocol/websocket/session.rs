@@ -130,13 +130,17 @@ impl Session {
         match self.phase {
             Phase::CloseQueued => Flow::Open,
             Phase::CloseSent => {
-                log::debug!("websocket: no close frame from the client within the close timeout");
+                log::debug!(
+                    "conn #{}: websocket: no close frame from the client within the close timeout",
+                    env.conn
+                );
                 env.counters.close_timeouts += 1;
                 Flow::Drop
             }
             Phase::PingSent => {
                 log::debug!(
-                    "websocket: no pong within {:?}; dropping",
+                    "conn #{}: websocket: no pong within {:?}; dropping",
+                    env.conn,
                     config.pong_timeout
                 );
                 env.counters.ping_timeouts += 1;
@@ -187,7 +191,11 @@ impl Session {
         out: &mut OutQueue,
         env: &mut SessionEnv<'_>,
     ) -> Flow {
-        log::debug!("websocket: closing with {}: {reason}", u16::from(code));
+        log::debug!(
+            "conn #{}: websocket: closing with {}: {reason}",
+            env.conn,
+            u16::from(code)
+        );
         self.start_close(code, reason, out, env);
         Flow::Finish
     }
@@ -485,7 +493,7 @@ impl Session {
         env.counters.close(code.map_or(1005, u16::from), false);
         env.counters.clean_closes += 1;
         if self.closing() {
-            log::debug!("websocket: close handshake complete");
+            log::debug!("conn #{}: websocket: close handshake complete", env.conn);
             return Step::CloseAnswered;
         }
         // Echo the client's code, as RFC 6455 §5.5.1 asks.

@@ -184,6 +184,16 @@ impl Frame {
             _ => None,
         }
     }
+
+    /// A close frame's reason (after its code), lossily decoded; empty for any other frame.
+    pub fn close_reason(&self) -> String {
+        match &self.payload[..] {
+            [_, _, reason @ ..] if self.opcode == CLOSE => {
+                String::from_utf8_lossy(reason).into_owned()
+            }
+            _ => String::new(),
+        }
+    }
 }
 
 /// The frame at the start of `buf` and the bytes it takes, if it is complete.

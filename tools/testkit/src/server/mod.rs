@@ -80,6 +80,24 @@ impl Server {
         .map(|(_, line)| line)
     }
 
+    /// Waits until `count` log lines contain `needle` (logged before, or within `timeout`) and
+    /// returns them: for checks that each of several alike inputs was logged, where
+    /// [`Server::wait_log`] would find the first one again.
+    pub fn wait_log_lines(
+        &mut self,
+        needle: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<String>, String> {
+        let what = format!("{count} log lines with {needle:?}");
+        let mut lines = Vec::new();
+        self.wait_for(&what, timeout, |new| {
+            let matching = new.iter().filter(|l| l.text.contains(needle));
+            lines.extend(matching.map(|l| l.text.clone()));
+            (lines.len() >= count).then(|| lines.clone())
+        })
+    }
+
     /// Waits for the lifecycle line `event` (logged before, or within `timeout`) and returns
     /// its fields.
     pub fn wait_event(&mut self, event: &str, timeout: Duration) -> Result<EventFields, String> {
@@ -194,13 +212,29 @@ impl Server {
         timeout: Duration,
         matches: impl Fn(&str) -> bool,
     ) -> Result<(Instant, String), String> {
+        self.wait_for(what, timeout, |new| {
+            new.iter()
+                .find(|l| matches(&l.text))
+                .map(|l| (l.read_at, l.text.clone()))
+        })
+    }
+
+    /// Waits until `found` finds what it looks for, for at most `timeout`: it is given the
+    /// whole log first, then each time lines arrive, the lines it has not seen yet (so a long
+    /// log is read once, not again at every line).
+    fn wait_for<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut found: impl FnMut(&[Line]) -> Option<T>,
+    ) -> Result<T, String> {
         let deadline = Instant::now() + timeout;
         let mut seen = 0;
         loop {
             {
                 let log = self.log.lock().map_err(|_| "log poisoned".to_string())?;
-                if let Some(line) = log[seen..].iter().find(|l| matches(&l.text)) {
-                    return Ok((line.read_at, line.text.clone()));
+                if let Some(it) = found(&log[seen..]) {
+                    return Ok(it);
                 }
                 seen = log.len();
             }
