@@ -5,7 +5,9 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{DrainPlan, RawWs, TestServer, WAIT, eventually, get, metric, ws_client};
+use common::{
+    DrainPlan, RawWs, TestServer, WAIT, eventually, get, metric, raise_open_files_limit, ws_client,
+};
 use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
 
@@ -460,6 +462,8 @@ fn a_drain_of_more_than_2047_websockets_closes_each_with_its_1012_spread_over_th
     // 1/1,024 of them): the large drain's path, end to end. Every WebSocket still gets its 1012
     // and closes cleanly, and the times still spread over the whole window.
     const CLIENTS: usize = 2_100;
+    // Its clients and the other drain tests' running beside it (the server has its own limit).
+    raise_open_files_limit(CLIENTS as u64 + 500);
     let mut server = TestServer::start(&[
         ("HANDOVER_TIMEOUT", "0"),
         ("DRAIN_WINDOW", "2s"),

@@ -522,6 +522,17 @@ pub fn ws_client(addr: SocketAddr) -> tungstenite::WebSocket<TcpStream> {
     ws
 }
 
+/// Raises this test process's open-files limit to its hard limit, and fails unless `needed`
+/// descriptors fit: the common default soft limit, 1,024, is less than the largest tests open.
+#[track_caller]
+pub fn raise_open_files_limit(needed: u64) {
+    let limit = ok(rlimit::increase_nofile_limit(u64::MAX).map_err(|e| e.to_string()));
+    assert!(
+        limit >= needed,
+        "this test needs {needed} open files; the hard limit allows {limit} (ulimit -Hn)"
+    );
+}
+
 /// Waits until `condition` holds, checking every 20 ms, for at most `timeout`; for state the
 /// server reports only when asked (metrics), where no event can be awaited.
 pub fn eventually(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
