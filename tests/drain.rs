@@ -18,7 +18,7 @@ struct Seen {
     closed_after: Duration,
     code: Option<CloseCode>,
     replies: usize,
-    /// Replies to messages sent after the signal (the drain keeps WebSockets working).
+    /// Replies to messages sent once the server was draining (it keeps WebSockets working).
     replies_in_drain: usize,
     saw_draining_alive: bool,
 }
@@ -38,10 +38,13 @@ fn websockets_keep_working_then_close_with_1012_spread_over_the_window() {
     ]);
     let (ready, all_ready) = std::sync::mpsc::channel();
     let signalled = Arc::new(std::sync::OnceLock::<Instant>::new());
+    // Set once the server has logged that it drains: replies before it prove nothing.
+    let draining = Arc::new(std::sync::OnceLock::<()>::new());
     let clients: Vec<_> = (0..CLIENTS)
         .map(|i| {
             let ready = ready.clone();
             let signalled = signalled.clone();
+            let draining = draining.clone();
             let addr = server.public;
             std::thread::spawn(move || {
                 let mut ws = ws_client(addr);
@@ -73,9 +76,14 @@ fn websockets_keep_working_then_close_with_1012_spread_over_the_window() {
                     .set_read_timeout(Some(Duration::from_millis(50)))
                     .unwrap();
                 let give_up = Instant::now() + WAIT;
+                // The first message sent once the server was draining.
+                let mut first_in_drain = None;
                 loop {
                     assert!(Instant::now() < give_up, "client {i}: no close frame");
                     if seen.code.is_none() && sent == seen.replies {
+                        if draining.get().is_some() {
+                            first_in_drain.get_or_insert(sent);
+                        }
                         ws.send(Message::text(format!("{i}:{sent}"))).unwrap();
                         sent += 1;
                     }
@@ -87,8 +95,9 @@ fn websockets_keep_working_then_close_with_1012_spread_over_the_window() {
                             let expected: String =
                                 format!("{i}:{}", seen.replies).chars().rev().collect();
                             assert_eq!(t.as_str(), expected, "client {i}: replies out of order");
+                            let in_drain = first_in_drain.is_some_and(|f| seen.replies >= f);
+                            seen.replies_in_drain += usize::from(in_drain);
                             seen.replies += 1;
-                            seen.replies_in_drain += usize::from(signalled.get().is_some());
                         }
                         Ok(Message::Close(frame)) => {
                             let at = signalled.get().expect("close before the signal");
@@ -114,6 +123,7 @@ fn websockets_keep_working_then_close_with_1012_spread_over_the_window() {
     signalled.set(Instant::now()).unwrap();
     server.signal("TERM");
     server.wait_event("draining", WAIT);
+    draining.set(()).unwrap();
 
     // During the drain: new connections are refused, open ones keep working, probes answer.
     assert!(std::net::TcpStream::connect(server.public).is_err());
@@ -143,28 +153,25 @@ fn websockets_keep_working_then_close_with_1012_spread_over_the_window() {
     times.sort();
     let span = times[CLIENTS - 1] - times[0];
     assert!(span >= window.mul_f64(0.8), "closes span only {span:?}");
+    // Seen by busy client threads: a generous margin after the window's end. The times are
+    // random, so each quarter's share is too: 5 of 100 is 4.6 standard deviations below 25 (a
+    // chance under 10^-6 a run), while a drain that bunched its closes would miss it by far.
     assert!(
-        times[CLIENTS - 1] < window + Duration::from_millis(500),
+        times[CLIENTS - 1] < window + Duration::from_millis(1500),
         "{times:?}"
     );
     for quarter in 0..4 {
         let from = window.mul_f64(quarter as f64 / 4.0);
         let to = window.mul_f64((quarter + 1) as f64 / 4.0);
         let n = times.iter().filter(|t| **t >= from && **t < to).count();
-        assert!(
-            n >= CLIENTS / 10,
-            "quarter {quarter} has {n} closes: {times:?}"
-        );
+        assert!(n >= 5, "quarter {quarter} has {n} closes: {times:?}");
     }
 
     // The server's own record of the schedule, and its counters, balance.
     let plan = every_close_sent_and_answered(&mut server, CLIENTS);
     // The plan, logged when the drain began, is spread the same way.
     assert_eq!(plan.window_ms, window.as_millis() as u64, "{plan:?}");
-    assert!(
-        plan.per_quarter.iter().all(|&n| n >= CLIENTS / 10),
-        "{plan:?}"
-    );
+    assert!(plan.per_quarter.iter().all(|&n| n >= 5), "{plan:?}");
     let exit = server.wait_event("exit", WAIT);
     let n = |key: &str| {
         exit.number(key)
@@ -269,9 +276,12 @@ fn an_open_websocket_keeps_echoing_while_new_connections_are_refused() {
         std::net::TcpStream::connect(public).is_err(),
         "the public port still accepts"
     );
-    // Echo keeps working until this connection's turn comes.
+    // Echo keeps working until this connection's turn comes: within the window and the
+    // handover timeout (3 s + 5 s), well inside the bound.
     let mut echoed = 0;
+    let give_up = Instant::now() + 2 * WAIT;
     loop {
+        assert!(Instant::now() < give_up, "no 1012 after {echoed} echoes");
         ws.send_text("ping?");
         let f = ws.read_reply();
         if f.opcode == 8 {
@@ -493,9 +503,11 @@ fn a_drain_of_more_than_2047_websockets_closes_each_with_its_1012_spread_over_th
     let plan = every_close_sent_and_answered(&mut server, CLIENTS);
     let end = server.wait_event("drain_end", WAIT);
     assert_eq!(end.number("cut"), Some(0), "{end:?}");
-    // About a quarter in each quarter (525); groups of two make it no less even.
+    // About a quarter in each quarter: 1,050 groups of two at random times put 525 ± 28 in
+    // each; 350 to 700 is over six standard deviations either way, while one bunched quarter
+    // would hold most of them.
     assert!(
-        plan.per_quarter.iter().all(|&q| (400..=650).contains(&q)),
+        plan.per_quarter.iter().all(|&q| (350..=700).contains(&q)),
         "{plan:?}"
     );
 }

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Instant;
+
 use common::{RawWs, TestServer, WAIT};
 
 /// Reads frames until the goaway notice, answering nothing; returns its text.
@@ -63,7 +65,9 @@ fn a_client_that_ignores_the_notice_keeps_working_until_the_handover_timeout_clo
     read_notice(&mut ws);
     // An old client reads the notice as one more alive message and goes on until the close.
     let mut echoed = 0;
+    let give_up = Instant::now() + WAIT;
     let close = loop {
+        assert!(Instant::now() < give_up, "no 1012 after {echoed} echoes");
         ws.send_text("still?");
         let f = ws.read_reply();
         if f.opcode == 8 {

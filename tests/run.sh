@@ -18,7 +18,8 @@ tier "cargo test"
 # test-faults: the panic trigger one test needs (a cargo feature no release build enables).
 # --workspace: the test kit's and the tools' own unit tests too (the rollout harness's ran with
 # the server's until it became a package of its own).
-cargo test --workspace --locked --features wsdrain/test-faults
+# Its own limit, far above its 5 minutes (compiling included), so a hung test fails the run.
+timeout --kill-after=10 900 cargo test --workspace --locked --features wsdrain/test-faults
 
 # The release binaries every later tier runs, built once here: a cold build with LTO takes
 # minutes, which would otherwise count against the first tier's own time limit.
