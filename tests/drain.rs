@@ -194,16 +194,18 @@ fn a_client_that_never_answers_the_close_frame_is_dropped_after_close_timeout() 
         ("ALIVE_INTERVAL", "0"),
     ]);
     let mut ws = RawWs::connect(server.public);
+    // From before the signal: the server's close timeout starts later (when it sends the
+    // 1012), so 700 ms is a bound no slow reader can miss.
+    let signalled = Instant::now();
     server.signal("TERM");
     let close = ws.read_reply();
-    let closed_at = Instant::now();
     assert_eq!(close.close_code(), Some(1012));
     assert!(String::from_utf8_lossy(&close.payload[2..]).contains("restarting"));
     // Say nothing: the server gives up after CLOSE_TIMEOUT and the process exits 0.
     ws.expect_tcp_close();
-    let waited = closed_at.elapsed();
+    let waited = signalled.elapsed();
     assert!(
-        waited >= Duration::from_millis(600) && waited < Duration::from_secs(3),
+        waited >= Duration::from_millis(700) && waited < Duration::from_secs(4),
         "{waited:?}"
     );
     assert_eq!(server.wait_exit(WAIT).code(), Some(0));
@@ -255,10 +257,9 @@ fn second_signal_sends_1012_to_everyone_and_exits_at_once() {
     let mut clients: Vec<RawWs> = (0..5).map(|_| RawWs::connect(server.public)).collect();
     server.signal("TERM");
     server.wait_event("draining", WAIT);
-    let started = Instant::now();
+    // At once: well before the 60 s window, which `wait_exit`'s bound could not wait out.
     server.signal("TERM");
     assert_eq!(server.wait_exit(WAIT).code(), Some(0));
-    assert!(started.elapsed() < Duration::from_secs(2));
     for ws in &mut clients {
         assert_eq!(ws.read_reply().close_code(), Some(1012));
         ws.expect_tcp_close();
@@ -311,13 +312,9 @@ fn sigterm_during_prestop_answers_the_hook_and_drains_websockets() {
     // During preStop the WebSocket is fully served.
     ws.send_text("prestop");
     assert_eq!(ws.read_reply().text(), "potserp");
-    let started = Instant::now();
     server.signal("TERM");
+    // At once, not after the 30 s delay: `response` waits at most WAIT.
     assert_eq!(hook.response().status, 200);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "the hook was not answered at once"
-    );
     assert_eq!(ws.read_reply().close_code(), Some(1012));
     ws.answer_close(1012);
     assert_eq!(server.wait_exit(WAIT).code(), Some(0));

@@ -423,8 +423,13 @@ fn websockets_are_closed_with_1012_before_max_connection_age() {
     const CLIENTS: usize = 10;
     let age = Duration::from_secs(2);
     let server = TestServer::start(&[("MAX_CONNECTION_AGE", "2s"), ("ALIVE_INTERVAL", "0")]);
+    // Each clock starts before its connection, so the server's starts later: a lower bound
+    // taken from it cannot be missed by a slow client.
     let clients: Vec<(RawWs, Instant)> = (0..CLIENTS)
-        .map(|_| (RawWs::connect(server.public), Instant::now()))
+        .map(|_| {
+            let opened = Instant::now();
+            (RawWs::connect(server.public), opened)
+        })
         .collect();
     // Each client waits for its own close in its own thread: read one after another, a late
     // close would hide the earlier ones behind it.

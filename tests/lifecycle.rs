@@ -7,6 +7,26 @@ use std::time::{Duration, Instant};
 
 use common::{Client, TestServer, WAIT, assert_metrics, get};
 
+/// Each `/prestop` call as the server logged it: (when it came, when it is answered), in ms of
+/// the server's uptime.
+fn prestop_calls(server: &mut TestServer, count: usize) -> Vec<(u64, u64)> {
+    let lines = server.wait_log_lines(": GET /prestop at uptime ", count);
+    let number = |text: &str| text.trim().trim_end_matches(" ms").parse::<u64>().ok();
+    lines
+        .iter()
+        .map(|line| {
+            let (_, call) = line
+                .split_once(": GET /prestop at uptime ")
+                .unwrap_or_default();
+            let (came, answered) = call.split_once(" ms, answered at ").unwrap_or_default();
+            match (number(came), number(answered)) {
+                (Some(came), Some(answered)) => (came, answered),
+                _ => panic!("not a /prestop line: {line}"),
+            }
+        })
+        .collect()
+}
+
 #[test]
 fn prestop_answers_after_the_delay_without_blocking_anyone() {
     let mut server = TestServer::start(&[("PRESTOP_DELAY", "2s")]);
@@ -18,10 +38,10 @@ fn prestop_answers_after_the_delay_without_blocking_anyone() {
     let prestop = server.wait_event("prestop", WAIT);
     assert_eq!(prestop.number("answer_in_ms"), Some(2_500), "{prestop:?}");
 
-    // While it waits: liveness answers at once, readiness says 503, the public side serves.
-    let probe = Instant::now();
+    // While it waits: liveness answers (and the hook still has no answer: it blocks no one),
+    // readiness says 503, the public side serves.
     assert_eq!(get(server.admin, "/healthz").status, 200);
-    assert!(probe.elapsed() < Duration::from_millis(500));
+    assert!(first.nothing_arrived(), "the hook was answered early");
     let ready = get(server.admin, "/readyz");
     assert_eq!(
         (ready.status, ready.text().as_str()),
@@ -31,24 +51,23 @@ fn prestop_answers_after_the_delay_without_blocking_anyone() {
     assert_eq!(get(server.public, "/").status, 200);
     assert_metrics(server.admin, &[("wsdrain_phase{phase=\"prestop\"}", 1.0)]);
 
-    // A second, concurrent call shares the first one's deadline.
+    // A second, concurrent call, made later, shares the first one's deadline (by the server's
+    // own clock).
     let mut second = Client::connect(server.admin);
     second.send(b"GET /prestop HTTP/1.1\r\nHost: t\r\n\r\n");
     let r1 = first.response();
     let t1 = started.elapsed();
     let r2 = second.response();
-    let t2 = started.elapsed();
     assert_eq!((r1.status, r2.status), (200, 200));
     assert!(t1 >= Duration::from_millis(2_400), "answered early: {t1:?}");
-    assert!(t1 < Duration::from_secs(5), "answered late: {t1:?}");
-    assert!(
-        t2 - t1 < Duration::from_millis(500),
-        "not the same deadline: {t1:?} {t2:?}"
-    );
-    // The connection is kept alive after the answer, and a later call answers at once.
-    let again = Instant::now();
+    let calls = prestop_calls(&mut server, 2);
+    assert!(calls[1].0 > calls[0].0, "{calls:?}");
+    assert_eq!(calls[1].1, calls[0].1, "not the same deadline: {calls:?}");
+    assert_eq!(calls[0].1 - calls[0].0, 2_500, "{calls:?}");
+    // The connection is kept alive after the answer, and a later call is answered at once.
     assert_eq!(first.get("/prestop").status, 200);
-    assert!(again.elapsed() < Duration::from_millis(500));
+    let calls = prestop_calls(&mut server, 3);
+    assert!(calls[2].1 <= calls[2].0, "{calls:?}");
     assert!(server.running());
 }
 
@@ -121,15 +140,13 @@ fn prestop_first_called_during_the_drain_answers_at_once() {
     server.wait_event("draining", WAIT);
 
     let mut hook = Client::connect(server.admin);
-    hook.stream
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .unwrap();
-    let started = Instant::now();
     hook.send(b"GET /prestop HTTP/1.1\r\nHost: t\r\n\r\n");
-    // The first /prestop of the run, during the drain: answered at once, not at exit.
+    // The first /prestop of the run, during the drain: answered at once (by the server's
+    // clock), not at exit.
     let r = hook.response();
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(started.elapsed() < Duration::from_secs(3));
+    let call = prestop_calls(&mut server, 1)[0];
+    assert!(call.1 <= call.0, "{call:?}");
     assert!(
         server.running(),
         "the drain should still be waiting for the WebSocket"
@@ -144,10 +161,9 @@ fn second_signal_exits_at_once() {
     server.signal("TERM");
     server.wait_event("draining", WAIT);
     assert!(server.running());
-    let started = Instant::now();
+    // At once: well before the 60 s window, which `wait_exit`'s bound could not wait out.
     server.signal("TERM");
     assert_eq!(server.wait_exit(WAIT).code(), Some(0));
-    assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(
         server.wait_event("stop_now", WAIT).get("signal"),
         Some("SIGTERM")

@@ -118,7 +118,12 @@ impl Context {
 
     /// Milliseconds since the loop started.
     pub fn uptime_ms(&self) -> Millis {
-        self.now.saturating_sub(self.started)
+        self.uptime_at(self.now)
+    }
+
+    /// Loop time `at` as time since start, as logs and messages give it.
+    pub fn uptime_at(&self, at: Millis) -> Millis {
+        at.saturating_sub(self.started)
     }
 
     /// Advances the loop time, refreshing the `Date` header when a second has passed.

@@ -63,7 +63,12 @@ impl Connection {
                 self.respond(response, head_only, ctx);
             }
             Action::AwaitPreStop { answer_at } => {
-                log::debug!("conn #{}: GET /prestop waits for the deadline", self.id);
+                log::debug!(
+                    "conn #{}: GET /prestop at uptime {} ms, answered at {} ms",
+                    self.id,
+                    ctx.uptime_ms(),
+                    ctx.uptime_at(answer_at)
+                );
                 self.state = State::AwaitPreStop(PendingAnswer {
                     at: answer_at,
                     head_only,

@@ -212,6 +212,17 @@ impl Client {
         }
     }
 
+    /// Whether nothing has arrived from the server yet (not even a close), looked at without
+    /// waiting.
+    pub fn nothing_arrived(&mut self) -> bool {
+        self.stream.set_nonblocking(true).expect("nonblocking");
+        let mut byte = [0u8; 1];
+        let nothing =
+            matches!(self.stream.peek(&mut byte), Err(e) if e.kind() == ErrorKind::WouldBlock);
+        self.stream.set_nonblocking(false).expect("blocking");
+        nothing && self.buf.is_empty()
+    }
+
     pub fn send(&mut self, raw: &[u8]) {
         self.stream.write_all(raw).expect("send");
     }
