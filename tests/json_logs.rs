@@ -10,8 +10,22 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// The server with JSON logs: its lines, parsed, arrive on the receiver as it writes them.
-fn start(extra: &[(&str, &str)]) -> (std::process::Child, mpsc::Receiver<Value>) {
+/// A line of the server's output: a JSON line, parsed; or what must not be there (a line that
+/// is not JSON, anything at all on stderr, where a panic would write), said in words.
+type Line = Result<Value, String>;
+
+/// The server process, killed if the test fails while it runs.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The server with JSON logs: its lines arrive on the receiver as it writes them.
+fn start(extra: &[(&str, &str)]) -> (Running, mpsc::Receiver<Line>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wsdrain"))
         .envs([
             ("BIND", "127.0.0.1"),
@@ -29,24 +43,53 @@ fn start(extra: &[(&str, &str)]) -> (std::process::Child, mpsc::Receiver<Value>)
         .expect("start the server");
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let to_stderr = tx.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let value: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
-            if tx.send(value).is_err() {
+            let parsed =
+                serde_json::from_str(&line).map_err(|e| format!("not a JSON line ({e}): {line}"));
+            if tx.send(parsed).is_err() {
                 return;
             }
         }
     });
-    (child, rx)
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if to_stderr.send(Err(format!("on stderr: {line}"))).is_err() {
+                return;
+            }
+        }
+    });
+    (Running(child), rx)
+}
+
+/// The next line, within `WAIT`; `what` names it in the failure.
+fn next_line(rx: &mpsc::Receiver<Line>, what: &str, seen: &[Value]) -> Value {
+    match rx.recv_timeout(WAIT) {
+        Ok(Ok(line)) => line,
+        Ok(Err(wrong)) => panic!("{wrong}"),
+        Err(_) => panic!("no {what}; saw {seen:#?}"),
+    }
+}
+
+/// Waits for the process's output to end (it has exited), and checks that every line left
+/// was JSON and nothing came on stderr.
+fn rest_is_clean(rx: &mpsc::Receiver<Line>) {
+    loop {
+        match rx.recv_timeout(WAIT) {
+            Ok(Ok(_)) => {}
+            Ok(Err(wrong)) => panic!("{wrong}"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("the output did not end"),
+        }
+    }
 }
 
 /// Lines until one with `"event": event`; returns it and everything read on the way.
-fn until_event(rx: &mpsc::Receiver<Value>, event: &str, seen: &mut Vec<Value>) -> Value {
+fn until_event(rx: &mpsc::Receiver<Line>, event: &str, seen: &mut Vec<Value>) -> Value {
     loop {
-        let line = rx
-            .recv_timeout(WAIT)
-            .unwrap_or_else(|_| panic!("no {event} line; saw {seen:#?}"));
+        let line = next_line(rx, &format!("{event} line"), seen);
         seen.push(line.clone());
         if line["event"] == event {
             return line;
@@ -74,7 +117,7 @@ fn each_level_is_a_cloud_logging_severity_and_lifecycle_fields_are_json_fields()
     slow.write_all(b"GET / HT").expect("send");
     // The debug line of its accept is prose: the message alone, no event.
     loop {
-        let line = rx.recv_timeout(WAIT).expect("the accept's debug line");
+        let line = next_line(&rx, "debug line of the accept", &seen);
         seen.push(line.clone());
         if line["message"]
             .as_str()
@@ -86,7 +129,7 @@ fn each_level_is_a_cloud_logging_severity_and_lifecycle_fields_are_json_fields()
         }
     }
     let killed = Command::new("kill")
-        .args(["-s", "TERM", &child.id().to_string()])
+        .args(["-s", "TERM", &child.0.id().to_string()])
         .status()
         .expect("kill(1)");
     assert!(killed.success());
@@ -114,7 +157,8 @@ fn each_level_is_a_cloud_logging_severity_and_lifecycle_fields_are_json_fields()
         "{end}"
     );
     until_event(&rx, "exit", &mut seen);
-    assert_eq!(child.wait().expect("exit").code(), Some(0));
+    assert_eq!(child.0.wait().expect("exit").code(), Some(0));
+    rest_is_clean(&rx);
     drop(slow);
 }
 
@@ -132,5 +176,6 @@ fn a_server_that_cannot_run_logs_an_error() {
             .is_some_and(|e| e.contains("PORT")),
         "{stopped}"
     );
-    assert_eq!(child.wait().expect("exit").code(), Some(1));
+    assert_eq!(child.0.wait().expect("exit").code(), Some(1));
+    rest_is_clean(&rx);
 }

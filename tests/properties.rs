@@ -218,14 +218,15 @@ proptest! {
         let routes::Action::Respond(response) = routes::handle(&head, Listener::Public, &mut ctx) else {
             return Ok(());
         };
-        if response.status != 301 {
-            return Ok(());
-        }
-        let location = response
+        // Any answer that sends the browser elsewhere, whatever its status, is held to this.
+        let Some(location) = response
             .headers
             .lines()
             .find_map(|l| l.strip_prefix("Location: "))
-            .unwrap_or_default();
+        else {
+            return Ok(());
+        };
+        prop_assert_eq!(response.status, 301, "{} -> {}", target, location);
         // `//x` and `/\x` are scheme-relative to a browser: another host.
         prop_assert!(location.starts_with('/'), "{target} -> {location}");
         prop_assert!(!location.starts_with("//") && !location.starts_with("/\\"), "{target} -> {location}");
@@ -248,8 +249,6 @@ proptest! {
             for segment in key.split('/') {
                 prop_assert!(segment != ".." && segment != "." && !segment.is_empty() || key.is_empty());
             }
-            let joined = Path::new("/srv/static").join(&key);
-            prop_assert!(joined.starts_with("/srv/static"));
         }
     }
 }
@@ -338,6 +337,7 @@ proptest! {
         let header = if text.len() < 126 { 2 } else { 4 };
         let reversed = String::from_utf8(reply[header..].to_vec()).unwrap();
         prop_assert_eq!(reversed.chars().count(), text.chars().count());
+        prop_assert_eq!(&reversed, &text.chars().rev().collect::<String>());
         let (again, _) = run_session(&frame(true, 1, reversed.as_bytes(), true, 0), &[]);
         prop_assert_eq!(&again[header..], text.as_bytes());
     }
