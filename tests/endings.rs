@@ -126,7 +126,9 @@ fn a_known_grace_period_shrinks_a_drain_that_no_longer_fits() {
 fn an_answer_still_being_sent_at_the_drain_deadline_is_cut_and_counted() {
     // A client that stops reading in the middle of an 8 MB download (a small receive buffer,
     // so the kernel's buffers cannot take it all): the drain's deadline (0 + 0 + 300 ms + 2 s
-    // of linger) ends the process with the answer unsent; the drain_end line says so.
+    // of linger) ends the process with the answer unsent; the drain_end line says so. (The
+    // server's send buffer grows with the congestion window, which the 4 KiB receive window
+    // keeps small: it passed as well with tcp_wmem's maximum raised from 4 to 16 MiB.)
     let dir = temp_dir("big-static");
     std::fs::write(dir.join("big.bin"), vec![b'x'; 8_000_000]).expect("write the big file");
     let dir = dir.display().to_string();

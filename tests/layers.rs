@@ -1,6 +1,7 @@
 //! The architecture, checked: `src/` is layered (`docs/ARCHITECTURE.md`, "Layout"), and a
 //! module uses only the layers below it. A `use crate::…` (or any `crate::…` path in code) that
-//! points up or sideways fails this test, naming the file and the line.
+//! points up or sideways fails this test, naming the file and the line; so does a chain of
+//! `super::` that climbs out of its own folder to another.
 
 use std::path::{Path, PathBuf};
 
@@ -44,6 +45,45 @@ fn crate_paths(line: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The top-level modules a line of code reaches by climbing with `super::` past the crate's
+/// root, from a module `depth` levels below it (`app::service::tests` is 3): a chain shorter
+/// than that stays inside its own folder.
+fn modules_climbed_to(line: &str, depth: usize) -> Vec<&str> {
+    let code = line.split("//").next().unwrap_or("");
+    let mut found = Vec::new();
+    let mut rest = code;
+    while let Some(i) = rest.find("super::") {
+        let starts_word = rest[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'));
+        let mut after = &rest[i..];
+        let mut climbs = 0;
+        while let Some(next) = after.strip_prefix("super::") {
+            climbs += 1;
+            after = next;
+        }
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        if starts_word && climbs >= depth && end > 0 {
+            found.push(&after[..end]);
+        }
+        rest = after;
+    }
+    found
+}
+
+/// How many levels below the crate's root the module of `rel` (a path under `src/`) is.
+fn module_depth(rel: &Path) -> usize {
+    let parts = rel.iter().count();
+    if rel.file_name().is_some_and(|f| f == "mod.rs") {
+        parts - 1
+    } else {
+        parts
+    }
+}
+
 #[test]
 fn each_layer_uses_only_the_layers_below_it() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -64,8 +104,17 @@ fn each_layer_uses_only_the_layers_below_it() {
             continue;
         };
         let text = std::fs::read_to_string(file).expect("read");
+        let mut depth = module_depth(rel);
         for (n, line) in text.lines().enumerate() {
-            for used in crate_paths(line) {
+            // An inline module (`mod tests {`, at the end of a file) is one level deeper.
+            let trimmed = line.trim_start();
+            if (trimmed.starts_with("mod ") || trimmed.starts_with("pub mod "))
+                && trimmed.ends_with('{')
+            {
+                depth += 1;
+            }
+            let climbed = modules_climbed_to(line, depth);
+            for used in crate_paths(line).into_iter().chain(climbed) {
                 checked += 1;
                 let ok = used == own || layer_of(used).is_some_and(|l| l < own_layer);
                 if !ok {
@@ -113,4 +162,14 @@ fn the_checker_sees_a_path_that_points_up() {
         crate_paths("    let x = crate::app::a(crate::net::b);"),
         vec!["app", "net"]
     );
+    // From `app::service::tests` (3 levels down): two climbs stay in `app`, three leave it.
+    assert_eq!(
+        modules_climbed_to(
+            "use super::super::Service; use super::super::super::server::S;",
+            3
+        ),
+        vec!["server"]
+    );
+    assert_eq!(module_depth(Path::new("app/service/tests.rs")), 3);
+    assert_eq!(module_depth(Path::new("app/mod.rs")), 1);
 }
