@@ -148,8 +148,11 @@ fn slowloris_connections_are_closed_at_the_header_timeout_while_others_are_serve
             at >= timeout - Duration::from_millis(100),
             "connection {i} closed early at {at:?}"
         );
+        // Seen by this loop, which also serves a GET, an echo and 1,000 reads each pass: a
+        // margin for a busy machine. A deadline that the dribble pushed on would come after the
+        // whole head (37 s at a byte a second) and fail "never closed" above instead.
         assert!(
-            at <= opened + timeout + Duration::from_millis(1500),
+            at <= opened + timeout + Duration::from_secs(3),
             "connection {i} closed late at {at:?}"
         );
     }
