@@ -629,3 +629,39 @@ fn an_answer_queued_long_after_the_last_progress_gets_its_idle_timeout_from_now(
     // The client takes nothing yet: it has IDLE_TIMEOUT from now.
     assert_eq!(conn.next_deadline(&ctx), 3_000);
 }
+
+#[test]
+fn a_head_sent_in_pieces_gets_the_verdict_it_would_get_whole() {
+    // A read that ends no line is not parsed again (that would be quadratic in the head), but
+    // a byte no head may hold, or reaching the size limit, still decides at once: a 400 or a
+    // 431, not a 408 at the header timeout.
+    let at_limit = [b"GET /".to_vec(), vec![b'a'; 1024 - 5]];
+    let cases: [(Vec<Vec<u8>>, &str); 3] = [
+        (
+            vec![b"GET / HT".to_vec(), b"TP/1.1\x01 junk".to_vec()],
+            "400",
+        ),
+        (
+            vec![b"GET / HTTP/1.1\r\nX: ".to_vec(), b"a\x7fb".to_vec()],
+            "400",
+        ),
+        (at_limit.to_vec(), "431"),
+    ];
+    for (pieces, status) in cases {
+        let mut ctx = context(&[("HEADER_TIMEOUT", "10s"), ("MAX_HEADER_BYTES", "1KiB")]);
+        let mut conn = Connection::new(1, Listener::Public, 0);
+        let mut client = SlowReader {
+            received: Vec::new(),
+            budget: usize::MAX,
+        };
+        for mut piece in pieces {
+            assert_eq!(conn.on_bytes(&mut piece, &mut ctx), Verdict::Keep);
+            settle(&mut conn, &mut ctx, &mut client);
+        }
+        let answer = String::from_utf8_lossy(&client.received);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{status}: {answer:?}"
+        );
+    }
+}
