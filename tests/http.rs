@@ -561,7 +561,7 @@ fn kept_alive_connection_closes_after_idle_timeout() {
 
 #[test]
 fn max_connections_answers_503_at_once_and_recovers() {
-    let server = TestServer::start(&[("MAX_CONNECTIONS", "3")]);
+    let mut server = TestServer::start(&[("MAX_CONNECTIONS", "3")]);
     let mut held: Vec<Client> = (0..3).map(|_| Client::connect(server.public)).collect();
     for c in &mut held {
         assert_eq!(c.get("/healthz").status, 200);
@@ -583,6 +583,13 @@ fn max_connections_answers_503_at_once_and_recovers() {
             5.0,
         )],
     );
+    // An operator sees it at warn: the first refusal at once, then at most a line a second.
+    let full = server.wait_event("connections_full", WAIT);
+    let fields = ["cap", "http", "websockets", "refused"].map(|k| full.number(k));
+    assert_eq!(fields, [3, 3, 0, 1].map(Some), "{full:?}");
+    assert_eq!(full.get("port"), Some("public"), "{full:?}");
+    let line = server.wait_log_lines("connections_full", 1).remove(0);
+    assert!(line.contains(" WARN "), "{line}");
     // Free one place: a new client is served.
     let mut closed = held.pop().unwrap();
     closed.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");

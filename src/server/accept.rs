@@ -77,6 +77,31 @@ impl<N: Net> Server<N> {
         more
     }
 
+    /// A port at its cap refuses clients with 503: an operator sees it at warn, once a second
+    /// at most, with the refusals since the last such line (each one is at debug).
+    fn warn_full(&mut self, listener: Listener, cap: usize) {
+        let now = self.ctx.now;
+        self.refused_full_since_warning += 1;
+        if self
+            .last_full_warning
+            .is_some_and(|t| now < after(t, FD_WARNING_INTERVAL))
+        {
+            return;
+        }
+        self.last_full_warning = Some(now);
+        log::warn!(
+            "{}",
+            EventLine::new("connections_full")
+                .field("port", listener.as_str())
+                .field("cap", cap)
+                .field("websockets", self.ctx.open.websocket)
+                .field("http", self.ctx.open.http)
+                .field("admin", self.ctx.open.admin)
+                .field("refused", self.refused_full_since_warning)
+        );
+        self.refused_full_since_warning = 0;
+    }
+
     fn admit(&mut self, mut stream: N::Stream, listener: Listener) {
         let (open, cap) = match listener {
             Listener::Public => (
@@ -89,6 +114,7 @@ impl<N: Net> Server<N> {
             self.ctx.metrics.bytes_out += net::reject(stream, &mut self.scratch);
             self.ctx.metrics.rejected(RejectReason::MaxConnections);
             log::debug!("{} port full ({cap}): answered 503", listener.as_str());
+            self.warn_full(listener, cap);
             return;
         }
         let entry = self.conns.vacant_entry();

@@ -37,7 +37,8 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 const ADMIN_RESERVE: usize = 64;
 /// The most slots reserved up front (beyond, the slab grows as usual).
 const MAX_RESERVED_SLOTS: usize = 1 << 20;
-/// Descriptor exhaustion is logged at most this often.
+/// Descriptor exhaustion, and a port full at its connection cap, are each logged at most this
+/// often.
 const FD_WARNING_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How hard the loop works per event. The defaults are the server's; the simulation uses tiny
@@ -167,6 +168,9 @@ pub struct Server<N: Net> {
     /// Accepting paused after an error; retry at this time.
     accept_retry_at: Option<Millis>,
     last_fd_warning: Option<Millis>,
+    /// When a port full at its cap was last logged, and the refusals since.
+    last_full_warning: Option<Millis>,
+    refused_full_since_warning: u64,
     drain: Option<DrainProgress>,
     exit_now: bool,
     /// Connections whose read budget ran out: `(slot, generation)`, run again next step.
@@ -217,6 +221,8 @@ impl<N: Net> Server<N> {
             public_open: true,
             accept_retry_at: None,
             last_fd_warning: None,
+            last_full_warning: None,
+            refused_full_since_warning: 0,
             drain: None,
             exit_now: false,
             rerun: Vec::new(),
