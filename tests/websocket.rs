@@ -579,16 +579,27 @@ fn many_tiny_messages_in_one_write_are_all_answered_in_order() {
 
 #[test]
 fn output_cap_counts_payload_and_closes_with_1008_past_it() {
-    let mut server = TestServer::start(&[("MAX_OUTPUT_BYTES", "4KiB"), ("ALIVE_INTERVAL", "0")]);
+    // The largest message the cap allows (start-up refuses a cap below it, so that a client
+    // that reads everything is never closed for the size of one reply).
+    let mut server = TestServer::start(&[
+        ("MAX_MESSAGE_SIZE", "4KiB"),
+        ("MAX_OUTPUT_BYTES", "4KiB"),
+        ("ALIVE_INTERVAL", "0"),
+    ]);
     // A reply as large as the cap fits (its frame header is not counted).
     let mut ws = RawWs::connect(server.public);
     ws.send_text(&"a".repeat(4096));
     assert_eq!(ws.read_reply().payload.len(), 4096);
     ws.send_text("still open");
     assert_eq!(ws.read_reply().text(), "nepo llits");
-    // A reply past the cap is sent, then the connection is closed with 1008.
-    ws.send_text(&"b".repeat(5000));
-    assert_eq!(ws.read_reply().payload.len(), 5000);
+    // Two messages in one write, read in one go: the second reply lands on the first, still
+    // queued (below the high-water mark, 2 KiB, the server goes on reading), and takes the
+    // output past the cap. It is sent, then the connection is closed with 1008.
+    let mut both = encode_frame(true, 1, &[b'b'; 2000], Some([1, 2, 3, 4]), 0);
+    both.extend(encode_frame(true, 1, &[b'c'; 3000], Some([1, 2, 3, 4]), 0));
+    ws.send_raw(&both);
+    assert_eq!(ws.read_reply().payload.len(), 2000);
+    assert_eq!(ws.read_reply().payload.len(), 3000);
     let reason = ws.expect_close(1008);
     assert_close_logged(&mut server, 1008, 1, &reason);
 }

@@ -190,6 +190,13 @@ impl Config {
                 self.static_dir
             ));
         }
+        if self.max_output_bytes < self.max_message_size {
+            return err(format!(
+                "MAX_OUTPUT_BYTES: {} bytes is less than MAX_MESSAGE_SIZE ({} bytes): the reply to \
+                 one large message would close even a client that reads everything (1008)",
+                self.max_output_bytes, self.max_message_size
+            ));
+        }
         if self.short_drain > KUBELET_LAST_GRACE {
             return err(format!(
                 "SHORT_DRAIN: {}s is too long: the kubelet kills the process {}s after a SIGTERM \

@@ -115,6 +115,11 @@ fn bad_values_name_the_setting() {
         (&[], &[("MAX_CONNECTIONS", "0")], "MAX_CONNECTIONS"),
         (&[], &[("MAX_HEADER_BYTES", "10")], "MAX_HEADER_BYTES"),
         (&[], &[("MAX_MESSAGE_SIZE", "64kb")], "MAX_MESSAGE_SIZE"),
+        (
+            &[],
+            &[("MAX_OUTPUT_BYTES", "32KiB")],
+            "MAX_OUTPUT_BYTES: 32768 bytes is less than MAX_MESSAGE_SIZE (65536 bytes)",
+        ),
         (&[], &[("LISTEN_BACKLOG", "0")], "LISTEN_BACKLOG"),
         (&[], &[("ECHO_MODE", "mirror")], "ECHO_MODE"),
         (&[], &[("RUST_LOG", "loud")], "RUST_LOG"),
