@@ -190,6 +190,16 @@ fn a_fast_sender_that_never_reads_costs_no_memory_once_gone() {
 #[test]
 fn more_clients_than_descriptors_get_503_or_a_close_and_cpu_stays_low() {
     let mut server = TestServer::start(&[("MAX_CONNECTIONS", "100000"), ("RUST_LOG", "info")]);
+    // Past the open-files limit (the server raises its soft limit to the hard one it inherits
+    // from this test): said at start, before the ready line.
+    server.wait_event("ready", WAIT);
+    let unreachable = server.find_event("max_connections_unreachable");
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).expect("getrlimit");
+    assert_eq!(
+        unreachable.and_then(|e| e.number("max_connections")),
+        (hard < 100_000 + 96).then_some(100_000),
+        "hard limit {hard}"
+    );
     // Lower both limits from outside: the server cannot raise them back.
     let pid = server.pid() as i32;
     rlimit::prlimit(pid, rlimit::Resource::NOFILE, Some((64, 64)), None).expect("prlimit");

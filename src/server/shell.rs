@@ -38,6 +38,7 @@ pub fn run(config: Config, instance_id: &str) -> io::Result<()> {
         .registry()
         .register(&mut signals, SIGNALS_TOKEN, Interest::READABLE)?;
     log_listening(&config, &files, limits, max_public, &net);
+    warn_if_unreachable(max_public, limits);
 
     let mut ctx = Context::new(
         config,
@@ -88,6 +89,22 @@ pub fn run(config: Config, instance_id: &str) -> io::Result<()> {
             Status::Exited => return Ok(()),
             Status::Running { wake_at: next } => wake_at = next.filter(|&at| at != NEVER),
         }
+    }
+}
+
+/// A `MAX_CONNECTIONS` the open-files limit cannot reach: past the limit, clients are refused
+/// as descriptors run out (`out_of_descriptors`), not at the cap, and the admin port's probes
+/// may find none left. Allowed (a test sets it on purpose), but said at start.
+fn warn_if_unreachable(max_public: usize, limits: FdLimits) {
+    let usable = limits.soft.saturating_sub(FD_RESERVE);
+    if max_public as u64 > usable {
+        log::warn!(
+            "{}",
+            EventLine::new("max_connections_unreachable")
+                .field("max_connections", max_public)
+                .field("open_files_limit", limits.soft)
+                .field("usable", usable)
+        );
     }
 }
 
