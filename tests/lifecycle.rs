@@ -37,6 +37,9 @@ fn prestop_answers_after_the_delay_without_blocking_anyone() {
     // while the hook still waits, so the kubelet's SIGTERM finds it waiting).
     let prestop = server.wait_event("prestop", WAIT);
     assert_eq!(prestop.number("answer_in_ms"), Some(2_500), "{prestop:?}");
+    // What was open when the hook came: this one admin connection, nothing public.
+    let open = ["websockets", "http", "admin"].map(|k| prestop.number(k));
+    assert_eq!(open, [0, 0, 1].map(Some), "{prestop:?}");
 
     // While it waits: liveness answers (and the hook still has no answer: it blocks no one),
     // readiness says 503, the public side serves.

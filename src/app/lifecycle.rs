@@ -104,12 +104,6 @@ impl Lifecycle {
         }
         *self.prestop_answer_at.get_or_insert_with(|| {
             self.phase = Phase::PreStop;
-            log::info!(
-                "{}",
-                EventLine::new("prestop")
-                    .field("ready", false)
-                    .field("answer_in_ms", delay.as_millis())
-            );
             after(now, delay)
         })
     }

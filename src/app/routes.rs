@@ -13,7 +13,7 @@
 //! reaches, and anyone could otherwise start the pod's shutdown.
 
 use crate::app::context::Context;
-use crate::app::lifecycle::Phase;
+use crate::app::lifecycle::{EventLine, Phase};
 use crate::app::metrics::Gauges;
 use crate::app::static_files::{Lookup, add_slash_location};
 use crate::base::time::Millis;
@@ -150,9 +150,20 @@ pub fn handle(head: &Head<'_>, listener: Listener, ctx: &mut Context) -> Action 
             .header("Cache-Control", "no-store")
         }
         Endpoint::PreStop => {
-            let answer_at = ctx
-                .lifecycle
-                .request_prestop(ctx.now, ctx.config.prestop_answer_delay());
+            let first = ctx.lifecycle.phase() == Phase::Serving;
+            let delay = ctx.config.prestop_answer_delay();
+            let answer_at = ctx.lifecycle.request_prestop(ctx.now, delay);
+            if first {
+                log::info!(
+                    "{}",
+                    EventLine::new("prestop")
+                        .field("ready", false)
+                        .field("answer_in_ms", delay.as_millis())
+                        .field("websockets", ctx.open.websocket)
+                        .field("http", ctx.open.http)
+                        .field("admin", ctx.open.admin)
+                );
+            }
             return Action::AwaitPreStop { answer_at };
         }
         Endpoint::WebSocket => {
