@@ -292,8 +292,9 @@ Content-Type: text/plain; charset=utf-8\r\nContent-Length: 29\r\nConnection: clo
 server full, try again later\n";
 
 /// Answers 503 on a connection the server will not keep, and closes it. Nothing is kept for it:
-/// the answer fits in an empty send buffer, and whatever request already arrived is read first
-/// so that closing sends FIN, not a reset that could destroy the answer.
+/// the answer fits in an empty send buffer; then the write side is shut and one read takes
+/// whatever request has already arrived (often nothing yet, at accept), so that closing is
+/// less likely to send a reset, which could destroy the answer, than a FIN.
 pub(crate) fn reject<S: Stream>(mut stream: S, scratch: &mut [u8]) -> u64 {
     let written = stream.write(REFUSAL_503).unwrap_or(0);
     let _ = stream.shutdown_write();

@@ -55,8 +55,8 @@ impl<N: Net> Server<N> {
         self.finish_in_flight_work();
 
         // 3. Disconnect WebSockets at random times spread uniformly over DRAIN_WINDOW, so their
-        //    clients do not reconnect to the new pods all at once. Neighbours in the slab share
-        //    a time, in groups of up to 64 ([`drain_group`]).
+        //    clients do not reconnect to the new pods all at once. Past 2,047 connections,
+        //    neighbours in the slab share a time, in groups of up to 64 ([`DrainTimes`]).
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         let mut times = DrainTimes::new(slots.len(), window_ms);
         let mut schedule = DrainSchedule::new(window_ms);
