@@ -3,7 +3,7 @@
 //!
 //! The kubelet counts the grace period from the start of the preStop hook; when the hook is
 //! still running as the period ends, it sends SIGTERM and kills the process
-//! [`KUBELET_LAST_GRACE`] later. So a SIGTERM that finds `/prestop` still waiting says the time
+//! [`KUBELET_LAST_GRACE`](crate::config::KUBELET_LAST_GRACE) later. So a SIGTERM that finds `/prestop` still waiting says the time
 //! is up (a Spot node's 15 s, an eviction, `--grace-period`): the drain is shrunk to
 //! `SHORT_DRAIN`. Where the server knows the grace period (`TERMINATION_GRACE_PERIOD`), it
 //! never plans a drain that ends past it, counted from the first of `/prestop` or SIGTERM.

@@ -77,7 +77,7 @@ impl Goodbye {
 impl Service {
     /// A WebSocket has just been opened (`id`: its connection's accept number): queue the
     /// hello. Its first alive message comes within the first interval, at its block's point of
-    /// the grid ([`first_alive`]), so clients that connected together do not all get theirs in
+    /// the grid (`first_alive`), so clients that connected together do not all get theirs in
     /// one tick; its age limit (if any) is spread over the last tenth of the age, so clients
     /// that connected together (after the previous rollout) do not all reconnect at once.
     pub fn open(out: &mut OutQueue, ctx: &mut Context, id: u32) -> Self {
