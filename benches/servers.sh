@@ -54,7 +54,7 @@ available() {
   case $1 in
     uws*)
       [ -x "$uws_bin" ] && return
-      echo "uWebSockets: skipped (no peer binary at $uws_bin: build benches/uws/echo.cpp against a uWebSockets checkout with uSockets, or set UWS_BIN; see README)" >&2
+      echo "uWebSockets: skipped (no peer binary at $uws_bin: build benches/uws/echo.cpp against a uWebSockets checkout with uSockets, or set UWS_BIN; see docs/benchmarks.md)" >&2
       return 1 ;;
     nginx)
       [ -x "$nginx_bin" ] && return

@@ -28,7 +28,7 @@
 // Prints "listening 127.0.0.1:PORT" when ready (the port the kernel gave the listen socket).
 //
 // Built against a uWebSockets checkout (with uSockets inside) outside this repository, with
-// LIBUS_NO_SSL and UWS_NO_ZLIB; see the Benchmarks section of the README.
+// LIBUS_NO_SSL and UWS_NO_ZLIB; see "uWebSockets" in docs/benchmarks.md.
 
 #include "App.h"
 

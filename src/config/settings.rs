@@ -168,7 +168,7 @@ pub const SETTINGS: &[Setting] = &[
         "MAX_CONNECTION_AGE",
         "max-connection-age",
         "0",
-        "close a WebSocket with 1012 at this age minus a random 0-10% (0 = off); keep below the LB's timeoutSec",
+        "hand a WebSocket over (notice, then 1012 after HANDOVER_TIMEOUT) at this age minus a random 0-10% (0 = off); keep below the LB's timeoutSec",
     ),
     setting(
         "ALLOWED_ORIGINS",
@@ -221,8 +221,8 @@ pub fn help_text() -> String {
          --help, --version\n\n\
          Budget rule (checked when TERMINATION_GRACE_PERIOD is set):\n  \
          PRESTOP_DELAY + DRAIN_WINDOW + HANDOVER_TIMEOUT + CLOSE_TIMEOUT + {}s <= TERMINATION_GRACE_PERIOD\n  \
-         ({}s that /prestop answers after PRESTOP_DELAY, {}s for the lingering close after the last\n  \
-         close handshake, {}s of margin)\n\n\
+         ({}s that /prestop answers after PRESTOP_DELAY, {}s for a lingering close at the end (after\n  \
+         an HTTP answer or a failed WebSocket), {}s of margin)\n\n\
          Exit codes: 0 after a clean stop, 1 on a runtime failure (e.g. a port in use), 2 on a bad setting.\n",
         (PRESTOP_TIE_BREAK + LINGER + GRACE_MARGIN).as_secs_f64(),
         PRESTOP_TIE_BREAK.as_secs_f64(),

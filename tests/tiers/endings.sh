@@ -23,7 +23,7 @@ need_nginx
 cargo build --release --locked -p wsdrain -p rollout
 target="${CARGO_TARGET_DIR:-target}"
 started=$SECONDS
-# Budget rule for the polite rollout: preStop 2 + window 3 + handover 2 + close 2 + 4 = 13 s, so
+# Budget rule for the polite rollout: preStop 2 + window 3 + handover 2 + close 2 + 4.5 = 13.5 s, so
 # a 14 s grace period. Alive messages every 0.5 s: a frozen pod is given up after 1 s.
 timeout 200 "$target/release/rollout" --endings all --clients 200 --old-clients 100 \
   --prestop-delay 2 --drain-window 3 --handover-timeout 2 --close-timeout 2 --grace 14 \

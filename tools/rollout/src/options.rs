@@ -32,7 +32,7 @@ notice they open a new connection and close the old one themselves).
 With any ending but polite, a table of every ending played, side by side, comes last.
 
 Defaults are the server's (15 s preStop, 10 s drain, 5 s handover, 5 s close); the grace period
-defaults to the budget rule's 15 + 10 + 5 + 5 + 4 = 39 s, rounded up to 40 s; --detect 10 s (a
+defaults to the budget rule's 15 + 10 + 5 + 5 + 4.5 = 39.5 s, rounded up to 40 s; --detect 10 s (a
 health check every 5 s, unhealthy after 2); --handshake-timeout 5 s (the clients give up an
 upgrade not answered by then).
 
