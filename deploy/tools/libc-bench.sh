@@ -6,22 +6,32 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 reps="${1:-3}"
-musl="$(deploy/build-static.sh --libc musl 2>/dev/null | tail -1)"
-glibc="$(deploy/build-static.sh --libc glibc 2>/dev/null | tail -1)"
+# The builds' own messages go to stderr (a failed build says why); the last line is the binary.
+musl="$(deploy/build-static.sh --libc musl | tail -1)"
+glibc="$(deploy/build-static.sh --libc glibc | tail -1)"
 cargo build --release --locked -q -p loadgen
 ls -l "$musl" "$glibc"
 pid=""
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; true' EXIT
-start() { # binary
-  RUST_LOG=warn ALIVE_INTERVAL="${ALIVE:-0}" PING_INTERVAL=0 "$1" --port 28480 --admin-port 29490 \
-    >/dev/null 2>&1 &
+log="$(mktemp)"
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -f "$log"; true' EXIT
+start() { # binary: on loopback, ephemeral ports, read back from its listening line
+  RUST_LOG=info ALIVE_INTERVAL="${ALIVE:-0}" PING_INTERVAL=0 BIND=127.0.0.1 ADMIN_BIND=127.0.0.1 \
+    PORT=0 ADMIN_PORT=0 "$1" >"$log" 2>&1 &
   pid=$!
-  for _ in $(seq 50); do curl -fs http://127.0.0.1:29490/readyz >/dev/null && break; sleep 0.1; done
+  port=""
+  for _ in $(seq 50); do
+    port="$(sed -n 's/.* listening public=127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$log")"
+    [ -n "$port" ] && return
+    sleep 0.1 # the server's start-up, polled: it writes no other signal
+  done
+  echo "libc-bench: $1 did not start within 5 s; its log:" >&2
+  cat "$log" >&2
+  exit 1
 }
 stop() { kill -TERM "$pid"; wait "$pid"; pid=""; }
 echo_run() { # label binary messages depth
   start "$2"
-  python3 deploy/tools/wsprobe.py echo-cpu --port 28480 --pid "$pid" --connections 50 \
+  python3 deploy/tools/wsprobe.py echo-cpu --port "$port" --pid "$pid" --connections 50 \
     --messages "$3" --depth "$4" --label "$1 "
   stop
 }
@@ -36,8 +46,10 @@ for libc in musl glibc; do
   bin=$musl; [ "$libc" = glibc ] && bin=$glibc
   ALIVE=5s start "$bin"
   printf '%s idle: ' "$libc"
-  "${CARGO_TARGET_DIR:-target}/release/loadgen" idle --addr 127.0.0.1:28480 --pid "$pid" \
-    --connections 5000 --rate 20000 --alive-wait 6 2>&1 | grep -iE 'per|rss' | tr '\n' ' '
+  # Its figures on one line; an error (a non-zero exit) stops the script with its message.
+  idle="$("${CARGO_TARGET_DIR:-target}/release/loadgen" idle --addr "127.0.0.1:$port" \
+    --pid "$pid" --connections 5000 --rate 20000 --alive-wait 6)"
+  grep -iE 'per|rss' <<<"$idle" | tr '\n' ' '
   echo
   stop
 done

@@ -42,7 +42,7 @@ cleanup() {
   local pid exe
   exe=$(readlink -f "$WSDRAIN_BIN" || true) # (no binary: nothing of ours can be running)
   while read -r pid; do
-    [ -n "$pid" ] && [ -n "$exe" ] || continue
+    if [ -z "$pid" ] || [ -z "$exe" ]; then continue; fi
     if [ "$(readlink -f "/proc/$pid/exe" 2>/dev/null)" = "$exe" ]; then
       kill -KILL "$pid" 2>/dev/null || true
     fi

@@ -158,7 +158,7 @@ if [ -z "$public" ]; then
 fi
 # The server's own PID (the innermost child of the launcher).
 server_pid="$pid"
-while child="$(cat "/proc/$server_pid/task/$server_pid/children" 2>/dev/null | awk '{print $1}')" \
+while child="$(awk '{print $1}' "/proc/$server_pid/task/$server_pid/children" 2>/dev/null)" \
   && [ -n "$child" ]; do
   server_pid="$child"
 done

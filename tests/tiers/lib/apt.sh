@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the tiers that need Debian packages (tests/tiers/*.sh; this directory is not a
 # tier itself). Installs quietly, bounded in time, and never leaves a packaged daemon running.
 
