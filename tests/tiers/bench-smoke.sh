@@ -4,7 +4,7 @@
 # reply is right, and the report renders (summary.md, and the pictures with the pinned
 # matplotlib, installed into target/bench-venv when missing). The peers: the tokio one always;
 # node-ws when node is installed (its pinned ws comes with npm ci, about a second); uws only where
-# a uWebSockets build was made (UWS_BIN, see the README), so not in CI. A peer that cannot run is
+# a uWebSockets build was made (UWS_BIN, see docs/benchmarks.md), so not in CI. A peer that cannot run is
 # named as skipped, not failed.
 #
 # And the run leaves the tree as it found it: `git status --porcelain` is the same before and

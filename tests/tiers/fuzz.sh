@@ -3,11 +3,12 @@
 # Builds the cargo-fuzz targets in fuzz/ with the same instrumentation `cargo fuzz run -s none`
 # uses, on the stable toolchain, so nothing has to be installed. Fails on any crash, panic or
 # assertion (the targets also check that splitting the input never changes the result).
+# FUZZ_SECONDS sets each target's time (default 45).
 # For long runs: `cargo install cargo-fuzz && cargo fuzz run http -s none` (docs/testing.md, "Fuzzing").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-45}"
-target=x86_64-unknown-linux-gnu
+target="$(rustc -vV | sed -n 's/^host: //p')"
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
