@@ -168,7 +168,8 @@ test('SIGSTOP after the move: the silent old socket is given up after 2 x interv
     serverE.child.kill('SIGSTOP');
     const given = await waitUntil(async () => (await recording(tab)).sockets[0].closeCalled, 5_000, 'the old socket given up');
     assert.deepEqual([given.code, given.reason], [4000, 'no alive message']);
-    assert.ok(given.at - stoppedAt < 2_000 + 600, `given up ${given.at - stoppedAt} ms after SIGSTOP (interval 1 s)`);
+    // 2 x interval_ms, then the page's timer: generous for two busy cores (the wait above bounds it).
+    assert.ok(given.at - stoppedAt < 2_000 + 2_000, `given up ${given.at - stoppedAt} ms after SIGSTOP (interval 1 s)`);
     await waitForReplies(tab, 'pod-f', 10);
     const typed = await stopTyping(tab);
     const rec = await assertEachAnsweredOnce(tab, typed);

@@ -118,8 +118,11 @@ test('SIGSTOP: the silence is caught within 2 x interval_ms, a handshake to the 
     // 1. The open socket: silent, declared dead.
     const dead = await waitUntil(async () => (await recording(tab)).dead[0], 5_000, 'the dead link');
     assert.equal(dead.limitMs, 1_000, '2 x interval_ms');
-    assert.ok(dead.silentMs >= 1_000 && dead.silentMs < 1_600, `silent for ${dead.silentMs} ms`);
-    assert.ok(dead.at - stoppedAt < 1_600, `declared dead ${dead.at - stoppedAt} ms after SIGSTOP`);
+    // Never before the limit; after it, as soon as the page's timer runs: on two cores shared
+    // with Chromium, node and two servers, that can be a second late, so the upper bounds are
+    // generous (a watchdog that never fired would time out the wait above).
+    assert.ok(dead.silentMs >= 1_000 && dead.silentMs < 3_000, `silent for ${dead.silentMs} ms`);
+    assert.ok(dead.at - stoppedAt < 3_000, `declared dead ${dead.at - stoppedAt} ms after SIGSTOP`);
     // 2. The reconnect lands on frozen pod-a: TCP is accepted (the kernel's backlog), the upgrade
     // request is sent and never answered; the connect timeout gives it up.
     const hung = await waitUntil(() => proxy.webSockets()[1], 5_000, 'the reconnect');
@@ -137,7 +140,7 @@ test('SIGSTOP: the silence is caught within 2 x interval_ms, a handshake to the 
     assert.equal(second.openedAt, null, 'the handshake to the frozen server never completed');
     assert.deepEqual([second.closeCalled.code, second.closeCalled.reason], [4002, 'connect timeout']);
     const waited = second.closeCalled.at - second.at;
-    assert.ok(waited >= 10_000 && waited < 11_500, `given up after ${waited} ms (connectTimeoutMs 10 s)`);
+    assert.ok(waited >= 10_000 && waited < 13_000, `given up after ${waited} ms (connectTimeoutMs 10 s)`);
     assert.ok(third.openedAt, 'the third socket opened');
     assert.equal(rec.sockets.length, 3);
     assert.ok(rec.peakLive <= 2, `at most two sockets at once (${rec.peakLive})`);

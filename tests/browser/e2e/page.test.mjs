@@ -369,7 +369,7 @@ test('browser offline: shows offline and stops trying; online: reconnects at onc
   assert.match(await page.locator('#state').textContent(), /offline/);
   const text = 'offline getippt';
   await type(text);
-  await page.waitForTimeout(1_500);
+  await page.waitForTimeout(1_500); // an absence window: no attempt may start in it
   assert.equal(
     await page.evaluate(() => window.wsdrain.client.connections),
     connectionsBefore,
@@ -380,7 +380,7 @@ test('browser offline: shows offline and stops trying; online: reconnects at onc
   await context.setOffline(false);
   await waitForState('open', 5_000);
   const reconnectMs = Date.now() - t0;
-  assert.ok(reconnectMs < 2_000, `reconnected ${reconnectMs} ms after online`);
+  assert.ok(reconnectMs < 4_000, `reconnected ${reconnectMs} ms after online`);
   await waitAllAnswered();
   await assertNothingLostOrDoubled();
 });
