@@ -7,7 +7,7 @@ use wsdrain::protocol::http::{self, Parsed};
 use wsdrain::net::Listener;
 use wsdrain::base::outbuf::OutQueue;
 use wsdrain::app::routes;
-use wsdrain::app::static_files::StaticFiles;
+use wsdrain::app::static_files::{StaticFiles, StaticLimits};
 use wsdrain::connection::Connection;
 
 pub fn context() -> Context {
@@ -17,7 +17,7 @@ pub fn context() -> Context {
     }) else {
         panic!("default config")
     };
-    let files = StaticFiles::load(std::path::Path::new(dir)).expect("static dir");
+    let files = StaticFiles::load(std::path::Path::new(dir), StaticLimits::of(&config)).expect("static dir");
     Context::new(
         *config,
         files,

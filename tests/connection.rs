@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use wsdrain::app::context::Context;
-use wsdrain::app::static_files::StaticFiles;
+use wsdrain::app::static_files::{StaticFiles, StaticLimits};
 use wsdrain::base::time::Millis;
 use wsdrain::base::timers::Rng;
 use wsdrain::config::{Command, Config};
@@ -26,7 +26,7 @@ fn context(settings: &[(&str, &str)]) -> Context {
     }) else {
         panic!("settings")
     };
-    let files = StaticFiles::load(Path::new(dir)).expect("static files");
+    let files = StaticFiles::load(Path::new(dir), StaticLimits::of(&config)).expect("static files");
     Context::new(
         *config,
         files,

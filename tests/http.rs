@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, TestServer, WAIT, assert_metrics, get, metrics, raw};
+use common::{Client, TestServer, WAIT, assert_metrics, get, metrics, raw, temp_dir};
 
 #[test]
 fn health_and_readiness_on_both_ports() {
@@ -610,3 +610,46 @@ fn max_connections_answers_503_at_once_and_recovers() {
 
 // Running out of file descriptors (EMFILE) is tested in tests/hardening.rs, where the server's
 // limit is lowered from outside with prlimit and its CPU use is checked while saturated.
+
+#[test]
+fn the_admin_cap_and_the_static_limits_are_settings() {
+    let dir = temp_dir("static-limits");
+    for (name, bytes) in [
+        ("a-big.txt", 3_000),
+        ("b-first.txt", 1_500),
+        ("c-second.txt", 1_500),
+    ] {
+        std::fs::write(dir.join(name), vec![b'x'; bytes]).expect("write a fixture");
+    }
+    let dir = dir.display().to_string();
+    let mut server = TestServer::start(&[
+        ("STATIC_DIR", dir.as_str()),
+        ("STATIC_MAX_FILE_BYTES", "2KiB"),
+        ("STATIC_MAX_TOTAL_BYTES", "2KiB"),
+        ("MAX_ADMIN_CONNECTIONS", "2"),
+    ]);
+    // Files are loaded in name order: one too large, one that fits, one past the total.
+    assert_eq!(get(server.public, "/b-first.txt").status, 200);
+    assert_eq!(get(server.public, "/a-big.txt").status, 404);
+    assert_eq!(get(server.public, "/c-second.txt").status, 404);
+    for said in [
+        "static: not serving a-big.txt: 3000 bytes is over STATIC_MAX_FILE_BYTES (2048)",
+        "static: not serving c-second.txt: the cache is full (STATIC_MAX_TOTAL_BYTES, 2048 bytes)",
+    ] {
+        let line = server.wait_log(said, WAIT);
+        assert!(line.contains(" WARN "), "{line}");
+    }
+    // Two admin connections at most: a third is answered 503, and the port-full line says so.
+    let mut held: Vec<Client> = (0..2).map(|_| Client::connect(server.admin)).collect();
+    for c in &mut held {
+        assert_eq!(c.get("/healthz").status, 200);
+    }
+    let mut third = Client::connect(server.admin);
+    assert_eq!(third.response().status, 503);
+    let full = server.wait_event("connections_full", WAIT);
+    assert_eq!(
+        (full.get("port"), full.number("cap"), full.number("admin")),
+        (Some("admin"), Some(2), Some(2)),
+        "{full:?}"
+    );
+}

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use wsdrain::app::context::Context;
 use wsdrain::app::routes;
-use wsdrain::app::static_files::{StaticFiles, normalize};
+use wsdrain::app::static_files::{StaticFiles, StaticLimits, normalize};
 use wsdrain::base::outbuf::OutQueue;
 use wsdrain::base::timers::Rng;
 use wsdrain::config::{Command, Config};
@@ -42,7 +42,7 @@ fn context_serving(dir: &Path) -> Context {
     }) else {
         panic!("default config")
     };
-    let files = StaticFiles::load(Path::new(&dir)).unwrap();
+    let files = StaticFiles::load(Path::new(&dir), StaticLimits::of(&config)).unwrap();
     // A fixed wall clock: the Date header must not change between two runs being compared.
     Context::new(*config, files, "prop", Rng::seeded(1), || {
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000)

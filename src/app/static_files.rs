@@ -19,10 +19,25 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Files larger than this are not served (logged at start).
-pub const MAX_FILE_BYTES: u64 = 8 << 20;
-/// The whole cache stops growing here (logged at start).
-pub const MAX_TOTAL_BYTES: u64 = 64 << 20;
+/// How much of the static directory is loaded (`STATIC_MAX_FILE_BYTES`,
+/// `STATIC_MAX_TOTAL_BYTES`): what is over is not served, and logged at start.
+#[derive(Debug, Clone, Copy)]
+pub struct StaticLimits {
+    /// Files larger than this are not served.
+    pub max_file_bytes: u64,
+    /// The whole cache stops growing here.
+    pub max_total_bytes: u64,
+}
+
+impl StaticLimits {
+    /// The limits `config` sets.
+    pub fn of(config: &crate::config::Config) -> StaticLimits {
+        StaticLimits {
+            max_file_bytes: config.static_max_file_bytes as u64,
+            max_total_bytes: config.static_max_total_bytes as u64,
+        }
+    }
+}
 /// Directory nesting followed at load.
 const MAX_DEPTH: usize = 16;
 
@@ -88,17 +103,18 @@ pub struct StaticFiles {
 }
 
 impl StaticFiles {
-    /// Reads every regular file under `root` that is within the limits.
-    pub fn load(root: &Path) -> io::Result<StaticFiles> {
+    /// Reads every regular file under `root` that is within `limits`.
+    pub fn load(root: &Path, limits: StaticLimits) -> io::Result<StaticFiles> {
         let root = root.canonicalize()?;
         let mut files = StaticFiles::default();
         let mut visited = HashSet::new();
-        files.load_dir(&root, &root, String::new(), 0, &mut visited)?;
+        files.load_dir(limits, &root, &root, String::new(), 0, &mut visited)?;
         Ok(files)
     }
 
     fn load_dir(
         &mut self,
+        limits: StaticLimits,
         root: &Path,
         dir: &Path,
         prefix: String,
@@ -138,24 +154,34 @@ impl StaticFiles {
             let meta = fs::metadata(&real)?;
             if meta.is_dir() {
                 self.dirs.insert(key.clone());
-                self.load_dir(root, &real, key, depth + 1, visited)?;
+                self.load_dir(limits, root, &real, key, depth + 1, visited)?;
             } else if meta.is_file() {
-                self.load_file(key, &real, &meta)?;
+                self.load_file(limits, key, &real, &meta)?;
             }
         }
         Ok(())
     }
 
-    fn load_file(&mut self, key: String, path: &Path, meta: &fs::Metadata) -> io::Result<()> {
-        if meta.len() > MAX_FILE_BYTES {
+    fn load_file(
+        &mut self,
+        limits: StaticLimits,
+        key: String,
+        path: &Path,
+        meta: &fs::Metadata,
+    ) -> io::Result<()> {
+        if meta.len() > limits.max_file_bytes {
             log::warn!(
-                "static: not serving {key}: {} bytes is over {MAX_FILE_BYTES}",
-                meta.len()
+                "static: not serving {key}: {} bytes is over STATIC_MAX_FILE_BYTES ({})",
+                meta.len(),
+                limits.max_file_bytes
             );
             return Ok(());
         }
-        if self.total_bytes + meta.len() > MAX_TOTAL_BYTES {
-            log::warn!("static: not serving {key}: the cache is full ({MAX_TOTAL_BYTES} bytes)");
+        if self.total_bytes + meta.len() > limits.max_total_bytes {
+            log::warn!(
+                "static: not serving {key}: the cache is full (STATIC_MAX_TOTAL_BYTES, {} bytes)",
+                limits.max_total_bytes
+            );
             return Ok(());
         }
         let body = fs::read(path)?;

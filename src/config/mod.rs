@@ -36,13 +36,9 @@ pub const PRESTOP_TIE_BREAK: Duration = Duration::from_millis(500);
 /// that used up the grace period). `SHORT_DRAIN` must fit in it.
 pub const KUBELET_LAST_GRACE: Duration = Duration::from_secs(2);
 
-/// Descriptors kept back from `MAX_CONNECTIONS=auto`: listeners, the poll, the signal pipe, the
-/// spare descriptor, stdio, and [`MAX_ADMIN_CONNECTIONS`].
-pub const FD_RESERVE: u64 = 32 + MAX_ADMIN_CONNECTIONS as u64;
-
-/// Admin connections served at once (probes, metrics, preStop); counted apart from
-/// `MAX_CONNECTIONS` so probes keep working when the public side is full.
-pub const MAX_ADMIN_CONNECTIONS: usize = 64;
+/// Descriptors kept back from `MAX_CONNECTIONS=auto` besides the admin port's
+/// (`MAX_ADMIN_CONNECTIONS`): listeners, the poll, the signal pipe, the spare descriptor, stdio.
+pub const FD_RESERVE_BASE: u64 = 32;
 
 /// What the server answers to a WebSocket message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +98,13 @@ pub struct Config {
     pub max_output_bytes: usize,
     /// Largest request head.
     pub max_header_bytes: usize,
+    /// Admin connections served at once (probes, metrics, preStop); counted apart from
+    /// `MAX_CONNECTIONS` so probes keep working when the public side is full.
+    pub max_admin_connections: usize,
+    /// Largest static file loaded.
+    pub static_max_file_bytes: usize,
+    /// All static files together, in memory.
+    pub static_max_total_bytes: usize,
     /// listen(2) backlog.
     pub listen_backlog: u32,
     /// What WebSocket messages are answered with.

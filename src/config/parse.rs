@@ -87,6 +87,16 @@ impl Config {
                 }
             },
         };
+        let max_admin_connections = match get("MAX_ADMIN_CONNECTIONS").parse::<usize>() {
+            Ok(n) if (1..=4096).contains(&n) => n,
+            _ => {
+                return Err(invalid(
+                    "MAX_ADMIN_CONNECTIONS",
+                    get("MAX_ADMIN_CONNECTIONS"),
+                    "expected a whole number from 1 to 4096",
+                ));
+            }
+        };
         let listen_backlog = match get("LISTEN_BACKLOG").parse::<u32>() {
             Ok(n) if (1..=i32::MAX as u32).contains(&n) => n,
             _ => {
@@ -164,6 +174,9 @@ impl Config {
             max_message_size: size("MAX_MESSAGE_SIZE", 125, 1 << 30)?,
             max_output_bytes: size("MAX_OUTPUT_BYTES", 4096, 1 << 30)?,
             max_header_bytes: size("MAX_HEADER_BYTES", 1024, 1 << 20)?,
+            max_admin_connections,
+            static_max_file_bytes: size("STATIC_MAX_FILE_BYTES", 1024, 1 << 30)?,
+            static_max_total_bytes: size("STATIC_MAX_TOTAL_BYTES", 1024, 1 << 32)?,
             listen_backlog,
             echo_mode,
             max_connection_age: duration("MAX_CONNECTION_AGE")?,
@@ -225,6 +238,12 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Descriptors kept back from `MAX_CONNECTIONS=auto`: the admin port's and
+    /// [`FD_RESERVE_BASE`](super::FD_RESERVE_BASE).
+    pub fn fd_reserve(&self) -> u64 {
+        super::FD_RESERVE_BASE + self.max_admin_connections as u64
     }
 
     /// The `/prestop` answer's wait + DRAIN_WINDOW + HANDOVER_TIMEOUT + CLOSE_TIMEOUT + LINGER:

@@ -63,6 +63,18 @@ pub const SETTINGS: &[Setting] = &[
         "directory served on the public port, loaded into memory at start",
     ),
     setting(
+        "STATIC_MAX_FILE_BYTES",
+        "static-max-file-bytes",
+        "8MiB",
+        "largest static file loaded (a larger one is not served, and a warning says so at start)",
+    ),
+    setting(
+        "STATIC_MAX_TOTAL_BYTES",
+        "static-max-total-bytes",
+        "64MiB",
+        "all static files together in memory (past it, files are not served; a warning says which)",
+    ),
+    setting(
         "PRESTOP_DELAY",
         "prestop-delay",
         "15s",
@@ -151,6 +163,12 @@ pub const SETTINGS: &[Setting] = &[
         "max-header-bytes",
         "8KiB",
         "largest request line plus headers (bigger: 431)",
+    ),
+    setting(
+        "MAX_ADMIN_CONNECTIONS",
+        "max-admin-connections",
+        "64",
+        "admin-port connections served at once (probes, metrics, preStop), apart from MAX_CONNECTIONS (more: 503)",
     ),
     setting(
         "LISTEN_BACKLOG",

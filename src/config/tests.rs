@@ -50,6 +50,10 @@ fn defaults() {
     assert_eq!(c.max_message_size, 64 * 1024);
     assert_eq!(c.max_output_bytes, 1 << 20);
     assert_eq!(c.max_header_bytes, 8 * 1024);
+    assert_eq!(c.max_admin_connections, 64);
+    assert_eq!(c.fd_reserve(), 96);
+    assert_eq!(c.static_max_file_bytes, 8 << 20);
+    assert_eq!(c.static_max_total_bytes, 64 << 20);
     assert_eq!(c.listen_backlog, 4096);
     assert_eq!(c.echo_mode, EchoMode::Reverse);
     assert_eq!(c.termination_grace_period, None);
@@ -121,6 +125,26 @@ fn bad_values_name_the_setting() {
             "MAX_OUTPUT_BYTES: 32768 bytes is less than MAX_MESSAGE_SIZE (65536 bytes)",
         ),
         (&[], &[("LISTEN_BACKLOG", "0")], "LISTEN_BACKLOG"),
+        (
+            &[],
+            &[("MAX_ADMIN_CONNECTIONS", "0")],
+            "MAX_ADMIN_CONNECTIONS",
+        ),
+        (
+            &[],
+            &[("MAX_ADMIN_CONNECTIONS", "5000")],
+            "MAX_ADMIN_CONNECTIONS",
+        ),
+        (
+            &[],
+            &[("STATIC_MAX_FILE_BYTES", "8mb")],
+            "STATIC_MAX_FILE_BYTES",
+        ),
+        (
+            &[],
+            &[("STATIC_MAX_TOTAL_BYTES", "1")],
+            "STATIC_MAX_TOTAL_BYTES",
+        ),
         (&[], &[("ECHO_MODE", "mirror")], "ECHO_MODE"),
         (&[], &[("RUST_LOG", "loud")], "RUST_LOG"),
         (

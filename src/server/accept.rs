@@ -6,7 +6,6 @@ use std::io;
 use crate::app::lifecycle::EventLine;
 use crate::app::metrics::RejectReason;
 use crate::base::time::after;
-use crate::config::MAX_ADMIN_CONNECTIONS;
 use crate::connection::{Connection, Verdict};
 use crate::net::{self, Listener, Net};
 use crate::server::drive::count_of;
@@ -108,7 +107,7 @@ impl<N: Net> Server<N> {
                 self.ctx.open.http,
                 self.ctx.max_public.saturating_sub(self.ctx.open.websocket),
             ),
-            Listener::Admin => (self.ctx.open.admin, MAX_ADMIN_CONNECTIONS),
+            Listener::Admin => (self.ctx.open.admin, self.ctx.config.max_admin_connections),
         };
         if open >= cap {
             self.ctx.metrics.bytes_out += net::reject(stream, &mut self.scratch);

@@ -11,10 +11,10 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::app::context::Context;
 use crate::app::lifecycle::EventLine;
-use crate::app::static_files::StaticFiles;
+use crate::app::static_files::{StaticFiles, StaticLimits};
 use crate::base::time::{Millis, NEVER};
 use crate::base::timers::{Clock, Rng};
-use crate::config::{Config, FD_RESERVE};
+use crate::config::Config;
 use crate::net::{self, ADMIN_TOKEN, FdLimits, Listener, MioNet, PUBLIC_TOKEN};
 use crate::server::{Event, Server, Signal, Status, Tuning};
 
@@ -30,15 +30,15 @@ pub fn run(config: Config, instance_id: &str) -> io::Result<()> {
     let limits = net::raise_fd_limit()?;
     let max_public = config
         .max_connections
-        .unwrap_or_else(|| limits.soft.saturating_sub(FD_RESERVE).max(1) as usize);
-    let files = StaticFiles::load(&config.static_dir)?;
+        .unwrap_or_else(|| limits.soft.saturating_sub(config.fd_reserve()).max(1) as usize);
+    let files = StaticFiles::load(&config.static_dir, StaticLimits::of(&config))?;
     let net = MioNet::bind(config.public_addr, config.admin_addr, config.listen_backlog)?;
     let mut signals = Signals::new([SIGTERM, SIGINT])?;
     net.poll
         .registry()
         .register(&mut signals, SIGNALS_TOKEN, Interest::READABLE)?;
     log_listening(&config, &files, limits, max_public, &net);
-    warn_if_unreachable(max_public, limits);
+    warn_if_unreachable(max_public, limits, config.fd_reserve());
 
     let mut ctx = Context::new(
         config,
@@ -95,8 +95,8 @@ pub fn run(config: Config, instance_id: &str) -> io::Result<()> {
 /// A `MAX_CONNECTIONS` the open-files limit cannot reach: past the limit, clients are refused
 /// as descriptors run out (`out_of_descriptors`), not at the cap, and the admin port's probes
 /// may find none left. Allowed (a test sets it on purpose), but said at start.
-fn warn_if_unreachable(max_public: usize, limits: FdLimits) {
-    let usable = limits.soft.saturating_sub(FD_RESERVE);
+fn warn_if_unreachable(max_public: usize, limits: FdLimits, fd_reserve: u64) {
+    let usable = limits.soft.saturating_sub(fd_reserve);
     if max_public as u64 > usable {
         log::warn!(
             "{}",

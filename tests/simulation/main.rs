@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wsdrain::app::context::Context;
 use wsdrain::app::drain_plan::ShortReason;
-use wsdrain::app::static_files::StaticFiles;
+use wsdrain::app::static_files::{StaticFiles, StaticLimits};
 use wsdrain::base::memory::MemoryReading;
 use wsdrain::base::time::Millis;
 use wsdrain::base::timers::Rng;
@@ -296,7 +296,8 @@ fn run(seed: u64, verbose: bool) -> Result<Outcome, String> {
     };
     let config = *config;
     let max_public = config.max_connections.unwrap_or(1000);
-    let files = StaticFiles::load(Path::new(&dir)).map_err(|e| e.to_string())?;
+    let files =
+        StaticFiles::load(Path::new(&dir), StaticLimits::of(&config)).map_err(|e| e.to_string())?;
     let mut ctx = Context::new(config, files, "sim", Rng::seeded(seed ^ 0x5eed), wall_clock);
     // Fixed figures: /metrics answers must not depend on the machine, or runs would not replay.
     ctx.memory_probe = MemoryReading::default;

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use wsdrain::app::context::Context;
-use wsdrain::app::static_files::StaticFiles;
+use wsdrain::app::static_files::{StaticFiles, StaticLimits};
 use wsdrain::base::timers::Rng;
 use wsdrain::config::{Command, Config};
 use wsdrain::connection::Connection;
@@ -33,7 +33,7 @@ fn head(size: usize) -> Vec<u8> {
 /// Feeds `head` to a fresh connection in reads of `chunk` bytes; returns the time it took.
 fn feed(config: &Config, head: &[u8], chunk: usize) -> Duration {
     let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../static"));
-    let files = StaticFiles::load(dir).expect("static files");
+    let files = StaticFiles::load(dir, StaticLimits::of(config)).expect("static files");
     let mut ctx = Context::new(
         config.clone(),
         files,

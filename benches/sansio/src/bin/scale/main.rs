@@ -33,7 +33,7 @@ use std::path::Path;
 
 use testkit::ws;
 use wsdrain::app::context::Context;
-use wsdrain::app::static_files::StaticFiles;
+use wsdrain::app::static_files::{StaticFiles, StaticLimits};
 use wsdrain::base::memory::MemoryReading;
 use wsdrain::base::time::{Millis, NEVER};
 use wsdrain::base::timers::Rng;
@@ -70,7 +70,8 @@ impl Bench {
         }) else {
             panic!("settings")
         };
-        let files = StaticFiles::load(Path::new(dir)).expect("static files");
+        let files =
+            StaticFiles::load(Path::new(dir), StaticLimits::of(&config)).expect("static files");
         let mut ctx = Context::new(
             *config,
             files,
