@@ -131,18 +131,14 @@ impl Session {
             Phase::CloseQueued => Flow::Open,
             Phase::CloseSent => {
                 log::debug!(
-                    "conn #{}: websocket: no close frame from the client within the close timeout",
+                    "conn #{}: websocket: no close frame in CLOSE_TIMEOUT",
                     env.conn
                 );
                 env.counters.close_timeouts += 1;
                 Flow::Drop
             }
             Phase::PingSent => {
-                log::debug!(
-                    "conn #{}: websocket: no pong within {:?}; dropping",
-                    env.conn,
-                    config.pong_timeout
-                );
+                log::debug!("conn #{}: websocket: no pong within PONG_TIMEOUT", env.conn);
                 env.counters.ping_timeouts += 1;
                 Flow::Drop
             }
@@ -191,11 +187,8 @@ impl Session {
         out: &mut OutQueue,
         env: &mut SessionEnv<'_>,
     ) -> Flow {
-        log::debug!(
-            "conn #{}: websocket: closing with {}: {reason}",
-            env.conn,
-            u16::from(code)
-        );
+        let (conn, number) = (env.conn, u16::from(code));
+        log::debug!("conn #{conn}: websocket: closing with {number}: {reason}");
         self.start_close(code, reason, out, env);
         Flow::Finish
     }
