@@ -79,7 +79,17 @@ impl Options {
     }
 }
 
+/// The longest time any option may give, as the server's own limit on its durations: past it a
+/// deadline no longer fits in a `Duration` or an `Instant`.
+const MAX_SECS: f64 = 10.0 * 24.0 * 3600.0;
+
+/// The options of this process's command line.
 pub fn parse_options() -> Result<Options, String> {
+    parse_args(std::env::args().skip(1))
+}
+
+/// The options of `args` (the command line without the program's name).
+pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
     let server = std::env::current_exe()
         .map_err(|e| e.to_string())?
         .with_file_name("wsdrain");
@@ -108,7 +118,7 @@ pub fn parse_options() -> Result<Options, String> {
         )),
         swap_pod_labels: false,
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = args.into_iter().collect();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         // Flags without a value.
@@ -130,8 +140,10 @@ pub fn parse_options() -> Result<Options, String> {
             value
                 .parse::<f64>()
                 .ok()
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .ok_or_else(|| format!("{flag}: not a number of 0 or more: {value}"))
+                .filter(|v| (0.0..=MAX_SECS).contains(v))
+                .ok_or_else(|| {
+                    format!("{flag}: not a number of seconds from 0 to {MAX_SECS}: {value}")
+                })
         };
         match flag.as_str() {
             "--endings" => o.endings = Ending::parse_list(value)?,
@@ -152,7 +164,7 @@ pub fn parse_options() -> Result<Options, String> {
             "--eviction-grace" => o.eviction_grace = number()?,
             "--detect" => o.detect = number()?,
             "--handshake-timeout" => o.handshake_timeout = number()?,
-            "--send-interval" => o.send_interval = Duration::from_millis(number()? as u64),
+            "--send-interval" => o.send_interval = send_interval(value)?,
             "--alive-interval" => o.alive_interval = number()?,
             "--server" => o.server = PathBuf::from(value),
             "--svg" => o.svg = Some(PathBuf::from(value)),
@@ -178,4 +190,59 @@ pub fn parse_options() -> Result<Options, String> {
         );
     }
     Ok(o)
+}
+
+/// `--send-interval`: whole milliseconds, at least 1. A zero interval would have every client
+/// send as fast as its loop turns, and a fraction of a millisecond would be cut to zero.
+fn send_interval(value: &str) -> Result<Duration, String> {
+    value
+        .parse::<u64>()
+        .ok()
+        .filter(|ms| (1..=(MAX_SECS as u64) * 1000).contains(ms))
+        .map(Duration::from_millis)
+        .ok_or_else(|| {
+            format!(
+                "--send-interval: not a whole number of milliseconds from 1 to {}: {value}",
+                (MAX_SECS as u64) * 1000
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, String> {
+        parse_args(args.iter().map(|a| a.to_string()))
+    }
+
+    #[test]
+    fn a_send_interval_under_a_millisecond_is_refused() {
+        for bad in ["0", "0.5", "1.5", "-1", "x", "864000001"] {
+            let e = parse(&["--send-interval", bad]).unwrap_err();
+            assert!(
+                e.starts_with("--send-interval: not a whole number of milliseconds from 1 to"),
+                "{bad}: {e}"
+            );
+        }
+        let o = parse(&["--send-interval", "1"]).unwrap();
+        assert_eq!(o.send_interval, Duration::from_millis(1));
+        let o = parse(&[]).unwrap();
+        assert_eq!(o.send_interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_time_past_ten_days_or_below_zero_is_refused() {
+        for flag in ["--grace", "--detect", "--alive-interval", "--prestop-delay"] {
+            for bad in ["-0.5", "1e20", "NaN", "inf", "864000.5"] {
+                let e = parse(&[flag, bad]).unwrap_err();
+                assert!(
+                    e.starts_with(&format!("{flag}: not a number of seconds")),
+                    "{e}"
+                );
+            }
+            assert!(parse(&[flag, "0"]).is_ok(), "{flag} 0");
+            assert!(parse(&[flag, "2.5"]).is_ok(), "{flag} 2.5");
+        }
+    }
 }
