@@ -146,6 +146,21 @@ fn token(id: usize, slot: usize) -> Token {
     Token(id * SLOTS + slot)
 }
 
+/// Takes out of `timers` every one due at `now`, earliest first, before any is handled: a timer
+/// a handler sets for `now` or earlier (a send interval of zero would) waits for the next turn,
+/// so no timer can keep a turn from ending.
+fn take_due(timers: &mut BinaryHeap<Reverse<(Instant, usize)>>, now: Instant) -> Vec<usize> {
+    let mut due = Vec::new();
+    while let Some(&Reverse((at, id))) = timers.peek() {
+        if at > now {
+            break;
+        }
+        timers.pop();
+        due.push(id);
+    }
+    due
+}
+
 impl Fleet {
     pub fn new(config: FleetConfig) -> io::Result<Fleet> {
         let now = Instant::now();
@@ -239,11 +254,7 @@ impl Fleet {
             self.on_ready(t / SLOTS, t % SLOTS);
         }
         let now = Instant::now();
-        while let Some(&Reverse((at, id))) = self.timers.peek() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        for id in take_due(&mut self.timers, now) {
             self.on_timer(id, now);
         }
         let busy = busy_from.elapsed();

@@ -1,5 +1,7 @@
-//! The fleet against a scripted server on loopback ([`scripted`]).
+//! The fleet against a scripted server on loopback ([`scripted`]), and its timer queue alone
+//! ([`timers`]).
 
 mod endings;
 mod handover;
 mod scripted;
+mod timers;
