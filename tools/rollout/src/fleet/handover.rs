@@ -4,9 +4,32 @@
 use std::cmp::Reverse;
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
 use testkit::ws;
 
 use super::{Fleet, Kind, MASK, Phase, SLOTS};
+
+/// What a client reads of the server's own messages (hello, alive, goaway); the other fields
+/// are not its business.
+#[derive(Debug, Default, PartialEq, Eq, Deserialize)]
+struct OwnMessage {
+    /// The pod that sent it (its `INSTANCE_ID`).
+    instance: Option<String>,
+    /// `hello` or `goaway`; none on a plain alive message.
+    event: Option<String>,
+    /// The alive interval the server keeps.
+    interval_ms: Option<u64>,
+    /// On a hello: how long the server gives a handover.
+    handover_ms: Option<u64>,
+}
+
+impl OwnMessage {
+    /// A text that is not such a message (not JSON, or a field of another type) tells the
+    /// client nothing, as it would tell a real client nothing.
+    fn read(payload: &[u8]) -> OwnMessage {
+        serde_json::from_slice(payload).unwrap_or_default()
+    }
+}
 
 impl Fleet {
     /// The 101 arrived on the connection in `slot`.
@@ -49,22 +72,13 @@ impl Fleet {
 
     /// A text from the server itself: alive, hello, or a goaway notice.
     pub(super) fn server_message(&mut self, id: usize, slot: usize, payload: &[u8]) {
-        let text = String::from_utf8_lossy(payload);
-        let field = |key: &str| {
-            text.split(&format!("\"{key}\":")).nth(1).map(|rest| {
-                rest.trim_start_matches('"')
-                    .split(['"', ',', '}'])
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-            })
-        };
+        let message = OwnMessage::read(payload);
         let c = &mut self.clients[id];
         let kind = c.kind;
         let Some(conn) = c.conns[slot].as_mut() else {
             return;
         };
-        if let Some(instance) = field("instance") {
+        if let Some(instance) = message.instance {
             if let Some(i) = conn.served_index
                 && c.served[i].is_empty()
             {
@@ -77,16 +91,16 @@ impl Fleet {
             }
             conn.instance = instance;
         }
-        let announced = field("interval_ms")
-            .and_then(|v| v.parse::<u64>().ok())
+        let announced = message
+            .interval_ms
             .filter(|ms| *ms > 0)
             .map(Duration::from_millis);
         let st = &mut self.stats[kind.index()];
-        match field("event").as_deref() {
+        match message.event.as_deref() {
             Some("hello") => {
                 let entry = st.hellos.entry(conn.instance.clone()).or_default();
                 entry.0 += 1;
-                entry.1 = field("handover_ms").and_then(|v| v.parse().ok());
+                entry.1 = message.handover_ms;
             }
             Some("goaway") => {
                 st.notices.push((Instant::now(), conn.instance.clone()));
@@ -183,5 +197,27 @@ impl Fleet {
         if let Some(slot) = self.clients[id].send_slot() {
             self.flush(id, slot);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OwnMessage;
+
+    #[test]
+    fn an_instance_name_with_a_comma_a_quote_and_a_brace_reads_whole() {
+        let hello = br#"{"type":"alive","event":"hello","instance":"pod-a,\"x\"}","phase":"serving","interval_ms":1000,"uptime_ms":5,"handover_ms":3000}"#;
+        assert_eq!(
+            OwnMessage::read(hello),
+            OwnMessage {
+                instance: Some(r#"pod-a,"x"}"#.into()),
+                event: Some("hello".into()),
+                interval_ms: Some(1000),
+                handover_ms: Some(3000),
+            }
+        );
+        let alive = br#"{"type":"alive","instance":"pod-b","phase":"draining","interval_ms":5000,"uptime_ms":9}"#;
+        assert_eq!(OwnMessage::read(alive).event, None);
+        assert_eq!(OwnMessage::read(b"{\"type\":\"alive\"").instance, None);
     }
 }
