@@ -2,6 +2,7 @@
 //! for the story's checks ([`story`](crate::story::check)), and the dashboard's queries run
 //! over it.
 
+use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use crate::fleet::{Fleet, Kind};
@@ -9,22 +10,39 @@ use crate::options::Options;
 use crate::prometheus::{Prometheus, Target};
 use crate::{dashboard, prometheus, story};
 
+/// The Grafana dashboard whose queries are run after the rollout, as read before it.
+pub struct DashboardFile {
+    path: PathBuf,
+    text: String,
+}
+
+impl DashboardFile {
+    /// Reads it before anything starts: a file that cannot be read (a typo in `--dashboard`, a
+    /// binary built in a checkout that has since moved) is an error, not a check quietly skipped
+    /// in a run that then passes.
+    pub fn read(path: &Path) -> Result<DashboardFile, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "the dashboard {}: {e} (its queries must run; give its path with --dashboard)",
+                path.display()
+            )
+        })?;
+        Ok(DashboardFile {
+            path: std::fs::canonicalize(path).unwrap_or(path.to_path_buf()),
+            text,
+        })
+    }
+}
+
 /// Runs the dashboard's queries over [start, end]; prints what it did, returns the failures.
 pub fn run_dashboard(
     p: &Prometheus,
-    path: &std::path::Path,
+    dashboard: &DashboardFile,
     start: f64,
     end: f64,
 ) -> Result<Vec<String>, String> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        println!(
-            "dashboard: no {} in this tree: its queries are not run",
-            path.display()
-        );
-        return Ok(Vec::new());
-    };
-    let path = std::fs::canonicalize(path).unwrap_or(path.to_path_buf());
-    let doc: dashboard::Dashboard = match serde_json::from_str(&text) {
+    let path = &dashboard.path;
+    let doc: dashboard::Dashboard = match serde_json::from_str(&dashboard.text) {
         Ok(doc) => doc,
         Err(e) => return Ok(vec![format!("the dashboard {}: JSON: {e}", path.display())]),
     };

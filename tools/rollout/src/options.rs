@@ -40,9 +40,10 @@ upgrade not answered by then).
 admin ports every second; after the run the harness checks the story its series tell (pod A's
 phases, the WebSockets per pod and in all against the clients' sockets, close timeouts, the
 message balance, the handover counters) and runs every query of the Grafana dashboard
-(--dashboard, default deploy/monitoring/grafana-dashboard.json; skipped when the file is
-missing), each of which must return data. --svg PATH (implies --prometheus) draws the WebSockets
-per pod and the new ones per second from its series.";
+(--dashboard, default deploy/monitoring/grafana-dashboard.json of the checkout this binary was
+built in; one that cannot be read stops the run, exit 2), each of which must return data.
+--svg PATH (implies --prometheus) draws the WebSockets per pod and the new ones per second from
+its series.";
 
 #[derive(Debug, Clone)]
 pub struct Options {

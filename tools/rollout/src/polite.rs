@@ -13,7 +13,7 @@ use crate::cluster::{http_get, start_pod};
 use crate::ending::{Ending, KindFigures, Outcome, PodEnd, slowest_turn};
 use crate::fleet::Kind;
 use crate::impolite::drain_told;
-use crate::metrics_check::{Clock, pod_target, run_dashboard, story_facts};
+use crate::metrics_check::{Clock, DashboardFile, pod_target, run_dashboard, story_facts};
 use crate::options::Options;
 use crate::prometheus::{self, Prometheus};
 use crate::report::{Summary, check_drain_end, line_message, print_table};
@@ -29,6 +29,12 @@ pub fn run(o: &Options, dir: &Path) -> Result<(Vec<String>, Outcome), String> {
     // With HANDOVER_TIMEOUT=0 the server sends no notice, so aware clients take today's path.
     let expect_handover = o.handover_timeout > 0.0;
 
+    // Read before anything starts: the run cannot pass without its queries.
+    let dashboard = if o.prometheus {
+        Some(DashboardFile::read(&o.dashboard)?)
+    } else {
+        None
+    };
     let mut a = start_pod(&o.server, "pod-a", &env, dir)?;
     // Prometheus stamps its samples in unix time, the fleet its events with `Instant`s.
     let clock = Clock::now();
@@ -262,12 +268,14 @@ pub fn run(o: &Options, dir: &Path) -> Result<(Vec<String>, Outcome), String> {
                 .into_iter()
                 .map(|f| format!("Prometheus: {f}")),
         );
-        failures.extend(run_dashboard(
-            p,
-            &o.dashboard,
-            prom_start.floor(),
-            clock.unix(until),
-        )?);
+        if let Some(dashboard) = &dashboard {
+            failures.extend(run_dashboard(
+                p,
+                dashboard,
+                prom_start.floor(),
+                clock.unix(until),
+            )?);
+        }
         if let Some(path) = &o.svg {
             let title = format!(
                 "Prometheus's view: {} clients ({} handover-aware), preStop {} s, window {} s",
