@@ -39,11 +39,15 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use ending::{Ending, Outcome};
-use options::{Options, parse_options};
+use options::{Options, Request, parse_options};
 
 fn main() -> ExitCode {
     let options = match parse_options() {
-        Ok(o) => o,
+        Ok(Request::Run(o)) => *o,
+        Ok(Request::Help) => {
+            println!("{}", options::USAGE);
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);

@@ -31,10 +31,13 @@ notice they open a new connection and close the old one themselves).
             drops A --detect seconds later; once every client is on B, SIGKILL.
 With any ending but polite, a table of every ending played, side by side, comes last.
 
-Defaults are the server's (15 s preStop, 10 s drain, 5 s handover, 5 s close); the grace period
-defaults to the budget rule's 15 + 10 + 5 + 5 + 4.5 = 39.5 s, rounded up to 40 s; --detect 10 s (a
-health check every 5 s, unhealthy after 2); --handshake-timeout 5 s (the clients give up an
-upgrade not answered by then).
+The pods' timings default to the server's (15 s preStop, 10 s drain, 5 s handover, 5 s close);
+the grace period defaults to the budget rule's 15 + 10 + 5 + 5 + 4.5 = 39.5 s, rounded up to
+40 s; --detect 10 s (a health check every 5 s, unhealthy after 2); --handshake-timeout 5 s (the
+clients give up an upgrade not answered by then). --clients 1000; --send-interval 1000 ms (whole
+milliseconds, at least 1: each client sends a message so often); --alive-interval 1 s, the pods'
+ALIVE_INTERVAL, not the server's default of 5 s (the clients give up a connection silent for
+twice it, so a frozen pod is left sooner).
 
 --prometheus (polite only): a real Prometheus (Debian's /usr/bin/prometheus) scrapes both pods'
 admin ports every second; after the run the harness checks the story its series tell (pod A's
@@ -44,6 +47,15 @@ message balance, the handover counters) and runs every query of the Grafana dash
 built in; one that cannot be read stops the run, exit 2), each of which must return data.
 --svg PATH (implies --prometheus) draws the WebSockets per pod and the new ones per second from
 its series.";
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Request {
+    /// Play the endings with these options (boxed: they are large, Help is empty).
+    Run(Box<Options>),
+    /// Print the usage (`--help`): asked for, so on stdout, exit 0.
+    Help,
+}
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -84,13 +96,13 @@ impl Options {
 /// deadline no longer fits in a `Duration` or an `Instant`.
 const MAX_SECS: f64 = 10.0 * 24.0 * 3600.0;
 
-/// The options of this process's command line.
-pub fn parse_options() -> Result<Options, String> {
+/// What this process's command line asks for.
+pub fn parse_options() -> Result<Request, String> {
     parse_args(std::env::args().skip(1))
 }
 
-/// The options of `args` (the command line without the program's name).
-pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
+/// What `args` (the command line without the program's name) asks for.
+pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Request, String> {
     let server = std::env::current_exe()
         .map_err(|e| e.to_string())?
         .with_file_name("wsdrain");
@@ -124,7 +136,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Str
     while let Some(flag) = it.next() {
         // Flags without a value.
         let switch = match flag.as_str() {
-            "--help" | "-h" => return Err(USAGE.to_string()),
+            "--help" | "-h" => return Ok(Request::Help),
             "--keep-logs" => Some(&mut o.keep_logs),
             "--prometheus" => Some(&mut o.prometheus),
             "--swap-pod-labels" => Some(&mut o.swap_pod_labels),
@@ -190,7 +202,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Str
                 .into(),
         );
     }
-    Ok(o)
+    Ok(Request::Run(Box::new(o)))
 }
 
 /// `--send-interval`: whole milliseconds, at least 1. A zero interval would have every client
@@ -214,7 +226,18 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Options, String> {
-        parse_args(args.iter().map(|a| a.to_string()))
+        match parse_args(args.iter().map(|a| a.to_string()))? {
+            Request::Run(o) => Ok(*o),
+            Request::Help => Err("help".into()),
+        }
+    }
+
+    #[test]
+    fn help_is_a_request_not_an_error() {
+        for flag in ["--help", "-h"] {
+            let asked = parse_args([flag.to_string()]);
+            assert!(matches!(asked, Ok(Request::Help)), "{flag}: {asked:?}");
+        }
     }
 
     #[test]

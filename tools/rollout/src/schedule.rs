@@ -57,7 +57,7 @@ mod tests {
     }
 
     #[test]
-    fn checks_span_and_evenness_from_20_clients() {
+    fn checks_span_and_evenness_from_200_clients() {
         let s = parse(SAMPLE);
         assert!(check_schedule(&s, 3000, 200).is_empty());
         assert_eq!(check_schedule(&s, 2000, 200).len(), 1, "window mismatch");
