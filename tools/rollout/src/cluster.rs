@@ -32,16 +32,36 @@ pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<u16, 
     testkit::http::get(addr, path, timeout).map(|answer| answer.status)
 }
 
+/// A program: the first of `known` that exists (where Debian's packages put it), else `name`
+/// on the `PATH`.
+pub fn find_program(known: &[&str], name: &str) -> Option<PathBuf> {
+    known
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|d| d.join(name))
+                    .find(|p| p.is_file())
+            })
+        })
+}
+
 /// nginx as the load balancer: upgraded connections stay on the worker (and so the pod) that
 /// proxied them; a reload starts new workers with the new upstream while old workers keep their
 /// connections until those close or `worker_shutdown_timeout` (GKE's drainingTimeoutSec) passes.
 pub struct Nginx {
     child: Child,
+    site: Site,
+}
+
+/// What nginx's config is written from, but the upstream, which each reload changes.
+struct Site {
     dir: PathBuf,
-    pub listen: SocketAddr,
-    /// Every address it listens on (the same port on 127.0.0.1, .2, …), for clients to spread
-    /// their connections over: see [`addresses_for`].
-    pub listens: Vec<SocketAddr>,
+    /// Every address nginx listens on (the same port on 127.0.0.1, .2, …), for clients to
+    /// spread their connections over: see [`addresses_for`].
+    listens: Vec<SocketAddr>,
     draining_timeout: Duration,
     connections: usize,
 }
@@ -53,15 +73,14 @@ impl Nginx {
         draining_timeout: Duration,
         connections: usize,
     ) -> Result<Nginx, String> {
-        let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .ok_or("nginx is not installed (apt-get install -y nginx-light or nginx)")?;
+        let binary = find_program(&["/usr/sbin/nginx", "/usr/bin/nginx"], "nginx").ok_or(
+            "no nginx in /usr/sbin, /usr/bin or on the PATH (apt-get install -y nginx-light or \
+             nginx)",
+        )?;
         let port = free_port()?;
-        let mut nginx = Nginx {
-            child: Command::new("true").spawn().map_err(|e| e.to_string())?,
+        let listen = SocketAddr::from(([127, 0, 0, 1], port));
+        let site = Site {
             dir: dir.to_path_buf(),
-            listen: SocketAddr::from(([127, 0, 0, 1], port)),
             listens: (0..addresses_for(connections))
                 .map(|i| SocketAddr::from(([127, 0, 0, 1 + i as u8], port)))
                 .collect(),
@@ -70,8 +89,8 @@ impl Nginx {
         };
         std::fs::create_dir_all(dir.join("logs")).map_err(|e| e.to_string())?;
         std::fs::create_dir_all(dir.join("tmp")).map_err(|e| e.to_string())?;
-        nginx.write_config(upstream)?;
-        nginx.child = Command::new(binary)
+        site.write_config(upstream)?;
+        let child = Command::new(binary)
             .args([
                 "-p",
                 &dir.display().to_string(),
@@ -85,12 +104,13 @@ impl Nginx {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("start nginx: {e}"))?;
+        // From here on, dropping it stops nginx, on an early return too.
+        let mut nginx = Nginx { child, site };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect_timeout(&nginx.listen, Duration::from_millis(200)).is_err() {
+        while TcpStream::connect_timeout(&listen, Duration::from_millis(200)).is_err() {
             if Instant::now() > deadline {
                 return Err(format!(
-                    "nginx did not listen on {}; see {}/logs/error.log",
-                    nginx.listen,
+                    "nginx did not listen on {listen}; see {}/logs/error.log",
                     dir.display()
                 ));
             }
@@ -106,6 +126,29 @@ impl Nginx {
         Ok(nginx)
     }
 
+    /// Every address it listens on, for the clients: see [`addresses_for`].
+    pub fn listens(&self) -> &[SocketAddr] {
+        &self.site.listens
+    }
+
+    /// Points the upstream at another pod and reloads, as the endpoints controller's update
+    /// reaches the load balancer.
+    pub fn switch_upstream(&self, upstream: SocketAddr) -> Result<(), String> {
+        self.site.write_config(upstream)?;
+        let status = Command::new("kill")
+            .args(["-s", "HUP", &self.child.id().to_string()])
+            .status()
+            .map_err(|e| e.to_string())?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err("nginx reload failed".into())
+        }
+    }
+}
+
+impl Site {
+    /// Writes `nginx.conf` with the pods' `upstream`.
     fn write_config(&self, upstream: SocketAddr) -> Result<(), String> {
         let tmp = self.dir.join("tmp");
         let t = tmp.display();
@@ -128,7 +171,8 @@ impl Nginx {
             per_worker = plan.worker_connections,
             nofile = plan.nofile,
             dir = self.dir.display(),
-            drain = self.draining_timeout.as_secs().max(1),
+            // Rounded up: a fraction cut off would eat into the drain's margin.
+            drain = (self.draining_timeout.as_secs_f64().ceil() as u64).max(1),
             listens = self
                 .listens
                 .iter()
@@ -137,21 +181,6 @@ impl Nginx {
             sources = sources(self.listens.len()),
         );
         std::fs::write(self.dir.join("nginx.conf"), config).map_err(|e| e.to_string())
-    }
-
-    /// Points the upstream at another pod and reloads, as the endpoints controller's update
-    /// reaches the load balancer.
-    pub fn switch_upstream(&self, upstream: SocketAddr) -> Result<(), String> {
-        self.write_config(upstream)?;
-        let status = Command::new("kill")
-            .args(["-s", "HUP", &self.child.id().to_string()])
-            .status()
-            .map_err(|e| e.to_string())?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err("nginx reload failed".into())
-        }
     }
 }
 
@@ -278,6 +307,23 @@ mod tests {
             assert!(p.nofile >= p.worker_connections + NOFILE_SPARE);
         }
         assert_eq!(WorkerPlan::for_clients(15_000).workers, 4);
+    }
+
+    #[test]
+    fn a_fractional_draining_timeout_is_rounded_up_not_cut() {
+        let dir = std::env::temp_dir().join(format!("rollout-site-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let site = Site {
+            dir: dir.clone(),
+            listens: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+            draining_timeout: Duration::from_secs_f64(10.5),
+            connections: 1,
+        };
+        site.write_config(SocketAddr::from(([127, 0, 0, 1], 8081)))
+            .unwrap();
+        let config = std::fs::read_to_string(dir.join("nginx.conf")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(config.contains("worker_shutdown_timeout 11s;"), "{config}");
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub fn start_nginx(o: &Options, upstream: &Server, dir: &Path) -> Result<Nginx, 
 /// The fleet of the options, through `nginx`.
 pub fn fleet(o: &Options, nginx: &Nginx) -> Result<Fleet, String> {
     Fleet::new(FleetConfig {
-        addrs: nginx.listens.clone(),
+        addrs: nginx.listens().to_vec(),
         clients: o.clients,
         old_clients: o.old_clients(),
         send_interval: o.send_interval,

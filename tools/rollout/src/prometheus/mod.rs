@@ -56,15 +56,7 @@ pub fn config(targets: &[Target], swap_pods: bool) -> String {
 /// The Prometheus binary: `/usr/bin/prometheus` (Debian's package), else `prometheus` on the
 /// `PATH`.
 pub fn find_binary() -> Option<PathBuf> {
-    let packaged = Path::new("/usr/bin/prometheus");
-    if packaged.exists() {
-        return Some(packaged.to_path_buf());
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("prometheus"))
-            .find(|p| p.is_file())
-    })
+    crate::cluster::find_program(&["/usr/bin/prometheus"], "prometheus")
 }
 
 /// Runs Prometheus under a small shell that kills it when its standard input closes: the
