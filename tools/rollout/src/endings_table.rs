@@ -5,10 +5,7 @@ use std::time::Duration;
 
 use crate::ending::{KindFigures, Outcome};
 use crate::fleet::Kind;
-
-fn ms(d: Duration) -> String {
-    format!("{} ms", d.as_millis())
-}
+use crate::report::ms;
 
 fn s(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())

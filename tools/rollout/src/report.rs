@@ -355,7 +355,8 @@ pub fn line_message(line: &str) -> &str {
     line.split_once("] ").map_or(line, |(_, m)| m).trim_end()
 }
 
-fn ms(d: Duration) -> String {
+/// A time in whole milliseconds, as the tables show it.
+pub fn ms(d: Duration) -> String {
     format!("{} ms", d.as_millis())
 }
 
