@@ -67,7 +67,7 @@ pub fn run(o: &Options, ending: Ending, dir: &Path) -> Result<(Vec<String>, Outc
     let nginx = start_nginx(o, &a, dir)?;
     let mut fleet = stage::fleet(o, &nginx)?;
     connect_all(&mut fleet, o)?;
-    fleet.run(Duration::from_secs(1), |_| false);
+    fleet.run(Duration::from_secs(1), |_| false)?;
     let mut b = start_ready(o, &env, dir, &mut fleet)?;
     let mut failures = Vec::new();
     let bound = bound(o, ending);
@@ -136,13 +136,13 @@ pub fn run(o: &Options, ending: Ending, dir: &Path) -> Result<(Vec<String>, Outc
             if ending == Ending::Kill {
                 let by = Instant::now() + Duration::from_secs(5);
                 while a.running() && Instant::now() < by {
-                    fleet.run(Duration::from_millis(10), |_| false);
+                    fleet.run(Duration::from_millis(10), |_| false)?;
                 }
                 a.wait_exit(Duration::from_secs(2))?;
             }
             fleet.run(detect_at.saturating_duration_since(Instant::now()), |_| {
                 false
-            });
+            })?;
             nginx.switch_upstream(b.public())?;
             let switched = at(Instant::now());
             println!(
@@ -157,7 +157,7 @@ pub fn run(o: &Options, ending: Ending, dir: &Path) -> Result<(Vec<String>, Outc
                 let until = start + Duration::from_secs_f64(limit);
                 fleet.run(until.saturating_duration_since(Instant::now()), |f| {
                     f.on_instance("pod-b") == clients
-                });
+                })?;
                 let moved = fleet.on_instance("pod-b") == clients;
                 a.kill()?;
                 let killed = start.elapsed();
@@ -181,9 +181,9 @@ pub fn run(o: &Options, ending: Ending, dir: &Path) -> Result<(Vec<String>, Outc
     let settle = bound.as_ref().map_or(0.0, |b| b.0) + o.alive_interval * 3.0 + 10.0;
     fleet.run(Duration::from_secs_f64(settle), |f| {
         f.on_instance("pod-b") == clients
-    });
+    })?;
     fleet.sending = false;
-    fleet.run(Duration::from_secs(10), |f| f.unanswered() == 0);
+    fleet.run(Duration::from_secs(10), |f| f.unanswered() == 0)?;
     let end = Instant::now();
     let reports = fleet.reports(end);
     let kinds: Vec<KindFigures> = Kind::ALL

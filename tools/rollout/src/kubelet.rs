@@ -97,7 +97,7 @@ pub fn terminate(
     let grace_ends = start + Duration::from_secs_f64(grace);
     while !hook.poll() && Instant::now() < grace_ends {
         let left = grace_ends.saturating_duration_since(Instant::now());
-        fleet.run(left.min(Duration::from_millis(10)), |_| false);
+        fleet.run(left.min(Duration::from_millis(10)), |_| false)?;
     }
     let hook_at = hook
         .answered
@@ -110,7 +110,7 @@ pub fn terminate(
     while pod.running() && Instant::now() < kill_at {
         hook.poll();
         let left = kill_at.saturating_duration_since(Instant::now());
-        fleet.run(left.min(Duration::from_millis(10)), |_| false);
+        fleet.run(left.min(Duration::from_millis(10)), |_| false)?;
     }
     hook.poll();
     let end = if pod.running() {

@@ -57,7 +57,7 @@ pub fn run(o: &Options, dir: &Path) -> Result<(Vec<String>, Outcome), String> {
     let nginx = start_nginx(o, &a, dir)?;
     let mut fleet = stage::fleet(o, &nginx)?;
     let connected = connect_all(&mut fleet, o)?;
-    fleet.run(Duration::from_secs(1), |_| false);
+    fleet.run(Duration::from_secs(1), |_| false)?;
 
     // The replacement starts at once; it gets traffic only once ready.
     let b = start_ready(o, &env, dir, &mut fleet)?;
@@ -86,14 +86,14 @@ pub fn run(o: &Options, dir: &Path) -> Result<(Vec<String>, Outcome), String> {
                     p.up(&["pod-a", "pod-b"]).err().unwrap_or_default()
                 ));
             }
-            fleet.run(Duration::from_millis(200), |_| false);
+            fleet.run(Duration::from_millis(200), |_| false)?;
         }
         watched = Instant::now();
         // A few scrapes of both before the termination: the story's first chapter.
         fleet.run(
             Duration::from_secs(2 * prometheus::SCRAPE_INTERVAL_SECS),
             |_| false,
-        );
+        )?;
         println!("Prometheus on {} scrapes both pods each second", p.addr);
     }
 
@@ -122,7 +122,7 @@ pub fn run(o: &Options, dir: &Path) -> Result<(Vec<String>, Outcome), String> {
         if Instant::now() > grace_ends {
             return Err("/prestop did not answer within the grace period".into());
         }
-        fleet.run(Duration::from_millis(20), |_| false);
+        fleet.run(Duration::from_millis(20), |_| false)?;
     }
     let prestop_status = prestop.join().map_err(|_| "prestop thread panicked")?;
     if prestop_status != Ok(200) {
@@ -133,7 +133,7 @@ pub fn run(o: &Options, dir: &Path) -> Result<(Vec<String>, Outcome), String> {
     let sigterm = Instant::now();
     a.signal("TERM")?;
     while a.running() && Instant::now() < grace_ends {
-        fleet.run(Duration::from_millis(10), |_| false);
+        fleet.run(Duration::from_millis(10), |_| false)?;
     }
     let drain_took = sigterm.elapsed();
     // Its exit status, and its log read to the end; at the grace period, SIGKILL (as the
@@ -161,9 +161,9 @@ pub fn run(o: &Options, dir: &Path) -> Result<(Vec<String>, Outcome), String> {
 
     // Everyone should now be on B, and every message answered.
     let settle = Duration::from_secs_f64(o.alive_interval * 3.0 + 10.0);
-    fleet.run(settle, |f| f.on_instance("pod-b") == clients);
+    fleet.run(settle, |f| f.on_instance("pod-b") == clients)?;
     fleet.sending = false;
-    fleet.run(Duration::from_secs(10), |f| f.unanswered() == 0);
+    fleet.run(Duration::from_secs(10), |f| f.unanswered() == 0)?;
     // The end of the measurement: a gap still open now counts up to here.
     let end = Instant::now();
     let reports = fleet.reports(end);
@@ -242,7 +242,7 @@ pub fn run(o: &Options, dir: &Path) -> Result<(Vec<String>, Outcome), String> {
         fleet.run(
             Duration::from_secs(2 * prometheus::SCRAPE_INTERVAL_SECS) + Duration::from_millis(500),
             |_| false,
-        );
+        )?;
         let until = Instant::now();
         let observed = story::Observed::fetch(p, prom_start.floor(), clock.unix(until))?;
         let facts = story_facts(
@@ -365,6 +365,6 @@ pub fn run(o: &Options, dir: &Path) -> Result<(Vec<String>, Outcome), String> {
     fleet.run(
         Duration::from_secs_f64(o.drain_window + o.handover_timeout + o.close_timeout + 2.0),
         |_| false,
-    );
+    )?;
     Ok((failures, outcome))
 }

@@ -78,7 +78,7 @@ pub fn fleet(o: &Options, nginx: &Nginx) -> Result<Fleet, String> {
 pub fn connect_all(fleet: &mut Fleet, o: &Options) -> Result<Instant, String> {
     let clients = o.clients;
     let connect_by = Duration::from_secs(30) + Duration::from_millis(clients as u64 * 2);
-    fleet.run(connect_by, |f| f.on_instance("pod-a") == clients);
+    fleet.run(connect_by, |f| f.on_instance("pod-a") == clients)?;
     if fleet.on_instance("pod-a") != clients {
         return Err(format!(
             "only {} of {clients} clients connected to pod A",
@@ -108,7 +108,7 @@ pub fn start_ready(
         if Instant::now() > ready_by {
             return Err("pod B never became ready".into());
         }
-        fleet.run(Duration::from_millis(20), |_| false);
+        fleet.run(Duration::from_millis(20), |_| false)?;
     }
     Ok(b)
 }

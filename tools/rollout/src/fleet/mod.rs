@@ -227,15 +227,22 @@ impl Fleet {
         ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// Runs the loop for at most `max`, or until `done` holds.
-    pub fn run(&mut self, max: Duration, mut done: impl FnMut(&Fleet) -> bool) {
+    /// Runs the loop for at most `max`, or until `done` holds. An error of the poll itself
+    /// stops it: the clients can no longer see their sockets, so the run cannot go on.
+    pub fn run(
+        &mut self,
+        max: Duration,
+        mut done: impl FnMut(&Fleet) -> bool,
+    ) -> Result<(), String> {
         let deadline = Instant::now() + max;
         while Instant::now() < deadline && !done(self) {
-            self.turn(Duration::from_millis(20));
+            self.turn(Duration::from_millis(20))
+                .map_err(|e| format!("the clients' poll: {e}"))?;
         }
+        Ok(())
     }
 
-    fn turn(&mut self, max_wait: Duration) {
+    fn turn(&mut self, max_wait: Duration) -> io::Result<()> {
         let now = Instant::now();
         let wait = self
             .timers
@@ -246,7 +253,7 @@ impl Fleet {
         if let Err(e) = self.poll.poll(&mut self.events, Some(wait))
             && e.kind() != io::ErrorKind::Interrupted
         {
-            panic!("poll: {e}");
+            return Err(e);
         }
         let busy_from = Instant::now();
         let ready: Vec<usize> = self.events.iter().map(|e| e.token().0).collect();
@@ -261,6 +268,7 @@ impl Fleet {
         if busy > self.slowest_turn.0 {
             self.slowest_turn = (busy, Some(Instant::now()));
         }
+        Ok(())
     }
 
     /// A timer of client `id` is due: its connect time, its next message, a close deadline, a

@@ -282,9 +282,11 @@ pub fn fleet(addr: SocketAddr, old_clients: usize) -> Fleet {
 pub fn play(f: &mut Fleet, to: &str) -> ClientReport {
     f.run(Duration::from_secs(5), |f| {
         f.on_instance(to) == 1 && f.clients[0].conns.iter().flatten().count() == 1
-    });
-    f.run(Duration::from_millis(100), |_| false);
+    })
+    .unwrap();
+    f.run(Duration::from_millis(100), |_| false).unwrap();
     f.sending = false;
-    f.run(Duration::from_secs(2), |f| f.unanswered() == 0);
+    f.run(Duration::from_secs(2), |f| f.unanswered() == 0)
+        .unwrap();
     f.reports(Instant::now()).remove(0)
 }
