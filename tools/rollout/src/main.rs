@@ -60,7 +60,10 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let outcome = run(&options, &dir);
-    if options.keep_logs {
+    // A run that did not pass keeps the pods', nginx's and Prometheus's logs: they are what
+    // tells why.
+    let passed = matches!(&outcome, Ok(failures) if failures.is_empty());
+    if options.keep_logs || !passed {
         println!("logs kept in {}", dir.display());
     } else {
         let _ = std::fs::remove_dir_all(&dir);

@@ -46,7 +46,10 @@ message balance, the handover counters) and runs every query of the Grafana dash
 (--dashboard, default deploy/monitoring/grafana-dashboard.json of the checkout this binary was
 built in; one that cannot be read stops the run, exit 2), each of which must return data.
 --svg PATH (implies --prometheus) draws the WebSockets per pod and the new ones per second from
-its series.";
+its series.
+
+When the run does not pass (or with --keep-logs), the pods', nginx's and Prometheus's logs are
+kept, and the harness prints where.";
 
 /// What the command line asks for.
 #[derive(Debug)]
