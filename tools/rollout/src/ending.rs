@@ -106,6 +106,25 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// The p50, p99 and maximum of `times`, as the tables show a spread of times.
+pub fn spread(mut times: Vec<Duration>) -> [Duration; 3] {
+    times.sort();
+    [
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        times.last().copied().unwrap_or_default(),
+    ]
+}
+
+/// How many of `times` fall in each whole second after `from` (those before it are left out).
+pub fn per_second(times: &[Instant], from: Instant) -> BTreeMap<u64, usize> {
+    let mut counts = BTreeMap::new();
+    for t in times.iter().filter(|t| **t >= from) {
+        *counts.entry(t.duration_since(from).as_secs()).or_default() += 1;
+    }
+    counts
+}
+
 /// One client's time without a working connection in [start, end], and when its last outage
 /// ended (`None`: it had none). `a_stops`: pod A stopped working then (its connections count
 /// as working only until then).
@@ -162,19 +181,12 @@ impl KindFigures {
             .iter()
             .map(|r| outage(r, start, end, a_stops))
             .collect();
-        let mut dead: Vec<Duration> = outages.iter().map(|o| o.0).collect();
-        dead.sort();
         let served_again = outages
             .iter()
             .filter_map(|o| o.1)
             .max()
             .map_or(Duration::ZERO, |t| t.saturating_duration_since(start));
-        let mut per_second = BTreeMap::new();
-        for t in st.reopened_at.iter().filter(|t| **t >= start) {
-            *per_second
-                .entry(t.duration_since(start).as_secs())
-                .or_default() += 1;
-        }
+        let per_second = per_second(&st.reopened_at, start);
         let from_a = |events: &[(Instant, String)]| {
             events
                 .iter()
@@ -189,11 +201,7 @@ impl KindFigures {
             shown_twice: st.duplicates,
             resent: mine.iter().map(|r| r.resent).sum(),
             clients_resent: mine.iter().filter(|r| r.resent > 0).count(),
-            dead: [
-                percentile(&dead, 0.5),
-                percentile(&dead, 0.99),
-                dead.last().copied().unwrap_or_default(),
-            ],
+            dead: spread(outages.iter().map(|o| o.0).collect()),
             served_again,
             peak_per_second: per_second.values().max().copied().unwrap_or(0),
             per_second,
@@ -317,6 +325,23 @@ mod tests {
         );
         assert_eq!(Ending::parse_list("all").unwrap(), Ending::ALL);
         assert!(Ending::parse_list("crash").is_err());
+    }
+
+    #[test]
+    fn a_spread_and_counts_per_second() {
+        let ms = |n: u64| Duration::from_millis(n);
+        assert_eq!(spread(vec![ms(3), ms(1), ms(2)]), [ms(2), ms(3), ms(3)]);
+        assert_eq!(spread(Vec::new()), [Duration::ZERO; 3]);
+        let from = Instant::now();
+        let times = [from + ms(100), from + ms(999), from + ms(2500)];
+        assert_eq!(
+            per_second(&times, from + ms(50)),
+            BTreeMap::from([(0, 2), (2, 1)])
+        );
+        assert_eq!(
+            per_second(&times, from + ms(1000)),
+            BTreeMap::from([(1, 1)])
+        );
     }
 
     #[test]

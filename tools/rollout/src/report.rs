@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use testkit::evidence::EventFields;
 
-use crate::ending::percentile;
+use crate::ending::{per_second, spread};
 use crate::fleet::{ClientReport, Fleet, Kind};
 
 /// The figures of one kind of client.
@@ -90,8 +90,9 @@ impl Summary {
     ) -> Summary {
         let st = fleet.stats(kind);
         let mine: Vec<&ClientReport> = reports.iter().filter(|r| r.kind == kind).collect();
-        let mut gaps: Vec<Duration> = mine.iter().map(|r| r.gap).collect();
-        gaps.sort();
+        let gaps: Vec<Duration> = mine.iter().map(|r| r.gap).collect();
+        let with_gap = gaps.iter().filter(|g| !g.is_zero()).count();
+        let [gap_p50, gap_p99, gap_max] = spread(gaps);
         let mut closes: Vec<(u16, u64)> = st.closes.iter().map(|(k, v)| (*k, *v)).collect();
         closes.sort();
         let mut served = BTreeMap::new();
@@ -103,14 +104,8 @@ impl Summary {
                 .collect();
             *served.entry(path.join(" → ")).or_default() += 1;
         }
-        let mut reconnects_per_second = BTreeMap::new();
-        let mut reconnects = 0;
-        for t in st.reopened_at.iter().filter(|t| **t >= terminating) {
-            reconnects += 1;
-            *reconnects_per_second
-                .entry(t.duration_since(terminating).as_secs())
-                .or_default() += 1;
-        }
+        let reconnects_per_second = per_second(&st.reopened_at, terminating);
+        let reconnects = reconnects_per_second.values().sum();
         let from_a = |instance: &String| instance == "pod-a";
         let closes_a: Vec<Duration> = st
             .restarts
@@ -132,10 +127,10 @@ impl Summary {
             clients: mine.len(),
             sent: st.sent,
             replies: st.replies,
-            gap_p50: percentile(&gaps, 0.5),
-            gap_p99: percentile(&gaps, 0.99),
-            gap_max: gaps.last().copied().unwrap_or_default(),
-            with_gap: gaps.iter().filter(|g| !g.is_zero()).count(),
+            gap_p50,
+            gap_p99,
+            gap_max,
+            with_gap,
             resent: mine.iter().map(|r| r.resent).sum(),
             clients_resent: mine.iter().filter(|r| r.resent > 0).count(),
             lost: mine.iter().map(|r| r.lost).sum(),
@@ -164,15 +159,7 @@ impl Summary {
             handover_late: st.handover_late,
             close_waits_expired: st.close_waits_expired,
             connect_failures: st.connect_failures,
-            handover_took: {
-                let mut took = st.handover_took.clone();
-                took.sort();
-                [
-                    percentile(&took, 0.5),
-                    percentile(&took, 0.99),
-                    took.last().copied().unwrap_or_default(),
-                ]
-            },
+            handover_took: spread(st.handover_took.clone()),
             reconnects,
             reconnects_per_second,
             served,
