@@ -59,14 +59,26 @@ impl Conn {
     }
 }
 
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// A close frame arrived.
+    Close,
+    /// The stream ended (EOF or reset) without a close frame.
+    Eof,
+    /// The driver gave up on it and counted it in [`Driver::errors`] (the connect, a write, or
+    /// the upgrade failed): a mode that counts closes as errors need not count it again.
+    Error,
+}
+
 /// What a mode does with its connections.
 pub trait Behaviour {
     /// The connection `id` finished its upgrade.
     fn on_open(&mut self, id: usize, conn: &mut Conn, now: Instant);
     /// A text message arrived (alive messages included).
     fn on_text(&mut self, id: usize, conn: &mut Conn, payload: &[u8], now: Instant);
-    /// The connection ended (`clean`: after a close frame).
-    fn on_closed(&mut self, id: usize, clean: bool, now: Instant);
+    /// The connection ended, and how.
+    fn on_closed(&mut self, id: usize, how: Ended, now: Instant);
 }
 
 /// The loop and its connections (a slot per connection; `None` once removed).
@@ -159,7 +171,7 @@ impl Driver {
                     Ok(None) => return, // still connecting
                     _ => {
                         self.errors += 1;
-                        self.remove(id, false, behaviour, now);
+                        self.remove(id, Ended::Error, behaviour, now);
                         return;
                     }
                 },
@@ -167,7 +179,7 @@ impl Driver {
         }
         if flush(conn).is_err() {
             self.errors += 1;
-            self.remove(id, false, behaviour, now);
+            self.remove(id, Ended::Error, behaviour, now);
             return;
         }
         let mut chunk = [0u8; 65536];
@@ -191,7 +203,7 @@ impl Driver {
         {
             let Ok(end) = upgrade else {
                 self.errors += 1;
-                self.remove(id, false, behaviour, now);
+                self.remove(id, Ended::Error, behaviour, now);
                 return;
             };
             conn.inbuf.drain(..end);
@@ -226,15 +238,17 @@ impl Driver {
         if flush(conn).is_err() {
             eof = true;
         }
-        if eof || clean {
-            self.remove(id, clean, behaviour, now);
+        if clean {
+            self.remove(id, Ended::Close, behaviour, now);
+        } else if eof {
+            self.remove(id, Ended::Eof, behaviour, now);
         }
     }
 
-    fn remove(&mut self, id: usize, clean: bool, behaviour: &mut impl Behaviour, now: Instant) {
+    fn remove(&mut self, id: usize, how: Ended, behaviour: &mut impl Behaviour, now: Instant) {
         if let Some(mut conn) = self.conns[id].take() {
             let _ = self.poll.registry().deregister(&mut conn.stream);
-            behaviour.on_closed(id, clean, now);
+            behaviour.on_closed(id, how, now);
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::driver::{Behaviour, Conn, Driver};
+use crate::driver::{Behaviour, Conn, Driver, Ended};
 use crate::stats::{Histogram, cpu_seconds};
 
 /// Settings shared by the modes.
@@ -121,7 +121,7 @@ impl Behaviour for Echo {
         self.send(id, conn, now);
     }
 
-    fn on_closed(&mut self, _: usize, _: bool, _: Instant) {
+    fn on_closed(&mut self, _: usize, _: Ended, _: Instant) {
         self.closed += 1;
     }
 }
@@ -212,10 +212,50 @@ pub fn echo(load: &Load) -> Result<EchoResult, String> {
     })
 }
 
+#[derive(Default)]
 struct Connect {
     done: u64,
+    /// Wrong replies, and connections that ended before their reply (not by the driver's own
+    /// error, which `Driver::errors` counts).
     failed: u64,
+    /// The connections answered since the last turn, to replace at once.
     finished: Vec<usize>,
+    /// Per connection slot: its reply came and loadgen sent the close, so its end is expected.
+    answered: Vec<bool>,
+}
+
+impl Connect {
+    /// Takes a text message on connection `id`; true when it was the echo, which ends the
+    /// connection (the caller sends the close).
+    fn reply(&mut self, id: usize, reply: &[u8]) -> bool {
+        if reply.starts_with(b"{\"type\":\"alive\"") {
+            return false;
+        }
+        if reply == b"olleh" {
+            self.done += 1;
+        } else {
+            self.failed += 1;
+        }
+        if self.answered.len() <= id {
+            self.answered.resize(id + 1, false);
+        }
+        self.answered[id] = true;
+        self.finished.push(id);
+        true
+    }
+
+    /// Connection `id` ended: a failure unless its reply came first (loadgen closed it) or the
+    /// driver counted it already. The slot is free again for the next connection.
+    fn closed(&mut self, id: usize, how: Ended) {
+        let answered = self
+            .answered
+            .get_mut(id)
+            .map(std::mem::take)
+            .unwrap_or(false);
+        if !answered && how != Ended::Error {
+            self.failed += 1;
+        }
+    }
 }
 
 impl Behaviour for Connect {
@@ -224,30 +264,21 @@ impl Behaviour for Connect {
     }
 
     fn on_text(&mut self, id: usize, conn: &mut Conn, reply: &[u8], _: Instant) {
-        if reply.starts_with(b"{\"type\":\"alive\"") {
-            return;
+        if self.reply(id, reply) {
+            conn.send_close();
         }
-        if reply == b"olleh" {
-            self.done += 1;
-        } else {
-            self.failed += 1;
-        }
-        conn.send_close();
-        self.finished.push(id);
     }
 
-    fn on_closed(&mut self, _: usize, _: bool, _: Instant) {}
+    fn on_closed(&mut self, id: usize, how: Ended, _: Instant) {
+        self.closed(id, how);
+    }
 }
 
 /// Connections per second: TCP connect, upgrade, one echo, close; `load.connections` at a time.
 /// Returns (connections per second, server CPU µs per connection, errors).
 pub fn connect(load: &Load) -> Result<(f64, f64, u64), String> {
     let mut driver = Driver::new(load.addr).map_err(|e| e.to_string())?;
-    let mut c = Connect {
-        done: 0,
-        failed: 0,
-        finished: Vec::new(),
-    };
+    let mut c = Connect::default();
     let cpu_before = cpu_seconds(load.pid)?;
     let started = Instant::now();
     let mut index = 0usize;
@@ -290,7 +321,7 @@ impl Behaviour for Fanout {
             self.alive += 1;
         }
     }
-    fn on_closed(&mut self, _: usize, _: bool, _: Instant) {
+    fn on_closed(&mut self, _: usize, _: Ended, _: Instant) {
         self.closed += 1;
     }
 }
@@ -328,4 +359,33 @@ pub fn fanout(load: &Load) -> Result<(u64, f64, u64), String> {
         cpu * 1e6 / f.alive as f64,
         f.closed + driver.errors,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_counts_a_connection_closed_before_its_reply() {
+        let mut c = Connect::default();
+        // Answered, then closed by loadgen's close (either way the server ends it): no failure.
+        assert!(c.reply(0, b"olleh"));
+        c.closed(0, Ended::Close);
+        assert!(c.reply(1, b"olleh"));
+        c.closed(1, Ended::Eof);
+        assert_eq!((c.done, c.failed), (2, 0));
+        assert_eq!(c.finished, [0, 1]);
+        // Slot 0 again, a new connection: the server closes it, or resets it, before the echo.
+        c.closed(0, Ended::Close);
+        c.closed(1, Ended::Eof);
+        assert_eq!(c.failed, 2, "a missing reply is a failure");
+        // The driver's own failures are in Driver::errors, not counted twice.
+        c.closed(2, Ended::Error);
+        assert_eq!(c.failed, 2);
+        // Alive messages are not the reply; a wrong reply is a failure, and its close is not.
+        assert!(!c.reply(3, b"{\"type\":\"alive\",\"n\":1}"));
+        assert!(c.reply(3, b"hello"));
+        c.closed(3, Ended::Close);
+        assert_eq!((c.done, c.failed), (2, 3));
+    }
 }
