@@ -60,9 +60,9 @@ fn main() {
 fn run(mode: &str, o: &Options) -> Result<(), String> {
     // idle's own bound is --max-seconds; the timed modes' --seconds (and static's warm-up)
     // must fit in it.
-    let limit = o.max_time.as_secs_f64();
+    let limit = o.max_time;
     let timed = match mode {
-        "idle" => 0.0,
+        "idle" => Duration::ZERO,
         "static" => o.seconds + o.warmup,
         _ => o.seconds,
     };
@@ -77,8 +77,8 @@ fn run(mode: &str, o: &Options) -> Result<(), String> {
         connections: o.connections,
         in_flight: o.in_flight,
         size: o.size,
-        warmup: Duration::from_secs_f64(o.warmup),
-        duration: Duration::from_secs_f64(o.seconds),
+        warmup: o.warmup,
+        duration: o.seconds,
         rate: if mode == "echo" {
             o.rate_given.unwrap_or(0.0)
         } else {

@@ -24,8 +24,8 @@ pub struct Options {
     pub max_time: Duration,
     pub in_flight: usize,
     pub size: usize,
-    pub seconds: f64,
-    pub warmup: f64,
+    pub seconds: Duration,
+    pub warmup: Duration,
     /// The file `static` asks for.
     pub path: String,
     /// `--rate` as given (idle: connections opened per second; echo: messages per second).
@@ -50,8 +50,8 @@ impl Options {
             max_time: Duration::from_secs(300),
             in_flight: 16,
             size: 32,
-            seconds: 10.0,
-            warmup: 2.0,
+            seconds: Duration::from_secs(10),
+            warmup: Duration::from_secs(2),
             path: "/index.html".into(),
             rate_given: None,
             poll_ms: 20,
@@ -60,6 +60,15 @@ impl Options {
         while let Some(flag) = it.next() {
             let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
             let bad = || format!("bad {flag}: {value}");
+            // Seconds, fractions allowed: a negative, NaN or endless value is refused here, not
+            // left to panic where it becomes a Duration.
+            let secs = || {
+                value
+                    .parse()
+                    .ok()
+                    .and_then(|s: f64| Duration::try_from_secs_f64(s).ok())
+                    .ok_or_else(bad)
+            };
             match flag.as_str() {
                 "--addr" => o.addr = value.parse().map_err(|_| bad())?,
                 "--pid" => o.pid = value.parse().map_err(|_| bad())?,
@@ -68,17 +77,14 @@ impl Options {
                     o.rate = value.parse().map_err(|_| bad())?;
                     o.rate_given = Some(o.rate);
                 }
-                "--alive-wait" => {
-                    let secs: f64 = value.parse().map_err(|_| bad())?;
-                    o.alive_wait = Duration::try_from_secs_f64(secs).map_err(|_| bad())?;
-                }
+                "--alive-wait" => o.alive_wait = secs()?,
                 "--label" => o.label = value.clone(),
                 "--csv" => o.csv = Some(value.clone()),
                 "--cdf" => o.cdf = Some(value.clone()),
                 "--in-flight" => o.in_flight = value.parse().map_err(|_| bad())?,
                 "--size" => o.size = value.parse().map_err(|_| bad())?,
-                "--seconds" => o.seconds = value.parse().map_err(|_| bad())?,
-                "--warmup" => o.warmup = value.parse().map_err(|_| bad())?,
+                "--seconds" => o.seconds = secs()?,
+                "--warmup" => o.warmup = secs()?,
                 "--path" => o.path = value.clone(),
                 "--poll-ms" => o.poll_ms = value.parse().map_err(|_| bad())?,
                 "--max-seconds" => {
@@ -138,5 +144,24 @@ mod tests {
             parse("--pid 1 --label").unwrap_err(),
             "--label needs a value"
         );
+    }
+
+    #[test]
+    fn seconds_out_of_range_are_refused_not_a_panic() {
+        for (flag, value) in [
+            ("--seconds", "-1"),
+            ("--seconds", "inf"),
+            ("--seconds", "ten"),
+            ("--warmup", "NaN"),
+            ("--warmup", "-0.5"),
+        ] {
+            assert_eq!(
+                parse(&format!("--pid 1 {flag} {value}")).unwrap_err(),
+                format!("bad {flag}: {value}")
+            );
+        }
+        let o = parse("--pid 1 --seconds 2.5 --warmup 0").unwrap();
+        assert_eq!(o.seconds, Duration::from_millis(2500));
+        assert_eq!(o.warmup, Duration::ZERO);
     }
 }

@@ -83,7 +83,9 @@ pub fn connect(o: &Options, rate: f64, cpu_us: f64, errors: u64) -> Result<(), S
 pub fn fanout(o: &Options, alive: u64, cpu_us: f64, errors: u64) -> Result<(), String> {
     println!(
         "{}: fanout {} idle conns: {alive} alive messages in {:.0}s, server CPU {cpu_us:.3} us per alive message, errors {errors}",
-        o.label, o.connections, o.seconds
+        o.label,
+        o.connections,
+        o.seconds.as_secs_f64()
     );
     csv(
         o,

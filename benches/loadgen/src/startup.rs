@@ -10,13 +10,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
     while let Some(flag) = it.next() {
         match (flag.as_str(), it.next()) {
             ("--server", Some(path)) => server = Some(path.clone()),
-            ("--runs", Some(n)) => runs = n.parse().map_err(|_| "bad --runs")?,
+            ("--runs", Some(n)) => {
+                runs = n
+                    .parse()
+                    .ok()
+                    .filter(|&n: &usize| n > 0)
+                    .ok_or_else(|| format!("bad --runs: {n} (at least 1)"))?
+            }
             _ => return Err(usage()),
         }
     }
     let server = server.ok_or("--server is required")?;
     let mut times = Vec::new();
-    for _ in 0..runs.max(1) {
+    for _ in 0..runs {
         // The test kit's launcher (loopback, ephemeral ports) notes when it read the listening
         // line, so its thread hand-off is not counted.
         let mut child = testkit::server::Launch::new(&server).start()?;
@@ -31,4 +37,29 @@ pub fn run(args: &[String]) -> Result<(), String> {
         times.len()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_with(args: &str) -> Result<(), String> {
+        run(&args
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn zero_or_bad_runs_are_refused_before_any_start() {
+        // The server path does not exist: these must fail on --runs, before launching it.
+        assert_eq!(
+            run_with("--server /nonexistent --runs 0").unwrap_err(),
+            "bad --runs: 0 (at least 1)"
+        );
+        assert_eq!(
+            run_with("--server /nonexistent --runs many").unwrap_err(),
+            "bad --runs: many (at least 1)"
+        );
+    }
 }
