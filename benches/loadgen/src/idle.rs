@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 use crate::client::Client;
 use crate::driver::source_address;
 use crate::options::Options;
+use crate::stats::page_size;
 
 /// Memory figures read from /proc at one moment.
 #[derive(Debug, Clone, Copy)]
 struct Memory {
     /// Server resident set, bytes.
     rss: u64,
-    /// Kernel TCP buffer memory (all sockets), bytes.
+    /// Kernel TCP buffer memory (all sockets), bytes: sockstat counts it in pages.
     tcp_mem: u64,
     /// Kernel slab memory (all caches), bytes.
     slab: u64,
@@ -37,7 +38,7 @@ fn memory(pid: u32) -> Result<Memory, String> {
     let slab = kib_field(&meminfo, "Slab:")? * 1024;
     Ok(Memory {
         rss,
-        tcp_mem: pages * 4096,
+        tcp_mem: pages * page_size()?,
         slab,
     })
 }

@@ -111,13 +111,22 @@ fn schedstat_ns(pid: u32) -> Option<u64> {
 }
 
 fn clock_ticks() -> f64 {
+    getconf("CLK_TCK").map_or(100.0, |t| t as f64)
+}
+
+/// The memory page size in bytes (the unit of /proc/net/sockstat's `mem`).
+pub fn page_size() -> Result<u64, String> {
+    getconf("PAGESIZE").ok_or_else(|| "getconf PAGESIZE gave no number".into())
+}
+
+/// A system setting as `getconf NAME` prints it.
+fn getconf(name: &str) -> Option<u64> {
     std::process::Command::new("getconf")
-        .arg("CLK_TCK")
+        .arg(name)
         .output()
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 #[cfg(test)]
