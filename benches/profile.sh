@@ -27,20 +27,23 @@
 #   connect  a connection: TCP connect, upgrade, one echo, close (50 in progress)
 #   fanout   an alive message to one of 10,000 idle connections (alive every 1 s)
 #   static   a request for one file, /index.html or STATIC_PATH (50 keep-alive connections)
-# SERVERS default to "wsdrain uws" (static: "wsdrain nginx"); see benches/servers.sh.
+# SERVERS default to "wsdrain uws" (static: "wsdrain nginx"); see benches/servers.sh. Any other
+# argument is refused with this text.
 #
 # Writes per-op-MODE.csv, and per server per-op-MODE-NAME.txt (the syscalls per operation, then
-# perf's split and top symbols), to $RUN_DIR, or else a new benches/runs/DATE-TIME-profile-MODE/
+# perf's split and top symbols, or a line saying why strace or perf was unavailable), to $RUN_DIR, or else a new benches/runs/DATE-TIME-profile-MODE/
 # (gitignored), printed at the end. To record profiles with a run of benches/run.sh as the
 # reference, write them into that run's folder before `bash benches/record.sh FOLDER`:
 #   for m in echo connect fanout static; do RUN_DIR=benches/runs/DATE-TIME bash benches/profile.sh $m; done
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mode=${1:?usage: bash benches/profile.sh echo|connect|fanout|static [SERVERS]}
+usage() { sed -n '2,/^set -euo pipefail/{/^#/p}' "$0" >&2; exit 2; }
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then usage; fi
+mode=$1
 case $mode in
   echo | connect | fanout) default="wsdrain uws" ;;
   static) default="wsdrain nginx" ;;
-  *) echo "unknown mode $mode" >&2; exit 2 ;;
+  *) echo "unknown mode $mode" >&2; usage ;;
 esac
 # shellcheck source=benches/run-dir.sh
 . benches/run-dir.sh
@@ -50,8 +53,8 @@ folder=$out
 . benches/servers.sh
 # shellcheck disable=SC2086 # a word list
 servers=$(available_servers ${2:-$default})
-out=$folder/per-op-$mode.csv
-echo "server,round,ops_per_sec,cpu_us_per_op,user_us_per_op,kernel_us_per_op,voluntary_switches_per_1000_ops,involuntary_switches_per_1000_ops,client_wakeups_per_1000_ops,wakeup_interrupts_per_1000_ops" >"$out"
+csv=$folder/per-op-$mode.csv
+echo "server,round,ops_per_sec,cpu_us_per_op,user_us_per_op,kernel_us_per_op,voluntary_switches_per_1000_ops,involuntary_switches_per_1000_ops,client_wakeups_per_1000_ops,wakeup_interrupts_per_1000_ops" >"$csv"
 
 ticks=$(getconf CLK_TCK)
 rounds=${ROUNDS:-1}
@@ -67,34 +70,39 @@ cpu() { awk '{print $14, $15}' /proc/"$pid"/stat; }
 # another core sends one.
 ipis() { awk '$1 == "RES:" || $1 == "CAL:" {for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i} END {print n}' /proc/interrupts; }
 settings() { if [ "$mode" = fanout ]; then echo ALIVE_INTERVAL=1s; else echo ALIVE_INTERVAL=0; fi; }
-# turned R WORD...: the words turned left by R places, as run.sh turns the servers each round.
-turned() {
-  local r=$1; shift
-  local words=("$@") i
-  for ((i = 0; i < $#; i++)); do echo "${words[$(((i + r) % $#))]}"; done
-}
 # load SECONDS WARMUP: the mode's loadgen run in the background, its CSV row in $logdir/$s.csv;
 # sets $lg.
 load() {
   local common=(--addr "127.0.0.1:$port" --pid "$pid" --label "$s" --csv "$logdir/$s.csv" --seconds "$1" "${loadgen_args[@]}")
   case $mode in
-    echo) $pin_client $bin/loadgen echo "${common[@]}" --warmup "$2" --connections 100 --in-flight 16 --size 32 ;;
-    connect) $pin_client $bin/loadgen connect "${common[@]}" --connections 50 ;;
-    fanout) $pin_client $bin/loadgen fanout "${common[@]}" --warmup "$2" --connections 10000 ;;
-    static) $pin_client $bin/loadgen static "${common[@]}" --warmup "$2" --connections 50 --path "${STATIC_PATH:-/index.html}" ;;
+    echo) echo_load --label "$s" --csv "$logdir/$s.csv" --seconds "$1" "${loadgen_args[@]}" --warmup "$2" ;;
+    connect) "${pin_client[@]}" "$bin/loadgen" connect "${common[@]}" --connections 50 ;;
+    fanout) "${pin_client[@]}" "$bin/loadgen" fanout "${common[@]}" --warmup "$2" --connections 10000 ;;
+    static) "${pin_client[@]}" "$bin/loadgen" static "${common[@]}" --warmup "$2" --connections 50 --path "${STATIC_PATH:-/index.html}" ;;
   esac >/dev/null &
   lg=$!
 }
-# ops_per_sec: the operations per second of the last load run, from its CSV row.
+# ops_per_sec SECONDS: the operations per second of the last load run (of SECONDS), from its CSV
+# row, the column read by name.
 ops_per_sec() {
-  local row
-  row=$(tail -1 "$logdir/$s.csv")
+  local f=$logdir/$s.csv n
   case $mode in
-    echo) echo "$row" | cut -d, -f5 ;;
-    connect) echo "$row" | cut -d, -f3 ;;
-    fanout) echo "$row" | awk -F, -v t="$1" '{print $3 / t}' ;;
-    static) echo "$row" | cut -d, -f5 ;;
+    echo) last_row "$f" msgs_per_sec ;;
+    connect) last_row "$f" connections_per_sec ;;
+    fanout) n=$(last_row "$f" alive_messages) && awk -v n="$n" -v t="$1" 'BEGIN {print n / t}' ;;
+    static) last_row "$f" requests_per_sec ;;
   esac
+}
+# unavailable TOOL WHY: a line in the report and on stderr that TOOL gave nothing for this server.
+unavailable() { echo "$1: unavailable for $s ($2)" | tee -a "$report" >&2; }
+# why FILE: the last line a tool wrote to FILE (its stderr), if any.
+why() { tail -1 "$1" 2>/dev/null || true; }
+# perf_top N SORT [kernel]: the first N lines of perf's report sorted by SORT, read from
+# $logdir/perf.txt (no pipe, so no SIGPIPE to hide); "kernel" leaves out the kernel's symbols.
+perf_top() {
+  perf report -i "$logdir/perf.data" --no-children --sort "$2" --stdio >"$logdir/perf.txt" 2>"$logdir/perf.err" ||
+    { echo "  (perf report failed: $(why "$logdir/perf.err"))"; return; }
+  awk -v n="$1" -v k="${3:-}" '/^#/ || !NF {next} k == "kernel" && /\[kernel/ {next} {print; if (++c == n) exit}' "$logdir/perf.txt"
 }
 # The fan-out's connections take a moment to open before the load counts: a longer lead.
 lead=3
@@ -125,40 +133,57 @@ for round in $(seq 1 "$rounds"); do
         m = r * (t1 - t0)
         printf "%s,%d,%.0f,%.3f,%.3f,%.3f,%.1f,%.1f,%.1f,%.1f\n", s, round, r, ns / 1000 / m,
           u * 1e6 / hz / m, k * 1e6 / hz / m, 1000 * v / m, 1000 * n / m, 1000 * c / m, 1000 * i / m
-      }' >>"$out"
+      }' >>"$csv"
   done
 done
 
 for s in $servers; do
   report=$folder/per-op-$mode-$s.txt
   # Syscalls per operation: strace counts every syscall of one whole load run (no warm-up);
-  # for the fan-out, 3 s once the connections are open (the server's timers set the rate:
-  # 10,000 alive messages a second, strace or not).
+  # for the fan-out, 3 s once the connections are open, and the alive messages sent in those 3 s
+  # (wsdrain: its own metric before and after; a peer: loadgen's rate over its run times 3 s).
   : >"$report"
+  # Nothing of the previous server's may stand in for this one's.
+  rm -f "$logdir/strace.txt" "$logdir/strace.err" "$logdir/perf.data" "$logdir/perf.err"
   if command -v strace >/dev/null; then
     rm -f "$logdir/$s.csv"
     start "$s" "$(settings)" "${server_env[@]}"
+    status=0
     if [ "$mode" = fanout ]; then
       load 8 0
       sleep "$lead" # the connections are open: pacing, not a wait for an event
-      timeout -s INT 3 strace -c -f -q -p "$pid" -o "$logdir/strace.txt" || true
+      if [ -n "$admin" ]; then before=$(metric wsdrain_websocket_alive_sent_total); fi
+      # Ends by timeout's INT after 3 s (status 124).
+      timeout -s INT 3 strace -c -f -q -p "$pid" -o "$logdir/strace.txt" 2>"$logdir/strace.err" || status=$?
+      if [ -n "$admin" ]; then
+        after=$(metric wsdrain_websocket_alive_sent_total)
+        ops=$((after - before)) ops_from="server metric over the window"
+      fi
       wait "$lg"
-      ops=30000
+      if [ -z "$admin" ]; then
+        ops=$(awk -v r="$(ops_per_sec 8)" 'BEGIN {printf "%.0f", r * 3}') ops_from="loadgen's rate x 3 s"
+      fi
+      expected="0 124"
     else
-      strace -c -f -q -p "$pid" -o "$logdir/strace.txt" &
+      strace -c -f -q -p "$pid" -o "$logdir/strace.txt" 2>"$logdir/strace.err" &
       spid=$!
       sleep 0.3 # strace attaches: pacing, not a wait for an event
       load 4 0
       wait "$lg"
-      kill -INT "$spid" 2>/dev/null || true
-      wait "$spid" 2>/dev/null || true
-      ops=$(awk -v r="$(ops_per_sec 4)" 'BEGIN {print r * 4}')
+      kill -INT "$spid" 2>/dev/null || true # gone already when it could not attach
+      wait "$spid" || status=$?
+      ops=$(awk -v r="$(ops_per_sec 4)" 'BEGIN {print r * 4}') ops_from="loadgen's rate x 4 s"
+      expected="0 130" # 130: ended by the INT above
     fi
     stop
-    {
-      echo "syscalls per operation (strace -c, $ops operations):"
-      awk -v ops="$ops" 'NF >= 5 && $NF != "total" && $4 ~ /^[0-9]+$/ {printf "  %-16s %8.3f\n", $NF, $4 / ops}' "$logdir/strace.txt"
-    } >>"$report"
+    if [[ " $expected " != *" $status "* ]] || [ ! -s "$logdir/strace.txt" ]; then
+      unavailable strace "exit $status; $(why "$logdir/strace.err")"
+    else
+      {
+        echo "syscalls per operation (strace -c, $ops operations: $ops_from):"
+        awk -v ops="$ops" 'NF >= 5 && $NF != "total" && $4 ~ /^[0-9]+$/ {printf "  %-16s %8.3f\n", $NF, $4 / ops}' "$logdir/strace.txt"
+      } >>"$report"
+    fi
   fi
 
   # Where the CPU goes: perf's split between the kernel and the server's own code, and the top
@@ -167,26 +192,30 @@ for s in $servers; do
     start "$s" "$(settings)" "${server_env[@]}"
     load 8 2
     sleep "$lead"
-    perf record -q -F "$perf_freq" -o "$logdir/perf.data" -p "$pid" -- sleep 3 >/dev/null 2>&1 || true
+    status=0
+    perf record -q -F "$perf_freq" -o "$logdir/perf.data" -p "$pid" -- sleep 3 >/dev/null 2>"$logdir/perf.err" || status=$?
     wait "$lg"
     stop
-    {
-      echo "perf: share of the server's samples by object ($perf_freq Hz)"
-      perf report -i "$logdir/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -5
-      echo "perf: top symbols"
-      perf report -i "$logdir/perf.data" --no-children --sort sym --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -25
-      echo "perf: top symbols outside the kernel (share of all samples)"
-      perf report -i "$logdir/perf.data" --no-children --sort dso,sym --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' |
-        grep -v '\[kernel' | head -20
-    } >>"$report" || true
+    if [ "$status" != 0 ] || [ ! -s "$logdir/perf.data" ]; then
+      unavailable perf "perf record exit $status; $(why "$logdir/perf.err")"
+    else
+      {
+        echo "perf: share of the server's samples by object ($perf_freq Hz)"
+        perf_top 5 dso
+        echo "perf: top symbols"
+        perf_top 25 sym
+        echo "perf: top symbols outside the kernel (share of all samples)"
+        perf_top 20 dso,sym kernel
+      } >>"$report"
+    fi
   fi
 done
-column -s, -t <"$out"
+column -s, -t <"$csv"
 if [ "$rounds" -gt 1 ]; then
   echo "medians of $rounds rounds:"
   for s in $servers; do
     for col in 4 5 6 7 9 10; do
-      awk -F, -v s="$s" -v c="$col" 'NR > 1 && $1 == s {print $c}' "$out" | sort -n |
+      awk -F, -v s="$s" -v c="$col" 'NR > 1 && $1 == s {print $c}' "$csv" | sort -n |
         awk '{v[NR] = $1} END {m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%s ", m}'
     done | awk -v s="$s" '{printf "  %s: per op CPU %s µs (user %s, kernel %s); per 1,000 ops server switches %s, client wake-ups %s, wake-up interrupts %s\n", s, $1, $2, $3, $4, $5, $6}'
   done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Repeats one echo measurement of benches/run.sh over several rounds, rotating through servers
 # (a, b, a, b, ...), so that a difference can be told from the spread between runs. Same server
-# start-up, pinning and loadgen command as run.sh; appends one row per run to OUT.
+# start-up, pinning and loadgen command as run.sh (start and echo_load in benches/servers.sh);
+# appends one row per run to OUT.
 #
 #   bash benches/repeat.sh ROUNDS OUT.csv "SERVERS" [loadgen echo options...]
 #
@@ -16,7 +17,7 @@
 # (see its README) with the section that cites it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 3 ] || { sed -n '2,16p' "$0" >&2; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,/^set -euo pipefail/{/^#/p}' "$0" >&2; exit 2; }
 rounds=$1 out=$2 servers=$3
 shift 3
 mkdir -p "$(dirname "$out")"
@@ -32,11 +33,11 @@ for _ in $(seq 1 "$rounds"); do
     run=$((run + 1))
     start "$s" ALIVE_INTERVAL=0
     rm -f "$logdir/one.csv"
-    $pin_client $bin/loadgen echo --addr "127.0.0.1:$port" --pid "$pid" --connections 100 --in-flight 16 \
-      --size 32 --seconds 10 --warmup 2 --label "$s" --csv "$logdir/one.csv" "$@" >&2
+    echo_load --seconds 10 --warmup 2 --label "$s" --csv "$logdir/one.csv" "$@" >&2
     stop
-    # one.csv: label,connections,in_flight,size,msgs_per_sec,p50_us,p99_us,p999_us,cpu_us_per_msg,errors
-    tail -1 "$logdir/one.csv" | awk -F, -v run="$run" '{print run "," $1 "," $5 "," $6 "," $7 "," $8 "," $9 "," $10}' >>"$out"
+    # OUT's columns after run, read by name from loadgen's echo CSV (its column label is the server).
+    row=$(last_row "$logdir/one.csv" label msgs_per_sec p50_us p99_us p999_us server_cpu_us_per_msg errors)
+    echo "$run,$row" >>"$out"
   done
 done
 cat "$out"

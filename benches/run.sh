@@ -8,9 +8,11 @@
 #
 # Peers: tokio + tokio-tungstenite with default and with 4 KiB buffers (peer-default, peer-4k);
 # uWebSockets (uws, and uws-publish and uws-spread in the fan-out) when its binary is there (UWS_BIN, default
-# ${CARGO_TARGET_DIR:-target}/uws/echo; see the README); Node.js + ws (node-ws) when node is
-# installed; nginx for the static files when it is installed. A peer that cannot run here is
-# skipped with one line saying why.
+# ${CARGO_TARGET_DIR:-target}/uws/echo; to build it see docs/benchmarks.md, "uWebSockets." under
+# "The peers"); Node.js + ws (node-ws) when node is installed; nginx for the static files when it
+# is installed (NGINX, default nginx on PATH, else /usr/sbin/nginx). A peer that cannot run here is
+# skipped with one line saying why. An older wsdrain build for a before/after comparison:
+# OLD_WSDRAIN=PATH and wsdrain-old in SERVERS (it serves the static files too).
 #
 #   bash benches/run.sh           full run: ROUNDS rounds (default 3) of every mode, ~15 min
 #   bash benches/run.sh --quick   smoke test: one round, tiny counts, seconds; asserts nothing
@@ -19,6 +21,7 @@
 #                                 target/bench-quick/ (emptied first) unless RUN_DIR is set
 #   SERVERS="wsdrain uws" ROUNDS=5 bash benches/run.sh    a subset, more rounds
 #   RUN_DIR=FOLDER bash benches/run.sh                     into FOLDER (new or empty)
+# Any other argument is refused with this text.
 #
 # The folder: the CSVs of every mode, the strace counts (full runs), startup.txt, run.txt (when,
 # which commit, which machine, full or quick), summary.md, memory.svg, echo-cdf.svg,
@@ -35,8 +38,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-quick=0
-[ "${1:-}" = "--quick" ] && quick=1
+usage() { sed -n '2,/^set -euo pipefail/{/^#/p}' "$0" >&2; exit 2; }
+case $# in
+  0) quick=0 ;;
+  1) if [ "$1" = --quick ]; then quick=1; else usage; fi ;;
+  *) usage ;;
+esac
 # shellcheck source=benches/run-dir.sh
 . benches/run-dir.sh
 if [ "$quick" = 1 ]; then
@@ -81,37 +88,33 @@ echo "servers: $servers; fan-out: ${fanout_servers# }; rounds: $rounds; results:
   echo "machine: $(nproc) × $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(awk '/^MemTotal/ {printf "%d GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r)"
 } >"$out/run.txt"
 
-# turned R WORD...: the words turned left by R places (round r starts with the r-th server).
-turned() {
-  local r=$1; shift
-  local words=("$@") i
-  for ((i = 0; i < $#; i++)); do echo "${words[$(((i + r) % $#))]}"; done
-}
-
 echo "== idle memory" >&2
 for n in $idle_counts; do
   for round in $(seq 1 "$rounds"); do
     # shellcheck disable=SC2086
     for s in $(turned $((round - 1)) $servers); do
       if sends_alive "$s"; then start "$s" ALIVE_INTERVAL=$idle_alive; alive=$idle_alive_wait; else start "$s"; alive=0; fi
-      $pin_client $bin/loadgen idle --addr "127.0.0.1:$port" --pid "$pid" --connections "$n" --rate 20000 \
+      "${pin_client[@]}" "$bin/loadgen" idle --addr "127.0.0.1:$port" --pid "$pid" --connections "$n" --rate 20000 \
         --alive-wait "$alive" --label "$s" --csv "$out/idle.csv" --max-seconds 120
       stop
     done
   done
 done
 
-# cdf FILE: the --cdf option in the first round only (one latency curve per server).
-cdf() { [ "$round" = 1 ] && echo "--cdf $1" || true; }
+# cdf_option FILE: sets the array $cdf to the --cdf option in the first round only (one latency
+# curve per server), to none in the others.
+cdf_option() {
+  cdf=()
+  if [ "$round" = 1 ]; then cdf=(--cdf "$1"); fi
+}
 
 echo "== echo: 100 connections x 16 in flight x 32 B, as fast as it goes" >&2
 for round in $(seq 1 "$rounds"); do
   # shellcheck disable=SC2086
   for s in $(turned $((round - 1)) $servers); do
     start "$s" ALIVE_INTERVAL=0
-    # shellcheck disable=SC2046
-    $pin_client $bin/loadgen echo --addr "127.0.0.1:$port" --pid "$pid" --connections 100 --in-flight 16 \
-      --size 32 --seconds "$echo_seconds" --warmup "$warmup" --label "$s" --csv "$out/echo.csv" $(cdf "$out/echo-cdf.csv")
+    cdf_option "$out/echo-cdf.csv"
+    echo_load --seconds "$echo_seconds" --warmup "$warmup" --label "$s" --csv "$out/echo.csv" "${cdf[@]}"
     stop
   done
 done
@@ -121,10 +124,9 @@ for round in $(seq 1 "$rounds"); do
   # shellcheck disable=SC2086
   for s in $(turned $((round - 1)) $servers); do
     start "$s" ALIVE_INTERVAL=0
-    # shellcheck disable=SC2046
-    $pin_client $bin/loadgen echo --addr "127.0.0.1:$port" --pid "$pid" --connections 100 --in-flight 16 \
-      --size 32 --rate 50000 --seconds "$echo_seconds" --warmup "$warmup" --label "$s" \
-      --csv "$out/echo-paced.csv" $(cdf "$out/echo-paced-cdf.csv")
+    cdf_option "$out/echo-paced-cdf.csv"
+    echo_load --rate 50000 --seconds "$echo_seconds" --warmup "$warmup" --label "$s" \
+      --csv "$out/echo-paced.csv" "${cdf[@]}"
     stop
   done
 done
@@ -134,7 +136,7 @@ for round in $(seq 1 "$rounds"); do
   # shellcheck disable=SC2086
   for s in $(turned $((round - 1)) $servers); do
     start "$s" ALIVE_INTERVAL=0
-    $pin_client $bin/loadgen connect --addr "127.0.0.1:$port" --pid "$pid" --connections 50 \
+    "${pin_client[@]}" "$bin/loadgen" connect --addr "127.0.0.1:$port" --pid "$pid" --connections 50 \
       --seconds "$connect_seconds" --label "$s" --csv "$out/connect.csv"
     stop
   done
@@ -154,7 +156,7 @@ for file in index.html client.js; do
     # shellcheck disable=SC2086
     for s in $(turned $((round - 1)) $static_servers); do
       start "$s"
-      $pin_client $bin/loadgen static --addr "127.0.0.1:$port" --pid "$pid" --connections 50 \
+      "${pin_client[@]}" "$bin/loadgen" static --addr "127.0.0.1:$port" --pid "$pid" --connections 50 \
         --path "/$file" --seconds "$static_seconds" --warmup "$warmup" --label "$s" --csv "$out/static-${file%%.*}.csv"
       stop
     done
@@ -166,28 +168,40 @@ for round in $(seq 1 "$rounds"); do
   # shellcheck disable=SC2086
   for s in $(turned $((round - 1)) $fanout_servers); do
     start "$s" ALIVE_INTERVAL=1s
-    $pin_client $bin/loadgen fanout --addr "127.0.0.1:$port" --pid "$pid" --connections "$fanout_n" \
+    "${pin_client[@]}" "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" --connections "$fanout_n" \
       --seconds "$fanout_seconds" --warmup 1.5 --label "$s" --csv "$out/fanout.csv"
     stop
   done
 done
+# strace_ran STATUS WHAT: true when a `timeout … strace` ended as expected (0, or timeout's 124
+# once its time was up); otherwise false, with a line on stderr and in run.txt (shown in
+# summary.md) saying that WHAT's syscall counts are unavailable and strace's last line why.
+strace_ran() {
+  case $1 in 0 | 124) return 0 ;; esac
+  local why
+  why=$(tail -1 "$logdir/strace.err" 2>/dev/null || true)
+  echo "strace: unavailable for $2 (exit $1${why:+: $why})" | tee -a "$out/run.txt" >&2
+  return 1
+}
+
 if [ "$quick" = 0 ] && command -v strace >/dev/null && [[ " $servers " == *" wsdrain "* ]]; then
   # Syscalls per alive message (wsdrain): with the connections open and idle, count the server's
   # syscalls for 3 s, and the alive messages it sent in the same window (its own metric).
   start wsdrain ALIVE_INTERVAL=1s
-  alive_sent() {
-    python3 -c "import sys, urllib.request; t = urllib.request.urlopen('http://127.0.0.1:$admin/metrics').read().decode(); \
-print(next(l.split()[1] for l in t.splitlines() if l.startswith('wsdrain_websocket_alive_sent_total ')))"
-  }
-  $pin_client $bin/loadgen fanout --addr "127.0.0.1:$port" --pid "$pid" --connections "$fanout_n" \
+  "${pin_client[@]}" "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" --connections "$fanout_n" \
     --seconds 6 --warmup 1 --label wsdrain-strace --csv "$out/fanout-strace.csv" &
   lpid=$!
   sleep 3 # the connections are open and the alive messages flow; this is pacing, not a wait for an event
-  before=$(alive_sent)
-  timeout 3 strace -c -f -q -p "$pid" -o "$out/fanout-strace.txt" || true
-  after=$(alive_sent)
-  echo $((after - before)) > "$out/fanout-strace-alive.txt"
-  wait "$lpid" || true
+  before=$(metric wsdrain_websocket_alive_sent_total)
+  status=0
+  timeout 3 strace -c -f -q -p "$pid" -o "$out/fanout-strace.txt" 2>"$logdir/strace.err" || status=$?
+  after=$(metric wsdrain_websocket_alive_sent_total)
+  if strace_ran "$status" "the fan-out"; then
+    echo $((after - before)) >"$out/fanout-strace-alive.txt"
+  else
+    rm -f "$out/fanout-strace.txt"
+  fi
+  wait "$lpid" || { echo "fan-out under strace: loadgen failed (exit $?; its line above)" >&2; exit 1; }
   stop
 fi
 
@@ -195,18 +209,21 @@ if [ "$quick" = 0 ] && command -v strace >/dev/null; then
   echo "== syscalls per echoed message (strace, short run)" >&2
   for s in $servers; do
     start "$s" ALIVE_INTERVAL=0
-    timeout 5 strace -c -f -q -p "$pid" -o "$out/echo-strace-$s.txt" &
+    timeout 5 strace -c -f -q -p "$pid" -o "$out/echo-strace-$s.txt" 2>"$logdir/strace.err" &
     spid=$!
     sleep 0.3
-    $pin_client $bin/loadgen echo --addr "127.0.0.1:$port" --pid "$pid" --connections 100 --in-flight 16 \
-      --size 32 --seconds 3 --warmup 0.5 --label "$s" --csv "$out/echo-strace.csv" || true
-    wait "$spid" || true
+    # --seconds and --warmup: benches/report/summary.py's ECHO_STRACE_SECONDS is their sum.
+    echo_load --seconds 3 --warmup 0.5 --label "$s" --csv "$out/echo-strace.csv" ||
+      { echo "echo under strace, $s: loadgen failed (exit $?): a wrong or missing reply (its line above)" >&2; exit 1; }
+    status=0
+    wait "$spid" || status=$?
+    strace_ran "$status" "the echo of $s" || rm -f "$out/echo-strace-$s.txt"
     stop
   done
 fi
 
 echo "== start-up" >&2
-$bin/loadgen startup --server $bin/wsdrain --runs 20 | tee "$out/startup.txt"
+"$bin/loadgen" startup --server "$bin/wsdrain" --runs 20 | tee "$out/startup.txt"
 
 bash benches/report.sh "$out" >&2
 cat "$out/summary.md"

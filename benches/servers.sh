@@ -1,12 +1,15 @@
+# shellcheck shell=bash
 # Sourced by the bench scripts (from the repository root): builds the release binaries and
 # starts and stops the servers under test the same way everywhere. Servers run on core 0 and the
-# load generator on core 1 ($pin_server, $pin_client) when taskset exists. Each server's log goes
+# load generator on core 1 (the commands in the arrays $pin_server, $pin_client) when taskset
+# exists. Each server's log goes
 # to $logdir (a temporary directory, removed at exit, unless the script set one). Servers:
 # - wsdrain (optionally with ENV=VALUE settings), wsdrain-old (the binary in $OLD_WSDRAIN, for a
 #   before/after comparison);
 # - peer-default, peer-4k: tokio + tokio-tungstenite (benches/peer), no alive messages;
 # - uws, uws-publish, uws-spread: uWebSockets (benches/uws/echo.cpp), the binary in $UWS_BIN
-#   (default ${CARGO_TARGET_DIR:-target}/uws/echo), built outside this script (see the README);
+#   (default ${CARGO_TARGET_DIR:-target}/uws/echo), built outside this script (see
+#   docs/benchmarks.md, "uWebSockets." under "The peers");
 #   alive messages by one send per socket, all in one tick (uws), by uWS's publish to a topic
 #   (uws-publish), or one send per socket spread over a 100 ms grid as wsdrain spreads them
 #   (uws-spread);
@@ -31,9 +34,11 @@ if command -v node >/dev/null && command -v npm >/dev/null && [ ! -d "$node_ws/n
     --fetch-retries=1 --fetch-retry-mintimeout=1000 --fetch-retry-maxtimeout=2000 >&2) ||
     echo "node-ws: npm ci failed in $node_ws" >&2
 fi
-pin_server="taskset -c 0"
-pin_client="taskset -c 1"
-command -v taskset >/dev/null || { pin_server=""; pin_client=""; }
+# Commands that prefix a server's and loadgen's command line (empty without taskset).
+pin_server=(taskset -c 0)
+# shellcheck disable=SC2034 # read by the sourcing scripts (and echo_load below)
+pin_client=(taskset -c 1)
+command -v taskset >/dev/null || { pin_server=(); pin_client=(); }
 own_logdir=""
 [ -n "${logdir:-}" ] || { logdir=$(mktemp -d); own_logdir=$logdir; }
 
@@ -44,8 +49,8 @@ cleanup_servers() {
 }
 trap cleanup_servers EXIT
 
-# start NAME ENV... : starts a server on a free port; sets $port, $admin (wsdrain), $pid and
-# $server_log. Each start logs to a file of its own ($logdir/NAME.N.log, N counting up): with one
+# start NAME ENV... : starts a server on a free port; sets $port, $admin (wsdrain) and $pid.
+# Each start logs to a file of its own ($logdir/NAME.N.log, N counting up): with one
 # file per name, a second start could read the previous instance's "listening" line before the
 # new process truncated the file, and connect to a dead port.
 # available NAME: true when NAME can be started here; otherwise false, with one line on stderr
@@ -103,18 +108,17 @@ start() {
   while [ -e "$logdir/$name.$n.log" ]; do n=$((n + 1)); done
   local log="$logdir/$name.$n.log"
   : >"$log"
-  server_log=$log
   case $name in
     wsdrain-old) env RUST_LOG=info BIND=127.0.0.1 ADMIN_BIND=127.0.0.1 PORT=0 ADMIN_PORT=0 "$@" \
-                   $pin_server "${OLD_WSDRAIN:?set OLD_WSDRAIN to the older wsdrain binary}" >"$log" 2>&1 & ;;
+                   "${pin_server[@]}" "${OLD_WSDRAIN:?set OLD_WSDRAIN to the older wsdrain binary}" >"$log" 2>&1 & ;;
     wsdrain*) env RUST_LOG=info BIND=127.0.0.1 ADMIN_BIND=127.0.0.1 PORT=0 ADMIN_PORT=0 "$@" \
-                $pin_server $bin/wsdrain >"$log" 2>&1 & ;;
-    peer-4k)  $pin_server $bin/peer --port 0 --buffers 4k >"$log" 2>&1 & ;;
-    peer*)    $pin_server $bin/peer --port 0 --buffers default >"$log" 2>&1 & ;;
-    uws-publish) $pin_server "$uws_bin" --port 0 --alive-ms "$(alive_ms "$@")" --fanout publish >"$log" 2>&1 & ;;
-    uws-spread) $pin_server "$uws_bin" --port 0 --alive-ms "$(alive_ms "$@")" --fanout spread >"$log" 2>&1 & ;;
-    uws)      $pin_server "$uws_bin" --port 0 --alive-ms "$(alive_ms "$@")" --fanout each >"$log" 2>&1 & ;;
-    node-ws)  $pin_server node "$node_ws/server.mjs" --port 0 --alive-ms "$(alive_ms "$@")" >"$log" 2>&1 & ;;
+                "${pin_server[@]}" "$bin/wsdrain" >"$log" 2>&1 & ;;
+    peer-4k)  "${pin_server[@]}" "$bin/peer" --port 0 --buffers 4k >"$log" 2>&1 & ;;
+    peer*)    "${pin_server[@]}" "$bin/peer" --port 0 --buffers default >"$log" 2>&1 & ;;
+    uws-publish) "${pin_server[@]}" "$uws_bin" --port 0 --alive-ms "$(alive_ms "$@")" --fanout publish >"$log" 2>&1 & ;;
+    uws-spread) "${pin_server[@]}" "$uws_bin" --port 0 --alive-ms "$(alive_ms "$@")" --fanout spread >"$log" 2>&1 & ;;
+    uws)      "${pin_server[@]}" "$uws_bin" --port 0 --alive-ms "$(alive_ms "$@")" --fanout each >"$log" 2>&1 & ;;
+    node-ws)  "${pin_server[@]}" node "$node_ws/server.mjs" --port 0 --alive-ms "$(alive_ms "$@")" >"$log" 2>&1 & ;;
     nginx)    start_nginx "$log" "$logdir/nginx.$n" ;;
     *) echo "start: unknown server $name" >&2; exit 2 ;;
   esac
@@ -124,6 +128,7 @@ start() {
   # "listening ADDR". ($pid is the server itself: taskset and env exec it.)
   for _ in $(seq 1 200); do
     port=$(sed -n 's/.*listening \(public=\)\{0,1\}127.0.0.1:\([0-9]*\).*/\2/p' "$log" | head -1)
+    # shellcheck disable=SC2034 # read by the sourcing scripts (metric below)
     admin=$(sed -n 's/.* admin=127.0.0.1:\([0-9]*\).*/\1/p' "$log" | head -1)
     [ -n "$port" ] && return
     sleep 0.05
@@ -163,9 +168,8 @@ http {
   }
 }
 CONF
-  $pin_server "$nginx_bin" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" >"$log" 2>&1 &
-  local i
-  for i in $(seq 1 100); do
+  "${pin_server[@]}" "$nginx_bin" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" >"$log" 2>&1 &
+  for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$nginx_port") 2>/dev/null; then
       echo "listening 127.0.0.1:$nginx_port" >>"$log"
       return
@@ -175,3 +179,60 @@ CONF
 }
 
 stop() { kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+
+# turned R WORD...: the words turned left by R places (round r starts with the r-th server), as
+# run.sh and profile.sh turn the servers each round.
+turned() {
+  local r=$1; shift
+  local words=("$@") i
+  for ((i = 0; i < $#; i++)); do echo "${words[$(((i + r) % $#))]}"; done
+}
+
+# echo_load ARG...: the echo load of every bench script (100 connections x 16 messages in flight
+# x 32 B) on the client's core, against the server started last ($port, $pid); ARGs follow it
+# (--seconds, --warmup, --label, --csv, --rate...). One place, so run.sh, repeat.sh and
+# profile.sh measure the same thing.
+echo_load() {
+  "${pin_client[@]}" "$bin/loadgen" echo --addr "127.0.0.1:$port" --pid "$pid" --connections 100 \
+    --in-flight 16 --size 32 "$@"
+}
+
+# last_row FILE COLUMN...: the named columns of the last row of FILE (a loadgen CSV), joined by
+# commas; fails, saying which, when the file has no row or no such column. By name, as
+# benches/report/results.py reads them: a new column does not shift the others.
+last_row() {
+  python3 - "$@" <<'PY'
+import csv, sys
+path, names = sys.argv[1], sys.argv[2:]
+with open(path) as f:
+    rows = list(csv.DictReader(f))
+if not rows:
+    sys.exit(f"{path}: no rows")
+missing = [n for n in names if n not in rows[-1]]
+if missing:
+    sys.exit(f"{path}: no column {', '.join(missing)}")
+print(",".join(rows[-1][n] for n in names))
+PY
+}
+
+# metric NAME: the value of wsdrain's metric NAME on its admin port ($admin, set by start); fails
+# with a line saying so when the server has no admin port or no such metric.
+metric() {
+  python3 - "${admin:-}" "$1" <<'PY'
+import sys, urllib.request
+admin, name = sys.argv[1], sys.argv[2]
+if not admin:
+    sys.exit(f"metric {name}: the server has no admin port (not wsdrain?)")
+url = f"http://127.0.0.1:{admin}/metrics"
+try:
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+except OSError as e:
+    sys.exit(f"metric {name}: cannot read {url}: {e}")
+for line in text.splitlines():
+    if line.startswith(name + " "):
+        print(line.split()[1])
+        break
+else:
+    sys.exit(f"metric {name}: not in {url}")
+PY
+}
