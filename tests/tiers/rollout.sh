@@ -47,3 +47,6 @@ if [ "$rc" -ne 1 ] || ! grep -q '^rollout: FAIL: Prometheus: ' "$tmp_swap" ||
   exit 1
 fi
 echo "swapped labels: the metrics' story checks failed, as they must"
+# A run that does not pass keeps its logs (and Prometheus's data); this one failed on purpose.
+kept="$(sed -n 's/^logs kept in //p' "$tmp_swap")"
+if [ -n "$kept" ]; then rm -rf "$kept"; fi

@@ -24,7 +24,7 @@ sample() { echo "$(date +%s%N) $(idle_us) $(cpu_ns "$pid") $(cpu_ns "$ksoftirqd0
 for r in $(seq 1 "${ROUNDS:-3}"); do
   for s in ${SERVERS:-wsdrain uws uws-spread}; do
     start "$s" ALIVE_INTERVAL="${interval_ms}ms"
-    $pin_client "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" --connections 10000 \
+    "${pin_client[@]}" "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" --connections 10000 \
       --seconds 14 --warmup 2 --label "$s" --csv /dev/null >"$logdir/loadgen.out" 2>&1 &
     lg=$!
     sleep 5 # pacing: the connections are open and the alive messages flow

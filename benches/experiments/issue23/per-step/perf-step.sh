@@ -13,7 +13,7 @@ out=${OUT:-$logdir}
 s=${S:-wsdrain}
 for ms in 2000 500; do
   start "$s" ALIVE_INTERVAL="${ms}ms"
-  $pin_client "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" --connections 10000 \
+  "${pin_client[@]}" "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" --connections 10000 \
     --seconds 14 --warmup 2 --label "$s" --csv /dev/null >"$logdir/loadgen.out" 2>&1 &
   lg=$!
   sleep 5 # pacing: the connections are open and the alive messages flow

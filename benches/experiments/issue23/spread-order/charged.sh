@@ -16,7 +16,7 @@ softirqs() { awk '$1=="TIMER:"||$1=="NET_RX:" {print $1, $2, $3}' /proc/softirqs
 for r in $(seq 1 "${ROUNDS:-3}"); do
   for s in ${SERVERS:-uws uws-spread wsdrain}; do
     start "$s" ALIVE_INTERVAL=1s
-    $pin_client "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" --connections 10000 \
+    "${pin_client[@]}" "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" --connections 10000 \
       --seconds 14 --warmup 2 --label "$s" --csv /dev/null >"$logdir/loadgen.out" 2>&1 &
     lg=$!
     sleep 5 # pacing: the connections are open and the alive messages flow

@@ -17,7 +17,7 @@ for round in $(seq 1 "${ROUNDS:-9}"); do
   # shellcheck disable=SC2086 # a word list
   for s in $(turned $((round - 1)) ${SERVERS:-wsdrain uws uws-spread}); do
     start "$s" ALIVE_INTERVAL=1s
-    $pin_client "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" --connections 10000 \
+    "${pin_client[@]}" "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" --connections 10000 \
       --seconds 10 --warmup 1.5 --label "$s" --csv "${CSV:?set CSV to the file to write}"
     stop
   done

@@ -13,7 +13,7 @@ out=${OUT:-$logdir}
 read -r -a servers <<<"${SERVERS:-uws uws-spread}"
 for s in "${servers[@]}"; do
   start "$s" ALIVE_INTERVAL=1s
-  $pin_client "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" --connections 10000 \
+  "${pin_client[@]}" "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" --connections 10000 \
     --seconds 14 --warmup 2 --label "$s" --csv /dev/null >"$logdir/loadgen.out" 2>&1 &
   lg=$!
   sleep 5 # pacing: the connections are open and the alive messages flow

@@ -11,7 +11,7 @@ logdir=$(mktemp -d)
 out=${OUT:-$logdir}
 for s in ${SERVERS:-uws uws-spread}; do
   start "$s" ALIVE_INTERVAL=1s
-  $pin_client "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" --connections 10000 \
+  "${pin_client[@]}" "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" --connections 10000 \
     --seconds 12 --warmup 2 --label "$s" --csv /dev/null >"$logdir/loadgen.out" 2>&1 &
   lg=$!
   sleep 5 # pacing: the connections are open and the alive messages flow
