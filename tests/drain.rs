@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    DrainPlan, RawWs, TestServer, WAIT, eventually, get, metric, raise_open_files_limit, ws_client,
+    ALIVE_PREFIX, DrainPlan, RawWs, TestServer, WAIT, eventually, get, metric,
+    raise_open_files_limit, ws_client,
 };
 use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -59,7 +60,7 @@ fn websockets_keep_working_then_close_with_1012_spread_over_the_window() {
                 ws.send(Message::text(format!("{i}:0"))).unwrap();
                 loop {
                     match ws.read() {
-                        Ok(Message::Text(t)) if t.starts_with("{\"type\":\"alive\"") => {}
+                        Ok(Message::Text(t)) if t.starts_with(ALIVE_PREFIX) => {}
                         Ok(Message::Text(t)) => {
                             let expected: String = format!("{i}:0").chars().rev().collect();
                             assert_eq!(t.as_str(), expected, "client {i}");
@@ -88,7 +89,7 @@ fn websockets_keep_working_then_close_with_1012_spread_over_the_window() {
                         sent += 1;
                     }
                     match ws.read() {
-                        Ok(Message::Text(t)) if t.starts_with("{\"type\":\"alive\"") => {
+                        Ok(Message::Text(t)) if t.starts_with(ALIVE_PREFIX) => {
                             seen.saw_draining_alive |= t.contains("\"phase\":\"draining\"");
                         }
                         Ok(Message::Text(t)) => {

@@ -7,15 +7,15 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::{
-    RawWs, TestServer, UPGRADE, WAIT, assert_metrics, encode_frame, eventually, get, metric,
-    metrics, raw, ws_client,
+    ALIVE_PREFIX, RawWs, TestServer, UPGRADE, WAIT, assert_metrics, encode_frame, eventually, get,
+    metric, metrics, raw, ws_client,
 };
 use tungstenite::Message;
 
 fn next_text(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> String {
     loop {
         match ws.read().expect("read") {
-            Message::Text(t) if t.starts_with("{\"type\":\"alive\"") => {}
+            Message::Text(t) if t.starts_with(ALIVE_PREFIX) => {}
             Message::Text(t) => return t.to_string(),
             Message::Ping(_) | Message::Pong(_) => {}
             other => panic!("unexpected {other:?}"),

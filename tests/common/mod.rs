@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use testkit::server::{Launch, Server};
 use testkit::ws;
+pub use testkit::ws::ALIVE_PREFIX;
 
 // Not every test file uses every helper.
 #[allow(unused_imports)]
@@ -424,7 +425,7 @@ impl RawWs {
     pub fn read_reply(&mut self) -> Frame {
         loop {
             let f = self.read_frame();
-            let alive = f.opcode == 1 && f.payload.starts_with(b"{\"type\":\"alive\"");
+            let alive = f.opcode == 1 && f.payload.starts_with(ALIVE_PREFIX.as_bytes());
             if !alive && f.opcode != 9 {
                 return f;
             }

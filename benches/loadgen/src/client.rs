@@ -87,7 +87,9 @@ impl Client {
                 self.buf.drain(..used);
                 let payload = frame.payload;
                 match frame.opcode {
-                    ws::TEXT => return Ok((payload.starts_with(b"{\"type\":\"alive\""), payload)),
+                    ws::TEXT => {
+                        return Ok((payload.starts_with(ws::ALIVE_PREFIX.as_bytes()), payload));
+                    }
                     ws::PING | ws::PONG => {}
                     ws::CLOSE => return Err("server sent close".into()),
                     other => return Err(format!("unexpected opcode {other}")),

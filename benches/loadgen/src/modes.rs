@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::driver::{Behaviour, Conn, Driver, Ended};
 use crate::stats::{Histogram, cpu_seconds};
+use testkit::ws::ALIVE_PREFIX;
 
 /// Settings shared by the modes.
 #[derive(Debug, Clone)]
@@ -102,7 +103,7 @@ impl Behaviour for Echo {
     }
 
     fn on_text(&mut self, id: usize, conn: &mut Conn, reply: &[u8], now: Instant) {
-        if reply.starts_with(b"{\"type\":\"alive\"") {
+        if reply.starts_with(ALIVE_PREFIX.as_bytes()) {
             return;
         }
         let Some((seq, sent)) = self.waiting.get_mut(id).and_then(VecDeque::pop_front) else {
@@ -228,7 +229,7 @@ impl Connect {
     /// Takes a text message on connection `id`; true when it was the echo, which ends the
     /// connection (the caller sends the close).
     fn reply(&mut self, id: usize, reply: &[u8]) -> bool {
-        if reply.starts_with(b"{\"type\":\"alive\"") {
+        if reply.starts_with(ALIVE_PREFIX.as_bytes()) {
             return false;
         }
         if reply == b"olleh" {
@@ -317,7 +318,7 @@ struct Fanout {
 impl Behaviour for Fanout {
     fn on_open(&mut self, _: usize, _: &mut Conn, _: Instant) {}
     fn on_text(&mut self, _: usize, _: &mut Conn, text: &[u8], _: Instant) {
-        if text.starts_with(b"{\"type\":\"alive\"") {
+        if text.starts_with(ALIVE_PREFIX.as_bytes()) {
             self.alive += 1;
         }
     }

@@ -28,6 +28,10 @@ pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 /// The `Sec-WebSocket-Accept` a server must answer [`KEY`] with (RFC 6455 §1.3).
 pub const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
+/// How every message the server sends of its own starts (the hello, alive messages, the goaway
+/// notice): a client tells them from replies by it.
+pub const ALIVE_PREFIX: &str = "{\"type\":\"alive\"";
+
 /// A complete upgrade request for `/ws` with [`KEY`].
 pub const UPGRADE_REQUEST: &str = "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
 Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";

@@ -57,7 +57,7 @@ pub use stats::{ClientReport, Held, SocketLog, Stats};
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 /// Every text the server sends of its own starts with this (alive, hello, goaway).
-const ALIVE_PREFIX: &[u8] = b"{\"type\":\"alive\"";
+const ALIVE_PREFIX: &[u8] = testkit::ws::ALIVE_PREFIX.as_bytes();
 
 /// Connections a client may hold at once (the old one being handed over, and the new one).
 const SLOTS: usize = 2;
