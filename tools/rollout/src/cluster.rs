@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use testkit::server::{Launch, Server};
+use testkit::server::{Launch, Server, signal_pid};
 
 /// Starts a wsdrain process playing the pod `name` (its `INSTANCE_ID`) with `env`, on loopback
 /// ephemeral ports, its log copied to `log_dir/NAME.log`; returns once it listens.
@@ -135,15 +135,7 @@ impl Nginx {
     /// reaches the load balancer.
     pub fn switch_upstream(&self, upstream: SocketAddr) -> Result<(), String> {
         self.site.write_config(upstream)?;
-        let status = Command::new("kill")
-            .args(["-s", "HUP", &self.child.id().to_string()])
-            .status()
-            .map_err(|e| e.to_string())?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err("nginx reload failed".into())
-        }
+        signal_pid(self.child.id(), "HUP").map_err(|e| format!("nginx reload: {e}"))
     }
 }
 
@@ -186,9 +178,7 @@ impl Site {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-s", "TERM", &self.child.id().to_string()])
-            .status();
+        let _ = signal_pid(self.child.id(), "TERM");
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {

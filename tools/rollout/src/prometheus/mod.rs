@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use testkit::server::signal_pid;
+
 /// How often every pod is scraped (and the step of the range queries).
 pub const SCRAPE_INTERVAL_SECS: u64 = 1;
 
@@ -169,9 +171,7 @@ impl Drop for Prometheus {
             std::thread::sleep(Duration::from_millis(20));
         }
         if let Some(pid) = self.pid {
-            let _ = Command::new("kill")
-                .args(["-s", "KILL", &pid.to_string()])
-                .status();
+            let _ = signal_pid(pid, "KILL");
         }
         let _ = self.keeper.kill();
         let _ = self.keeper.wait();

@@ -130,19 +130,7 @@ impl Server {
         if self.exited.is_some() {
             return Err(format!("{}: signal {name} after it exited", self.name));
         }
-        let status = Command::new("kill")
-            .args(["-s", name, &self.child.id().to_string()])
-            .status()
-            .map_err(|e| format!("kill -s {name}: {e}"))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "kill -s {name} {} ({}) failed",
-                self.pid(),
-                self.name
-            ))
-        }
+        signal_pid(self.pid(), name).map_err(|e| format!("{}: {e}", self.name))
     }
 
     /// Whether the process is still running.
@@ -258,6 +246,20 @@ impl Server {
                 }
             }
         }
+    }
+}
+
+/// Sends signal `name` (`TERM`, `HUP`, `KILL`, …) to process `pid` with kill(1): the one way the
+/// tests and the tools signal a process (the kit forbids `unsafe`, so not libc's kill).
+pub fn signal_pid(pid: u32, name: &str) -> Result<(), String> {
+    let status = Command::new("kill")
+        .args(["-s", name, &pid.to_string()])
+        .status()
+        .map_err(|e| format!("kill -s {name} {pid}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("kill -s {name} {pid} failed"))
     }
 }
 
