@@ -200,15 +200,13 @@ impl Fleet {
             let Some(conn) = c.conns[slot].as_mut() else {
                 return;
             };
-            let Some((
-                ws::Frame {
-                    opcode, payload, ..
-                },
-                used,
-            )) = ws::decode(&conn.inbuf)
-            else {
+            let Some((frame, used)) = ws::decode(&conn.inbuf) else {
                 break;
             };
+            let close_code = frame.close_code().unwrap_or(1005);
+            let ws::Frame {
+                opcode, payload, ..
+            } = frame;
             conn.inbuf.drain(..used);
             let st = &mut self.stats[c.kind.index()];
             match opcode {
@@ -244,11 +242,7 @@ impl Fleet {
                     }
                 }
                 ws::CLOSE => {
-                    let code = if payload.len() >= 2 {
-                        u16::from_be_bytes([payload[0], payload[1]])
-                    } else {
-                        1005
-                    };
+                    let code = close_code;
                     *st.closes.entry(code).or_default() += 1;
                     if code == 1012 {
                         st.restarts.push((Instant::now(), conn.instance.clone()));
