@@ -32,24 +32,17 @@ struct Conn {
 /// Where one response ends in `buf`, if it is complete: (head length, body length), or an
 /// error for a status other than 200 or a head without `Content-Length`.
 fn parse_response(buf: &[u8]) -> Result<Option<(usize, usize)>, String> {
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+    let Some(head) = testkit::http::response_head(buf)? else {
         if buf.len() > MAX_HEAD_BYTES {
             return Err("response head too large".into());
         }
         return Ok(None);
     };
-    let head = std::str::from_utf8(&buf[..end]).map_err(|_| "head is not UTF-8")?;
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap_or_default();
-    if !status.starts_with("HTTP/1.1 200 ") {
-        return Err(format!("unexpected status line {status:?}"));
+    if head.status != 200 {
+        return Err(format!("status {}, not 200", head.status));
     }
-    let length = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-        .ok_or("no Content-Length")?;
-    Ok((buf.len() >= end + 4 + length).then_some((end + 4, length)))
+    let length = head.content_length.ok_or("no Content-Length")?;
+    Ok((buf.len() >= head.len + length).then_some((head.len, length)))
 }
 
 /// Runs the load: `connections` keep-alive connections GET `path` for `duration` after

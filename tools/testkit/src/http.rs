@@ -78,31 +78,55 @@ fn exchange(addr: SocketAddr, what: &str, head: &str, timeout: Duration) -> Resu
     })
 }
 
-/// A whole response as read up to the server's close.
-fn parse(response: &[u8]) -> Option<Answer> {
-    let end = response.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&response[..end]).ok()?;
+/// The head of an HTTP/1.x response at the start of a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseHead {
+    /// The status code.
+    pub status: u16,
+    /// Its `Content-Length`, if it has one.
+    pub content_length: Option<usize>,
+    /// Bytes of the head, its blank line included: the body starts here.
+    pub len: usize,
+}
+
+/// Reads the response head at the start of `buf`: `Ok(None)` while it is incomplete, `Err` when
+/// it is not an HTTP/1.x response head. For a reader of responses on a kept-alive connection as
+/// much as for [`get`]'s, which reads to the server's close.
+pub fn response_head(buf: &[u8]) -> Result<Option<ResponseHead>, String> {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let head = std::str::from_utf8(&buf[..end]).map_err(|_| "head is not UTF-8")?;
     let mut lines = head.split("\r\n");
-    let status = lines
-        .next()?
-        .strip_prefix("HTTP/1.")?
-        .split(' ')
-        .nth(1)?
-        .parse()
-        .ok()?;
-    let length = lines.find_map(|line| {
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .strip_prefix("HTTP/1.")
+        .and_then(|rest| rest.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("not a status line: {status_line:?}"))?;
+    let content_length = lines.find_map(|line| {
         let (name, value) = line.split_once(':')?;
         name.trim()
             .eq_ignore_ascii_case("content-length")
             .then(|| value.trim().parse::<usize>().ok())?
     });
-    let body = &response[end + 4..];
-    let body = match length {
+    Ok(Some(ResponseHead {
+        status,
+        content_length,
+        len: end + 4,
+    }))
+}
+
+/// A whole response as read up to the server's close.
+fn parse(response: &[u8]) -> Option<Answer> {
+    let head = response_head(response).ok()??;
+    let body = &response[head.len..];
+    let body = match head.content_length {
         Some(n) => body.get(..n)?,
         None => body,
     };
     Some(Answer {
-        status,
+        status: head.status,
         body: body.to_vec(),
     })
 }
@@ -112,6 +136,19 @@ mod tests {
     //! Responses parse; a silent server is an error within the bound.
 
     use super::*;
+
+    #[test]
+    fn a_head_is_read_once_complete_and_refused_when_not_http() {
+        let one = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
+        let head = ResponseHead {
+            status: 200,
+            content_length: Some(3),
+            len: one.len() - 3,
+        };
+        assert_eq!(response_head(one), Ok(Some(head)));
+        assert_eq!(response_head(&one[..20]), Ok(None));
+        assert!(response_head(b"SSH-2.0-x\r\n\r\n").is_err());
+    }
 
     #[test]
     fn responses_parse() {
