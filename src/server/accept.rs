@@ -119,7 +119,10 @@ impl<N: Net> Server<N> {
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
         if let Err(e) = self.net.register(&mut stream, slot) {
-            log::warn!("cannot register a connection: {e}");
+            // The poll refused it (e.g. fs.epoll.max_user_watches reached): the client is told,
+            // as at the connection cap, rather than dropped without a word.
+            log::warn!("cannot register a connection with the poll: {e}; answered 503");
+            self.ctx.metrics.bytes_out += net::reject(stream, &mut self.scratch);
             return;
         }
         self.ctx.metrics.accepted(listener);
