@@ -116,6 +116,7 @@ impl Scenario {
         let faults = Faults {
             short_write: [0.0, 0.3][rng.below(2) as usize],
             spurious_would_block: [0.0, 0.1][rng.below(2) as usize],
+            refused_registration: 0.0, // drawn below, from the later choices' stream
         };
         // Choices added later draw from a stream of their own, so that every earlier seed still
         // plays the scenario it always did (the seeds quoted in issues stay meaningful).
@@ -154,6 +155,11 @@ impl Scenario {
             && later.below(4) == 0
         {
             sigterm_at = at + later.below(3_800);
+        }
+        // In a sixth of the seeds the poll refuses a tenth of the accepted sockets.
+        let mut faults = faults;
+        if later.below(6) == 0 {
+            faults.refused_registration = 0.1;
         }
         Scenario {
             env,
@@ -223,6 +229,8 @@ struct Reach {
     drain_closes: u64,
     refused_full: u64,
     refused_no_descriptors: u64,
+    /// Accepted sockets the poll refused (answered 503).
+    refused_registrations: u64,
     header_timeouts: u64,
     ping_timeouts: u64,
     close_timeouts: u64,
@@ -251,6 +259,7 @@ impl Reach {
         self.drain_closes += o.drain_closes;
         self.refused_full += o.refused_full;
         self.refused_no_descriptors += o.refused_no_descriptors;
+        self.refused_registrations += o.refused_registrations;
         self.header_timeouts += o.header_timeouts;
         self.ping_timeouts += o.ping_timeouts;
         self.close_timeouts += o.close_timeouts;
@@ -426,6 +435,7 @@ fn run(seed: u64, verbose: bool) -> Result<Outcome, String> {
             reached.drain_closes = server.context().lifecycle.drain_closes().len() as u64;
             reached.refused_full = m.rejected_max_connections;
             reached.refused_no_descriptors = m.rejected_fd_exhausted;
+            reached.refused_registrations = world.borrow().registrations_refused;
             reached.header_timeouts = m.requests_with_status(408);
             reached.ping_timeouts = m.ws.ping_timeouts;
             reached.close_timeouts = m.ws.close_timeouts;
@@ -594,6 +604,7 @@ fn fixed_seeds_keep_every_invariant() {
         drain_closes,
         refused_full,
         refused_no_descriptors,
+        refused_registrations,
         header_timeouts,
         ping_timeouts,
         close_timeouts,
@@ -616,6 +627,7 @@ fn fixed_seeds_keep_every_invariant() {
         ("drain closes", drain_closes),
         ("refusals when full", refused_full),
         ("refusals without descriptors", refused_no_descriptors),
+        ("sockets the poll refused", refused_registrations),
         ("header timeouts", header_timeouts),
         ("ping timeouts", ping_timeouts),
         ("close timeouts", close_timeouts),

@@ -76,6 +76,9 @@ pub struct Faults {
     pub short_write: f64,
     /// Chance that a write says `WouldBlock` although there is room.
     pub spurious_would_block: f64,
+    /// Chance that the poll refuses to register an accepted socket (epoll's `ENOSPC` when
+    /// `fs.epoll.max_user_watches` is reached, or `ENOMEM`).
+    pub refused_registration: f64,
 }
 
 /// The simulated network.
@@ -91,6 +94,8 @@ pub struct World {
     pub acceptable: [bool; 2],
     pub fds_in_use: usize,
     pub fd_limit: usize,
+    /// Accepted sockets the poll refused to register.
+    pub registrations_refused: u64,
     pub spare_held: bool,
     pub faults: Faults,
     /// Writable events owed after a spurious `WouldBlock`, delivered by the driver later.
@@ -116,6 +121,7 @@ impl World {
             acceptable: [false, false],
             fds_in_use: 9, // the listeners, the poll, stdio, and the spare
             fd_limit,
+            registrations_refused: 0,
             spare_held: true,
             faults,
             owed_writable: Vec::new(),
@@ -387,6 +393,12 @@ impl Net for SimNet {
 
     fn register(&mut self, stream: &mut SimStream, slot: usize) -> io::Result<()> {
         let mut world = self.world.borrow_mut();
+        // Drawn only where the fault is on, so that other seeds play as they always did.
+        let refused = world.faults.refused_registration;
+        if refused > 0.0 && world.chance(refused) {
+            world.registrations_refused += 1;
+            return Err(io::Error::other("the poll refused the socket (ENOSPC)"));
+        }
         world.sockets[stream.id].slot = Some(slot);
         // Registration reports the current state: writable, and readable if bytes are there.
         let peer_closed = world.sockets[stream.id].fin_arrived || world.sockets[stream.id].reset;
