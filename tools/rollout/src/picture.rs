@@ -6,6 +6,7 @@
 //! the second before their step. Steps before both pods are watched ([`Facts::watched`]) are
 //! left out: Prometheus's reload for pod B may leave pod A without a sample there.
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
@@ -171,6 +172,52 @@ pub fn svg(o: &Observed, f: &Facts, title: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// A panel: both share the time axis, each has a value axis of its own.
+type Panel<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A panel's value axis: its title, and how many labels (plotters' default when `None`).
+struct ValueAxis<'s> {
+    desc: &'s str,
+    labels: Option<usize>,
+}
+
+/// What lies under a panel's series, the same in both panels: pod A's phases shaded from 0 to
+/// `y_max`, then the grid and the axes. The time axis is labelled, with `time_desc` as its
+/// title, only when given one (the bottom panel's); above, its ticks are left blank.
+fn underlay(
+    panel: &mut Panel,
+    phases: &[(String, f64, f64)],
+    y_max: f64,
+    value: ValueAxis,
+    time_desc: Option<&str>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    // The phases first, under the grid and the lines.
+    for (phase, from, to) in phases {
+        panel.draw_series([Rectangle::new(
+            [(*from, 0.0), (*to, y_max)],
+            shade(phase).filled(),
+        )])?;
+    }
+    let blank = |_: &f64| String::new();
+    let mut mesh = panel.configure_mesh();
+    mesh.disable_x_mesh()
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(GRID)
+        .y_label_formatter(&tick_label)
+        .y_desc(value.desc)
+        .label_style(TICKS)
+        .axis_desc_style(LABELS);
+    if let Some(n) = value.labels {
+        mesh.y_labels(n);
+    }
+    match time_desc {
+        Some(desc) => mesh.x_label_formatter(&tick_label).x_desc(desc),
+        None => mesh.x_label_formatter(&blank),
+    };
+    mesh.draw()?;
+    Ok(())
+}
+
 fn draw(figure: &Figure, title: &str, out: &mut String) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::with_string(out, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
@@ -186,24 +233,16 @@ fn draw(figure: &Figure, title: &str, out: &mut String) -> Result<(), Box<dyn st
         .y_label_area_size(Y_LABELS)
         .x_label_area_size(12)
         .build_cartesian_2d(x0..x1, 0.0..top_max)?;
-    // The phases first, under the grid and the lines.
-    for (phase, from, to) in &figure.phases {
-        sockets.draw_series([Rectangle::new(
-            [(*from, 0.0), (*to, top_max)],
-            shade(phase).filled(),
-        )])?;
-    }
-    sockets
-        .configure_mesh()
-        .disable_x_mesh()
-        .light_line_style(TRANSPARENT)
-        .bold_line_style(GRID)
-        .x_label_formatter(&|_| String::new())
-        .y_label_formatter(&tick_label)
-        .y_desc("WebSockets open")
-        .label_style(TICKS)
-        .axis_desc_style(LABELS)
-        .draw()?;
+    underlay(
+        &mut sockets,
+        &figure.phases,
+        top_max,
+        ValueAxis {
+            desc: "WebSockets open",
+            labels: None,
+        },
+        None,
+    )?;
     for (points, name, color) in [
         (&figure.pod_a, "pod-a", POD_A),
         (&figure.pod_b, "pod-b", POD_B),
@@ -256,25 +295,16 @@ fn draw(figure: &Figure, title: &str, out: &mut String) -> Result<(), Box<dyn st
         .y_label_area_size(Y_LABELS)
         .x_label_area_size(46)
         .build_cartesian_2d(x0..x1, 0.0..new_max)?;
-    for (phase, from, to) in &figure.phases {
-        per_second.draw_series([Rectangle::new(
-            [(*from, 0.0), (*to, new_max)],
-            shade(phase).filled(),
-        )])?;
-    }
-    per_second
-        .configure_mesh()
-        .disable_x_mesh()
-        .light_line_style(TRANSPARENT)
-        .bold_line_style(GRID)
-        .y_labels(4)
-        .x_label_formatter(&tick_label)
-        .y_label_formatter(&tick_label)
-        .x_desc("time since pod A's termination began (s)")
-        .y_desc("new WebSockets / s")
-        .label_style(TICKS)
-        .axis_desc_style(LABELS)
-        .draw()?;
+    underlay(
+        &mut per_second,
+        &figure.phases,
+        new_max,
+        ValueAxis {
+            desc: "new WebSockets / s",
+            labels: Some(4),
+        },
+        Some("time since pod A's termination began (s)"),
+    )?;
     // A bar per step with a rise: the first step of each pod has none to show (its counter's
     // start, not a second's).
     per_second.draw_series(
