@@ -63,7 +63,8 @@ struct Site {
     /// spread their connections over: see [`addresses_for`].
     listens: Vec<SocketAddr>,
     draining_timeout: Duration,
-    connections: usize,
+    /// nginx's workers, sized to the clients and the open-files limit.
+    plan: WorkerPlan,
 }
 
 impl Nginx {
@@ -85,7 +86,7 @@ impl Nginx {
                 .map(|i| SocketAddr::from(([127, 0, 0, 1 + i as u8], port)))
                 .collect(),
             draining_timeout,
-            connections,
+            plan: WorkerPlan::for_clients(connections, hard_open_files_limit()?)?,
         };
         std::fs::create_dir_all(dir.join("logs")).map_err(|e| e.to_string())?;
         std::fs::create_dir_all(dir.join("tmp")).map_err(|e| e.to_string())?;
@@ -144,7 +145,7 @@ impl Site {
     fn write_config(&self, upstream: SocketAddr) -> Result<(), String> {
         let tmp = self.dir.join("tmp");
         let t = tmp.display();
-        let plan = WorkerPlan::for_clients(self.connections);
+        let plan = self.plan;
         let config = format!(
             "daemon off;\nmaster_process on;\nworker_processes {workers};\nworker_rlimit_nofile {nofile};\n\
              pid {dir}/nginx.pid;\nerror_log {dir}/logs/error.log warn;\n\
@@ -194,14 +195,16 @@ impl Drop for Nginx {
 /// How many nginx workers, and how many connections and descriptors each may have.
 ///
 /// Each client costs nginx two descriptors (downstream and upstream socket), plus a few hundred
-/// spare for HTTP probes, logs, listeners and the master's channels. The box's hard open-files
-/// limit is 20,000 and cannot be raised, so a worker's `worker_rlimit_nofile` is capped at
-/// [`NOFILE_CAP`]. A fixed 2 workers with `worker_connections` = everything breaks at 10,000+
-/// clients: the kernel does not balance accepts evenly (`multi_accept on` lets whichever worker
-/// wakes first take the whole backlog), so one worker can need more than 19,000 descriptors and
-/// then refuses connections. So the workers are chosen to give each an even share of at most
-/// [`WORKER_SHARE`], and each is allowed twice its share: room for a lopsided balance that
-/// still fits well under the cap.
+/// spare for HTTP probes, logs, listeners and the master's channels. nginx inherits this
+/// process's hard open-files limit (`RLIMIT_NOFILE`, read at run time), which a process without
+/// privileges cannot raise, so a worker's `worker_rlimit_nofile` is kept a margin under it (on
+/// a box whose hard limit is 20,000: 19,000). A fixed 2 workers with `worker_connections` =
+/// everything breaks at 10,000+ clients under a 20,000 limit: the kernel does not balance
+/// accepts evenly (`multi_accept on` lets whichever worker wakes first take the whole backlog),
+/// so one worker can need more than 19,000 descriptors and then refuses connections. So the
+/// workers are chosen to give each an even share of at most [`WORKER_SHARE`] (less where the
+/// limit is lower), and each is allowed twice its share: room for a lopsided balance that
+/// still fits under the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerPlan {
     pub workers: usize,
@@ -209,24 +212,61 @@ pub struct WorkerPlan {
     pub nofile: usize,
 }
 
-/// Per-worker descriptor limit: the hard limit (20,000) minus a margin.
-pub const NOFILE_CAP: usize = 19_000;
 /// Largest even share of connections per worker.
 pub const WORKER_SHARE: usize = 8_000;
-/// Descriptors a worker needs besides its connections (logs, listeners, channels).
-const NOFILE_SPARE: usize = 1_000;
+/// The margin between a worker's `worker_rlimit_nofile` and the hard limit, and the
+/// descriptors a worker needs besides its connections (logs, listeners, channels): each this
+/// many, or a twentieth of the hard limit where that is less.
+const NOFILE_MARGIN: usize = 1_000;
+/// The smallest even share of connections per worker a plan is made with: below it, the hard
+/// limit is too low for a rollout.
+const LEAST_SHARE: usize = 256;
 
 impl WorkerPlan {
-    pub fn for_clients(clients: usize) -> WorkerPlan {
+    /// The plan for `clients` under a hard open-files limit of `hard_limit` descriptors.
+    pub fn for_clients(clients: usize, hard_limit: u64) -> Result<WorkerPlan, String> {
+        let hard = usize::try_from(hard_limit).unwrap_or(usize::MAX);
+        let margin = (hard / 20).min(NOFILE_MARGIN);
+        // A worker's descriptors and, of those, its connections.
+        let cap = hard - margin;
+        let most = cap - margin;
+        let largest_share = (most / 2).min(WORKER_SHARE);
+        if largest_share < LEAST_SHARE {
+            return Err(format!(
+                "the hard open-files limit ({hard_limit}) is too low to give nginx's workers \
+                 {LEAST_SHARE} connections each with room to spare: raise it (ulimit -Hn)"
+            ));
+        }
         let total = clients * 2 + 512;
-        let workers = total.div_ceil(WORKER_SHARE).max(2);
+        let workers = total.div_ceil(largest_share).max(2);
         let share = total.div_ceil(workers);
-        let worker_connections = (share * 2).min(NOFILE_CAP - NOFILE_SPARE);
-        WorkerPlan {
+        let worker_connections = (share * 2).min(most);
+        Ok(WorkerPlan {
             workers,
             worker_connections,
-            nofile: worker_connections + NOFILE_SPARE,
-        }
+            nofile: worker_connections + margin,
+        })
+    }
+}
+
+/// This process's hard open-files limit (`RLIMIT_NOFILE`), which nginx inherits: `u64::MAX`
+/// when unlimited.
+fn hard_open_files_limit() -> Result<u64, String> {
+    let limits = std::fs::read_to_string("/proc/self/limits")
+        .map_err(|e| format!("the open-files limit: /proc/self/limits: {e}"))?;
+    hard_open_files(&limits).ok_or_else(|| {
+        format!("the open-files limit: no \"Max open files\" line in /proc/self/limits:\n{limits}")
+    })
+}
+
+/// The hard limit on the "Max open files" line of a `/proc/PID/limits` text.
+fn hard_open_files(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut fields = line["Max open files".len()..].split_whitespace();
+    let _soft = fields.next()?;
+    match fields.next()? {
+        "unlimited" => Some(u64::MAX),
+        n => n.parse().ok(),
     }
 }
 
@@ -272,31 +312,83 @@ mod tests {
 
     #[test]
     fn every_worker_fits_its_descriptors_with_room_for_an_uneven_balance() {
+        let plan = |clients, limit| WorkerPlan::for_clients(clients, limit).unwrap();
+        // Under a hard limit of 20,000, the plan the harness was tuned with.
         assert_eq!(
-            WorkerPlan::for_clients(200),
+            plan(200, 20_000),
             WorkerPlan {
                 workers: 2,
                 worker_connections: 912,
                 nofile: 1_912
             }
         );
-        for clients in [1, 200, 1_000, 5_000, 9_999, 10_000, 12_000, 15_000] {
-            let p = WorkerPlan::for_clients(clients);
-            let total = clients * 2 + 512;
-            assert!(p.workers >= 2);
-            assert!(
-                total.div_ceil(p.workers) <= WORKER_SHARE,
-                "{clients}: {p:?}"
-            );
-            // Twice the even share, and the whole load fits in the workers together twice.
-            assert!(
-                p.worker_connections >= 2 * total.div_ceil(p.workers),
-                "{clients}: {p:?}"
-            );
-            assert!(p.nofile <= NOFILE_CAP, "{clients}: {p:?}");
-            assert!(p.nofile >= p.worker_connections + NOFILE_SPARE);
+        assert_eq!(
+            plan(10_000, 20_000),
+            WorkerPlan {
+                workers: 3,
+                worker_connections: 13_676,
+                nofile: 14_676
+            }
+        );
+        assert_eq!(plan(15_000, 20_000).workers, 4);
+        for limit in [1_024, 4_096, 20_000, 65_536, 1 << 20, u64::MAX] {
+            for clients in [1, 200, 1_000, 5_000, 9_999, 10_000, 12_000, 15_000] {
+                let p = plan(clients, limit);
+                let total = clients * 2 + 512;
+                let share = total.div_ceil(p.workers);
+                assert!(p.workers >= 2);
+                assert!(share <= WORKER_SHARE, "{limit} {clients}: {p:?}");
+                // Twice the even share, and the whole load fits in the workers together twice.
+                assert!(
+                    p.worker_connections >= 2 * share,
+                    "{limit} {clients}: {p:?}"
+                );
+                // Under the limit with a margin, and room besides the connections.
+                let margin = (limit / 20).min(NOFILE_MARGIN as u64) as usize;
+                assert!(
+                    p.nofile as u64 <= limit - margin as u64,
+                    "{limit} {clients}: {p:?}"
+                );
+                assert!(p.nofile >= p.worker_connections + margin);
+                // Above 20,000 the limit does not matter: the share does.
+                if limit >= 20_000 {
+                    assert_eq!(p, plan(clients, 20_000), "{limit} {clients}");
+                }
+            }
         }
-        assert_eq!(WorkerPlan::for_clients(15_000).workers, 4);
+        // A lower limit: more workers, each with fewer connections.
+        assert_eq!(
+            plan(200, 1_024),
+            WorkerPlan {
+                workers: 2,
+                worker_connections: 912,
+                nofile: 963
+            }
+        );
+        assert_eq!(
+            plan(2_000, 4_096),
+            WorkerPlan {
+                workers: 3,
+                worker_connections: 3_008,
+                nofile: 3_212
+            }
+        );
+        assert_eq!(plan(2_000, 20_000).workers, 2);
+        assert!(WorkerPlan::for_clients(200, 256).is_err());
+    }
+
+    #[test]
+    fn the_hard_open_files_limit_is_read_from_proc_limits() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max processes             63704                63704                processes \n\
+                      Max open files            1024                 20000                files     \n\
+                      Max locked memory         8388608              8388608              bytes     \n";
+        assert_eq!(hard_open_files(limits), Some(20_000));
+        let unlimited = limits.replace("20000", "unlimited");
+        assert_eq!(hard_open_files(&unlimited), Some(u64::MAX));
+        assert_eq!(hard_open_files("Max processes 1 2 processes\n"), None);
+        // This process's own, as the harness reads it.
+        assert!(hard_open_files_limit().unwrap() > 0);
     }
 
     #[test]
@@ -307,7 +399,7 @@ mod tests {
             dir: dir.clone(),
             listens: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
             draining_timeout: Duration::from_secs_f64(10.5),
-            connections: 1,
+            plan: WorkerPlan::for_clients(1, 20_000).unwrap(),
         };
         site.write_config(SocketAddr::from(([127, 0, 0, 1], 8081)))
             .unwrap();
