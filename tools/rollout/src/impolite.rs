@@ -25,7 +25,9 @@ use crate::ending::{Ending, KindFigures, Outcome, PodEnd, slowest_turn};
 use crate::fleet::{Fleet, Kind};
 use crate::kubelet::{self, Hook};
 use crate::options::Options;
-use crate::stage::{self, BACKOFF_CAP_SECS, connect_all, pod_env, start_nginx, start_ready};
+use crate::stage::{
+    self, BACKOFF_CAP_SECS, connect_all, pod_env, settle_on_b, start_nginx, start_ready,
+};
 
 /// Room for connects and handshakes through nginx on a loaded machine, in every bound.
 const SLACK: f64 = 1.0;
@@ -178,13 +180,7 @@ pub fn run(o: &Options, ending: Ending, dir: &Path) -> Result<(Vec<String>, Outc
     };
 
     // Everyone on pod B, every message answered (bounded).
-    let settle = bound.as_ref().map_or(0.0, |b| b.0) + o.alive_interval * 3.0 + 10.0;
-    fleet.run(Duration::from_secs_f64(settle), |f| {
-        f.on_instance("pod-b") == clients
-    })?;
-    fleet.sending = false;
-    fleet.run(Duration::from_secs(10), |f| f.unanswered() == 0)?;
-    let end = Instant::now();
+    let end = settle_on_b(&mut fleet, o, bound.as_ref().map_or(0.0, |b| b.0))?;
     let reports = fleet.reports(end);
     let kinds: Vec<KindFigures> = Kind::ALL
         .into_iter()

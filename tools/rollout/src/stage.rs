@@ -112,3 +112,16 @@ pub fn start_ready(
     }
     Ok(b)
 }
+
+/// The end of an ending, once pod A is gone: the fleet runs until every client is on pod B (at
+/// most `bound` s, the ending's own bound if it has one, + 3 alive intervals + 10 s), then
+/// stops sending and runs until every message is answered (at most 10 s). Returns the end of
+/// the measurement: a gap still open then counts up to it.
+pub fn settle_on_b(fleet: &mut Fleet, o: &Options, bound: f64) -> Result<Instant, String> {
+    let clients = o.clients;
+    let settle = Duration::from_secs_f64(bound + o.alive_interval * 3.0 + 10.0);
+    fleet.run(settle, |f| f.on_instance("pod-b") == clients)?;
+    fleet.sending = false;
+    fleet.run(Duration::from_secs(10), |f| f.unanswered() == 0)?;
+    Ok(Instant::now())
+}
