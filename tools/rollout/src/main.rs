@@ -7,8 +7,9 @@
 //!   `worker_shutdown_timeout` (GKE's `connectionDraining.drainingTimeoutSec`) passes.
 //! - The kubelet and endpoints controller are this program: pod A serves the clients; pod B is
 //!   started and awaited until `/readyz` says 200; then pod A ends, one way per `--endings`:
-//!   the polite rollout ([`polite`]), or without the whole grace period ([`impolite`], with the
-//!   kubelet's timings in [`kubelet`]). The endings' figures, side by side: [`endings_table`].
+//!   the polite rollout ([`polite`]), or without the whole grace period ([`impolite`]); both
+//!   with the kubelet's timings in [`kubelet`]. The endings' figures, side by side:
+//!   [`endings_table`].
 //! - The clients are a fleet of reconnecting WebSocket clients ([`fleet`]), each sending
 //!   numbered messages during the whole rollout.
 //!

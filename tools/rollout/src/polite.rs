@@ -1,6 +1,8 @@
 //! The polite ending: a rolling update. Pod B is started and awaited until ready; then, at the
-//! same moment, pod A's `/prestop` is called and A leaves the upstream; when `/prestop` answers,
-//! A gets SIGTERM; at the grace period it would get SIGKILL (and the run fails). With
+//! same moment, pod A's `/prestop` is called and A leaves the upstream; the kubelet's timings
+//! are [`kubelet`]'s: when `/prestop` answers (or at the grace period's end, if it has not), A
+//! gets SIGTERM; SIGKILL when what is left of the grace period has passed (and the run fails).
+//! A hook unanswered within the grace period fails the run too. With
 //! `--prometheus`, a real Prometheus watches both pods and the story of its series is checked
 //! against the clients'.
 
@@ -13,12 +15,13 @@ use crate::cluster::{http_get, start_pod};
 use crate::ending::{Ending, KindFigures, Outcome, PodEnd, slowest_turn};
 use crate::fleet::Kind;
 use crate::impolite::drain_told;
+use crate::kubelet::{self, Hook, Termination};
 use crate::metrics_check::{Clock, DashboardFile, pod_target, run_dashboard, story_facts};
 use crate::options::Options;
 use crate::prometheus::{self, Prometheus};
 use crate::report::{Summary, check_drain_end, line_message, print_table};
 use crate::schedule::check_schedule;
-use crate::stage::{self, connect_all, pod_env, start_nginx, start_ready};
+use crate::stage::{self, connect_all, pod_env, settle_on_b, start_nginx, start_ready};
 use crate::{picture, story};
 
 /// Plays the rolling update; returns the failures and what it did.
@@ -97,12 +100,11 @@ pub fn run(o: &Options, dir: &Path) -> Result<(Vec<String>, Outcome), String> {
         println!("Prometheus on {} scrapes both pods each second", p.addr);
     }
 
-    // Pod A is terminating: preStop and endpoint removal start together.
+    // Pod A is terminating: preStop and endpoint removal start together. The hook's call
+    // outlives the grace period: the kubelet's model, not the call's limit, ends the wait.
     let terminating = Instant::now();
-    let grace_ends = terminating + Duration::from_secs_f64(o.grace);
-    let a_admin = a.admin();
-    let prestop_timeout = Duration::from_secs_f64(o.prestop_delay + 10.0);
-    let prestop = std::thread::spawn(move || http_get(a_admin, "/prestop", prestop_timeout));
+    let limit = Duration::from_secs_f64(o.prestop_delay + o.grace + 10.0);
+    let mut hook = Hook::call(a.admin(), limit);
     nginx.switch_upstream(b.public())?;
     println!("pod A terminating: /prestop called, upstream switched to pod B");
     // Until the endpoint change reaches every load balancer, connections may still arrive at A.
@@ -118,40 +120,17 @@ pub fn run(o: &Options, dir: &Path) -> Result<(Vec<String>, Outcome), String> {
     if http_get(a.admin(), "/readyz", Duration::from_secs(2)) != Ok(503) {
         failures.push("pod A still reported ready during preStop".into());
     }
-    while !prestop.is_finished() {
-        if Instant::now() > grace_ends {
-            return Err("/prestop did not answer within the grace period".into());
-        }
-        fleet.run(Duration::from_millis(20), |_| false)?;
-    }
-    let prestop_status = prestop.join().map_err(|_| "prestop thread panicked")?;
-    if prestop_status != Ok(200) {
-        failures.push(format!("/prestop answered {prestop_status:?}"));
-    }
-    let prestop_took = terminating.elapsed();
-
-    let sigterm = Instant::now();
-    a.signal("TERM")?;
-    while a.running() && Instant::now() < grace_ends {
-        fleet.run(Duration::from_millis(10), |_| false)?;
-    }
-    let drain_took = sigterm.elapsed();
-    // Its exit status, and its log read to the end; at the grace period, SIGKILL (as the
-    // kubelet would).
-    let a_end = match a.wait_exit(grace_ends.saturating_duration_since(Instant::now())) {
-        Ok(status) => {
-            if status.code() != Some(0) {
-                failures.push(format!("pod A exited with {status}"));
-            }
-            PodEnd::Exit(status.code(), terminating.elapsed())
-        }
-        Err(_) => {
-            a.kill()?;
-            failures.push("pod A was still running at the end of the grace period: SIGKILL".into());
-            PodEnd::Killed(terminating.elapsed())
-        }
+    // SIGTERM when the hook returns (or at the grace's end), SIGKILL when what is left of the
+    // grace period has passed, unless pod A exited first.
+    let t = kubelet::terminate(&mut a, &mut hook, &mut fleet, terminating, o.grace)?;
+    let answer = hook.answered.as_ref().map(|(status, _)| status);
+    failures.extend(check_termination(&t, answer, o.grace));
+    let sigterm = terminating + t.sigterm_at;
+    let a_done = match t.end {
+        PodEnd::Exit(_, at) | PodEnd::Killed(at) => at,
     };
-    let a_done = terminating.elapsed();
+    let drain_took = a_done.saturating_sub(t.sigterm_at);
+    let a_end = t.end;
     println!(
         "pod A exited {:.1}s after SIGTERM, {:.1}s into its grace period of {}s",
         drain_took.as_secs_f64(),
@@ -160,12 +139,7 @@ pub fn run(o: &Options, dir: &Path) -> Result<(Vec<String>, Outcome), String> {
     );
 
     // Everyone should now be on B, and every message answered.
-    let settle = Duration::from_secs_f64(o.alive_interval * 3.0 + 10.0);
-    fleet.run(settle, |f| f.on_instance("pod-b") == clients)?;
-    fleet.sending = false;
-    fleet.run(Duration::from_secs(10), |f| f.unanswered() == 0)?;
-    // The end of the measurement: a gap still open now counts up to here.
-    let end = Instant::now();
+    let end = settle_on_b(&mut fleet, o, 0.0)?;
     let reports = fleet.reports(end);
 
     let window = Duration::from_secs_f64(o.drain_window);
@@ -307,7 +281,10 @@ pub fn run(o: &Options, dir: &Path) -> Result<(Vec<String>, Outcome), String> {
     if let Some(line) = a.find_log("drain_end ") {
         println!("| pod A's drain_end | {} |", line_message(&line));
     }
-    println!("| preStop took | {:.2} s |", prestop_took.as_secs_f64());
+    match t.hook {
+        Some(h) => println!("| preStop took | {h:.2} s |"),
+        None => println!("| preStop took | no answer within the grace period |"),
+    }
     println!(
         "| drain (SIGTERM to exit) | {:.2} s |",
         drain_took.as_secs_f64()
@@ -350,10 +327,14 @@ pub fn run(o: &Options, dir: &Path) -> Result<(Vec<String>, Outcome), String> {
             .filter(|k| k.clients > 0)
             .collect(),
         timeline: format!(
-            "/prestop, out of the upstream at 0 s; grace {} s; /prestop answered, SIGTERM at \
-             {:.2} s",
+            "/prestop, out of the upstream at 0 s; grace {} s; {}, SIGTERM at {:.2} s",
             o.grace,
-            prestop_took.as_secs_f64()
+            if t.hook.is_some() {
+                "/prestop answered"
+            } else {
+                "/prestop unanswered at the grace's end"
+            },
+            t.sigterm_at.as_secs_f64()
         ),
         a_end,
         drain: drain_told(&a),
@@ -367,4 +348,125 @@ pub fn run(o: &Options, dir: &Path) -> Result<(Vec<String>, Outcome), String> {
         |_| false,
     )?;
     Ok((failures, outcome))
+}
+
+/// What the kubelet's termination of pod A says about the server: `/prestop` answered 200
+/// within the grace period of `grace` s (`answer`: the hook's answer, if any, whenever it
+/// came), and pod A exited 0 before the SIGKILL.
+fn check_termination(
+    t: &Termination,
+    answer: Option<&Result<u16, String>>,
+    grace: f64,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    match (t.hook, answer) {
+        (Some(_), Some(Ok(200))) => {}
+        (Some(h), Some(status)) => {
+            failures.push(format!("/prestop answered {status:?} at {h:.2} s"));
+        }
+        (_, answer) => failures.push(format!(
+            "/prestop did not answer within the grace period of {grace} s: the kubelet sent \
+             SIGTERM at {:.2} s while it waited ({})",
+            t.sigterm_at.as_secs_f64(),
+            match answer {
+                Some(status) => format!("it answered {status:?} after"),
+                None => "no answer".to_string(),
+            }
+        )),
+    }
+    match t.end {
+        PodEnd::Exit(Some(0), _) => {}
+        PodEnd::Exit(..) => failures.push(format!("pod A did not exit 0: {}", t.end)),
+        PodEnd::Killed(at) => failures.push(format!(
+            "pod A was still running when the kubelet's SIGKILL came at {:.2} s (the grace \
+             period of {grace} s, less the whole seconds of preStop, at least {} s after \
+             SIGTERM)",
+            at.as_secs_f64(),
+            kubelet::MINIMUM_GRACE
+        )),
+    }
+    failures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kubelet::signals;
+
+    fn termination(grace: f64, hook: Option<f64>, end: PodEnd) -> Termination {
+        let planned = signals(grace, hook);
+        Termination {
+            hook: hook.filter(|h| *h < grace),
+            planned,
+            sigterm_at: Duration::from_secs_f64(planned.sigterm),
+            end,
+        }
+    }
+
+    #[test]
+    fn a_hook_answered_and_an_exit_0_pass() {
+        // The rollout tier's polite run: preStop 2 s of a 14 s grace period.
+        let t = termination(
+            14.0,
+            Some(2.03),
+            PodEnd::Exit(Some(0), Duration::from_secs(7)),
+        );
+        assert_eq!(
+            check_termination(&t, Some(&Ok(200)), 14.0),
+            Vec::<String>::new()
+        );
+        // SIGTERM as the hook answers, SIGKILL after what is left of the grace period: 14 - 2 s.
+        assert!((t.planned.sigkill - 14.03).abs() < 1e-9, "{t:?}");
+    }
+
+    #[test]
+    fn a_hook_unanswered_within_the_grace_period_is_a_failure_of_the_run() {
+        // The kubelet carries on: SIGTERM at the grace's end, SIGKILL 2 s later.
+        let t = termination(14.0, None, PodEnd::Exit(Some(0), Duration::from_secs(15)));
+        assert_eq!(t.planned.sigterm, 14.0);
+        assert_eq!(t.planned.sigkill, 16.0);
+        let failures = check_termination(&t, None, 14.0);
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(
+            failures[0].starts_with("/prestop did not answer within the grace period of 14 s"),
+            "{failures:?}"
+        );
+        assert!(failures[0].contains("SIGTERM at 14.00 s"), "{failures:?}");
+        // Answered, but only after the grace's end (released by the SIGTERM): still a failure.
+        let late = termination(
+            14.0,
+            Some(14.2),
+            PodEnd::Exit(Some(0), Duration::from_secs(15)),
+        );
+        let failures = check_termination(&late, Some(&Ok(200)), 14.0);
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(
+            failures[0].contains("it answered Ok(200) after"),
+            "{failures:?}"
+        );
+    }
+
+    #[test]
+    fn a_bad_answer_a_bad_exit_and_the_kubelets_sigkill_are_failures() {
+        let t = termination(
+            14.0,
+            Some(2.0),
+            PodEnd::Exit(Some(1), Duration::from_secs(5)),
+        );
+        assert_eq!(
+            check_termination(&t, Some(&Ok(500)), 14.0),
+            [
+                "/prestop answered Ok(500) at 2.00 s".to_string(),
+                "pod A did not exit 0: exit 1 at 5.00 s".to_string()
+            ]
+        );
+        let t = termination(14.0, Some(2.0), PodEnd::Killed(Duration::from_secs(14)));
+        let failures = check_termination(&t, Some(&Ok(200)), 14.0);
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(
+            failures[0]
+                .starts_with("pod A was still running when the kubelet's SIGKILL came at 14.00 s"),
+            "{failures:?}"
+        );
+    }
 }
