@@ -33,8 +33,6 @@ pub use shell::run;
 use drive::{count_of, drive, guarded, send_alive};
 /// When accept fails and nothing else will wake the loop, try again after this long.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
-/// Slots reserved for admin connections beside `max_public` (more are allocated if needed).
-const ADMIN_RESERVE: usize = 64;
 /// The most slots reserved up front (beyond, the slab grows as usual).
 const MAX_RESERVED_SLOTS: usize = 1 << 20;
 /// Descriptor exhaustion, and a port full at its connection cap, are each logged at most this
@@ -208,7 +206,7 @@ impl<N: Net> Server<N> {
         // Room for every connection reserved up front: address space only, touched as the slab
         // fills, and no freed copies left behind as it grows (they would stay resident).
         let reserved = max_public
-            .saturating_add(ADMIN_RESERVE)
+            .saturating_add(ctx.config.max_admin_connections)
             .min(MAX_RESERVED_SLOTS);
         Server {
             net,
