@@ -3,10 +3,11 @@
 //!
 //! The kubelet counts the grace period from the start of the preStop hook; when the hook is
 //! still running as the period ends, it sends SIGTERM and kills the process
-//! [`KUBELET_LAST_GRACE`](crate::config::KUBELET_LAST_GRACE) later. So a SIGTERM that finds `/prestop` still waiting says the time
-//! is up (a Spot node's 15 s, an eviction, `--grace-period`): the drain is shrunk to
-//! `SHORT_DRAIN`. Where the server knows the grace period (`TERMINATION_GRACE_PERIOD`), it
-//! never plans a drain that ends past it, counted from the first of `/prestop` or SIGTERM.
+//! [`KUBELET_LAST_GRACE`](crate::config::KUBELET_LAST_GRACE) later. So a SIGTERM that finds
+//! `/prestop` still waiting says the time is up (a Spot node's 15 s, an eviction,
+//! `--grace-period`): the drain is shrunk to `SHORT_DRAIN`. Where the server knows the grace
+//! period (`TERMINATION_GRACE_PERIOD`), it never plans a drain that ends past it, counted from
+//! the first of `/prestop` or SIGTERM.
 //!
 //! A shrunk drain keeps the configured proportions (window : handover : close handshake), so
 //! every WebSocket still gets its goaway notice and then its close frame, spread out, and it

@@ -293,8 +293,8 @@ server full, try again later\n";
 
 /// Answers 503 on a connection the server will not keep, and closes it. Nothing is kept for it:
 /// the answer fits in an empty send buffer; then the write side is shut and one read takes
-/// whatever request has already arrived (often nothing yet, at accept), so that closing is
-/// less likely to send a reset, which could destroy the answer, than a FIN.
+/// whatever request has already arrived (often nothing yet, at accept), so that closing sends a
+/// FIN rather than a reset, which could destroy the answer.
 pub(crate) fn reject<S: Stream>(mut stream: S, scratch: &mut [u8]) -> u64 {
     let written = stream.write(REFUSAL_503).unwrap_or(0);
     let _ = stream.shutdown_write();

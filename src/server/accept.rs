@@ -5,11 +5,12 @@ use std::io;
 
 use crate::app::lifecycle::EventLine;
 use crate::app::metrics::RejectReason;
+use crate::base::time::Millis;
 use crate::base::time::after;
 use crate::connection::{Connection, Verdict};
 use crate::net::{self, Listener, Net};
 use crate::server::drive::count_of;
-use crate::server::{ACCEPT_RETRY, FD_WARNING_INTERVAL, Server, Slot};
+use crate::server::{ACCEPT_RETRY, Server, Slot, WARNING_INTERVAL};
 
 impl<N: Net> Server<N> {
     pub(super) fn accept_all(&mut self, listener: Listener) {
@@ -40,11 +41,7 @@ impl<N: Net> Server<N> {
     /// there was no spare: then the loop retries after [`ACCEPT_RETRY`]).
     fn shed_one(&mut self, listener: Listener, e: &io::Error) -> bool {
         let now = self.ctx.now;
-        if self
-            .last_fd_warning
-            .is_none_or(|t| now >= after(t, FD_WARNING_INTERVAL))
-        {
-            self.last_fd_warning = Some(now);
+        if self.fd_warning.allow(now) {
             log::warn!(
                 "{}",
                 EventLine::new("out_of_descriptors")
@@ -79,15 +76,10 @@ impl<N: Net> Server<N> {
     /// A port at its cap refuses clients with 503: an operator sees it at warn, once a second
     /// at most, with the refusals since the last such line (each one is at debug).
     fn warn_full(&mut self, listener: Listener, cap: usize) {
-        let now = self.ctx.now;
         self.refused_full_since_warning += 1;
-        if self
-            .last_full_warning
-            .is_some_and(|t| now < after(t, FD_WARNING_INTERVAL))
-        {
+        if !self.full_warning.allow(self.ctx.now) {
             return;
         }
-        self.last_full_warning = Some(now);
         log::warn!(
             "{}",
             EventLine::new("connections_full")
@@ -143,5 +135,23 @@ impl<N: Net> Server<N> {
             listener.as_str()
         );
         self.after_run(slot, Verdict::Keep);
+    }
+}
+
+/// A warning logged at most once per [`WARNING_INTERVAL`]: refusals can come by the thousand a
+/// second, and each is at debug already.
+#[derive(Debug, Default)]
+pub(super) struct Throttled {
+    last: Option<Millis>,
+}
+
+impl Throttled {
+    /// Whether a line may be logged at `now` (if so, it counts as logged then).
+    fn allow(&mut self, now: Millis) -> bool {
+        if self.last.is_some_and(|t| now < after(t, WARNING_INTERVAL)) {
+            return false;
+        }
+        self.last = Some(now);
+        true
     }
 }

@@ -30,6 +30,7 @@ mod shell;
 
 pub use shell::run;
 
+use accept::Throttled;
 use drive::{count_of, drive, guarded, send_alive};
 /// When accept fails and nothing else will wake the loop, try again after this long.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
@@ -37,7 +38,7 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 const MAX_RESERVED_SLOTS: usize = 1 << 20;
 /// Descriptor exhaustion, and a port full at its connection cap, are each logged at most this
 /// often.
-const FD_WARNING_INTERVAL: Duration = Duration::from_secs(1);
+const WARNING_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How hard the loop works per event. The defaults are the server's; the simulation uses tiny
 /// values so that budgets run out and buffers fill in every run.
@@ -165,9 +166,9 @@ pub struct Server<N: Net> {
     public_open: bool,
     /// Accepting paused after an error; retry at this time.
     accept_retry_at: Option<Millis>,
-    last_fd_warning: Option<Millis>,
-    /// When a port full at its cap was last logged, and the refusals since.
-    last_full_warning: Option<Millis>,
+    fd_warning: Throttled,
+    full_warning: Throttled,
+    /// Refusals at a connection cap since `full_warning` last let a line through.
     refused_full_since_warning: u64,
     drain: Option<DrainProgress>,
     exit_now: bool,
@@ -218,8 +219,8 @@ impl<N: Net> Server<N> {
             next_generation: 0,
             public_open: true,
             accept_retry_at: None,
-            last_fd_warning: None,
-            last_full_warning: None,
+            fd_warning: Throttled::default(),
+            full_warning: Throttled::default(),
             refused_full_since_warning: 0,
             drain: None,
             exit_now: false,

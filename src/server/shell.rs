@@ -28,9 +28,8 @@ const EVENTS_CAPACITY: usize = 1024;
 pub fn run(config: Config, instance_id: &str) -> io::Result<()> {
     let clock = Clock::new();
     let limits = net::raise_fd_limit()?;
-    let max_public = config
-        .max_connections
-        .unwrap_or_else(|| limits.soft.saturating_sub(config.fd_reserve()).max(1) as usize);
+    let usable_fds = limits.soft.saturating_sub(config.fd_reserve());
+    let max_public = config.max_connections.unwrap_or(usable_fds.max(1) as usize);
     let files = StaticFiles::load(&config.static_dir, StaticLimits::of(&config))?;
     let net = MioNet::bind(config.public_addr, config.admin_addr, config.listen_backlog)?;
     let mut signals = Signals::new([SIGTERM, SIGINT])?;
@@ -38,7 +37,7 @@ pub fn run(config: Config, instance_id: &str) -> io::Result<()> {
         .registry()
         .register(&mut signals, SIGNALS_TOKEN, Interest::READABLE)?;
     log_listening(&config, &files, limits, max_public, &net);
-    warn_if_unreachable(max_public, limits, config.fd_reserve());
+    warn_if_unreachable(max_public, limits, usable_fds);
 
     let mut ctx = Context::new(
         config,
@@ -95,8 +94,7 @@ pub fn run(config: Config, instance_id: &str) -> io::Result<()> {
 /// A `MAX_CONNECTIONS` the open-files limit cannot reach: past the limit, clients are refused
 /// as descriptors run out (`out_of_descriptors`), not at the cap, and the admin port's probes
 /// may find none left. Allowed (a test sets it on purpose), but said at start.
-fn warn_if_unreachable(max_public: usize, limits: FdLimits, fd_reserve: u64) {
-    let usable = limits.soft.saturating_sub(fd_reserve);
+fn warn_if_unreachable(max_public: usize, limits: FdLimits, usable: u64) {
     if max_public as u64 > usable {
         log::warn!(
             "{}",
