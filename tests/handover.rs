@@ -78,7 +78,7 @@ fn a_client_that_ignores_the_notice_keeps_working_until_the_handover_timeout_clo
     };
     assert!(echoed > 0);
     assert_eq!(close.close_code(), Some(1012));
-    assert!(String::from_utf8_lossy(&close.payload[2..]).contains("restarting"));
+    assert!(close.close_reason().contains("restarting"));
     ws.answer_close(1012);
     assert_eq!(server.wait_exit(WAIT).code(), Some(0));
     let end = server.wait_event("drain_end", WAIT);

@@ -404,7 +404,6 @@ fn every_bad_request_gets_its_status_and_others_are_still_served() {
         ),
     ];
     // Each answer is logged, at debug: a line per connection is detail, not an event.
-    let mut logged_before = std::collections::HashMap::<&str, usize>::new();
     for (request, status, closes, logged) in cases {
         let shown = String::from_utf8_lossy(&request[..request.len().min(60)]).into_owned();
         let mut c = Client::connect(server.public);
@@ -429,13 +428,8 @@ fn every_bad_request_gets_its_status_and_others_are_still_served() {
                 "{shown:?}: connection not reusable"
             );
         }
-        let count = logged_before.entry(logged).or_default();
-        *count += 1;
-        let lines = server.wait_log_lines(&format!(": {logged}"), *count);
-        assert!(
-            lines[*count - 1].contains(" DEBUG "),
-            "{shown:?}: {lines:?}"
-        );
+        let line = server.next_log_line(&format!(": {logged}"));
+        assert!(line.contains(" DEBUG "), "{shown:?}: {line}");
         // Another client is served meanwhile.
         assert_eq!(get(server.public, "/healthz").status, 200);
     }
@@ -588,7 +582,7 @@ fn max_connections_answers_503_at_once_and_recovers() {
     let fields = ["cap", "http", "websockets", "refused"].map(|k| full.number(k));
     assert_eq!(fields, [3, 3, 0, 1].map(Some), "{full:?}");
     assert_eq!(full.get("port"), Some("public"), "{full:?}");
-    let line = server.wait_log_lines("connections_full", 1).remove(0);
+    let line = server.next_log_line("connections_full");
     assert!(line.contains(" WARN "), "{line}");
     // Free one place: a new client is served.
     let mut closed = held.pop().unwrap();

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -44,6 +45,8 @@ pub struct TestServer {
     pub public: SocketAddr,
     pub admin: SocketAddr,
     pub static_dir: PathBuf,
+    /// How many lines [`TestServer::next_log_line`] has handed out, by needle.
+    handed_out: HashMap<String, usize>,
 }
 
 /// A fresh directory under the system temp dir.
@@ -113,6 +116,7 @@ impl TestServer {
             admin: server.admin(),
             server,
             static_dir,
+            handed_out: HashMap::new(),
         }
     }
 
@@ -126,11 +130,21 @@ impl TestServer {
         ok(self.server.wait_log(needle, timeout))
     }
 
-    /// Waits until `count` log lines contain `needle` and returns them: one per bad input of a
-    /// table of alike inputs (their lines differ only in the connection's number).
+    /// Waits until `count` log lines contain `needle` and returns them.
     #[track_caller]
     pub fn wait_log_lines(&mut self, needle: &str, count: usize) -> Vec<String> {
         ok(self.server.wait_log_lines(needle, count, WAIT))
+    }
+
+    /// The next log line with `needle` that no earlier call for the same needle returned: one
+    /// per input of a table of alike bad inputs, whose lines differ only in the connection's
+    /// number (`wait_log` would find the first one again).
+    #[track_caller]
+    pub fn next_log_line(&mut self, needle: &str) -> String {
+        let count = self.handed_out.entry(needle.to_string()).or_default();
+        *count += 1;
+        let nth = *count;
+        self.wait_log_lines(needle, nth).swap_remove(nth - 1)
     }
 
     /// Waits for the lifecycle line `event` (seen before or arriving within `timeout`) and
