@@ -252,22 +252,9 @@ impl WorkerPlan {
 /// This process's hard open-files limit (`RLIMIT_NOFILE`), which nginx inherits: `u64::MAX`
 /// when unlimited.
 fn hard_open_files_limit() -> Result<u64, String> {
-    let limits = std::fs::read_to_string("/proc/self/limits")
-        .map_err(|e| format!("the open-files limit: /proc/self/limits: {e}"))?;
-    hard_open_files(&limits).ok_or_else(|| {
-        format!("the open-files limit: no \"Max open files\" line in /proc/self/limits:\n{limits}")
-    })
-}
-
-/// The hard limit on the "Max open files" line of a `/proc/PID/limits` text.
-fn hard_open_files(limits: &str) -> Option<u64> {
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    let mut fields = line["Max open files".len()..].split_whitespace();
-    let _soft = fields.next()?;
-    match fields.next()? {
-        "unlimited" => Some(u64::MAX),
-        n => n.parse().ok(),
-    }
+    let (_soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .map_err(|e| format!("the open-files limit: {e}"))?;
+    Ok(hard)
 }
 
 /// How many loopback addresses the clients and nginx spread their connections over: one per
@@ -375,20 +362,6 @@ mod tests {
         );
         assert_eq!(plan(2_000, 20_000).workers, 2);
         assert!(WorkerPlan::for_clients(200, 256).is_err());
-    }
-
-    #[test]
-    fn the_hard_open_files_limit_is_read_from_proc_limits() {
-        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
-                      Max processes             63704                63704                processes \n\
-                      Max open files            1024                 20000                files     \n\
-                      Max locked memory         8388608              8388608              bytes     \n";
-        assert_eq!(hard_open_files(limits), Some(20_000));
-        let unlimited = limits.replace("20000", "unlimited");
-        assert_eq!(hard_open_files(&unlimited), Some(u64::MAX));
-        assert_eq!(hard_open_files("Max processes 1 2 processes\n"), None);
-        // This process's own, as the harness reads it.
-        assert!(hard_open_files_limit().unwrap() > 0);
     }
 
     #[test]
