@@ -168,7 +168,7 @@ for round in $(seq 1 "$rounds"); do
   # shellcheck disable=SC2086
   for s in $(turned $((round - 1)) $fanout_servers); do
     start "$s" ALIVE_INTERVAL=1s
-    "${pin_client[@]}" "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" --connections "$fanout_n" \
+    fanout_load --connections "$fanout_n" \
       --seconds "$fanout_seconds" --warmup 1.5 --label "$s" --csv "$out/fanout.csv"
     stop
   done
@@ -188,7 +188,7 @@ if [ "$quick" = 0 ] && command -v strace >/dev/null && [[ " $servers " == *" wsd
   # Syscalls per alive message (wsdrain): with the connections open and idle, count the server's
   # syscalls for 3 s, and the alive messages it sent in the same window (its own metric).
   start wsdrain ALIVE_INTERVAL=1s
-  "${pin_client[@]}" "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" --connections "$fanout_n" \
+  fanout_load --connections "$fanout_n" \
     --seconds 6 --warmup 1 --label wsdrain-strace --csv "$out/fanout-strace.csv" &
   lpid=$!
   sleep 3 # the connections are open and the alive messages flow; this is pacing, not a wait for an event

@@ -197,6 +197,14 @@ echo_load() {
     --in-flight 16 --size 32 "$@"
 }
 
+# fanout_load ARG...: the fan-out load (idle WebSockets that count the server's alive messages)
+# on the client's core, against the server started last ($port, $pid); ARGs follow it
+# (--connections, --seconds, --warmup, --label, --csv). Run in the background, $! is the
+# function's shell, not loadgen: wait on it, do not read its CPU time.
+fanout_load() {
+  "${pin_client[@]}" "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" "$@"
+}
+
 # last_row FILE COLUMN...: the named columns of the last row of FILE (a loadgen CSV), joined by
 # commas; fails, saying which, when the file has no row or no such column. By name, as
 # benches/report/results.py reads them: a new column does not shift the others.
