@@ -4,7 +4,8 @@
 # 10,000 x 100 / INTERVAL_MS a step); over 8 s, per alive message: the server's CPU and the
 # client's (the scheduler's ns, /proc/PID/schedstat), ksoftirqd/0's, and core 0's busy time
 # (elapsed minus its cpuidle residency). SPIN=1 keeps core 0 from idling between steps (a
-# SCHED_IDLE spinner, which runs only when the server does not).
+# SCHED_IDLE spinner, which runs only when the server does not). LOADGEN_ARGS="--poll-ms 0"
+# keeps the client from sleeping, so no wake-up of it is charged to the server's core.
 #   UWS_BIN=/path/to/echo INTERVAL_MS=2000 ROUNDS=3 SERVERS="wsdrain uws uws-spread" \
 #     bash benches/experiments/issue23/per-step/per-step.sh
 set -eu
@@ -13,6 +14,7 @@ logdir=$(mktemp -d)
 # shellcheck source=benches/servers.sh
 . benches/servers.sh
 interval_ms=${INTERVAL_MS:-1000}
+read -ra loadgen_args <<<"${LOADGEN_ARGS:-}"
 if [ "${SPIN:-0}" = 1 ]; then
   chrt --idle 0 taskset -c 0 sh -c 'while :; do :; done' &
   pids+=("$!") # stopped with the servers at exit
@@ -25,7 +27,7 @@ for r in $(seq 1 "${ROUNDS:-3}"); do
   for s in ${SERVERS:-wsdrain uws uws-spread}; do
     start "$s" ALIVE_INTERVAL="${interval_ms}ms"
     "${pin_client[@]}" "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" --connections 10000 \
-      --seconds 14 --warmup 2 --label "$s" --csv /dev/null >"$logdir/loadgen.out" 2>&1 &
+      --seconds 14 --warmup 2 --label "$s" --csv /dev/null "${loadgen_args[@]}" >"$logdir/loadgen.out" 2>&1 &
     lg=$!
     sleep 5 # pacing: the connections are open and the alive messages flow
     before=$(sample)
