@@ -26,6 +26,27 @@ expected_cases=301
 
 phase_start=$SECONDS
 elapsed() { echo "$((SECONDS - phase_start))s"; }
+# seconds_for LIMIT STEP: LIMIT, or what is left of the tier's own limit (tests/run.sh's
+# TIER_SECONDS, less 10 s kept for the report) when that is less; fails, naming STEP, when
+# nothing is left. within LIMIT STEP COMMAND...: COMMAND under that limit, naming STEP when it
+# runs out, so a slow step is told apart instead of the whole tier being killed mid-step.
+tier_deadline=$((SECONDS + ${TIER_SECONDS:-240} - 10))
+seconds_for() {
+  local left=$((tier_deadline - SECONDS))
+  if [ "$left" -lt 1 ]; then
+    echo "autobahn tier: no time left of its ${TIER_SECONDS:-240} s for $2" >&2
+    return 1
+  fi
+  echo $(($1 < left ? $1 : left))
+}
+within() {
+  local limit step=$2 rc=0
+  limit=$(seconds_for "$1" "$2") || exit 1
+  shift 2
+  timeout "$limit" "$@" || rc=$?
+  [ "$rc" -ne 124 ] || echo "autobahn tier: $step took longer than $limit s" >&2
+  return "$rc"
+}
 
 # --- CPython 2.7 -------------------------------------------------------------------------------
 pyenv_root=$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")
@@ -55,12 +76,12 @@ if [ ! -x "$venvs/py27/bin/wstest" ] || [ "$(cat "$venvs/stamp" 2>/dev/null)" !=
     rm -rf "$venvs/bootstrap"
     python3 -m venv "$venvs/bootstrap"
   fi
-  timeout 120 "$venvs/bootstrap/bin/pip" install -q --disable-pip-version-check --no-input \
+  within 120 'the bootstrap venv' "$venvs/bootstrap/bin/pip" install -q --disable-pip-version-check --no-input \
     -r "$conf/requirements-bootstrap.txt"
-  timeout 60 "$venvs/bootstrap/bin/virtualenv" -q --no-periodic-update \
+  within 60 'the 2.7 virtualenv' "$venvs/bootstrap/bin/virtualenv" -q --no-periodic-update \
     --app-data "$venvs/app-data" -p "$py27" "$venvs/py27"
   PIP_CONSTRAINT="$root/$conf/build-constraints-py27.txt" PYTHONWARNINGS=ignore \
-    timeout 180 "$venvs/py27/bin/pip" install -q --disable-pip-version-check --no-input \
+    within 180 'autobahntestsuite' "$venvs/py27/bin/pip" install -q --disable-pip-version-check --no-input \
     --progress-bar off -r "$conf/requirements-py27.txt"
   echo "$stamp" >"$venvs/stamp"
   echo "installed in $(elapsed)"
@@ -71,7 +92,7 @@ print("autobahntestsuite %s, autobahn %s, Twisted %s" %
 
 # --- the server ----------------------------------------------------------------------------------
 phase_start=$SECONDS
-timeout 200 cargo build --release --locked --bin wsdrain
+within 200 'the release build' cargo build --release --locked --bin wsdrain
 rm -rf "$reports"
 mkdir -p "$reports"
 server_pid=""
@@ -114,7 +135,8 @@ echo "server (echo mode) on 127.0.0.1:$port, pid $server_pid"
 sed -e "s|@OUTDIR@|$root/$reports/servers|" -e "s|@PORT@|$port|" "$conf/fuzzingclient.json" \
   >"$reports/fuzzingclient.json"
 echo "running wstest -m fuzzingclient (cases * except 12.*, 13.*)"
-(cd "$reports" && PYTHONWARNINGS=ignore exec timeout 150 "$root/$venvs/py27/bin/wstest" \
+wstest_limit=$(seconds_for 150 wstest)
+(cd "$reports" && PYTHONWARNINGS=ignore exec timeout "$wstest_limit" "$root/$venvs/py27/bin/wstest" \
   -m fuzzingclient -s fuzzingclient.json >wstest.log 2>&1) &
 wstest_pid=$!
 wstest_rc=0
@@ -123,7 +145,8 @@ wstest_pid=""
 echo "wstest finished in $(elapsed) (exit $wstest_rc), $(grep -c '^Running test case' "$reports/wstest.log" || true) cases"
 if [ "$wstest_rc" -ne 0 ] || [ ! -s "$reports/servers/index.json" ]; then
   tail -n 30 "$reports/wstest.log"
-  echo "autobahn tier: wstest failed (exit $wstest_rc) or wrote no $reports/servers/index.json" >&2
+  echo "autobahn tier: wstest failed (exit $wstest_rc; 124 is its limit of $wstest_limit s)" \
+    "or wrote no $reports/servers/index.json" >&2
   exit 1
 fi
 
