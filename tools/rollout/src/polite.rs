@@ -152,15 +152,8 @@ pub fn run(o: &Options, dir: &Path) -> Result<(Vec<String>, Outcome), String> {
         } else {
             Duration::ZERO
         };
-        let s = Summary::of(
-            &fleet,
-            &reports,
-            kind,
-            terminating,
-            sigterm,
-            window,
-            close_offset,
-        );
+        let figures = KindFigures::of(&fleet, &reports, kind, terminating, end, None);
+        let s = Summary::of(figures, &fleet, &reports, sigterm, window, close_offset);
         // Aware clients are held to the handover only when the server sends notices.
         let handover = kind == Kind::Aware && expect_handover;
         failures.extend(s.check(handover, expect_handover, handover_ms));
@@ -321,9 +314,9 @@ pub fn run(o: &Options, dir: &Path) -> Result<(Vec<String>, Outcome), String> {
     let outcome = Outcome {
         ending: Ending::Polite,
         clients,
-        kinds: Kind::ALL
-            .into_iter()
-            .map(|k| KindFigures::of(&fleet, &reports, k, terminating, end, None))
+        kinds: summaries
+            .iter()
+            .map(|s| s.figures.clone())
             .filter(|k| k.clients > 0)
             .collect(),
         timeline: format!(

@@ -6,30 +6,22 @@ use std::time::{Duration, Instant};
 
 use testkit::evidence::EventFields;
 
-use crate::ending::{per_second, spread};
-use crate::fleet::{ClientReport, Fleet, Kind};
+use crate::ending::{KindFigures, spread};
+use crate::fleet::{ClientReport, Fleet};
 
-/// The figures of one kind of client.
-#[derive(Debug, Clone, Default)]
+/// The figures of one kind of client: those every ending's table shows, and the rollout's own.
+#[derive(Debug, Clone)]
 pub struct Summary {
-    pub kind: Option<Kind>,
-    pub clients: usize,
-    pub sent: u64,
+    /// Clients, messages, losses and reconnections, as the endings' table counts them.
+    pub figures: KindFigures,
     pub replies: u64,
     pub gap_p50: Duration,
     pub gap_p99: Duration,
     pub gap_max: Duration,
     /// Clients that had any gap.
     pub with_gap: usize,
-    pub resent: u64,
-    /// Clients that re-sent anything.
-    pub clients_resent: usize,
-    pub lost: u64,
-    pub duplicates: u64,
     pub mismatches: u64,
     pub closes: Vec<(u16, u64)>,
-    /// Connections to pod A that ended without a close frame.
-    pub abnormal_a: u64,
     /// Clients that received close 1012 from pod A (each at most once).
     pub closed_by_a: usize,
     /// Closes 1012 from pod A received in all.
@@ -49,13 +41,8 @@ pub struct Summary {
     pub handover_failed: u64,
     pub handover_late: u64,
     pub close_waits_expired: u64,
-    pub connect_failures: u64,
     /// Handovers' lengths (notice to the client's close of the old connection): p50, p99, max.
     pub handover_took: [Duration; 3],
-    /// New connections opened (101) from the start of the termination on.
-    pub reconnects: usize,
-    /// Per second after the start of the termination.
-    pub reconnects_per_second: BTreeMap<u64, usize>,
     /// The instances each client's connections served, in order: clients per sequence.
     pub served: BTreeMap<String, usize>,
     /// `handover_ms` of the hellos, per instance (hellos received, the value announced).
@@ -76,18 +63,19 @@ fn quarters(times: impl Iterator<Item = Duration>, window: Duration) -> [usize; 
 }
 
 impl Summary {
-    /// The figures of `kind` from the fleet's counters and the clients' reports.
-    /// `terminating`: pod A's termination began; `sigterm`: its drain began; `close_offset`:
-    /// how long after its notice pod A closes a connection (the handover timeout, or 0).
+    /// The figures of `figures.kind` from the fleet's counters and the clients' reports.
+    /// `figures`: counted from the start of pod A's termination; `sigterm`: its drain began;
+    /// `close_offset`: how long after its notice pod A closes a connection (the handover
+    /// timeout, or 0).
     pub fn of(
+        figures: KindFigures,
         fleet: &Fleet,
         reports: &[ClientReport],
-        kind: Kind,
-        terminating: Instant,
         sigterm: Instant,
         window: Duration,
         close_offset: Duration,
     ) -> Summary {
+        let kind = figures.kind;
         let st = fleet.stats(kind);
         let mine: Vec<&ClientReport> = reports.iter().filter(|r| r.kind == kind).collect();
         let gaps: Vec<Duration> = mine.iter().map(|r| r.gap).collect();
@@ -104,8 +92,6 @@ impl Summary {
                 .collect();
             *served.entry(path.join(" → ")).or_default() += 1;
         }
-        let reconnects_per_second = per_second(&st.reopened_at, terminating);
-        let reconnects = reconnects_per_second.values().sum();
         let from_a = |instance: &String| instance == "pod-a";
         let closes_a: Vec<Duration> = st
             .restarts
@@ -123,21 +109,14 @@ impl Summary {
             .map(|(t, _)| t.saturating_duration_since(sigterm))
             .collect();
         Summary {
-            kind: Some(kind),
-            clients: mine.len(),
-            sent: st.sent,
+            figures,
             replies: st.replies,
             gap_p50,
             gap_p99,
             gap_max,
             with_gap,
-            resent: mine.iter().map(|r| r.resent).sum(),
-            clients_resent: mine.iter().filter(|r| r.resent > 0).count(),
-            lost: mine.iter().map(|r| r.lost).sum(),
-            duplicates: st.duplicates,
             mismatches: st.mismatches,
             closes,
-            abnormal_a: st.abnormal_by_instance.get("pod-a").copied().unwrap_or(0),
             closed_by_a: mine
                 .iter()
                 .filter(|r| r.restarts_from.iter().any(from_a))
@@ -158,25 +137,14 @@ impl Summary {
             handover_failed: st.handover_failed,
             handover_late: st.handover_late,
             close_waits_expired: st.close_waits_expired,
-            connect_failures: st.connect_failures,
             handover_took: spread(st.handover_took.clone()),
-            reconnects,
-            reconnects_per_second,
             served,
             hellos: st.hellos.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         }
     }
 
     fn name(&self) -> &'static str {
-        self.kind.map_or("?", Kind::name)
-    }
-
-    pub fn peak_per_second(&self) -> usize {
-        self.reconnects_per_second
-            .values()
-            .max()
-            .copied()
-            .unwrap_or(0)
+        self.figures.kind.name()
     }
 
     /// The checks on one kind. `handover`: these clients must have handed over (aware clients
@@ -184,14 +152,15 @@ impl Summary {
     /// 0), announced as `handover_ms` in its hellos.
     pub fn check(&self, handover: bool, notices: bool, handover_ms: u64) -> Vec<String> {
         let mut failures = Vec::new();
-        let (kind, n) = (self.name(), self.clients);
+        let (kind, n) = (self.name(), self.figures.clients);
         if n == 0 {
             return failures;
         }
-        if self.lost > 0 {
+        let f = &self.figures;
+        if f.lost > 0 {
             failures.push(format!(
                 "{kind} clients: {} messages never answered",
-                self.lost
+                f.lost
             ));
         }
         if self.mismatches > 0 {
@@ -203,17 +172,17 @@ impl Summary {
         // A message is answered twice only if it was sent twice, i.e. re-sent after its
         // connection ended unanswered; more duplicates than re-sends means something answered
         // a message twice.
-        if self.duplicates > self.resent {
+        if f.shown_twice > f.resent {
             failures.push(format!(
                 "{kind} clients: {} duplicate replies but only {} messages were re-sent: a \
                  duplicate can only come from a re-send, so a message was answered twice",
-                self.duplicates, self.resent
+                f.shown_twice, f.resent
             ));
         }
-        if self.abnormal_a > 0 {
+        if f.no_close_frame_a > 0 {
             failures.push(format!(
                 "{kind} clients: {} connections to pod A ended without a close frame (1006)",
-                self.abnormal_a
+                f.no_close_frame_a
             ));
         }
         if handover {
@@ -226,11 +195,11 @@ impl Summary {
                     self.gap_max.as_millis()
                 ));
             }
-            if self.resent > 0 {
+            if f.resent > 0 {
                 failures.push(format!(
                     "aware clients re-sent {} messages: the old connection should have answered \
                      everything sent on it before the client closed it",
-                    self.resent
+                    f.resent
                 ));
             }
             // Strict: on loopback the new connection opens in milliseconds and the old one's
@@ -351,7 +320,7 @@ pub fn ms(d: Duration) -> String {
 pub fn print_table(summaries: &[Summary], clients: usize) {
     let mut combined: HashMap<u64, usize> = HashMap::new();
     for s in summaries {
-        for (sec, n) in &s.reconnects_per_second {
+        for (sec, n) in &s.figures.per_second {
             *combined.entry(*sec).or_default() += n;
         }
     }
@@ -362,24 +331,24 @@ pub fn print_table(summaries: &[Summary], clients: usize) {
     };
     let heads: Vec<String> = summaries
         .iter()
-        .map(|s| format!("{} ({})", s.name(), s.clients))
+        .map(|s| format!("{} ({})", s.name(), s.figures.clients))
         .collect();
     println!("| rollout, {clients} clients | {} |", heads.join(" | "));
     println!("|---|{}", "---|".repeat(summaries.len()));
-    row("messages sent (unique)", &|s| s.sent.to_string());
+    row("messages sent (unique)", &|s| s.figures.sent.to_string());
     row("replies received", &|s| s.replies.to_string());
     row("gap p50 / p99 / max", &|s| {
         format!("{} / {} / {}", ms(s.gap_p50), ms(s.gap_p99), ms(s.gap_max))
     });
     row("clients with any gap", &|s| s.with_gap.to_string());
     row("messages re-sent (by clients)", &|s| {
-        format!("{} ({})", s.resent, s.clients_resent)
+        format!("{} ({})", s.figures.resent, s.figures.clients_resent)
     });
-    row("lost", &|s| s.lost.to_string());
-    row("duplicates", &|s| s.duplicates.to_string());
+    row("lost", &|s| s.figures.lost.to_string());
+    row("duplicates", &|s| s.figures.shown_twice.to_string());
     row("close codes seen", &|s| format!("{:?}", s.closes));
     row("closes without a close frame from pod A", &|s| {
-        s.abnormal_a.to_string()
+        s.figures.no_close_frame_a.to_string()
     });
     row("clients closed by pod A with 1012", &|s| {
         s.closed_by_a.to_string()
@@ -418,10 +387,10 @@ pub fn print_table(summaries: &[Summary], clients: usize) {
         },
     );
     row("reconnects (new connections during the rollout)", &|s| {
-        s.reconnects.to_string()
+        s.figures.per_second.values().sum::<usize>().to_string()
     });
     row("peak new connections per second", &|s| {
-        s.peak_per_second().to_string()
+        s.figures.peak_per_second.to_string()
     });
     row("connections served (clients)", &|s| {
         s.served
@@ -431,7 +400,7 @@ pub fn print_table(summaries: &[Summary], clients: usize) {
             .join(", ")
     });
     row("connect failures / close waits expired", &|s| {
-        format!("{} / {}", s.connect_failures, s.close_waits_expired)
+        format!("{} / {}", s.figures.connect_failures, s.close_waits_expired)
     });
     println!("| peak new connections per second, all clients | {peak_all} |");
 }
