@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # musl vs glibc (+crt-static) for the image's binary, both built by deploy/build-static.sh and
-# run back to back, alternating: the server's CPU time (utime + stime) per echoed WebSocket
-# message, and its memory per idle WebSocket (benches/loadgen idle).
+# run back to back, alternating: the server's CPU time per echoed WebSocket message
+# (benches/loadgen echo, 50 connections, 1 and 32 messages in flight on each), and its memory
+# per idle WebSocket (benches/loadgen idle).
 #   bash deploy/tools/libc-bench.sh [reps]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,17 +30,18 @@ start() { # binary: on loopback, ephemeral ports, read back from its listening l
   exit 1
 }
 stop() { kill -TERM "$pid"; wait "$pid"; pid=""; }
-echo_run() { # label binary messages depth
+loadgen=${CARGO_TARGET_DIR:-target}/release/loadgen
+echo_run() { # label binary in-flight
   start "$2"
-  python3 deploy/tools/wsprobe.py echo-cpu --port "$port" --pid "$pid" --connections 50 \
-    --messages "$3" --depth "$4" --label "$1 "
+  "$loadgen" echo --addr "127.0.0.1:$port" --pid "$pid" --connections 50 --in-flight "$3" \
+    --size 60 --seconds 8 --warmup 1 --label "$1"
   stop
 }
 for _ in $(seq "$reps"); do
   for libc in musl glibc; do
     bin=$musl; [ "$libc" = glibc ] && bin=$glibc
-    echo_run "$libc" "$bin" 300000 1     # one message in flight per connection
-    echo_run "$libc" "$bin" 2000000 32   # 32 pipelined per connection: fewer syscalls per message
+    echo_run "$libc" "$bin" 1  # one message in flight per connection
+    echo_run "$libc" "$bin" 32 # 32 pipelined per connection: fewer syscalls per message
   done
 done
 for libc in musl glibc; do
@@ -47,7 +49,7 @@ for libc in musl glibc; do
   ALIVE=5s start "$bin"
   printf '%s idle: ' "$libc"
   # Its figures on one line; an error (a non-zero exit) stops the script with its message.
-  idle="$("${CARGO_TARGET_DIR:-target}/release/loadgen" idle --addr "127.0.0.1:$port" \
+  idle="$("$loadgen" idle --addr "127.0.0.1:$port" \
     --pid "$pid" --connections 5000 --rate 20000 --alive-wait 6)"
   grep -iE 'per|rss' <<<"$idle" | tr '\n' ' '
   echo

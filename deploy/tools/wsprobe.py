@@ -7,10 +7,6 @@
   wsprobe.py expect-close --port P [--code 1012]
       opens a WebSocket, checks one echo, prints "open", then waits for the server's close
       frame (e.g. the drain's 1012 after SIGTERM), checks its code and answers it.
-  wsprobe.py echo-cpu --port P --pid PID [--connections 50] [--messages 200000] [--depth 1]
-      drives a fixed number of text messages through /ws and prints the server's CPU time
-      (utime + stime from /proc/PID/stat) per message: the musl-vs-glibc measurement in
-      docs/gke.md ("The image").
 """
 
 import argparse
@@ -20,7 +16,6 @@ import os
 import socket
 import struct
 import sys
-import time
 import urllib.request
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -156,43 +151,6 @@ def expect_close(args):
     print(f"closed by the server with {code} {reason!r}; close answered")
 
 
-def cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-
-
-def echo_cpu(args):
-    hz = os.sysconf("SC_CLK_TCK")
-    conns = [WebSocket(args.host, args.port) for _ in range(args.connections)]
-    text = args.text
-    want = text[::-1]
-    frame = WebSocket.frame(text)
-    rounds = max(1, args.messages // (args.connections * args.depth))
-    total = rounds * args.connections * args.depth
-    before, t0 = cpu_ticks(args.pid), time.monotonic()
-    for _ in range(rounds):
-        batch = frame * args.depth
-        for ws in conns:
-            ws.sock.sendall(batch)
-        for ws in conns:
-            for _ in range(args.depth):
-                reply = ws.recv_text()
-                if reply != want:
-                    raise RuntimeError(f"bad reply {reply!r}")
-    after, wall = cpu_ticks(args.pid), time.monotonic() - t0
-    for ws in conns:
-        ws.close()
-    cpu = (after - before) / hz
-    with open(f"/proc/{args.pid}/status") as f:
-        rss = [l.split()[1] for l in f if l.startswith(("VmRSS", "VmHWM"))]
-    print(
-        f"{args.label}messages={total} connections={args.connections} depth={args.depth} "
-        f"server_cpu={cpu:.2f}s per_message={cpu / total * 1e6:.2f}us wall={wall:.1f}s "
-        f"rss_kib={rss[1]} hwm_kib={rss[0]}"
-    )
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -206,18 +164,9 @@ def main():
     x.add_argument("--port", type=int, required=True)
     x.add_argument("--code", type=int, default=1012)
     x.add_argument("--timeout", type=float, default=30.0)
-    e = sub.add_parser("echo-cpu")
-    e.add_argument("--host", default="127.0.0.1")
-    e.add_argument("--port", type=int, required=True)
-    e.add_argument("--pid", type=int, required=True)
-    e.add_argument("--connections", type=int, default=50)
-    e.add_argument("--messages", type=int, default=200000)
-    e.add_argument("--depth", type=int, default=1)
-    e.add_argument("--text", default="héllo wörld, a short chat message of about sixty bytes ✓")
-    e.add_argument("--label", default="")
     args = p.parse_args()
     try:
-        {"smoke": smoke, "expect-close": expect_close, "echo-cpu": echo_cpu}[args.cmd](args)
+        {"smoke": smoke, "expect-close": expect_close}[args.cmd](args)
     except (CheckFailed, RuntimeError, OSError) as err:
         print(f"wsprobe {args.cmd}: FAIL: {err}", file=sys.stderr)
         sys.exit(1)
