@@ -5,7 +5,8 @@
 // came; replies are matched first-in, first-out, per socket; unanswered messages are re-sent, in
 // order, on the next connection. The page (app.js) only renders the events this class dispatches:
 //
-//   state    {state, code, reason, retryAt, delayMs, attempt}  connection state changed
+//   state    {state, code, reason, retryAt, delayMs, attempt, connection}
+//                                                               connection state changed
 //   queued   {message}                                          a message was accepted
 //   sent     {message}                                          a message went out on a socket
 //   requeued {messages}                                         sent, unanswered, socket gone: pending
@@ -23,7 +24,10 @@
 //                                                               'failed' (the old socket serves on until
 //                                                               it closes; then the usual reconnect)
 //   dead     {silentMs, limitMs}                                no alive message in time: link closed
-//   rejected {text, reason}                                     send() refused a message
+//   rejected {text, reason, message}                            a message refused: by send() (too big;
+//                                                               no message), or by the server (close
+//                                                               1009/1007/1003 while it was the first
+//                                                               in flight: `message`, no longer queued)
 //
 // The handover (issue 13): a draining server sends a goaway notice (an alive message with
 // "event":"goaway") and keeps serving that socket for a while. On the notice a second socket is
@@ -43,6 +47,13 @@
 // In each case what was in flight on that socket is sent again, in order, on the next one. During
 // a handover the old socket's end (any of the above) sends what it owed on the new socket, or, if
 // that is not open yet, once it opens; only if the new one fails too does the reconnect follow.
+// A socket closed with 1012/1001, or asked to move, within quickEndMs of its open is a quick end:
+// from the second in a row on, the wait is at least the backoff's for their count, so a server or
+// load balancer that does so to every new socket at once gets a new socket at a falling rate, not
+// as fast as handshakes go. (A client moved from pod to pod by a rollout, seconds apart, is not
+// slowed down; the count is reset as the attempts' is, after stableMs on one socket.) The server's refusal of a message (1009: too big
+// for its MAX_MESSAGE_SIZE, which may be below this page's limit) drops that one message, with a
+// `rejected` event, instead of sending it again on every new socket.
 //
 // Everything from the outside world is injected (WebSocket constructor, clock and timers, random
 // source), so tests drive it with fakes. Events carry their data in `event.detail`.
@@ -52,6 +63,7 @@ export const DEFAULTS = Object.freeze({
   baseDelayMs: 500, // backoff: delay = random(0, min(maxDelayMs, baseDelayMs * 2^attempt))
   maxDelayMs: 30_000,
   stableMs: 30_000, // the attempt counter is reset after this long on one open connection
+  quickEndMs: 5_000, // a 1012/1001 or a notice this soon after a socket opened counts as a failed attempt
   restartMinMs: 200, // after close 1012/1001: wait random(restartMinMs, restartMaxMs) first
   restartMaxMs: 3_000,
   deadFactor: 2, // no alive message for deadFactor x interval_ms: the link is dead
@@ -67,12 +79,25 @@ export const STATES = Object.freeze([
   'open', // connected (also while handing over to a second socket)
   'restarting', // the server closed with 1012/1001; waiting a short random time to reconnect
   'reconnecting', // waiting for the backoff delay (retryAt) to reconnect
-  'offline', // the browser is offline: not trying until it is online again
+  'offline', // the browser says it is offline: not trying until it is online again (or retryNow())
   'stopped', // the server closed with 4xxx, or stop() was called: not trying (see code/reason)
 ]);
 
 /** Close codes after which the server asked to come back soon: Service Restart and Going Away. */
 const RESTART_CODES = new Set([1012, 1001]);
+
+/** Close codes by which the server refuses the message it was reading: too big, not UTF-8, not
+ * acceptable. Replies come in order, so that is the first one in flight on the socket. */
+const REFUSED_CODES = new Set([1009, 1007, 1003]);
+
+/** The bounds put on a server's `interval_ms`: a tiny one would declare every link dead at once,
+ * a huge one would overflow the browser's timers (a delay over 2^31 - 1 ms fires at once). */
+const MIN_ALIVE_INTERVAL_MS = 100;
+const MAX_ALIVE_INTERVAL_MS = 86_400_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A close frame's reason holds at most 123 bytes of UTF-8; close() throws on a longer one. */
+const MAX_CLOSE_REASON_BYTES = 123;
 
 /** The data of an event, in `event.detail` (like CustomEvent, which older Node lacks). */
 export class ClientEvent extends Event {
@@ -106,6 +131,12 @@ const nonNegative = (value) => {
   return Number.isFinite(n) && n > 0 ? n : 0;
 };
 
+/** A server's interval_ms within [MIN_ALIVE_INTERVAL_MS, MAX_ALIVE_INTERVAL_MS]; 0: none said. */
+const aliveInterval = (value) => {
+  const n = nonNegative(value);
+  return n === 0 ? 0 : Math.min(Math.max(n, MIN_ALIVE_INTERVAL_MS), MAX_ALIVE_INTERVAL_MS);
+};
+
 /**
  * Parses an alive message (also a hello or a goaway notice, which are alive messages with an
  * `event` field), or returns null if `text` is not one. `event` is 'hello', 'goaway', another
@@ -123,7 +154,7 @@ export function parseAlive(text) {
   const alive = {
     instance: value.instance,
     phase: String(value.phase ?? ''),
-    intervalMs: nonNegative(value.interval_ms),
+    intervalMs: aliveInterval(value.interval_ms),
     uptimeMs: Number(value.uptime_ms) || 0,
     event: typeof value.event === 'string' ? value.event : null,
   };
@@ -133,6 +164,18 @@ export function parseAlive(text) {
 }
 
 const utf8 = new TextEncoder();
+
+/** `reason` cut to what a close frame holds, at a character boundary. */
+function fitCloseReason(reason = '') {
+  let bytes = 0;
+  let out = '';
+  for (const ch of String(reason)) {
+    bytes += utf8.encode(ch).length;
+    if (bytes > MAX_CLOSE_REASON_BYTES) break;
+    out += ch;
+  }
+  return out;
+}
 
 /** Inserts `messages` into `list`, both in sequence order, keeping the order. */
 function mergeBySeq(list, messages) {
@@ -166,6 +209,7 @@ export class WsClient extends EventTarget {
 
     this.state = 'idle';
     this.attempt = 0; // reconnect attempts since the last stable connection
+    this._quickEnds = 0; // 1012s and notices within quickEndMs of a socket's open, since the last stable one
     this.connections = 0; // sockets opened so far; the id of the newest one
     this.instance = null; // the instance of the current connection, once its hello or alive came
     this.lastAlive = null;
@@ -211,7 +255,7 @@ export class WsClient extends EventTarget {
     this._clearTimer('retry');
     this.closeCode = null;
     this.closeReason = reason;
-    this._setState('stopped');
+    this._setState('stopped', { reason });
   }
 
   /**
@@ -259,6 +303,17 @@ export class WsClient extends EventTarget {
     }
   }
 
+  /**
+   * The user asked to connect now: from a wait to retry, and also while the browser says it is
+   * offline (only a hint: a server on this machine is reachable without a network).
+   */
+  retryNow() {
+    if (this.state === 'reconnecting' || this.state === 'restarting' || this.state === 'offline') {
+      this._clearTimer('retry');
+      this._connect();
+    }
+  }
+
   // --- sockets ----------------------------------------------------------------------------------
 
   /**
@@ -279,6 +334,7 @@ export class WsClient extends EventTarget {
       ws,
       id,
       open: false,
+      openedAt: null, // when it opened (see quickEndMs)
       inFlight: [], // sent on this socket, unanswered, in order
       instance: null,
       lastHeard: 0, // when it last received anything
@@ -287,7 +343,7 @@ export class WsClient extends EventTarget {
       handedOver: false, // a handover away from it was started
       handover: null, // for a socket opened to hand over to: {from, fromConnection}
       fallback: null, // the close of the socket it replaces, when that one closed first
-      timers: { connect: null, watchdog: null },
+      timers: { connect: null, watchdog: null, handover: null },
     };
     ws.onopen = () => this._onOpen(sock);
     ws.onmessage = (event) => this._onMessage(sock, event);
@@ -306,19 +362,21 @@ export class WsClient extends EventTarget {
     this.instance = null;
     const sock = this._openSocket();
     this._sock = sock;
-    this._setState('connecting');
     if (!sock) {
       // A URL the browser refuses will not get better by retrying.
       this.closeCode = null;
       this.closeReason = this._openError;
-      this._setState('stopped');
+      this._setState('stopped', { reason: this._openError });
+      return;
     }
+    this._setState('connecting');
   }
 
   _onOpen(sock) {
     if (sock !== this._sock && sock !== this._next) return;
     this._clearSockTimer(sock, 'connect');
     sock.open = true;
+    sock.openedAt = this._now();
     sock.lastHeard = this._now();
     sock.deadLimitMs = this._aliveIntervalMs * this.config.deadFactor;
     this._armWatchdog(sock);
@@ -338,7 +396,7 @@ export class WsClient extends EventTarget {
     }
     this._timers.stable = this._setTimeout(() => {
       this._timers.stable = null;
-      if (sock === this._sock && this.state === 'open') this.attempt = 0;
+      if (sock === this._sock && this.state === 'open') this.attempt = this._quickEnds = 0;
     }, this.config.stableMs);
     if (sock.handover) {
       this._emit('handover', { phase: 'moved', ...sock.handover, to: sock.instance, connection: sock.id, reason: '' });
@@ -404,6 +462,19 @@ export class WsClient extends EventTarget {
       return;
     }
     from.handedOver = true;
+    const delayMs = this._quickEndDelay(from, 0);
+    if (delayMs > 0) {
+      from.timers.handover = this._setTimeout(() => {
+        from.timers.handover = null;
+        if (from === this._sock && from.open && !this._next && !this._old) this._openNext(from);
+      }, Math.min(delayMs, MAX_TIMER_MS));
+      return;
+    }
+    this._openNext(from);
+  }
+
+  /** The handover's second socket, opened now. */
+  _openNext(from) {
     const sock = this._openSocket();
     const detail = { from: from.instance, fromConnection: from.id, to: null, connection: this.connections };
     if (!sock) {
@@ -443,6 +514,7 @@ export class WsClient extends EventTarget {
 
   _onClose(sock, code, reason) {
     reason = reason ?? '';
+    if (REFUSED_CODES.has(code) && (sock === this._sock || sock === this._old)) this._refuseFirst(sock, code, reason);
     if (sock === this._old) {
       // It closed before answering all it carried: only those go out again, on the current socket.
       this._old = null;
@@ -487,7 +559,32 @@ export class WsClient extends EventTarget {
       return;
     }
     // Once open, a socket's own close decides, also for one opened by a handover.
-    this._retryAfterClose({ code, reason });
+    this._retryAfterClose({ code, reason }, sock);
+  }
+
+  /** The server closed `sock` refusing the first message in flight on it: that one is dropped. */
+  _refuseFirst(sock, code, reason) {
+    const message = sock.inFlight.shift();
+    if (!message) return;
+    this._queue.splice(this._queue.indexOf(message), 1);
+    const why = reason ? `: ${reason}` : '';
+    this._emit('rejected', { text: message.text, message, reason: `the server refused it (close ${code}${why})` });
+  }
+
+  /**
+   * The wait after the server sent `sock` away (1012/1001, or a notice): `delayMs`, or, for a
+   * quick end, from the second in a row on, at least the backoff's wait for their count.
+   */
+  _quickEndDelay(sock, delayMs) {
+    if (!this._endedQuickly(sock)) return delayMs;
+    const backoffMs = this._quickEnds === 0 ? 0 : this._random() * backoffCapMs(this._quickEnds, this.config);
+    this._quickEnds += 1;
+    return Math.max(delayMs, backoffMs);
+  }
+
+  /** Whether `sock` ends (or is asked to move) within quickEndMs of its open, or never opened. */
+  _endedQuickly(sock) {
+    return sock.openedAt === null || this._now() - sock.openedAt < this.config.quickEndMs;
   }
 
   /**
@@ -505,15 +602,15 @@ export class WsClient extends EventTarget {
     this._emit('handover', { phase: 'failed', ...sock.handover, to: null, connection: sock.id, reason });
   }
 
-  /** Today's path after a close: stop on 4xxx, a short delay after 1012/1001, else backoff. */
-  _retryAfterClose({ code, reason }) {
-    if (code >= 4000 && code <= 4999) {
-      this._setState('stopped', { code, reason });
-      return;
-    }
+  /**
+   * The path after a close: a short delay after 1012/1001 (longer when `sock`, the socket that
+   * closed, ended quickly: see _quickEndDelay), else backoff. (4xxx stopped before.)
+   */
+  _retryAfterClose({ code, reason }, sock = null) {
     if (RESTART_CODES.has(code)) {
       const { restartMinMs, restartMaxMs } = this.config;
-      const delayMs = restartMinMs + this._random() * (restartMaxMs - restartMinMs);
+      let delayMs = restartMinMs + this._random() * (restartMaxMs - restartMinMs);
+      if (sock) delayMs = this._quickEndDelay(sock, delayMs);
       this._retryIn(delayMs, 'restarting', { code, reason });
       return;
     }
@@ -550,7 +647,7 @@ export class WsClient extends EventTarget {
     this._timers.retry = this._setTimeout(() => {
       this._timers.retry = null;
       this._connect();
-    }, delayMs);
+    }, Math.min(delayMs, MAX_TIMER_MS));
     this._setState(state, { ...info, delayMs });
   }
 
@@ -565,7 +662,7 @@ export class WsClient extends EventTarget {
         return;
       }
       this._onDead(sock, silentMs);
-    }, Math.max(0, due));
+    }, Math.min(Math.max(0, due), MAX_TIMER_MS));
   }
 
   _onDead(sock, silentMs) {
@@ -596,13 +693,14 @@ export class WsClient extends EventTarget {
   _closeSocket(sock, code, reason) {
     this._clearSockTimer(sock, 'connect');
     this._clearSockTimer(sock, 'watchdog');
+    this._clearSockTimer(sock, 'handover');
     const { ws } = sock;
     ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
     if (code !== undefined) {
       try {
-        ws.close(code, reason);
+        ws.close(code, fitCloseReason(reason));
       } catch {
-        // already closed
+        ws.close(); // a code the browser does not let a page send: closed without one
       }
     }
     if (sock.inFlight.length > 0) {

@@ -308,6 +308,7 @@ test('nothing is sent on a socket that is closing; it goes out on the next one',
   old.readyState = 2; // the server's close frame came; the close event has not yet
   client.send('b');
   assert.deepEqual(old.sent, [], 'not sent on the closing socket');
+  assert.deepEqual(old.dropped, [], 'not handed to it either: a browser would have discarded it');
   assert.equal(of('sent').length, 1);
   old.serverClose(1012);
   clock.advance(of('state').at(-1).delayMs);

@@ -34,7 +34,7 @@ export class FakeClock {
     this.t = end;
   }
 
-  /** The delay of the one pending timer that will reconnect (the soonest one). */
+  /** The delays of every pending timer, soonest first. */
   pendingDelays() {
     return [...this.timers.values()].map((t) => t.at - this.t).sort((a, b) => a - b);
   }
@@ -47,17 +47,25 @@ export function fakeWebSocketClass() {
     constructor(url) {
       this.url = url;
       this.sent = [];
+      this.dropped = []; // sent while closing or closed: a browser discards them without an error
       this.closedWith = null;
       this.readyState = 0;
       sockets.push(this);
       const live = sockets.filter((s) => s.readyState !== 3).length;
       sockets.peakLive = Math.max(sockets.peakLive, live);
     }
+    // As a browser's: send() throws only before the socket opened; close() throws on a code a page
+    // may not send and on a reason over 123 bytes of UTF-8.
     send(text) {
-      if (this.readyState !== 1) throw new Error('not open');
-      this.sent.push(text);
+      if (this.readyState === 0) throw new Error('InvalidStateError: still connecting');
+      if (this.readyState === 1) this.sent.push(text);
+      else this.dropped.push(text);
     }
-    close(code, reason) {
+    close(code, reason = '') {
+      if (code !== undefined && code !== 1000 && !(code >= 3000 && code <= 4999)) {
+        throw new Error(`InvalidAccessError: close code ${code}`);
+      }
+      if (new TextEncoder().encode(reason).length > 123) throw new Error('SyntaxError: reason over 123 bytes');
       this.closedWith = { code, reason };
       this.readyState = 3;
     }

@@ -259,8 +259,9 @@ test('handover: a notice on a socket being given up is ignored', () => {
 });
 
 test('handover: a notice on the new socket while the old one finishes: next handover once the old one is gone', () => {
-  const { client, sockets, live, states, of } = handoverSetup();
+  const { client, sockets, live, states, of, serve } = handoverSetup();
   const [a] = sockets;
+  serve(5_000); // `a` lived past quickEndMs: moving off it is no quick move
   client.send('m1');
   a.receive(goaway('pod-a'));
   const b = sockets[1];
