@@ -3,7 +3,8 @@
 
 import { WsClient, webSocketUrl } from './client.js';
 
-const MAX_ROWS = 200; // answered rows beyond this are dropped from the page (never pending ones)
+const MAX_ROWS = 200; // answered (or refused) rows beyond this are dropped from the page, oldest first
+const MAX_TRACE = 500; // state labels kept in `trace`, newest last
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -32,9 +33,12 @@ const trace = [];
 window.wsdrain = { client, trace };
 
 const rows = new Map(); // seq -> {li, meta, reply, connection}
+const done = []; // seqs of the rows answered or refused, in that order: the first to drop
+const counts = { pending: 0, answered: 0, refused: 0 }; // rows per kind of status
 let stateInfo = { state: 'idle', retryAt: null };
 let previousState = 'idle';
-const opened = new Set(); // ids of the connections opened (by a reconnect or a handover)
+let opened = 0; // connections opened (by a reconnect or a handover)
+let lastOpened = 0; // the id of the newest one counted: an id can be reported twice, ids only grow
 let failed = 0; // connection attempts that never opened
 let lastAlive = null;
 
@@ -87,9 +91,11 @@ client.addEventListener('state', ({ detail }) => {
   els.stateText.textContent = words;
   renderState();
   trace.push({ at: Date.now(), state: detail.state, text: els.state.textContent.trim(), code: detail.code });
-  els.retry.hidden = !['reconnecting', 'restarting', 'stopped'].includes(detail.state);
+  if (trace.length > MAX_TRACE) trace.splice(0, trace.length - MAX_TRACE);
+  els.retry.hidden = !['reconnecting', 'restarting', 'offline', 'stopped'].includes(detail.state);
+  if (detail.state !== 'open') clearServer(); // not the current server's any more
   if (detail.state === 'open') {
-    opened.add(detail.connection);
+    countOpened(detail.connection);
   } else if (previousState === 'open' && detail.code !== null) {
     // How the last open connection ended (failed attempts are counted, not shown here).
     els.lastClose.textContent = `${detail.code}${detail.reason ? ` "${detail.reason}"` : ''}`;
@@ -100,13 +106,20 @@ client.addEventListener('state', ({ detail }) => {
   renderConnections();
 });
 
+function countOpened(connection) {
+  if (connection > lastOpened) {
+    opened += 1;
+    lastOpened = connection;
+  }
+}
+
 function renderConnections() {
-  els.connections.textContent = `${opened.size} opened, ${failed} failed`;
+  els.connections.textContent = `${opened} opened, ${failed} failed`;
 }
 
 els.retry.addEventListener('click', () => {
   if (client.state === 'stopped') client.start();
-  else client.wake();
+  else client.retryNow();
 });
 
 // --- alive ----------------------------------------------------------------------------------------
@@ -133,6 +146,15 @@ function renderAliveAge() {
   if (!lastAlive) return;
   const ago = Math.floor((Date.now() - lastAlive.at) / 1000);
   els.age.textContent = ago === 0 ? 'just now' : `${ago} s ago`;
+}
+
+/** No current server (a socket given up, a move under way): until the next alive message. */
+function clearServer() {
+  lastAlive = null;
+  els.instance.textContent = '—';
+  els.phase.textContent = '—';
+  els.age.textContent = '—';
+  els.uptime.textContent = '—';
 }
 
 client.addEventListener('alive', ({ detail }) => {
@@ -178,7 +200,8 @@ function renderHandover() {
 client.addEventListener('handover', ({ detail }) => {
   handover = { ...detail };
   if (detail.phase === 'moved') {
-    opened.add(detail.connection); // the page stayed 'open': no state event counted it
+    countOpened(detail.connection); // the page stayed 'open': no state event counted it
+    if (!detail.to) clearServer(); // the old socket's server until the new one's hello
   } else if (detail.phase === 'failed' && client.state === 'open') {
     failed += 1; // (when not open, the state change that follows counts it)
   }
@@ -201,7 +224,9 @@ client.addEventListener('dead', ({ detail }) => {
 
 function renderMeta(row) {
   const parts = [];
-  if (row.status === 'answered') {
+  if (row.status === 'refused') {
+    parts.push(document.createTextNode(`not sent again: ${row.refusedWhy}`));
+  } else if (row.status === 'answered') {
     parts.push(document.createTextNode('served by '));
     parts.push(row.instance ? instanceTag(row.instance) : document.createTextNode('(instance not known yet)'));
     parts.push(document.createTextNode(` · round trip ${row.rttMs} ms`));
@@ -212,7 +237,7 @@ function renderMeta(row) {
     tag.textContent = row.status === 'sent' ? 'sent, waiting for the reply' : 'pending';
     parts.push(tag);
     if (row.message.sends > 0 && row.status === 'pending') {
-      parts.push(document.createTextNode(' · will be sent again on reconnect'));
+      parts.push(document.createTextNode(' · will be sent again'));
     }
   }
   row.meta.replaceChildren(...parts);
@@ -243,14 +268,20 @@ function addRow(message) {
   const meta = document.createElement('div');
   meta.className = 'meta';
   li.append(sent, reply, meta);
-  const row = { li, meta, replyText, message, status: 'pending', instance: null, connection: null, rttMs: null };
+  const row = { li, meta, replyText, message, status: null, instance: null, connection: null, rttMs: null };
   rows.set(message.seq, row);
   setStatus(row, 'pending');
   els.list.prepend(li);
   trimRows();
 }
 
+/** 'pending' and 'sent' rows are pending; 'answered' and 'refused' ones are done. */
+const kindOf = (status) => (status === 'answered' || status === 'refused' ? status : 'pending');
+
 function setStatus(row, status) {
+  if (row.status !== null) counts[kindOf(row.status)] -= 1;
+  counts[kindOf(status)] += 1;
+  if (kindOf(status) !== 'pending') done.push(row.message.seq);
   row.status = status;
   row.li.dataset.status = status;
   renderMeta(row);
@@ -258,24 +289,18 @@ function setStatus(row, status) {
 }
 
 function trimRows() {
-  if (rows.size <= MAX_ROWS) return;
-  for (const [seq, row] of rows) {
-    if (rows.size <= MAX_ROWS) break;
-    if (row.status === 'answered') {
-      row.li.remove();
-      rows.delete(seq);
-    }
+  while (rows.size > MAX_ROWS && done.length > 0) {
+    const seq = done.shift();
+    const row = rows.get(seq);
+    row.li.remove();
+    rows.delete(seq);
+    counts[kindOf(row.status)] -= 1;
   }
 }
 
 function renderCounts() {
-  let pending = 0;
-  let answered = 0;
-  for (const row of rows.values()) {
-    if (row.status === 'answered') answered += 1;
-    else pending += 1;
-  }
-  els.counts.textContent = `${answered} answered, ${pending} pending`;
+  const refused = counts.refused > 0 ? `, ${counts.refused} refused` : '';
+  els.counts.textContent = `${counts.answered} answered, ${counts.pending} pending${refused}`;
 }
 
 client.addEventListener('queued', ({ detail }) => addRow(detail.message));
@@ -288,13 +313,13 @@ client.addEventListener('sent', ({ detail }) => {
 client.addEventListener('requeued', ({ detail }) => {
   for (const message of detail.messages) {
     const row = rows.get(message.seq);
-    if (row && row.status !== 'answered') setStatus(row, 'pending');
+    if (row && kindOf(row.status) === 'pending') setStatus(row, 'pending');
   }
 });
 
 client.addEventListener('reply', ({ detail }) => {
   const row = rows.get(detail.message.seq);
-  if (!row || row.status === 'answered') return; // never shown twice
+  if (!row || kindOf(row.status) !== 'pending') return; // never shown twice
   row.replyText.textContent = detail.reply;
   row.instance = detail.instance;
   row.connection = detail.connection;
@@ -304,6 +329,13 @@ client.addEventListener('reply', ({ detail }) => {
 
 client.addEventListener('rejected', ({ detail }) => {
   els.error.textContent = detail.reason;
+  // A message the server refused (it was queued, so it has a row): done, not pending.
+  const row = detail.message ? rows.get(detail.message.seq) : null;
+  if (row && kindOf(row.status) === 'pending') {
+    row.refusedWhy = detail.reason;
+    setStatus(row, 'refused');
+    trimRows();
+  }
 });
 
 els.form.addEventListener('submit', (event) => {

@@ -181,7 +181,8 @@ test('a frozen server (SIGSTOP) is a dead link: detected, closed, and the unansw
   }
   const [dead] = await page.evaluate(() => window.__dead);
   assert.ok(dead.silentMs >= 2_000 && dead.silentMs < 4_500, `silent for ${dead.silentMs} ms`);
-  assert.match(await page.locator('#last-close').textContent(), /no alive message for 2\.\d s/);
+  // The page's words for the same silence (a timer late on a busy machine moves both alike).
+  assert.equal(await page.locator('#last-close').textContent(), `no alive message for ${(dead.silentMs / 1000).toFixed(1)} s: link closed`);
   await waitForState('open', 15_000);
   await waitAllAnswered();
   await assertNothingLostOrDoubled();
