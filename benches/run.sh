@@ -33,8 +33,9 @@
 # mode is bounded in count and time; loadgen exits non-zero on a wrong or missing reply.
 # Modes: memory per idle WebSocket (N = 1,000, 10,000, 19,000; with alive messages every 5 s for
 # the servers that send them), echo CPU per message (closed loop, and latency at a fixed offered
-# load), CPU per connection, CPU per static-file request (a 2.7 KB and a 26 KB file, against
-# nginx when it is installed), CPU per alive message at 10,000 idle connections (alive every 1 s).
+# load), CPU per connection, CPU per static-file request (index.html, 2.7 KB, and client.js,
+# 29 KB, against nginx when it is installed), CPU per alive message at 10,000 idle connections
+# (alive every 1 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

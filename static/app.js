@@ -1,7 +1,8 @@
 // The page: renders the events of WsClient (client.js) and feeds it the user's messages and the
 // browser's online/offline/visibility events. All connection logic lives in client.js.
 
-import { WsClient, webSocketUrl } from './client.js';
+import { WsClient } from './client.js';
+import { webSocketUrl } from './protocol.js';
 
 const MAX_ROWS = 200; // answered (or refused) rows beyond this are dropped from the page, oldest first
 const MAX_TRACE = 500; // state labels kept in `trace`, newest last
@@ -333,6 +334,7 @@ client.addEventListener('rejected', ({ detail }) => {
   const row = detail.message ? rows.get(detail.message.seq) : null;
   if (row && kindOf(row.status) === 'pending') {
     row.refusedWhy = detail.reason;
+    row.replyText.textContent = '—';
     setStatus(row, 'refused');
     trimRows();
   }

@@ -146,8 +146,13 @@ def load_sections(folder):
                           [("connections/s", "connections_per_sec", rate),
                            ("server CPU per connection", "server_cpu_us_per_conn", us3)],
                           ("server CPU per connection", "server_cpu_us_per_conn", CONNECT_TARGETS))
-    for name, size in (("index", "2.7 KB"), ("client", "26 KB")):
-        lines += server_table(table(f"static-{name}.csv"),
+    for name in ("index", "client"):
+        static = table(f"static-{name}.csv")
+        if not static:
+            continue
+        first = next(iter(static.values()))[0]
+        size = f"{first['path']}, {int(first['body_bytes']) / 1000:.1f} KB"
+        lines += server_table(static,
                               f"## Static file ({size}), 50 keep-alive connections, one request in flight each",
                               None,
                               [("requests/s", "requests_per_sec", rate),

@@ -1,6 +1,7 @@
 // The fakes the unit tests of static/client.js drive it with: a clock whose timers run when told,
 // a WebSocket whose server side the test plays, a scripted random source, and the server's texts.
-import { WsClient, reverseText } from '../../../static/client.js';
+import { WsClient } from '../../../static/client.js';
+import { reverseText } from '../../../static/protocol.js';
 
 // --- fakes -----------------------------------------------------------------------------------------
 

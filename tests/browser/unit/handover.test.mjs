@@ -2,7 +2,7 @@
 // Run: node --test tests/browser/unit/*.test.mjs (every file), or name one file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseAlive, reverseText } from '../../../static/client.js';
+import { parseAlive, reverseText } from '../../../static/protocol.js';
 import { setup, scripted, alive, hello, goaway, handoverSetup } from './fakes.mjs';
 
 // --- hello and the handover (goaway notice) ------------------------------------------------------------

@@ -4,7 +4,7 @@
 // Run: node --test tests/browser/unit/*.test.mjs (every file), or name one file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseAlive } from '../../../static/client.js';
+import { parseAlive } from '../../../static/protocol.js';
 import { setup, alive, hello, goaway, handoverSetup } from './fakes.mjs';
 
 test('a message the server refuses (1009) is dropped with a "rejected" event; the rest go on', () => {
