@@ -326,6 +326,7 @@ client.addEventListener('reply', ({ detail }) => {
   row.connection = detail.connection;
   row.rttMs = Math.round(detail.rttMs);
   setStatus(row, 'answered');
+  trimRows(); // rows queued while over the cap wait to be answered before they can go
 });
 
 client.addEventListener('rejected', ({ detail }) => {

@@ -1,8 +1,9 @@
-// A browser test of a message the server refuses, in headless Chromium against a real wsdrain
-// process whose MAX_MESSAGE_SIZE (256 B) is below the page's own limit (64 KiB): the server
-// closes with 1009 on the long message; the page drops that one message, says why, reconnects,
-// and what was typed after it is answered. Sent again, the message would close every new socket
-// the same way, and nothing typed after it would ever be answered.
+// Browser tests of the page's limits, in headless Chromium against real wsdrain processes:
+//   - a message the server refuses: its MAX_MESSAGE_SIZE (256 B) is below the page's own limit
+//     (64 KiB), so the server closes with 1009 on the long message; the page drops that one
+//     message, says why, reconnects, and what was typed after it is answered. Sent again, the
+//     message would close every new socket the same way, and nothing after it be answered;
+//   - the message list keeps the newest 200 answered rows, the counts those it shows.
 // Run through tests/tiers/browser.sh (see lib.mjs).
 
 import { test, before, after } from 'node:test';
@@ -15,7 +16,7 @@ before(async () => {
   context = await launchBrowser();
 });
 
-after(() => finish('refused', context));
+after(() => finish('limits', context));
 
 test('a message over the server MAX_MESSAGE_SIZE is refused once; the page goes on without it', async () => {
   const server = await startServer({ instance: 'pod-r', env: { MAX_MESSAGE_SIZE: '256B' } });
@@ -43,5 +44,22 @@ test('a message over the server MAX_MESSAGE_SIZE is refused once; the page goes 
   assert.ok(!rec.requeued.includes('x'.repeat(300)), `re-sent: ${rec.requeued}`);
   assert.equal(rec.states.at(-1).state, 'open');
   assert.deepEqual(unexpectedConsole.filter((line) => line.startsWith('[refused]')), []);
+  await tab.close();
+});
+
+test('the list keeps the newest 200 answered rows and counts what it shows', async () => {
+  const server = await startServer({ instance: 'pod-l' });
+  const tab = await openRecordedTab(context, `http://127.0.0.1:${server.port}/`, 'pod-l', 'rows');
+  // 250 messages at once, through the page's own client (typing them would take a while).
+  await tab.evaluate(() => {
+    for (let i = 1; i <= 250; i++) window.wsdrain.client.send(`row ${i}`);
+  });
+  await waitUntil(async () => (await recording(tab)).replies.length === 250, 10_000, '250 replies');
+  const shown = await tab.$$eval('#messages li', (lis) => lis.map((li) => [li.dataset.seq, li.dataset.status]));
+  assert.equal(shown.length, 200);
+  assert.deepEqual(shown[0], ['250', 'answered'], 'the newest first');
+  assert.deepEqual(shown.at(-1), ['51', 'answered'], 'the oldest 50 dropped');
+  assert.equal(await tab.locator('#counts').textContent(), '200 answered, 0 pending');
+  assert.deepEqual(unexpectedConsole.filter((line) => line.startsWith('[rows]')), []);
   await tab.close();
 });
