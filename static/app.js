@@ -68,7 +68,7 @@ function stateWords(info) {
 
 function secondsLeft() {
   if (stateInfo.retryAt === null) return null;
-  return Math.max(0, Math.ceil((stateInfo.retryAt - Date.now()) / 1000));
+  return Math.max(0, Math.ceil((stateInfo.retryAt - performance.now()) / 1000)); // the client's clock
 }
 
 /** The visible tail of the state: the countdown. Hidden from screen readers (it ticks). */
@@ -145,7 +145,7 @@ function formatDuration(ms) {
 
 function renderAliveAge() {
   if (!lastAlive) return;
-  const ago = Math.floor((Date.now() - lastAlive.at) / 1000);
+  const ago = Math.floor((performance.now() - lastAlive.at) / 1000); // the client's clock
   els.age.textContent = ago === 0 ? 'just now' : `${ago} s ago`;
 }
 

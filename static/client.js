@@ -56,7 +56,8 @@
 // `rejected` event, instead of sending it again on every new socket.
 //
 // Everything from the outside world is injected (WebSocket constructor, clock and timers, random
-// source), so tests drive it with fakes. Events carry their data in `event.detail`.
+// source), so tests drive it with fakes. The clock is performance.now() unless one is given: times
+// in events (`retryAt`, `at`) are on it, not on Date.now(). Events carry their data in `event.detail`.
 
 import { REFUSED_CODES, RESTART_CODES, fitCloseReason, parseAlive, reverseText, utf8 } from './protocol.js';
 
@@ -129,7 +130,9 @@ export class WsClient extends EventTarget {
     }
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
     const clock = options.clock ?? {};
-    this._now = clock.now ?? (() => Date.now());
+    // A monotonic clock: a step of the wall clock (a correction after a resume) must not make a
+    // link look silent, nor a retry late. `retryAt` and an alive's `at` are on it as well.
+    this._now = clock.now ?? (() => performance.now());
     this._setTimeout = clock.setTimeout ?? ((fn, ms) => globalThis.setTimeout(fn, ms));
     this._clearTimeout = clock.clearTimeout ?? ((id) => globalThis.clearTimeout(id));
     this._random = options.random ?? Math.random;

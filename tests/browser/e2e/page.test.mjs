@@ -329,7 +329,7 @@ test('tab visible again: a waiting reconnect happens at once', async (t) => {
   await drain(serverC);
   // Wait for a backoff with seconds left (the attempt counter is still high from the outage).
   await page.waitForFunction(
-    () => window.wsdrain.client.state === 'reconnecting' && window.wsdrain.client.retryAt - Date.now() > 2_500,
+    () => window.wsdrain.client.state === 'reconnecting' && window.wsdrain.client.retryAt - performance.now() > 2_500,
     null,
     { timeout: 60_000, polling: 50 },
   );
@@ -343,7 +343,7 @@ test('tab visible again: a waiting reconnect happens at once', async (t) => {
       document.dispatchEvent(new Event('visibilitychange'));
       return { state: client.state, connections: client.connections };
     };
-    const before = { msLeft: client.retryAt - Date.now(), connections: client.connections };
+    const before = { msLeft: client.retryAt - performance.now(), connections: client.connections };
     const hidden = fire('hidden');
     const visible = fire('visible');
     delete document.visibilityState; // the real getter again

@@ -4,8 +4,9 @@
 // Run: node --test tests/browser/unit/*.test.mjs (every file), or name one file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { WsClient } from '../../../static/client.js';
 import { parseAlive } from '../../../static/protocol.js';
-import { setup, alive, hello, goaway, handoverSetup } from './fakes.mjs';
+import { setup, alive, hello, goaway, handoverSetup, fakeWebSocketClass } from './fakes.mjs';
 
 test('a message the server refuses (1009) is dropped with a "rejected" event; the rest go on', () => {
   // The server's MAX_MESSAGE_SIZE may be below the page's 64 KiB: the server closes with 1009 on
@@ -150,4 +151,25 @@ test('a notice waiting while the old socket finishes goes on when the old one cl
   assert.deepEqual(b.sent, ['m1']);
   assert.equal(sockets.length, 3);
   assert.deepEqual(of('handover').map((h) => [h.phase, h.from]).at(-1), ['started', 'pod-b']);
+});
+
+test('with no clock given, the client never reads the wall clock (a step of it must not matter)', () => {
+  const { FakeWebSocket, sockets } = fakeWebSocketClass();
+  const wallClock = Date.now;
+  Date.now = () => {
+    throw new Error('the wall clock was read');
+  };
+  try {
+    const client = new WsClient({ url: 'ws://example.test/ws', WebSocket: FakeWebSocket });
+    client.start();
+    sockets[0].open();
+    sockets[0].receive(hello('pod-a'));
+    client.send('hi');
+    sockets[0].answerAll();
+    sockets[0].serverClose(1006); // a retry scheduled: retryAt
+    assert.ok(client.retryAt > performance.now());
+    client.stop(); // every timer cleared
+  } finally {
+    Date.now = wallClock;
+  }
 });
