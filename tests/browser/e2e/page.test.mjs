@@ -327,9 +327,10 @@ test('tab visible again: a waiting reconnect happens at once', async (t) => {
   const port = serverC.port;
   await waitForState('open');
   await drain(serverC);
-  // Wait for a backoff with seconds left (the attempt counter is still high from the outage).
+  // Wait for a backoff with seconds left (the attempt counter is still high from the outage):
+  // 5 s, so that pod-d's start below (tens of ms, seconds on a busy machine) cannot outlast it.
   await page.waitForFunction(
-    () => window.wsdrain.client.state === 'reconnecting' && window.wsdrain.client.retryAt - performance.now() > 2_500,
+    () => window.wsdrain.client.state === 'reconnecting' && window.wsdrain.client.retryAt - performance.now() > 5_000,
     null,
     { timeout: 60_000, polling: 50 },
   );
