@@ -11,11 +11,12 @@ import {
   drainEnd,
   finish,
   launchBrowser,
+  openRecordedTab,
+  recording,
   reverse,
   startProxy,
   startServer,
   unexpectedConsole,
-  watchConsole,
   within,
 } from './lib.mjs';
 
@@ -33,56 +34,11 @@ test('handover between two servers behind one address: the page moves with no ou
   const env = { HANDOVER_TIMEOUT: '4s', DRAIN_WINDOW: '1s', ALIVE_INTERVAL: '1s' };
   const serverE = await startServer({ instance: 'pod-e', env });
   const proxy = await startProxy(serverE.port);
-  const tab = await context.newPage();
-  watchConsole(tab, '[handover tab] ');
-  // Every socket the page opens, as the browser sees it: who closed it, with which code, cleanly?
-  await tab.addInitScript(() => {
-    const sockets = (window.__sockets = []);
-    window.WebSocket = class extends window.WebSocket {
-      constructor(...args) {
-        super(...args);
-        const seen = { opened: false, closeCalled: null, closed: null };
-        sockets.push(seen);
-        this.__seen = seen;
-        this.addEventListener('open', () => (seen.opened = true));
-        this.addEventListener('close', (e) => (seen.closed = { code: e.code, wasClean: e.wasClean }));
-      }
-      close(code, reason) {
-        this.__seen.closeCalled ??= { code, reason };
-        return super.close(code, reason);
-      }
-    };
-  });
+  let tab = null;
   let serverF = null;
   try {
-    await tab.goto(`http://127.0.0.1:${proxy.port}/`);
-    await tab.evaluate(() => {
-      const { client } = window.wsdrain;
-      const rec = (window.__rec = { replies: [], sent: [], requeued: 0, handovers: [], alive: [], stateTexts: [] });
-      client.addEventListener('reply', (e) =>
-        rec.replies.push({ seq: e.detail.message.seq, instance: e.detail.instance, connection: e.detail.connection, afterMove: rec.handovers.some((h) => h.phase === 'moved') }),
-      );
-      client.addEventListener('sent', (e) => rec.sent.push(e.detail.message.seq));
-      client.addEventListener('requeued', (e) => {
-        rec.requeued += e.detail.messages.length;
-      });
-      client.addEventListener('handover', (e) => rec.handovers.push(e.detail));
-      client.addEventListener('alive', (e) =>
-        rec.alive.push({ connection: e.detail.connection, event: e.detail.event, instance: e.detail.instance }),
-      );
-      const state = document.getElementById('state');
-      const record = () => {
-        const text = state.textContent.replace(/\s+/g, ' ').trim();
-        if (rec.stateTexts.at(-1) !== text) rec.stateTexts.push(text);
-      };
-      record();
-      new MutationObserver(record).observe(state, { subtree: true, childList: true, characterData: true, attributes: true });
-    });
-    await tab.waitForFunction(
-      () => document.getElementById('state').dataset.state === 'open' && document.getElementById('alive-instance').textContent === 'pod-e',
-      null,
-      { timeout: 10_000, polling: 50 },
-    );
+    // Every socket the page opens as the browser sees it, and the client's events (lib.mjs).
+    tab = await openRecordedTab(context, `http://127.0.0.1:${proxy.port}/`, 'pod-e', 'handover tab');
     serverF = await startServer({ instance: 'pod-f', env });
     proxy.switchTo(serverF.port);
     // pod-e's answers (and its notice) reach the page 300 ms late from now on, so replies are
@@ -139,20 +95,18 @@ test('handover between two servers behind one address: the page moves with no ou
     assert.deepEqual([endE.notices, endE.left, endE.forced, endE.closes_sent], [1, 1, 0, 0], JSON.stringify(endE));
 
     const rec = await tab.evaluate(() => window.__rec);
+    const stateTexts = await tab.evaluate(() => window.__stateTexts);
     const trace = await tab.evaluate(() => window.wsdrain.trace);
     // No outage shown: the state went connecting -> open once and stayed open.
     assert.deepEqual(trace.map((t) => t.state), ['connecting', 'open'], JSON.stringify(trace));
-    // (The recorder starts after the load: the page may still have been connecting then.)
-    const shownFromOpen = rec.stateTexts.slice(rec.stateTexts.indexOf('open'));
-    assert.deepEqual(shownFromOpen, ['open'], `only "open" was shown once open: ${rec.stateTexts}`);
+    const shownFromOpen = stateTexts.slice(stateTexts.indexOf('open'));
+    assert.deepEqual(shownFromOpen, ['open'], `only "open" was shown once open: ${stateTexts}`);
     // One handover, from pod-e, and the new connection's first message was its hello.
     const [started, moved] = rec.handovers;
     assert.deepEqual(rec.handovers.map((h) => [h.phase, h.from]), [['started', 'pod-e'], ['moved', 'pod-e']]);
     assert.equal(moved.connection, started.connection);
-    assert.deepEqual(
-      rec.alive.find((a) => a.connection === moved.connection),
-      { connection: moved.connection, event: 'hello', instance: 'pod-f' },
-    );
+    const { at, ...firstAlive } = rec.alive.find((a) => a.connection === moved.connection);
+    assert.deepEqual(firstAlive, { connection: moved.connection, event: 'hello', instance: 'pod-f' }, `at ${at}`);
     // Every message shown once, in order, with its own reply; sent once, answered once.
     const shown = await tab.$$eval('#messages li', (lis) =>
       lis.reverse().map((li) => ({
@@ -166,7 +120,7 @@ test('handover between two servers behind one address: the page moves with no ou
       assert.equal(row.reply, reverse(row.text));
       assert.doesNotMatch(row.meta, /sent \d+ times/, `${row.text} was not re-sent`);
     }
-    assert.equal(rec.requeued, 0, 'nothing was re-queued');
+    assert.deepEqual(rec.requeued, [], 'nothing was re-queued');
     assert.equal(rec.sent.length, typed, 'each message went out once');
     assert.equal(new Set(rec.sent).size, typed);
     assert.equal(rec.replies.length, typed, 'each message answered once');
@@ -182,8 +136,12 @@ test('handover between two servers behind one address: the page moves with no ou
     assert.equal(await tab.evaluate(() => window.wsdrain.client.connections), 2, 'two sockets: no reconnect');
     // The old socket was closed by the page with 1000 once it owed nothing, and the server completed
     // the close handshake (no 1012 from it); the new one is open.
-    await tab.waitForFunction(() => window.__sockets[0]?.closed !== null, null, { timeout: 5_000, polling: 50 });
-    const sockets = await tab.evaluate(() => window.__sockets);
+    await tab.waitForFunction(() => window.__rec.sockets[0]?.closed !== null, null, { timeout: 5_000, polling: 50 });
+    const sockets = (await recording(tab)).sockets.map((s) => ({
+      opened: s.openedAt !== null,
+      closeCalled: s.closeCalled && { code: s.closeCalled.code, reason: s.closeCalled.reason },
+      closed: s.closed && { code: s.closed.code, wasClean: s.closed.wasClean },
+    }));
     assert.deepEqual(sockets, [
       { opened: true, closeCalled: { code: 1000, reason: 'handed over' }, closed: { code: 1000, wasClean: true } },
       { opened: true, closeCalled: null, closed: null },
@@ -194,7 +152,7 @@ test('handover between two servers behind one address: the page moves with no ou
       `handover: ${typed} messages typed, ${typed - byF} answered by pod-e (${oldAfterMove} of them after the move), ${byF} by pod-f, none re-sent`,
     );
   } finally {
-    await tab.close();
+    await tab?.close();
     await proxy.close();
     if (serverF) await drain(serverF);
   }

@@ -326,18 +326,38 @@ export async function waitUntil(check, ms, what) {
 // --- a tab that records what the page and its client did -----------------------------------------------
 
 /**
+ * Records every text the page's state line shows, in `window.__stateTexts`, each once in a row.
+ * Runs in the page: pass it to `tab.evaluate` after a load, or to `tab.addInitScript` before one.
+ */
+export function watchStateTexts() {
+  const texts = (window.__stateTexts = []);
+  const watch = () => {
+    const state = document.getElementById('state');
+    const record = () => {
+      const text = state.textContent.replace(/\s+/g, ' ').trim();
+      if (texts.at(-1) !== text) texts.push(text);
+    };
+    record();
+    new MutationObserver(record).observe(state, { subtree: true, childList: true, characterData: true, attributes: true });
+  };
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', watch);
+  else watch();
+}
+
+/**
  * Opens the page at `url` in a new tab of `context` with recorders in place before the page's own
  * scripts run: every WebSocket the page opens, as the browser sees it (`__rec.sockets`: when it
  * was created and opened, the close the client asked for, the close event), the most sockets in
  * use at once (`peakLive`: neither given up by the client nor closed), and the client's events
- * (replies, re-queued messages, handovers, dead links), all stamped with Date.now(). Resolves
- * once the page is open and has named `instance`.
+ * (replies, each marked `afterMove` when a handover had moved the page; messages sent; re-queued
+ * messages; handovers; dead links), all stamped with Date.now(); and the state line's texts
+ * (`__stateTexts`, watchStateTexts). Resolves once the page is open and has named `instance`.
  */
 export async function openRecordedTab(context, url, instance, tag) {
   const tab = await context.newPage();
   watchConsole(tab, `[${tag}] `);
   await tab.addInitScript(() => {
-    const rec = (window.__rec = { sockets: [], peakLive: 0, replies: [], requeued: [], handovers: [], dead: [], alive: [] });
+    const rec = (window.__rec = { sockets: [], peakLive: 0, replies: [], sent: [], requeued: [], handovers: [], dead: [], alive: [] });
     window.WebSocket = class extends window.WebSocket {
       constructor(...args) {
         super(...args);
@@ -359,13 +379,16 @@ export async function openRecordedTab(context, url, instance, tag) {
     document.addEventListener('DOMContentLoaded', () => {
       const { client } = window.wsdrain;
       const on = (type, fn) => client.addEventListener(type, (e) => fn(e.detail));
-      on('reply', (d) => rec.replies.push({ seq: d.message.seq, text: d.message.text, sends: d.message.sends, instance: d.instance, connection: d.connection, at: Date.now() }));
+      const moved = () => rec.handovers.some((h) => h.phase === 'moved');
+      on('reply', (d) => rec.replies.push({ seq: d.message.seq, text: d.message.text, sends: d.message.sends, instance: d.instance, connection: d.connection, at: Date.now(), afterMove: moved() }));
+      on('sent', (d) => rec.sent.push(d.message.seq));
       on('requeued', (d) => rec.requeued.push(...d.messages.map((m) => m.text)));
       on('handover', (d) => rec.handovers.push({ ...d, at: Date.now() }));
       on('dead', (d) => rec.dead.push({ ...d, at: Date.now() }));
       on('alive', (d) => rec.alive.push({ connection: d.connection, event: d.event, instance: d.instance, at: Date.now() }));
     });
   });
+  await tab.addInitScript(watchStateTexts);
   await tab.goto(url);
   await tab.waitForFunction(
     (name) => document.getElementById('state').dataset.state === 'open' && document.getElementById('alive-instance').textContent === name,

@@ -32,6 +32,7 @@ import {
   startServer,
   unexpectedConsole,
   watchConsole,
+  watchStateTexts,
 } from './lib.mjs';
 
 let context;
@@ -129,15 +130,8 @@ test('the page connects and shows a reversed multi-byte reply', async () => {
     window.wsdrain.client.addEventListener('alive', (e) =>
       window.__alive.push({ connection: e.detail.connection, event: e.detail.event, instance: e.detail.instance }),
     );
-    window.__stateTexts = [];
-    const state = document.getElementById('state');
-    const record = () => {
-      const text = state.textContent.replace(/\s+/g, ' ').trim();
-      if (window.__stateTexts.at(-1) !== text) window.__stateTexts.push(text);
-    };
-    record();
-    new MutationObserver(record).observe(state, { subtree: true, childList: true, characterData: true, attributes: true });
   });
+  await page.evaluate(watchStateTexts);
   await waitForState('open');
   assert.equal((await page.locator('#state').textContent()).trim(), 'open');
   const text = 'héllo wörld ✓ 日本語 😀!';
