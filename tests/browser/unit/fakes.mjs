@@ -148,3 +148,15 @@ export function handoverSetup(options = {}) {
   t.sockets[0].receive(hello('pod-a'));
   return t;
 }
+
+/** The handover's common start: m1 sent on pod-a's socket `a`, its notice, pod-b's socket `b` open
+ * with its hello; `a` still owes m1's reply. */
+export function movedWithOneOwed({ client, sockets }) {
+  const a = sockets[0];
+  client.send('m1');
+  a.receive(goaway('pod-a'));
+  const b = sockets[1];
+  b.open();
+  b.receive(hello('pod-b'));
+  return { a, b };
+}

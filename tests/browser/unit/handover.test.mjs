@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseAlive, reverseText } from '../../../static/protocol.js';
-import { setup, scripted, alive, hello, goaway, handoverSetup } from './fakes.mjs';
+import { setup, scripted, alive, hello, goaway, handoverSetup, movedWithOneOwed } from './fakes.mjs';
 
 // --- hello and the handover (goaway notice) ------------------------------------------------------------
 
@@ -260,13 +260,8 @@ test('handover: a notice on a socket being given up is ignored', () => {
 
 test('handover: a notice on the new socket while the old one finishes: next handover once the old one is gone', () => {
   const { client, sockets, live, states, of, serve } = handoverSetup();
-  const [a] = sockets;
   serve(5_000); // `a` lived past quickEndMs: moving off it is no quick move
-  client.send('m1');
-  a.receive(goaway('pod-a'));
-  const b = sockets[1];
-  b.open();
-  b.receive(hello('pod-b'));
+  const { a, b } = movedWithOneOwed({ client, sockets });
   client.send('m2');
   b.receive(goaway('pod-b')); // pod-b is going away too, while `a` still owes m1's reply
   assert.equal(sockets.length, 2, 'never a third socket while two are open');
@@ -288,12 +283,7 @@ test('handover: a notice on the new socket while the old one finishes: next hand
 
 test('handover: the old socket going silent is given up like a close; its messages go out again', () => {
   const { clock, client, sockets, states, of } = handoverSetup();
-  const a = sockets[0];
-  client.send('m1');
-  a.receive(goaway('pod-a'));
-  const b = sockets[1];
-  b.open();
-  b.receive(hello('pod-b'));
+  const { a, b } = movedWithOneOwed({ client, sockets });
   for (let i = 0; i < 3; i++) {
     clock.advance(1_000);
     b.receive(alive('pod-b'));

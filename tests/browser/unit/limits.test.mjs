@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WsClient } from '../../../static/client.js';
 import { parseAlive } from '../../../static/protocol.js';
-import { setup, alive, hello, goaway, handoverSetup, fakeWebSocketClass } from './fakes.mjs';
+import { setup, alive, hello, goaway, handoverSetup, fakeWebSocketClass, movedWithOneOwed } from './fakes.mjs';
 
 test('a message the server refuses (1009) is dropped with a "rejected" event; the rest go on', () => {
   // The server's MAX_MESSAGE_SIZE may be below the page's 64 KiB: the server closes with 1009 on
@@ -139,12 +139,7 @@ test('a re-send keeps the order: those owed by a closing socket go before those 
 test('a notice waiting while the old socket finishes goes on when the old one closes (1012)', () => {
   const { client, sockets, of, serve } = handoverSetup();
   serve(5_000);
-  const a = sockets[0];
-  client.send('m1');
-  a.receive(goaway('pod-a'));
-  const b = sockets[1];
-  b.open();
-  b.receive(hello('pod-b'));
+  const { a, b } = movedWithOneOwed({ client, sockets });
   b.receive(goaway('pod-b')); // waits: `a` still owes m1
   assert.equal(sockets.length, 2);
   a.serverClose(1012); // `a` ends before answering: m1 goes out on b, and the waiting move starts
