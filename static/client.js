@@ -51,13 +51,15 @@
 // from the second in a row on, the wait is at least the backoff's for their count, so a server or
 // load balancer that does so to every new socket at once gets a new socket at a falling rate, not
 // as fast as handshakes go. (A client moved from pod to pod by a rollout, seconds apart, is not
-// slowed down; the count is reset as the attempts' is, after stableMs on one socket.) The server's refusal of a message (1009: too big
-// for its MAX_MESSAGE_SIZE, which may be below this page's limit) drops that one message, with a
-// `rejected` event, instead of sending it again on every new socket.
+// slowed down; the count is reset as the attempts' is, after stableMs on one socket.) The
+// server's refusal of a message (1009: too big for its MAX_MESSAGE_SIZE, which may be below this
+// page's limit) drops that one message, with a `rejected` event, instead of sending it again on
+// every new socket.
 //
 // Everything from the outside world is injected (WebSocket constructor, clock and timers, random
 // source), so tests drive it with fakes. The clock is performance.now() unless one is given: times
-// in events (`retryAt`, `at`) are on it, not on Date.now(). Events carry their data in `event.detail`.
+// in events (`retryAt`, `at`) are on it, not on Date.now(). Events carry their data in
+// `event.detail`.
 
 import { REFUSED_CODES, RESTART_CODES, fitCloseReason, parseAlive, reverseText, utf8 } from './protocol.js';
 
@@ -69,7 +71,7 @@ export const DEFAULTS = Object.freeze({
   baseDelayMs: 500, // backoff: delay = random(0, min(maxDelayMs, baseDelayMs * 2^attempt))
   maxDelayMs: 30_000,
   stableMs: 30_000, // the attempt counter is reset after this long on one open connection
-  quickEndMs: 5_000, // a 1012/1001 or a notice this soon after a socket opened counts as a failed attempt
+  quickEndMs: 5_000, // a 1012/1001 or a notice this soon after a socket opened is a quick end (see above)
   restartMinMs: 200, // after close 1012/1001: wait random(restartMinMs, restartMaxMs) first
   restartMaxMs: 3_000,
   deadFactor: 2, // no alive message for deadFactor x interval_ms: the link is dead
@@ -89,7 +91,6 @@ export const STATES = Object.freeze([
   'stopped', // the server closed with 4xxx, or stop() was called: not trying (see code/reason)
 ]);
 
-
 /** The data of an event, in `event.detail` (like CustomEvent, which older Node lacks). */
 export class ClientEvent extends Event {
   constructor(type, detail) {
@@ -98,13 +99,10 @@ export class ClientEvent extends Event {
   }
 }
 
-
 /** The upper bound of the backoff delay before reconnect attempt `attempt` (0-based). */
 export function backoffCapMs(attempt, { baseDelayMs, maxDelayMs } = DEFAULTS) {
   return Math.min(maxDelayMs, baseDelayMs * 2 ** Math.min(attempt, 52));
 }
-
-
 
 /** Inserts `messages` into `list`, both in sequence order, keeping the order. */
 function mergeBySeq(list, messages) {
@@ -445,7 +443,9 @@ export class WsClient extends EventTarget {
 
   _onClose(sock, code, reason) {
     reason = reason ?? '';
-    if (REFUSED_CODES.has(code) && (sock === this._sock || sock === this._old)) this._refuseFirst(sock, code, reason);
+    if (REFUSED_CODES.has(code) && (sock === this._sock || sock === this._old)) {
+      this._refuseFirst(sock, code, reason);
+    }
     if (sock === this._old) {
       // It closed before answering all it carried: only those go out again, on the current socket.
       this._old = null;
