@@ -138,7 +138,7 @@ export class WsClient extends EventTarget {
 
     this.state = 'idle';
     this.attempt = 0; // reconnect attempts since the last stable connection
-    this._quickEnds = 0; // 1012s and notices within quickEndMs of a socket's open, since the last stable one
+    this._quickEnds = 0; // quick ends in a row (1012s and notices within quickEndMs of an open)
     this.connections = 0; // sockets opened so far; the id of the newest one
     this.instance = null; // the instance of the current connection, once its hello or alive came
     this.lastAlive = null;
@@ -168,7 +168,7 @@ export class WsClient extends EventTarget {
   /** Starts connecting (or waits for `online` when the browser is offline). */
   start() {
     if (this.state !== 'idle' && this.state !== 'stopped') return;
-    this.attempt = 0;
+    this.attempt = this._quickEnds = 0;
     this.closeCode = null;
     this.closeReason = '';
     if (!this._online) {
@@ -219,7 +219,7 @@ export class WsClient extends EventTarget {
       this._dropAll(4001, 'browser offline');
       this._setState('offline');
     } else if (this.state === 'offline') {
-      this.attempt = 0;
+      this.attempt = this._quickEnds = 0;
       this._connect();
     }
   }
@@ -264,6 +264,7 @@ export class WsClient extends EventTarget {
       id,
       open: false,
       openedAt: null, // when it opened (see quickEndMs)
+      quickEnd: false, // counted as a quick end (at its notice, or its 1012)
       inFlight: [], // sent on this socket, unanswered, in order
       instance: null,
       lastHeard: 0, // when it last received anything
@@ -325,7 +326,10 @@ export class WsClient extends EventTarget {
     }
     this._timers.stable = this._setTimeout(() => {
       this._timers.stable = null;
-      if (sock === this._sock && this.state === 'open') this.attempt = this._quickEnds = 0;
+      if (sock !== this._sock || this.state !== 'open') return;
+      this.attempt = 0;
+      // Not while a move off it waits out a quick end's delay: that would undo the delay's count.
+      if (!sock.handedOver) this._quickEnds = 0;
     }, this.config.stableMs);
     if (sock.handover) {
       this._emit('handover', { phase: 'moved', ...sock.handover, to: sock.instance, connection: sock.id, reason: '' });
@@ -504,12 +508,21 @@ export class WsClient extends EventTarget {
 
   /**
    * The wait after the server sent `sock` away (1012/1001, or a notice): `delayMs`, or, for a
-   * quick end, from the second in a row on, at least the backoff's wait for their count.
+   * quick end, from the second in a row on, at least the backoff's wait for their count. An end
+   * that is not quick ends the run. A socket is counted once: its 1012 after its quick notice
+   * waits as its notice did.
    */
   _quickEndDelay(sock, delayMs) {
-    if (!this._endedQuickly(sock)) return delayMs;
-    const backoffMs = this._quickEnds === 0 ? 0 : this._random() * backoffCapMs(this._quickEnds, this.config);
-    this._quickEnds += 1;
+    if (!this._endedQuickly(sock)) {
+      if (!sock.quickEnd) this._quickEnds = 0;
+      return delayMs;
+    }
+    if (!sock.quickEnd) {
+      sock.quickEnd = true;
+      this._quickEnds += 1;
+    }
+    const before = this._quickEnds - 1; // the quick ends in a row before this socket's
+    const backoffMs = before === 0 ? 0 : this._random() * backoffCapMs(before, this.config);
     return Math.max(delayMs, backoffMs);
   }
 
@@ -574,6 +587,12 @@ export class WsClient extends EventTarget {
 
   _retryIn(delayMs, state, info) {
     this._clearTimer('retry');
+    if (!this._online) {
+      // A try the user asked for while the browser said offline (retryNow) failed: wait for the
+      // network again rather than for a timer, so the 'online' event reconnects at once.
+      this._setState('offline', info);
+      return;
+    }
     this.retryAt = this._now() + delayMs;
     this._timers.retry = this._setTimeout(() => {
       this._timers.retry = null;

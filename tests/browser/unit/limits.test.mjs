@@ -168,3 +168,73 @@ test('with no clock given, the client never reads the wall clock (a step of it m
     Date.now = wallClock;
   }
 });
+
+test('a notice that is not quick ends a run of quick ones: moves seconds apart are never delayed', () => {
+  // Sockets asked to move 1 s and 8 s after their open, in turn: never two quick ends in a row.
+  // Had the count kept growing, the delayed move would outlast the server's HANDOVER_TIMEOUT and
+  // a seamless move turn into a 1012 and a re-send.
+  const { clock, client, sockets, last } = handoverSetup({ random: () => 0.9 });
+  for (let i = 0; i < 8; i++) {
+    const sock = last();
+    const before = sockets.length;
+    const ms = i % 2 === 0 ? 1_000 : 8_000;
+    for (let t = 0; t < ms; t += 500) {
+      clock.advance(500);
+      sock.receive(alive(`pod-${before}`));
+    }
+    sock.receive(goaway(`pod-${before}`));
+    assert.equal(sockets.length, before + 1, `move ${i + 1} (notice ${ms} ms after the open) at once`);
+    last().open();
+    last().receive(hello(`pod-${before + 1}`));
+  }
+  assert.equal(client.state, 'open');
+});
+
+test('a quick notice and then a quick 1012 on one socket count once', () => {
+  // The notice 1 s after the open delays the move; the 1012 half a second later comes first. The
+  // socket is one quick end, not two: the 1012 waits as its notice would have.
+  const { clock, client, last, of } = handoverSetup({ random: () => 0.99 });
+  last().serverClose(1012); // a quick end: the count is 1
+  clock.advance(of('state').at(-1).delayMs);
+  for (let i = 0; i < 4; i++) {
+    last().open();
+    last().receive(hello('pod-a'));
+    const counted = client._quickEnds;
+    clock.advance(1_000);
+    last().receive(goaway('pod-a'));
+    assert.equal(client._quickEnds, counted + 1, 'the notice counted');
+    clock.advance(500);
+    last().serverClose(1012);
+    assert.equal(client._quickEnds, counted + 1, 'its 1012 not again');
+    clock.advance(of('state').at(-1).delayMs);
+  }
+});
+
+test('the stable timer does not undo the count while a move waits out a quick end', () => {
+  const { clock, client, last, of, serve } = handoverSetup({ random: () => 0.99 });
+  for (let i = 0; i < 6; i++) {
+    last().serverClose(1012); // at once: a quick end
+    clock.advance(of('state').at(-1).delayMs);
+    last().open();
+    last().receive(hello('pod-a'));
+  }
+  assert.equal(client._quickEnds, 6);
+  // A quick notice now waits 0.99 x 30 s; the socket's 30 s stable timer fires inside that wait.
+  serve(1_000);
+  last().receive(goaway('pod-a'));
+  const sockets = client.connections;
+  serve(29_500);
+  assert.equal(client.connections, sockets, 'the move still waits');
+  assert.equal(client._quickEnds, 7, 'not reset while the move waits');
+});
+
+test('retryNow() while offline: a handshake that hangs goes back to offline, not to a backoff', () => {
+  const { clock, client, states } = setup({ online: false });
+  client.start();
+  client.retryNow();
+  clock.advance(10_000); // the connect timeout
+  assert.deepEqual(states().slice(-2), ['connecting', 'offline']);
+  assert.equal(client.retryAt, null);
+  client.setOnline(true);
+  assert.equal(client.state, 'connecting', 'online reconnects at once');
+});
