@@ -282,10 +282,13 @@ const kindOf = (status) => (status === 'answered' || status === 'refused' ? stat
 function setStatus(row, status) {
   if (row.status !== null) counts[kindOf(row.status)] -= 1;
   counts[kindOf(status)] += 1;
-  if (kindOf(status) !== 'pending') done.push(row.message.seq);
   row.status = status;
   row.li.dataset.status = status;
   renderMeta(row);
+  if (kindOf(status) !== 'pending') {
+    done.push(row.message.seq);
+    trimRows(); // rows queued while over the cap wait until they are done before they can go
+  }
   renderCounts();
 }
 
@@ -326,7 +329,6 @@ client.addEventListener('reply', ({ detail }) => {
   row.connection = detail.connection;
   row.rttMs = Math.round(detail.rttMs);
   setStatus(row, 'answered');
-  trimRows(); // rows queued while over the cap wait to be answered before they can go
 });
 
 client.addEventListener('rejected', ({ detail }) => {
@@ -337,7 +339,6 @@ client.addEventListener('rejected', ({ detail }) => {
     row.refusedWhy = detail.reason;
     row.replyText.textContent = '—';
     setStatus(row, 'refused');
-    trimRows();
   }
 });
 

@@ -226,10 +226,7 @@ export class WsClient extends EventTarget {
 
   /** The page became visible again: when disconnected and waiting to retry, try at once. */
   wake() {
-    if ((this.state === 'reconnecting' || this.state === 'restarting') && this._online) {
-      this._clearTimer('retry');
-      this._connect();
-    }
+    if (this._online) this.retryNow(); // (never 'offline' while online: going online reconnects)
   }
 
   /**
