@@ -16,6 +16,8 @@ import {
   reverse,
   startProxy,
   startServer,
+  startTyping,
+  typingStopped,
   unexpectedConsole,
   within,
 } from './lib.mjs';
@@ -48,22 +50,7 @@ test('handover between two servers behind one address: the page moves with no ou
 
     // Typed through the page's form every 50 ms until 10 messages went out after the move (at
     // most 200, 10 s), so messages are on their way before, during and after the handover.
-    await tab.evaluate(() => {
-      let n = 0;
-      let afterMove = 0;
-      window.__typing = setInterval(() => {
-        if (n >= 200 || afterMove >= 10) {
-          clearInterval(window.__typing);
-          window.__typed = n;
-          return;
-        }
-        n += 1;
-        if (window.__rec.handovers.some((h) => h.phase === 'moved')) afterMove += 1;
-        const input = document.getElementById('text');
-        input.value = `rollout ${n} ⇄`;
-        document.getElementById('send-form').requestSubmit();
-      }, 50);
-    });
+    await startTyping(tab, { prefix: 'rollout', mark: '⇄', everyMs: 50, max: 200, afterMove: 10 });
     await tab.waitForFunction(() => window.__rec.replies.length >= 3, null, { timeout: 5_000, polling: 50 });
     serverE.child.kill('SIGTERM');
     const exitE = within(12_000, serverE.exit, 'pod-e exit after SIGTERM');
@@ -78,9 +65,8 @@ test('handover between two servers behind one address: the page moves with no ou
       null,
       { timeout: 2_000, polling: 20 },
     );
-    await tab.waitForFunction(() => window.__typed !== undefined, null, { timeout: 15_000, polling: 50 });
-    const typed = await tab.evaluate(() => window.__typed);
-    const texts = Array.from({ length: typed }, (_, i) => `rollout ${i + 1} ⇄`);
+    const texts = await typingStopped(tab, 15_000);
+    const typed = texts.length;
     await tab.waitForFunction(
       (n) => {
         const lis = [...document.querySelectorAll('#messages li')];

@@ -404,23 +404,32 @@ export const recording = (tab) =>
 
 /**
  * Types into the page's form every `everyMs` (as a user would: the input and Enter), `${prefix}
- * ${n} ${mark}`, until stopTyping or `max` messages; the page keeps at most 200 rows, so `max` stays
- * below that.
+ * ${n} ${mark}`, until stopTyping, `max` messages, or a stop of its own: `whileOpen`, once the
+ * page's state is no longer 'open'; `afterMove`, once that many were typed after the page moved
+ * (a recorded tab's handovers). The page keeps at most 200 rows, so `max` stays within that.
  */
-export async function startTyping(tab, { prefix, mark = '', everyMs = 50, max = 150 }) {
+export async function startTyping(tab, { prefix, mark = '', everyMs = 50, max = 150, whileOpen = false, afterMove = 0 }) {
   assert.ok(max <= 200, 'the page shows at most 200 rows');
   await tab.evaluate(
-    ({ prefix, mark, everyMs, max }) => {
-      const typing = (window.__typing = { texts: [], timer: null });
+    ({ prefix, mark, everyMs, max, whileOpen, afterMove }) => {
+      const typing = (window.__typing = { texts: [], timer: null, stopped: false });
+      let typedAfterMove = 0;
       typing.timer = setInterval(() => {
-        if (typing.texts.length >= max) return;
+        const moved = afterMove > 0 && typedAfterMove >= afterMove;
+        const closed = whileOpen && document.getElementById('state').dataset.state !== 'open';
+        if (typing.texts.length >= max || moved || closed) {
+          clearInterval(typing.timer);
+          typing.stopped = true;
+          return;
+        }
+        if (afterMove > 0 && window.__rec.handovers.some((h) => h.phase === 'moved')) typedAfterMove += 1;
         const text = `${prefix} ${typing.texts.length + 1}${mark ? ` ${mark}` : ''}`;
         typing.texts.push(text);
         document.getElementById('text').value = text;
         document.getElementById('send-form').requestSubmit();
       }, everyMs);
     },
-    { prefix, mark, everyMs, max },
+    { prefix, mark, everyMs, max, whileOpen, afterMove },
   );
 }
 
@@ -430,6 +439,12 @@ export const stopTyping = (tab) =>
     clearInterval(window.__typing.timer);
     return window.__typing.texts;
   });
+
+/** Waits until the typing stopped by itself (`max`, `whileOpen`, `afterMove`); returns every text typed. */
+export async function typingStopped(tab, timeoutMs) {
+  await tab.waitForFunction(() => window.__typing.stopped, null, { timeout: timeoutMs, polling: 50 });
+  return stopTyping(tab);
+}
 
 /** How many messages the page has sent so far (the 'sent' status or answered), and replies by instance. */
 export const counts = (tab) =>

@@ -30,6 +30,8 @@ import {
   launchBrowser,
   reverse,
   startServer,
+  startTyping,
+  stopTyping,
   unexpectedConsole,
   watchConsole,
   watchStateTexts,
@@ -197,28 +199,14 @@ test('drain and restart on the same port: "server restarting", reconnect, nothin
   // server's goaway notice comes first: the page tries to hand over, but the draining server's
   // listener is closed and no other server is on the port, so that fails; the old socket serves on
   // until the 1012, SAME_PORT_HANDOVER after the notice (hence up to 100 messages, 4 s of typing).
-  await page.evaluate(() => {
-    let n = 0;
-    window.__typing = setInterval(() => {
-      if (document.getElementById('state').dataset.state !== 'open' || n >= 100) {
-        clearInterval(window.__typing);
-        return;
-      }
-      n += 1;
-      const input = document.getElementById('text');
-      input.value = `während drain ${n} ✈`;
-      document.getElementById('send-form').requestSubmit();
-    }, 40);
-  });
+  await startTyping(page, { prefix: 'während drain', mark: '✈', everyMs: 40, max: 100, whileOpen: true });
   await drain(serverA);
   // The close event follows the server's exit closely; the typing stops at it.
   await page.waitForFunction(() => window.wsdrain.trace.some((t) => t.state === 'restarting'), null, {
     timeout: 5_000,
     polling: 50,
   });
-  const typedDuringDrain = await page.evaluate(() =>
-    [...document.querySelectorAll('#messages .text')].map((e) => e.textContent).filter((t) => t.startsWith('während')).reverse(),
-  );
+  const typedDuringDrain = await stopTyping(page);
   sentTexts.push(...typedDuringDrain);
   assert.ok(typedDuringDrain.length > 0, 'some messages were sent during the drain');
 
