@@ -22,8 +22,9 @@
 // The parts, each a module of its own: what the server says (protocol.js), what the client tells
 // the page (events.js), its defaults and how long it waits before a retry (policy.js), one
 // socket's record (socket.js), the messages not yet answered (queue.js), the clock and timers
-// (timers.js). Everything from the outside world is injected (WebSocket constructor, clock and
-// timers, random source), so tests drive it with fakes.
+// (timers.js); what a page imports from the parts is exported here as well. Everything from the
+// outside world is injected (WebSocket constructor, clock and timers, random source), so tests
+// drive it with fakes.
 
 import { REFUSED_CODES, RESTART_CODES, utf8 } from './protocol.js';
 import { ClientEvent } from './events.js';
@@ -31,6 +32,8 @@ import { MessageQueue } from './queue.js';
 import { DEFAULTS, RetryPolicy } from './policy.js';
 import { Socket } from './socket.js';
 import { Timers, makeClock } from './timers.js';
+export { ClientEvent, STATES } from './events.js';
+export { DEFAULTS, backoffCapMs } from './policy.js';
 
 export class WsClient extends EventTarget {
   /**
@@ -49,7 +52,7 @@ export class WsClient extends EventTarget {
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
     this._clock = makeClock(options.clock);
     this._now = this._clock.now;
-    this._retry = new RetryPolicy(this.config, options.random ?? Math.random);
+    this._policy = new RetryPolicy(this.config, options.random ?? Math.random);
     this._online = options.online ?? true;
 
     this.state = 'idle';
@@ -78,13 +81,13 @@ export class WsClient extends EventTarget {
 
   /** Reconnect attempts since the last stable connection. */
   get attempt() {
-    return this._retry.attempt;
+    return this._policy.attempt;
   }
 
   /** Starts connecting (or waits for `online` when the browser is offline). */
   start() {
     if (this.state !== 'idle' && this.state !== 'stopped') return;
-    this._retry.reset();
+    this._policy.reset();
     this.closeCode = null;
     this.closeReason = '';
     if (!this._online) {
@@ -131,7 +134,7 @@ export class WsClient extends EventTarget {
       this._dropAll(4001, 'browser offline');
       this._setState('offline');
     } else if (this.state === 'offline') {
-      this._retry.reset();
+      this._policy.reset();
       this._connect();
     }
   }
@@ -210,7 +213,7 @@ export class WsClient extends EventTarget {
       this._setState('open', { connection: sock.id });
     }
     this._timers.set('stable', this.config.stableMs, () => {
-      if (sock === this._sock && this.state === 'open') this._retry.stable(sock.handedOver);
+      if (sock === this._sock && this.state === 'open') this._policy.stable(sock.handedOver);
     });
     if (sock.handover) {
       this._emit('handover', { phase: 'moved', ...sock.handover, to: sock.instance, connection: sock.id, reason: '' });
@@ -259,7 +262,7 @@ export class WsClient extends EventTarget {
       return;
     }
     from.handedOver = true;
-    const delayMs = this._retry.quickEndDelayMs(from, 0, this._now());
+    const delayMs = this._policy.quickEndDelayMs(from, 0, this._now());
     if (delayMs > 0) {
       from.timers.set('handover', delayMs, () => {
         if (from === this._sock && from.open && !this._next && !this._old) this._openNext(from);
@@ -341,9 +344,9 @@ export class WsClient extends EventTarget {
 
   /**
    * What follows the end of `sock`, the current socket until then (`end`: {code, reason}).
-   * `failure` is the handover's, should it have been opened to hand over to.
+   * `failure` is the handover's, should it have been opened to hand over to and never opened.
    */
-  _afterCurrentEnded(sock, end, failure) {
+  _afterCurrentEnded(sock, end, failure = end.reason) {
     if (this._next) {
       this._waitForNext(end);
     } else if (!sock.open && sock.handover) {
@@ -387,11 +390,11 @@ export class WsClient extends EventTarget {
    */
   _retryAfterClose({ code, reason }, sock = null) {
     if (RESTART_CODES.has(code)) {
-      let delayMs = this._retry.restartMs();
-      if (sock) delayMs = this._retry.quickEndDelayMs(sock, delayMs, this._now());
+      let delayMs = this._policy.restartMs();
+      if (sock) delayMs = this._policy.quickEndDelayMs(sock, delayMs, this._now());
       this._retryIn(delayMs, 'restarting', { code, reason });
     } else {
-      this._retryIn(this._retry.backoffMs(), 'reconnecting', { code, reason });
+      this._retryIn(this._policy.backoffMs(), 'reconnecting', { code, reason });
     }
   }
 
@@ -402,7 +405,7 @@ export class WsClient extends EventTarget {
       this._handoverFailed(sock, 'connect timeout');
     } else if (sock === this._sock && this.state === 'connecting') {
       this._dropCurrent(4002, 'connect timeout');
-      this._afterCurrentEnded(sock, { code: null, reason: 'connect timeout' }, 'connect timeout');
+      this._afterCurrentEnded(sock, { code: null, reason: 'connect timeout' });
     }
   }
 
@@ -427,7 +430,7 @@ export class WsClient extends EventTarget {
     if (sock !== this._sock || this.state !== 'open') return;
     this._emit('dead', { silentMs, limitMs: sock.deadLimitMs });
     this._dropCurrent(4000, 'no alive message');
-    this._afterCurrentEnded(sock, { code: null, reason: 'no alive message' }, 'no alive message');
+    this._afterCurrentEnded(sock, { code: null, reason: 'no alive message' });
   }
 
   /**
@@ -465,15 +468,8 @@ export class WsClient extends EventTarget {
     const sock = this._sock;
     let message;
     while (sock && sock.open && this.state === 'open' && (message = this._queue.nextUnsent())) {
-      // CLOSING (the server's close frame came; the close event has not yet): a send would be
-      // dropped (with a console error); the message waits for the next connection instead.
-      if (sock.ws.readyState !== 1) return;
-      try {
-        sock.ws.send(message.text);
-      } catch {
-        return; // the socket is closing; its close event re-queues
-      }
-      this._queue.sent(message, this._now());
+      if (!sock.send(message.text)) return; // closing: the message waits for the next socket
+      this._queue.takeNextUnsent(this._now());
       sock.inFlight.push(message);
       this._emit('sent', { message });
     }

@@ -1,5 +1,6 @@
 // The page client's policy (client.js): its limits, and how long it waits before it tries again
-// after a socket ended. No sockets, no timers: the client asks for a delay and sets its own timer.
+// after a socket ended. It opens, closes and times nothing: the client asks for a delay (telling
+// it when the socket opened) and sets its own timer.
 //
 // Every way a pod ends (issue 20), and the wait that follows:
 //   close 1012/1001 (a drain, also a short one)    a short random delay (restartMinMs..restartMaxMs)
@@ -15,7 +16,8 @@
 // as fast as handshakes go. (A client moved from pod to pod by a rollout, seconds apart, is not
 // slowed down; the count is reset as the attempts' is, after stableMs on one socket.)
 
-/** Reconnect policy and limits; every field may be overridden in the constructor options. */
+/** Reconnect policy and limits; every field may be overridden in the client's constructor options
+ * (where an option is null or undefined, its default holds). */
 export const DEFAULTS = Object.freeze({
   baseDelayMs: 500, // backoff: delay = random(0, min(maxDelayMs, baseDelayMs * 2^attempt))
   maxDelayMs: 30_000,
@@ -30,7 +32,7 @@ export const DEFAULTS = Object.freeze({
 });
 
 /** The upper bound of the backoff delay before reconnect attempt `attempt` (0-based). */
-export function backoffCapMs(attempt, { baseDelayMs, maxDelayMs }) {
+export function backoffCapMs(attempt, { baseDelayMs, maxDelayMs } = DEFAULTS) {
   return Math.min(maxDelayMs, baseDelayMs * 2 ** Math.min(attempt, 52));
 }
 

@@ -27,16 +27,18 @@ export class MessageQueue {
     return this._unsent.length > 0 ? this._unsent[0] : null;
   }
 
-  /** nextUnsent() went out on a socket at `now`. */
-  sent(message, now) {
-    this._unsent.shift();
+  /** nextUnsent() went out on a socket at `now`: it is in flight, no longer unsent. Returns it. */
+  takeNextUnsent(now) {
+    const message = this._unsent.shift();
     message.sentAt = now;
     message.sends += 1;
+    return message;
   }
 
   /** Answered, or refused by the server: no longer queued. */
   remove(message) {
-    this._all.splice(this._all.indexOf(message), 1);
+    const at = this._all.indexOf(message);
+    if (at >= 0) this._all.splice(at, 1);
   }
 
   /** Sent, but the socket is gone unanswered: they go out again, in sequence order. */

@@ -1,5 +1,6 @@
 // One WebSocket of the page's client (client.js): what is in flight on it, what it heard and when,
-// and its own timers. The client decides what its events mean; this only keeps the record.
+// and its own timers: it watches itself for silence, and tells a reply from an alive message. The
+// client decides what its open, messages, close and silence mean for the connection.
 
 import { fitCloseReason, parseAlive, reverseText } from './protocol.js';
 import { Timers } from './timers.js';
@@ -84,6 +85,19 @@ export class Socket {
     if (alive) return { alive };
     // Not the reversal expected (another server mode): replies are still first-in, first-out.
     return head ? { reply: text } : null;
+  }
+
+  /** Sends `text`, unless the socket is closing; returns whether it went out. */
+  send(text) {
+    // CLOSING (the server's close frame came; the close event has not yet): a browser would drop
+    // the send (with a console error).
+    if (this.ws.readyState !== 1) return false;
+    try {
+      this.ws.send(text);
+      return true;
+    } catch {
+      return false; // closing after all; its close event follows
+    }
   }
 
   /**

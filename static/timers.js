@@ -10,11 +10,11 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
  * late, so times the client reports (`retryAt`, an alive's `at`) are on it, not on Date.now().
  * @param {{now?: Function, setTimeout?: Function, clearTimeout?: Function}} [clock]
  */
-export function makeClock(clock = {}) {
+export function makeClock(clock) {
   return {
-    now: clock.now ?? (() => performance.now()),
-    setTimeout: clock.setTimeout ?? ((fn, ms) => globalThis.setTimeout(fn, ms)),
-    clearTimeout: clock.clearTimeout ?? ((id) => globalThis.clearTimeout(id)),
+    now: clock?.now ?? (() => performance.now()),
+    setTimeout: clock?.setTimeout ?? ((fn, ms) => globalThis.setTimeout(fn, ms)),
+    clearTimeout: clock?.clearTimeout ?? ((id) => globalThis.clearTimeout(id)),
   };
 }
 
@@ -32,10 +32,6 @@ export class Timers {
       this._ids[name] = null;
       fn();
     }, Math.min(Math.max(0, ms), MAX_TIMER_MS));
-  }
-
-  isSet(name) {
-    return this._ids[name] !== null;
   }
 
   clear(name) {

@@ -412,6 +412,7 @@ export async function startTyping(tab, { prefix, mark = '', everyMs = 50, max = 
   assert.ok(max <= 200, 'the page shows at most 200 rows');
   await tab.evaluate(
     ({ prefix, mark, everyMs, max, whileOpen, afterMove }) => {
+      if (afterMove > 0 && !window.__rec) throw new Error('startTyping: afterMove needs a recorded tab (openRecordedTab)');
       const typing = (window.__typing = { texts: [], timer: null, stopped: false });
       let typedAfterMove = 0;
       typing.timer = setInterval(() => {

@@ -3,7 +3,7 @@
 // Run: node --test tests/browser/unit/*.test.mjs (every file), or name one file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULTS, backoffCapMs } from '../../../static/policy.js';
+import { DEFAULTS, backoffCapMs } from '../../../static/client.js';
 import { parseAlive, reverseText, webSocketUrl } from '../../../static/protocol.js';
 import { setup, scripted, alive } from './fakes.mjs';
 

@@ -10,8 +10,7 @@
 // Run: node --test tests/browser/unit/*.test.mjs (every file), or name one file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { STATES } from '../../../static/events.js';
-import { DEFAULTS } from '../../../static/policy.js';
+import { DEFAULTS, STATES } from '../../../static/client.js';
 import { reverseText } from '../../../static/protocol.js';
 import { setup, scripted, alive, hello, goaway, handoverSetup } from './fakes.mjs';
 

@@ -199,13 +199,13 @@ test('a quick notice and then a quick 1012 on one socket count once', () => {
   for (let i = 0; i < 4; i++) {
     last().open();
     last().receive(hello('pod-a'));
-    const counted = client._retry.quickEnds;
+    const counted = client._policy.quickEnds;
     clock.advance(1_000);
     last().receive(goaway('pod-a'));
-    assert.equal(client._retry.quickEnds, counted + 1, 'the notice counted');
+    assert.equal(client._policy.quickEnds, counted + 1, 'the notice counted');
     clock.advance(500);
     last().serverClose(1012);
-    assert.equal(client._retry.quickEnds, counted + 1, 'its 1012 not again');
+    assert.equal(client._policy.quickEnds, counted + 1, 'its 1012 not again');
     clock.advance(of('state').at(-1).delayMs);
   }
 });
@@ -218,14 +218,14 @@ test('the stable timer does not undo the count while a move waits out a quick en
     last().open();
     last().receive(hello('pod-a'));
   }
-  assert.equal(client._retry.quickEnds, 6);
+  assert.equal(client._policy.quickEnds, 6);
   // A quick notice now waits 0.99 x 30 s; the socket's 30 s stable timer fires inside that wait.
   serve(1_000);
   last().receive(goaway('pod-a'));
   const sockets = client.connections;
   serve(29_500);
   assert.equal(client.connections, sockets, 'the move still waits');
-  assert.equal(client._retry.quickEnds, 7, 'not reset while the move waits');
+  assert.equal(client._policy.quickEnds, 7, 'not reset while the move waits');
 });
 
 test('retryNow() while offline: a handshake that hangs goes back to offline, not to a backoff', () => {

@@ -3,7 +3,7 @@
 // Run: node --test tests/browser/unit/*.test.mjs (every file), or name one file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULTS } from '../../../static/policy.js';
+import { DEFAULTS } from '../../../static/client.js';
 import { setup, alive } from './fakes.mjs';
 
 // --- dead-link detection ----------------------------------------------------------------------------
