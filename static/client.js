@@ -26,10 +26,10 @@
 // outside world is injected (WebSocket constructor, clock and timers, random source), so tests
 // drive it with fakes.
 
-import { REFUSED_CODES, RESTART_CODES, utf8 } from './protocol.js';
+import { REFUSED_CODES, RESTART_CODES } from './protocol.js';
 import { ClientEvent } from './events.js';
 import { MessageQueue } from './queue.js';
-import { DEFAULTS, RetryPolicy } from './policy.js';
+import { DEFAULTS, Policy } from './policy.js';
 import { Socket } from './socket.js';
 import { Timers, makeClock } from './timers.js';
 export { ClientEvent, STATES } from './events.js';
@@ -52,7 +52,7 @@ export class WsClient extends EventTarget {
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
     this._clock = makeClock(options.clock);
     this._now = this._clock.now;
-    this._policy = new RetryPolicy(this.config, options.random ?? Math.random);
+    this._policy = new Policy(this.config, options.random ?? Math.random);
     this._online = options.online ?? true;
 
     this.state = 'idle';
@@ -108,14 +108,14 @@ export class WsClient extends EventTarget {
 
   /**
    * Queues `text` and sends it when connected. Returns the message ({seq, text, queuedAt, sentAt,
-   * sends}), or null for empty text or text over the server's message size (a `rejected` event).
+   * sends}), or null for empty text, and for text the policy refuses (a `rejected` event): over the
+   * server's message size, or beyond maxPending messages unanswered.
    */
   send(text) {
     text = String(text);
     if (text.length === 0) return null;
-    const bytes = utf8.encode(text).length;
-    if (bytes > this.config.maxMessageBytes) {
-      const reason = `message is ${bytes} bytes; the server takes at most ${this.config.maxMessageBytes}`;
+    const reason = this._policy.refusal(text, this._queue.size);
+    if (reason) {
       this._emit('rejected', { text, reason });
       return null;
     }

@@ -20,10 +20,11 @@
 //                                                               'failed' (the old socket serves on until
 //                                                               it closes; then the usual reconnect)
 //   dead     {silentMs, limitMs}                                no alive message in time: link closed
-//   rejected {text, reason, message}                            a message refused: by send() (too big;
-//                                                               no message), or by the server (close
-//                                                               1009/1007/1003 while it was the first
-//                                                               in flight: `message`, no longer queued)
+//   rejected {text, reason, message}                            a message refused: by send() (too big,
+//                                                               or maxPending waiting; no message), or
+//                                                               by the server (close 1009/1007/1003
+//                                                               while it was the first in flight:
+//                                                               `message`, no longer queued)
 
 /** The states a client is in; the page shows each in words. */
 export const STATES = Object.freeze([

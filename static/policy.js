@@ -1,5 +1,5 @@
-// The page client's policy (client.js): its limits, and how long it waits before it tries again
-// after a socket ended. It opens, closes and times nothing: the client asks for a delay (telling
+// The page client's policy (client.js): its limits (what send() refuses), and how long it waits
+// before it tries again after a socket ended. It opens, closes and times nothing: the client asks for a delay (telling
 // it when the socket opened) and sets its own timer.
 //
 // Every way a pod ends (issue 20), and the wait that follows:
@@ -29,14 +29,17 @@ export const DEFAULTS = Object.freeze({
   aliveIntervalMs: 5_000, // the server's default ALIVE_INTERVAL: the watchdog's interval until an alive says
   connectTimeoutMs: 10_000, // a socket not open by then is given up and retried
   maxMessageBytes: 65_536, // the server's MAX_MESSAGE_SIZE: larger messages would be closed with 1009
+  maxPending: 1_000, // unanswered messages at most: send() refuses more until replies come
 });
+
+import { utf8 } from './protocol.js';
 
 /** The upper bound of the backoff delay before reconnect attempt `attempt` (0-based). */
 export function backoffCapMs(attempt, { baseDelayMs, maxDelayMs } = DEFAULTS) {
   return Math.min(maxDelayMs, baseDelayMs * 2 ** Math.min(attempt, 52));
 }
 
-export class RetryPolicy {
+export class Policy {
   /**
    * @param {object} config  baseDelayMs, maxDelayMs, restartMinMs, restartMaxMs, quickEndMs
    * @param {Function} random  returns a number in [0, 1)
@@ -46,6 +49,19 @@ export class RetryPolicy {
     this._random = random;
     this.attempt = 0; // reconnect attempts since the last stable connection
     this.quickEnds = 0; // quick ends in a row (1012s and notices within quickEndMs of an open)
+  }
+
+  /**
+   * Why send() refuses `text` with `pending` messages unanswered, or null: over the server's
+   * message size (it would close the socket with 1009), or too many waiting (kept, they would
+   * grow without bound while the server is away).
+   */
+  refusal(text, pending) {
+    const { maxMessageBytes, maxPending } = this.config;
+    const bytes = utf8.encode(text).length;
+    if (bytes > maxMessageBytes) return `message is ${bytes} bytes; the server takes at most ${maxMessageBytes}`;
+    if (pending >= maxPending) return `${pending} messages are waiting for their replies; at most ${maxPending} may`;
+    return null;
   }
 
   /** A fresh start: the user started, or the browser came back online. */

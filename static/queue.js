@@ -14,6 +14,11 @@ export class MessageQueue {
     return this._all.slice();
   }
 
+  /** How many messages are unanswered. */
+  get size() {
+    return this._all.length;
+  }
+
   /** A new message ({seq, text, queuedAt, sentAt, sends}), queued at `now`, not yet sent. */
   add(text, now) {
     const message = { seq: this._nextSeq++, text, queuedAt: now, sentAt: null, sends: 0 };

@@ -235,6 +235,21 @@ test('a message over the server limit is refused, not queued', () => {
   assert.equal(client.pending.length, 1);
 });
 
+test('beyond maxPending unanswered messages send() refuses, until replies come', () => {
+  const { client, of, last } = setup({ maxPending: 3 });
+  for (const text of ['a', 'b', 'c']) assert.ok(client.send(text));
+  assert.equal(client.send('d'), null, 'a fourth is refused');
+  assert.match(of('rejected')[0].reason, /^3 messages are waiting for their replies; at most 3 may$/);
+  assert.deepEqual(client.pending.map((m) => m.text), ['a', 'b', 'c']);
+  client.start();
+  last().open();
+  last().receive('a');
+  assert.ok(client.send('e'), 'one answered: room for one more');
+  assert.equal(client.send('f'), null);
+  assert.deepEqual(client.pending.map((m) => m.text), ['b', 'c', 'e']);
+  assert.equal(of('rejected').length, 2);
+});
+
 // --- browser signals --------------------------------------------------------------------------------
 
 test('offline stops trying; online reconnects at once', () => {
