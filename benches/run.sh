@@ -34,8 +34,8 @@
 # Modes: memory per idle WebSocket (N = 1,000, 10,000, 19,000; with alive messages every 5 s for
 # the servers that send them), echo CPU per message (closed loop, and latency at a fixed offered
 # load), CPU per connection, CPU per static-file request (index.html, 2.7 KB, and client.js,
-# 29 KB, against nginx when it is installed), CPU per alive message at 10,000 idle connections
-# (alive every 1 s).
+# 20 KB since it was split into modules, 26-29 KB before; against nginx when it is installed), CPU
+# per alive message at 10,000 idle connections (alive every 1 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
