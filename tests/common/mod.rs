@@ -25,7 +25,7 @@ mod raw_ws;
 #[allow(unused_imports)]
 pub use http::{Client, Response, get, raw};
 #[allow(unused_imports)]
-pub use raw_ws::{HELLO_PREFIX, RawWs, UPGRADE, ws_client};
+pub use raw_ws::{HELLO_PREFIX, RawWs, UPGRADE, next_text, ws_client};
 #[allow(unused_imports)]
 pub use testkit::evidence::{DrainPlan, EventFields, Metrics};
 #[allow(unused_imports)]

@@ -202,3 +202,15 @@ pub fn ws_client(addr: SocketAddr) -> tungstenite::WebSocket<TcpStream> {
     assert_eq!(response.status(), 101);
     ws
 }
+
+/// The next text message on `ws` that is not an alive message, skipping pings and pongs.
+pub fn next_text(ws: &mut tungstenite::WebSocket<TcpStream>) -> String {
+    loop {
+        match ws.read().expect("read") {
+            tungstenite::Message::Text(t) if t.starts_with(ALIVE_PREFIX) => {}
+            tungstenite::Message::Text(t) => return t.to_string(),
+            tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
