@@ -178,7 +178,15 @@ CONF
   done
 }
 
-stop() { kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+# stop: kills the server started last and reaps it, and takes it off the list the exit kills: a
+# long run's pids wrap, and a kill -9 at exit could then name an unrelated process.
+stop() {
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  local p kept=()
+  for p in "${pids[@]}"; do [ "$p" = "$pid" ] || kept+=("$p"); done
+  pids=(${kept[@]+"${kept[@]}"})
+}
 
 # turned R WORD...: the words turned left by R places (round r starts with the r-th server), as
 # run.sh and profile.sh turn the servers each round.
@@ -200,9 +208,20 @@ echo_load() {
 # fanout_load ARG...: the fan-out load (idle WebSockets that count the server's alive messages)
 # on the client's core, against the server started last ($port, $pid); ARGs follow it
 # (--connections, --seconds, --warmup, --label, --csv). Run in the background, $! is the
-# function's shell, not loadgen: wait on it, do not read its CPU time.
+# function's shell, not loadgen: wait on it, do not read its CPU time (fanout_start does that).
 fanout_load() {
   "${pin_client[@]}" "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" "$@"
+}
+
+# fanout_start ARG...: fanout_load's command, started in the background by the function itself,
+# in the caller's shell (so call it as is, not in $(...) nor with &), which sets $lg to loadgen's
+# own pid (taskset execs it): the caller can read its CPU time, wait on it or kill it. Redirect
+# the call to redirect loadgen's output (fanout_start ... >FILE 2>&1). It does not wait for the
+# connections to open: the caller paces itself.
+fanout_start() {
+  "${pin_client[@]}" "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" "$@" &
+  # shellcheck disable=SC2034 # read by the calling scripts
+  lg=$!
 }
 
 # last_row FILE COLUMN...: the named columns of the last row of FILE (a loadgen CSV), joined by

@@ -15,9 +15,8 @@ messages=80000 # 8 s of 10,000 a second
 read -ra servers <<<"${SERVERS:-uws uws-spread wsdrain}"
 for s in "${servers[@]}"; do
   start "$s" ALIVE_INTERVAL=1s
-  "${pin_client[@]}" "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" --connections 10000 \
-    --seconds 16 --warmup 2 --label "$s" --csv /dev/null >"$logdir/loadgen.out" 2>&1 &
-  lg=$!
+  fanout_start --connections 10000 --seconds 16 --warmup 2 --label "$s" --csv /dev/null \
+    >"$logdir/loadgen.out" 2>&1
   sleep 5 # pacing: the connections are open and the alive messages flow
   perf stat -x, -e "$events" -p "$pid" -- sleep 8 2>"$logdir/$s.csv" >/dev/null
   wait "$lg"

@@ -17,7 +17,11 @@ interval_ms=${INTERVAL_MS:-1000}
 read -ra loadgen_args <<<"${LOADGEN_ARGS:-}"
 if [ "${SPIN:-0}" = 1 ]; then
   chrt --idle 0 taskset -c 0 sh -c 'while :; do :; done' &
-  pids+=("$!") # stopped with the servers at exit
+  spin=$!
+  pids+=("$spin") # killed with the servers by servers.sh's exit trap (the end, a failure, Ctrl-C, TERM)
+  # chrt or taskset failing would leave core 0 idling, and the numbers read as with SPIN=1.
+  sleep 0.1
+  kill -0 "$spin" 2>/dev/null || { echo "per-step.sh: SPIN=1: the spinner did not start" >&2; exit 1; }
 fi
 ksoftirqd0=$(pgrep -x ksoftirqd/0)
 cpu_ns() { awk '{print $1}' /proc/"$1"/schedstat; }
@@ -26,9 +30,8 @@ sample() { echo "$(date +%s%N) $(idle_us) $(cpu_ns "$pid") $(cpu_ns "$ksoftirqd0
 for r in $(seq 1 "${ROUNDS:-3}"); do
   for s in ${SERVERS:-wsdrain uws uws-spread}; do
     start "$s" ALIVE_INTERVAL="${interval_ms}ms"
-    "${pin_client[@]}" "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" --connections 10000 \
-      --seconds 14 --warmup 2 --label "$s" --csv /dev/null "${loadgen_args[@]}" >"$logdir/loadgen.out" 2>&1 &
-    lg=$!
+    fanout_start --connections 10000 --seconds 14 --warmup 2 --label "$s" --csv /dev/null "${loadgen_args[@]}" \
+      >"$logdir/loadgen.out" 2>&1
     sleep 5 # pacing: the connections are open and the alive messages flow
     before=$(sample)
     sleep 8

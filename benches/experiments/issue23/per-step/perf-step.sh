@@ -13,9 +13,8 @@ out=${OUT:-$logdir}
 s=${S:-wsdrain}
 for ms in 2000 500; do
   start "$s" ALIVE_INTERVAL="${ms}ms"
-  "${pin_client[@]}" "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" --connections 10000 \
-    --seconds 14 --warmup 2 --label "$s" --csv /dev/null >"$logdir/loadgen.out" 2>&1 &
-  lg=$!
+  fanout_start --connections 10000 --seconds 14 --warmup 2 --label "$s" --csv /dev/null \
+    >"$logdir/loadgen.out" 2>&1
   sleep 5 # pacing: the connections are open and the alive messages flow
   perf record -q -F 20000 -p "$pid" -o "$out/$s-$ms.data" -- sleep 8 >/dev/null 2>&1
   wait "$lg"

@@ -19,9 +19,8 @@ per_1000() { # perf stat's CSV on stdin: "count per 1,000 alive messages  event"
 }
 for s in ${SERVERS:-wsdrain uws uws-spread}; do
   start "$s" ALIVE_INTERVAL=1s
-  "${pin_client[@]}" "$bin/loadgen" fanout --addr "127.0.0.1:$port" --pid "$pid" --connections 10000 \
-    --seconds 40 --warmup 2 --label "$s" --csv /dev/null >"$logdir/loadgen.out" 2>&1 &
-  lg=$!
+  fanout_start --connections 10000 --seconds 40 --warmup 2 --label "$s" --csv /dev/null \
+    >"$logdir/loadgen.out" 2>&1
   sleep 5 # pacing: the connections are open and the alive messages flow
   echo "== $s: on the server's time"
   perf stat -x, -e "$events" -p "$pid" -- sleep 8 2>&1 >/dev/null | per_1000
