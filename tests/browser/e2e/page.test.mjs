@@ -22,8 +22,6 @@ import { join } from 'node:path';
 import {
   ARTIFACTS,
   ROOT,
-  decodePng,
-  distinctColours,
   drain,
   drainEnd,
   finish,
@@ -36,6 +34,7 @@ import {
   watchConsole,
   watchStateTexts,
 } from './lib.mjs';
+import { decodePng, distinctColours } from './png.mjs';
 
 let context;
 let page;
