@@ -320,10 +320,7 @@ export class WsClient extends EventTarget {
       return;
     }
     if (sock === this._next) {
-      // The new socket failed: the old one serves on; when it closes, the usual reconnect.
-      this._next = null;
-      this._closeSocket(sock);
-      this._handoverFailed(sock, `closed (${code}) before it opened`);
+      this._dropNext(`closed (${code}) before it opened`);
       return;
     }
     if (sock !== this._sock) return;
@@ -400,9 +397,7 @@ export class WsClient extends EventTarget {
 
   _onConnectTimeout(sock) {
     if (sock === this._next) {
-      this._next = null;
-      this._closeSocket(sock, 4002, 'connect timeout');
-      this._handoverFailed(sock, 'connect timeout');
+      this._dropNext('connect timeout', 4002);
     } else if (sock === this._sock && this.state === 'connecting') {
       this._dropCurrent(4002, 'connect timeout');
       this._afterCurrentEnded(sock, { code: null, reason: 'connect timeout' });
@@ -443,6 +438,14 @@ export class WsClient extends EventTarget {
       this._queue.requeue(messages);
       this._emit('requeued', { messages });
     }
+  }
+
+  /** The handover's new socket failed (closed with `code` if given): the old one serves on. */
+  _dropNext(failure, code) {
+    const sock = this._next;
+    this._next = null;
+    this._closeSocket(sock, code, failure);
+    this._handoverFailed(sock, failure);
   }
 
   /** Done with the current socket: closed with `code` if one is given. */
